@@ -1,0 +1,32 @@
+"""Process settings, read from the environment (prefix ``CORRESPONDANCE_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Settings of one Correspondance process.
+
+    ``REDIS_URL`` is read without prefix, as is conventional; with it unset the embedded
+    in-process backend is used.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CORRESPONDANCE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=REPO_ROOT / "data", description="Folder of city bundles.")
+    cache_dir: Path = Field(default=REPO_ROOT / "var" / "cache", description="Build cache.")
+    default_city: str | None = Field(default=None, description="City served when none is named.")
+    redis_url: str | None = Field(
+        default=None, validation_alias="REDIS_URL", description="Redis for shared state."
+    )
+    role: str = Field(default="all", description="all | api | worker: which loops this runs.")
+    walk_speed_m_s: float = Field(default=1.3, gt=0.2, lt=5.0)
+    max_access_walk_s: float = Field(default=1200.0, gt=0, description="Walk to/from transit.")
+    max_transfer_walk_m: float = Field(default=400.0, gt=0)
+    max_snap_distance_m: float = Field(default=500.0, gt=0)
