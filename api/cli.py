@@ -1,0 +1,142 @@
+"""The ``correspondance`` command line: build, serve, plan, worker.
+
+Bad arguments print a message naming the argument and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+
+from correspondance.cities import discover_cities, get_city
+from correspondance.errors import CorrespondanceError
+from correspondance.settings import Settings
+
+log = logging.getLogger("correspondance")
+
+
+class CliError(Exception):
+    """A user-facing CLI failure (exit status 2)."""
+
+
+def _progress(message: str) -> None:
+    print(f"  … {message}", file=sys.stderr, flush=True)
+
+
+def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    """Build (or verify the cache of) a city's base."""
+    from routing.base import load_or_build
+
+    city = get_city(discover_cities(settings.data_dir), args.city)
+    print(f"Building {city.name} ({city.id})", file=sys.stderr)
+    started = time.perf_counter()
+    base, cached = load_or_build(city, settings.cache_dir, settings.max_transfer_walk_m,
+                                 progress=_progress, rebuild=args.force)
+    took = time.perf_counter() - started
+    tt = base.timetable
+    print(f"{'Loaded from cache' if cached else 'Built'} in {took:.1f} s: "
+          f"{tt.n_stops:,} stops, {len(tt.trip_ids):,} trips, "
+          + ", ".join(f"{m} {n.n_nodes:,} nodes/{n.n_edges:,} edges"
+                      for m, n in base.streets.items()), file=sys.stderr)
+    for warning in base.warnings:
+        print(f"  warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Build if needed, then serve the API and web app."""
+    import uvicorn
+
+    from api.app import create_app, load_bases
+
+    if not _port_free(args.host, args.port):
+        raise CliError(f"--port: {args.host}:{args.port} is already in use")
+    if args.city:
+        get_city(discover_cities(settings.data_dir), args.city)  # fail fast on a bad name
+    print("Loading city data (the first run builds it: about a minute)…", file=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    bases, _default = load_bases(settings, [args.city] if args.city else None)
+    app = create_app(settings, bases=bases)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    backend = f"Redis at {settings.redis_url}" if settings.redis_url else "in-process state"
+    print(f"\n  Correspondance is running ({backend}).\n  Open http://{shown}:{args.port}/ "
+          f"— API docs at http://{shown}:{args.port}/docs\n", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Hold the single-writer lock for live state (feed polling lands here, issue 4)."""
+    from correspondance.store import create_store
+
+    async def run() -> None:
+        store = create_store(settings.redis_url)
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        try:
+            while True:
+                if await store.acquire_lock("writer", owner, ttl_s=15):
+                    print(f"writer lock held by {owner}", file=sys.stderr, flush=True)
+                    while await store.refresh_lock("writer", owner, ttl_s=15):
+                        await asyncio.sleep(5)
+                await asyncio.sleep(5)
+        finally:
+            await store.aclose()
+
+    asyncio.run(run())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="correspondance",
+                                     description="Open multimodal mobility platform.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build a city's base from its feeds and cache it")
+    build.add_argument("--city", help="city id (a folder of data/); default: the default city")
+    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.set_defaults(func=cmd_build)
+    serve = sub.add_parser("serve", help="serve the API and the web app")
+    serve.add_argument("--city", help="city id; default: the default city")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="run the single writer of live state")
+    worker.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``correspondance`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+        if getattr(args, "port", 1) is not None and not 0 < getattr(args, "port", 1) < 65536:
+            raise CliError(f"--port: {args.port} is not a TCP port")
+        code: int = args.func(args, settings)
+        return code
+    except (CliError, CorrespondanceError) as exc:
+        print(f"correspondance {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

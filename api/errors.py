@@ -1,0 +1,72 @@
+"""The one place where domain errors become HTTP responses.
+
+Every error body is ``{"error": {"code": <stable machine code>, "message": <human>}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from correspondance.errors import CorrespondanceError, InputError, UnknownCityError
+from correspondance.store import StoreUnavailableError
+from routing.errors import (
+    NoServiceError,
+    NoStreetNearbyError,
+    OutsideCityError,
+    UnknownStopError,
+)
+
+log = logging.getLogger("correspondance.api")
+
+STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (UnknownCityError, 404),
+    (UnknownStopError, 404),
+    (OutsideCityError, 422),
+    (NoStreetNearbyError, 422),
+    (NoServiceError, 422),
+    (InputError, 400),
+    (StoreUnavailableError, 503),
+)
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON body of every error response."""
+    return {"error": {"code": code, "message": message}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map domain errors, validation errors and unexpected failures to JSON responses."""
+
+    @app.exception_handler(CorrespondanceError)
+    async def _domain(_: Request, exc: CorrespondanceError) -> JSONResponse:
+        status = next((s for kind, s in STATUS_BY_ERROR if isinstance(exc, kind)), 400)
+        return JSONResponse(error_body(exc.code, exc.message), status_code=status)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:
+        return JSONResponse(error_body("store_unavailable", str(exc)), status_code=503,
+                            headers={"Retry-After": "5"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"] if p not in ("query", "body", "path"))
+            problems.append(f"{where or 'request'}: {err['msg']}")
+        return JSONResponse(error_body("invalid_parameter", "; ".join(problems)), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return JSONResponse(error_body("internal_error", "an unexpected error occurred; it was "
+                                       "logged"), status_code=500)

@@ -1,0 +1,145 @@
+"""API response models (pydantic at the edge)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from routing.plan import Itinerary, Leg, Place
+
+
+class PlaceOut(BaseModel):
+    """A point with a name; ``stop_id`` for transit stops."""
+
+    name: str
+    lat: float
+    lon: float
+    stop_id: str | None = None
+
+    @classmethod
+    def of(cls, place: Place) -> PlaceOut:
+        """From a routing Place."""
+        return cls(name=place.name, lat=place.lat, lon=place.lon, stop_id=place.stop_id)
+
+
+class LineString(BaseModel):
+    """GeoJSON LineString, coordinates as [lon, lat]."""
+
+    type: Literal["LineString"] = "LineString"
+    coordinates: list[tuple[float, float]]
+
+
+class LegOut(BaseModel):
+    """One leg."""
+
+    mode: str
+    from_: PlaceOut = Field(alias="from")
+    to: PlaceOut
+    departure: dt.datetime
+    arrival: dt.datetime
+    duration_s: int
+    distance_m: float
+    route_id: str | None
+    route_short_name: str | None
+    route_long_name: str | None
+    route_color: str | None
+    trip_id: str | None
+    headsign: str | None
+    agency_name: str | None
+    intermediate_stops: int
+    geometry: LineString
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+    @classmethod
+    def of(cls, leg: Leg) -> LegOut:
+        """From a routing Leg."""
+        return cls.model_validate({
+            "mode": leg.mode, "from": PlaceOut.of(leg.origin), "to": PlaceOut.of(leg.destination),
+            "departure": leg.departure, "arrival": leg.arrival,
+            "duration_s": int((leg.arrival - leg.departure).total_seconds()),
+            "distance_m": round(leg.distance_m, 1), "route_id": leg.route_id,
+            "route_short_name": leg.route_short_name, "route_long_name": leg.route_long_name,
+            "route_color": leg.route_color, "trip_id": leg.trip_id, "headsign": leg.headsign,
+            "agency_name": leg.agency_name, "intermediate_stops": leg.intermediate_stops,
+            "geometry": LineString(coordinates=[(round(x, 6), round(y, 6))
+                                                for x, y in leg.geometry]),
+        })
+
+
+
+class ItineraryOut(BaseModel):
+    """A door-to-door option."""
+
+    departure: dt.datetime
+    arrival: dt.datetime
+    duration_s: int
+    transfers: int
+    walk_s: int
+    walk_m: float
+    legs: list[LegOut]
+
+    @classmethod
+    def of(cls, it: Itinerary) -> ItineraryOut:
+        """From a routing Itinerary."""
+        return cls(departure=it.departure, arrival=it.arrival,
+                   duration_s=int((it.arrival - it.departure).total_seconds()),
+                   transfers=it.transfers, walk_s=it.walk_seconds,
+                   walk_m=round(it.walk_metres, 1), legs=[LegOut.of(leg) for leg in it.legs])
+
+
+class LatLon(BaseModel):
+    """A coordinate."""
+
+    lat: float
+    lon: float
+
+
+class PlanOut(BaseModel):
+    """Response of ``GET /api/v1/plan``."""
+
+    city: str
+    from_: LatLon = Field(alias="from")
+    to: LatLon
+    depart: dt.datetime
+    itineraries: list[ItineraryOut]
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+
+class CityOut(BaseModel):
+    """A served city."""
+
+    id: str
+    name: str
+    timezone: str
+    bbox: tuple[float, float, float, float]
+    center: tuple[float, float]
+    default_date: dt.date
+    default_time: str
+    default: bool
+    attribution: list[str]
+    service_start: dt.date
+    service_end: dt.date
+
+
+class CitiesOut(BaseModel):
+    """Response of ``GET /api/v1/cities``."""
+
+    cities: list[CityOut]
+
+
+class ErrorDetail(BaseModel):
+    """Machine code and human message."""
+
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx body."""
+
+    error: ErrorDetail

@@ -1,0 +1,22 @@
+"""The typed application state the lifespan builds and the routes read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from correspondance.cities import CityConfig
+from correspondance.settings import Settings
+from correspondance.store import StateStore
+from routing.base import CityBase
+
+
+@dataclass
+class AppState:
+    """Store, settings and the loaded city bases (one reference per city, swapped whole)."""
+
+    settings: Settings
+    store: StateStore
+    cities: dict[str, CityConfig]
+    bases: dict[str, CityBase] = field(default_factory=dict)
+    default_city: str = ""
+    basemaps: dict[str, bytes] = field(default_factory=dict)
