@@ -1,0 +1,178 @@
+"""Fixtures for the browser tests: the real server in a subprocess, and headless Debian Chromium.
+
+The server is started as ``python -m api.cli serve --city porto-alegre`` on a free loopback
+port and polled on ``/api/v1/health`` (first start may build the city's graph: up to 180 s).
+``CORRESPONDANCE_CACHE_DIR`` and the rest of the environment are inherited.
+
+Set ``CORRESPONDANCE_BROWSER_BASE_URL=http://127.0.0.1:PORT`` to run these tests against a
+server that is already running instead of starting one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STARTUP_TIMEOUT_S = 180.0
+# A phone-sized viewport: the page is mobile-first.
+VIEWPORT = {"width": 390, "height": 844}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _health_ok(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/v1/health", timeout=2) as resp:
+            body = json.loads(resp.read().decode("utf-8"))
+            return resp.status == 200 and body.get("status") == "ok"
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+def _tail(path: Path, n: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """Base URL (no trailing slash) of a running Correspondance server for Porto Alegre."""
+    external = os.environ.get("CORRESPONDANCE_BROWSER_BASE_URL")
+    if external:
+        base = external.rstrip("/")
+        if not _health_ok(base):
+            pytest.fail(f"CORRESPONDANCE_BROWSER_BASE_URL={base} does not answer /api/v1/health")
+        yield base
+        return
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "api.cli",
+        "serve",
+        "--city",
+        "porto-alegre",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with tempfile.TemporaryDirectory(prefix="correspondance-browser-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=REPO_ROOT,
+                env=os.environ.copy(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while not _health_ok(base):
+                if proc.poll() is not None:
+                    pytest.fail(
+                        f"server exited with code {proc.returncode} before becoming healthy:\n"
+                        f"{_tail(log_path)}"
+                    )
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"server not healthy after {STARTUP_TIMEOUT_S:.0f} s:\n{_tail(log_path)}"
+                    )
+                time.sleep(0.5)
+            yield base
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (never ``playwright install``)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class ConsoleProblems:
+    """Console errors/warnings and uncaught page errors seen by one page."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def on_console(self, msg: Any) -> None:
+        if msg.type in ("error", "warning"):
+            loc = msg.location or {}
+            self.messages.append(f"console.{msg.type}: {msg.text} ({loc.get('url', '')})")
+
+    def on_pageerror(self, exc: Any) -> None:
+        self.messages.append(f"pageerror: {exc}")
+
+    def on_requestfailed(self, request: Any) -> None:
+        self.messages.append(f"requestfailed: {request.method} {request.url} {request.failure}")
+
+    def assert_none(self) -> None:
+        assert self.messages == [], "browser console problems:\n" + "\n".join(self.messages)
+
+
+@pytest.fixture
+def page(chromium: Any, live_server: str) -> Iterator[Any]:
+    """A fresh phone-sized page; ``page.console_problems`` collects console errors/warnings."""
+    context = chromium.new_context(viewport=VIEWPORT, device_scale_factor=1, base_url=live_server)
+    context.set_default_timeout(30_000)
+    pg = context.new_page()
+    problems = ConsoleProblems()
+    pg.on("console", problems.on_console)
+    pg.on("pageerror", problems.on_pageerror)
+    pg.on("requestfailed", problems.on_requestfailed)
+    pg.console_problems = problems
+    try:
+        yield pg
+    finally:
+        context.close()

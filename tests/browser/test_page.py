@@ -1,0 +1,190 @@
+"""End-to-end tests of the trip-planner page against the real server, in headless Chromium."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+# Porto Alegre: city centre → east.
+ORIGIN = "-30.0346,-51.2177"
+DESTINATION = "-30.0277,-51.1793"
+SCREENSHOT = "/tmp/correspondance-page.png"
+PLAN_TIMEOUT_MS = 120_000
+
+
+def _open(page: Any) -> None:
+    page.goto("/")
+    page.wait_for_selector('body[data-ready="1"]', timeout=120_000)
+
+
+def test_page_loads_with_base_map(page: Any, live_server: str) -> None:
+    _open(page)
+    # The base map is drawn by our own data on a Leaflet canvas: no tile images at all.
+    assert page.locator(".leaflet-pane canvas").count() >= 1
+    assert page.locator("img.leaflet-tile").count() == 0
+    drawn = page.evaluate(
+        """() => {
+            const c = document.querySelector('.leaflet-basemap-pane canvas');
+            if (!c || !c.width || !c.height) return 0;
+            const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let painted = 0;
+            for (let i = 3; i < data.length; i += 4 * 7) if (data[i] > 0) painted++;
+            return painted;
+        }"""
+    )
+    assert drawn > 500, f"base map canvas looks empty ({drawn} painted samples)"
+
+    # Controls and their defaults: default city picked, service date from the city (not today).
+    cities = page.request.get(f"{live_server}/api/v1/cities").json()["cities"]
+    default = next((c for c in cities if c.get("default")), cities[0])
+    assert page.locator("#city").input_value() == default["id"]
+    depart = page.locator("#depart").input_value()
+    assert depart.startswith(default["default_date"]), depart
+    assert depart[11:16] == default["default_time"][:5], depart
+    for hook in ("#from", "#to", "#plan", "#itineraries"):
+        assert page.locator(hook).count() == 1, hook
+    assert page.locator("#error").is_hidden()
+
+    attribution = page.locator(".leaflet-control-attribution").inner_text()
+    assert "OpenStreetMap contributors" in attribution
+    for publisher in default.get("attribution", []):
+        assert publisher in attribution, publisher
+
+    page.console_problems.assert_none()
+
+
+def test_plan_shows_itineraries_and_draws_route(page: Any) -> None:
+    _open(page)
+    page.fill("#from", ORIGIN)
+    page.fill("#to", DESTINATION)
+    page.click("#plan")
+    page.wait_for_selector('#itineraries[data-state="planned"]', timeout=PLAN_TIMEOUT_MS)
+    assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
+
+    items = page.locator("#itineraries .itinerary")
+    assert items.count() >= 1
+    assert items.first.get_attribute("data-index") == "0"
+    assert page.locator("#itineraries .chip-bus, #itineraries .chip-rail").count() >= 1, (
+        "expected at least one itinerary with a bus or rail leg"
+    )
+    first_text = items.first.inner_text()
+    assert "→" in first_text
+    assert "min" in first_text
+
+    # The first itinerary is selected and drawn on the map.
+    assert items.first.get_attribute("aria-pressed") == "true"
+    assert page.locator("path.leg-line").count() >= 1
+
+    # Choose an itinerary with transit and check its line is drawn in the route's colour.
+    transit = page.locator(
+        "#itineraries .itinerary:has(.chip-bus), #itineraries .itinerary:has(.chip-rail)"
+    ).first
+    transit.click()
+    assert transit.get_attribute("aria-pressed") == "true"
+    assert page.locator("path.leg-transit").count() >= 1
+
+    # Keyboard: focus moves between itineraries with the arrow keys and selects them.
+    if items.count() > 1:
+        items.first.focus()
+        page.keyboard.press("ArrowDown")
+        assert items.nth(1).get_attribute("aria-pressed") == "true"
+        page.keyboard.press("ArrowUp")
+        assert items.first.get_attribute("aria-pressed") == "true"
+    transit.click()
+
+    # Markers for origin and destination.
+    assert page.locator(".pin-from").count() == 1
+    assert page.locator(".pin-to").count() == 1
+
+    page.wait_for_timeout(400)  # let the fit-bounds animation settle before the screenshot
+    page.screenshot(path=SCREENSHOT, full_page=True)
+    page.console_problems.assert_none()
+
+
+def test_tapping_map_sets_origin_then_destination(page: Any) -> None:
+    _open(page)
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
+    assert page.locator("#from").input_value() != ""
+    assert page.locator("#to").input_value() == ""
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.45)
+    assert page.locator("#to").input_value() != ""
+    assert page.locator(".pin-from").count() == 1
+    assert page.locator(".pin-to").count() == 1
+    page.console_problems.assert_none()
+
+
+def test_origin_outside_city_shows_api_error(page: Any, live_server: str) -> None:
+    _open(page)
+    outside = "48.85,2.35"
+    page.fill("#from", outside)
+    page.fill("#to", DESTINATION)
+    page.click("#plan")
+    page.wait_for_selector("#error:not([hidden])", timeout=PLAN_TIMEOUT_MS)
+
+    depart = page.locator("#depart").input_value()
+    resp = page.request.get(
+        f"{live_server}/api/v1/plan",
+        params={
+            "city": "porto-alegre",
+            "from": outside,
+            "to": DESTINATION,
+            "depart": f"{depart}:00",
+        },
+    )
+    assert 400 <= resp.status < 500
+    api_message = resp.json()["error"]["message"]
+    assert api_message
+    assert api_message in page.locator("#error").inner_text()
+    assert page.locator("#itineraries .itinerary").count() == 0
+
+    # The API's 4xx shows up as a failed resource load in Chromium's console; that is expected
+    # network noise, not a script error of ours. Anything else is not.
+    problems = [
+        m
+        for m in page.console_problems.messages
+        if not (m.startswith("console.error: Failed to load resource") and "/api/v1/plan" in m)
+    ]
+    assert problems == [], "\n".join(problems)
+
+
+def test_bad_coordinates_are_caught_before_the_api(page: Any) -> None:
+    _open(page)
+    page.fill("#from", "not a place")
+    page.fill("#to", DESTINATION)
+    page.click("#plan")
+    error = page.locator("#error")
+    assert error.is_visible()
+    assert "origin" in error.inner_text()
+    assert page.locator("#from").get_attribute("aria-invalid") == "true"
+    page.console_problems.assert_none()
+
+
+def test_stops_show_when_zoomed_in_and_a_tap_on_one_still_sets_a_point(page: Any) -> None:
+    _open(page)
+    stop = page.evaluate(
+        """async () => {
+            const {mapView} = await import('/static/app.js');
+            const stops = await (await fetch('/api/v1/cities/porto-alegre/stops')).json();
+            const f = stops.features[Math.floor(stops.features.length / 2)];
+            const [lon, lat] = f.geometry.coordinates;
+            mapView.map.setView([lat, lon], 17, {animate: false});
+            await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+            const p = mapView.map.latLngToContainerPoint([lat, lon]);
+            const box = document.getElementById('map').getBoundingClientRect();
+            return {x: box.left + p.x, y: box.top + p.y, name: f.properties.stop_name};
+        }"""
+    )
+    assert page.locator(".leaflet-stops-pane canvas").count() == 1
+    page.mouse.move(stop["x"], stop["y"])
+    tooltip = page.locator(".leaflet-tooltip")
+    tooltip.wait_for()
+    assert tooltip.inner_text() == stop["name"]
+    page.mouse.click(stop["x"], stop["y"])
+    assert page.locator("#from").input_value() != ""
+    assert page.locator(".pin-from").count() == 1
+    page.console_problems.assert_none()

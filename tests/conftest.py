@@ -1,0 +1,68 @@
+"""Shared fixtures: the Porto Alegre base (built once per session, cached) and a live server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from correspondance.cities import CityConfig, discover_cities
+from correspondance.settings import REPO_ROOT, Settings
+from routing.base import CityBase, load_or_build
+
+DATA_DIR = REPO_ROOT / "data"
+CACHE_DIR = Path(os.environ.get("CORRESPONDANCE_CACHE_DIR", REPO_ROOT / "var" / "cache"))
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def cities() -> dict[str, CityConfig]:
+    """Every bundled city config."""
+    return discover_cities(DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def poa_base(cities: dict[str, CityConfig]) -> CityBase:
+    """The Porto Alegre base, from the build cache (built on first use)."""
+    base, _ = load_or_build(cities["porto-alegre"], CACHE_DIR)
+    return base
+
+
+@pytest.fixture(scope="session")
+def api_url(poa_base: CityBase) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port serving Porto Alegre."""
+    from api.app import create_app
+
+    settings = Settings(cache_dir=CACHE_DIR, redis_url=None)
+    app = create_app(settings, bases={"porto-alegre": poa_base})
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        raise RuntimeError("test server did not start")
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)

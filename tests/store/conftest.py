@@ -1,0 +1,182 @@
+"""Fixtures for the store tests: both backends, and a private redis-server to kill.
+
+The shared Redis (``CORRESPONDANCE_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/0``)
+is used with a random key prefix per test, deleted afterwards, so tests never see each
+other's keys nor leave any behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
+
+REDIS_URL = os.environ.get("CORRESPONDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+MakeStore = Callable[..., Awaitable[StateStore]]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _require_shared_redis() -> None:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(
+            f"the store tests need a Redis server at {REDIS_URL} ({exc}); start one "
+            "(`redis-server --daemonize yes`) or set CORRESPONDANCE_TEST_REDIS_URL"
+        )
+    finally:
+        client.close()
+
+
+def _delete_prefix(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Name of the backend under test; every contract test runs once per backend."""
+    name: str = request.param
+    if name == "redis":
+        _require_shared_redis()
+    return name
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix no other test uses; every key under it is deleted afterwards."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    yield prefix
+    _delete_prefix(prefix)
+
+
+@pytest.fixture
+async def make_store(backend: str, redis_prefix: str) -> AsyncIterator[MakeStore]:
+    """Factory of stores of the backend under test, all closed after the test.
+
+    Options: ``history_size`` (both), ``subscriber_queue_size`` (memory only: Redis has no
+    per-subscriber queue). Redis stores made by one test share its prefix, like two
+    processes of one deployment.
+    """
+    stores: list[StateStore] = []
+
+    async def factory(**options: Any) -> StateStore:
+        store: StateStore
+        if backend == "memory":
+            store = MemoryStateStore(**options)
+        else:
+            options.pop("subscriber_queue_size", None)
+            store = RedisStateStore(REDIS_URL, prefix=redis_prefix, **options)
+        stores.append(store)
+        return store
+
+    yield factory
+    for store in stores:
+        await store.aclose()
+
+
+@pytest.fixture
+async def store(make_store: MakeStore) -> StateStore:
+    """A store of the backend under test with default options."""
+    return await make_store()
+
+
+# -- a private redis-server, for failure tests -----------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    """A redis-server child process on a free local port; it can be killed and restarted."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: run `apt-get install -y redis-server`")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.2)
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    pytest.fail(f"redis-server did not start on port {self.port}")
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private, running redis-server (no persistence), killed after the test."""
+    server = RedisServer(port=_free_port(), workdir=tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            # A test may leave it stopped (SIGSTOP); a killed process must not linger.
+            server.stop()
