@@ -1,4 +1,11 @@
 # Correspondance: one image for the API and the worker (docker-compose.yml picks the command).
+
+# The web app's npm packages (Leaflet), installed from the lockfile.
+FROM node:20-slim AS web
+WORKDIR /web
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,6 +31,7 @@ RUN pip install -c requirements.lock . && rm -rf build ./*.egg-info
 
 COPY data ./data
 COPY frontend ./frontend
+COPY --from=web /web/node_modules ./frontend/node_modules
 
 # /app/var holds the city build cache; docker-compose mounts a named volume there, which
 # Docker seeds with this directory's owner, so the non-root user can write to it.
@@ -33,7 +41,9 @@ RUN mkdir -p /app/var/cache && chown -R correspondance:correspondance /app/var
 # package location (data, frontend) point at /app; the settings are also set explicitly.
 ENV PYTHONPATH=/app \
     CORRESPONDANCE_DATA_DIR=/app/data \
-    CORRESPONDANCE_CACHE_DIR=/app/var/cache
+    CORRESPONDANCE_CACHE_DIR=/app/var/cache \
+    CORRESPONDANCE_FRONTEND_DIR=/app/frontend \
+    NUMBA_CACHE_DIR=/app/var/numba
 
 USER correspondance
 EXPOSE 8000

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
@@ -16,12 +15,11 @@ from api.errors import install_error_handlers
 from api.routes import cities, plan
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
-from correspondance.settings import REPO_ROOT, Settings
+from correspondance.settings import Settings
 from correspondance.store import create_store
 from routing.base import CityBase, load_or_build
 
 log = logging.getLogger("correspondance.api")
-FRONTEND_DIR = REPO_ROOT / "frontend"
 
 
 def load_bases(settings: Settings, city_ids: list[str] | None) -> tuple[dict[str, CityBase], str]:
@@ -31,14 +29,20 @@ def load_bases(settings: Settings, city_ids: list[str] | None) -> tuple[dict[str
     bases = {}
     for city_id in wanted:
         city = get_city(configs, city_id)
-        bases[city.id], _ = load_or_build(city, settings.cache_dir,
-                                          settings.max_transfer_walk_m,
-                                          progress=lambda msg: log.info("build: %s", msg))
+        bases[city.id], _ = load_or_build(
+            city,
+            settings.cache_dir,
+            settings.max_transfer_walk_m,
+            progress=lambda msg: log.info("build: %s", msg),
+        )
     return bases, wanted[0]
 
 
-def create_app(settings: Settings | None = None, city_ids: list[str] | None = None,
-               bases: dict[str, CityBase] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    city_ids: list[str] | None = None,
+    bases: dict[str, CityBase] | None = None,
+) -> FastAPI:
     """Build the app. City bases load in the lifespan unless given (tests pass them)."""
     settings = settings or Settings()
 
@@ -47,8 +51,11 @@ def create_app(settings: Settings | None = None, city_ids: list[str] | None = No
         loaded, default = (bases, next(iter(bases))) if bases else load_bases(settings, city_ids)
         store = create_store(settings.redis_url)
         app.state.correspondance = AppState(
-            settings=settings, store=store, cities=discover_cities(settings.data_dir),
-            bases=loaded, default_city=default,
+            settings=settings,
+            store=store,
+            cities=discover_cities(settings.data_dir),
+            bases=loaded,
+            default_city=default,
         )
         try:
             yield
@@ -65,11 +72,12 @@ def create_app(settings: Settings | None = None, city_ids: list[str] | None = No
     install_error_handlers(app)
     app.include_router(cities.router)
     app.include_router(plan.router)
-    if FRONTEND_DIR.is_dir():
-        app.mount("/static", StaticFiles(directory=FRONTEND_DIR), name="static")
+    frontend = settings.frontend_dir
+    if frontend.is_dir():
+        app.mount("/static", StaticFiles(directory=frontend), name="static")
 
         @app.get("/", include_in_schema=False)
         async def index() -> FileResponse:
-            return FileResponse(Path(FRONTEND_DIR) / "index.html")
+            return FileResponse(frontend / "index.html")
 
     return app

@@ -36,14 +36,23 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     city = get_city(discover_cities(settings.data_dir), args.city)
     print(f"Building {city.name} ({city.id})", file=sys.stderr)
     started = time.perf_counter()
-    base, cached = load_or_build(city, settings.cache_dir, settings.max_transfer_walk_m,
-                                 progress=_progress, rebuild=args.force)
+    base, cached = load_or_build(
+        city,
+        settings.cache_dir,
+        settings.max_transfer_walk_m,
+        progress=_progress,
+        rebuild=args.force,
+    )
     took = time.perf_counter() - started
     tt = base.timetable
-    print(f"{'Loaded from cache' if cached else 'Built'} in {took:.1f} s: "
-          f"{tt.n_stops:,} stops, {len(tt.trip_ids):,} trips, "
-          + ", ".join(f"{m} {n.n_nodes:,} nodes/{n.n_edges:,} edges"
-                      for m, n in base.streets.items()), file=sys.stderr)
+    print(
+        f"{'Loaded from cache' if cached else 'Built'} in {took:.1f} s: "
+        f"{tt.n_stops:,} stops, {len(tt.trip_ids):,} trips, "
+        + ", ".join(
+            f"{m} {n.n_nodes:,} nodes/{n.n_edges:,} edges" for m, n in base.streets.items()
+        ),
+        file=sys.stderr,
+    )
     for warning in base.warnings:
         print(f"  warning: {warning}", file=sys.stderr)
     return 0
@@ -75,8 +84,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, bases=bases)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     backend = f"Redis at {settings.redis_url}" if settings.redis_url else "in-process state"
-    print(f"\n  Correspondance is running ({backend}).\n  Open http://{shown}:{args.port}/ "
-          f"— API docs at http://{shown}:{args.port}/docs\n", flush=True)
+    print(
+        f"\n  Correspondance is running ({backend}).\n  Open http://{shown}:{args.port}/ "
+        f"— API docs at http://{shown}:{args.port}/docs\n",
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -104,8 +116,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    parser = argparse.ArgumentParser(prog="correspondance",
-                                     description="Open multimodal mobility platform.")
+    parser = argparse.ArgumentParser(
+        prog="correspondance", description="Open multimodal mobility platform."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build a city's base from its feeds and cache it")
     build.add_argument("--city", help="city id (a folder of data/); default: the default city")

@@ -22,8 +22,9 @@ State = Annotated[AppState, Depends(get_state)]
 
 def get_city_base(
     state: State,
-    city: Annotated[str | None, Query(description="City id; the default city if omitted.",
-                                      max_length=64)] = None,
+    city: Annotated[
+        str | None, Query(description="City id; the default city if omitted.", max_length=64)
+    ] = None,
 ) -> CityBase:
     """The loaded base of the requested (or default) city."""
     city_id = city or state.default_city

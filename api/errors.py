@@ -49,8 +49,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StoreUnavailableError)
     async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:
-        return JSONResponse(error_body("store_unavailable", str(exc)), status_code=503,
-                            headers={"Retry-After": "5"})
+        return JSONResponse(
+            error_body("store_unavailable", str(exc)), status_code=503, headers={"Retry-After": "5"}
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -68,5 +69,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
-        return JSONResponse(error_body("internal_error", "an unexpected error occurred; it was "
-                                       "logged"), status_code=500)
+        return JSONResponse(
+            error_body("internal_error", "an unexpected error occurred; it was logged"),
+            status_code=500,
+        )

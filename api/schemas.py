@@ -56,18 +56,28 @@ class LegOut(BaseModel):
     @classmethod
     def of(cls, leg: Leg) -> LegOut:
         """From a routing Leg."""
-        return cls.model_validate({
-            "mode": leg.mode, "from": PlaceOut.of(leg.origin), "to": PlaceOut.of(leg.destination),
-            "departure": leg.departure, "arrival": leg.arrival,
-            "duration_s": int((leg.arrival - leg.departure).total_seconds()),
-            "distance_m": round(leg.distance_m, 1), "route_id": leg.route_id,
-            "route_short_name": leg.route_short_name, "route_long_name": leg.route_long_name,
-            "route_color": leg.route_color, "trip_id": leg.trip_id, "headsign": leg.headsign,
-            "agency_name": leg.agency_name, "intermediate_stops": leg.intermediate_stops,
-            "geometry": LineString(coordinates=[(round(x, 6), round(y, 6))
-                                                for x, y in leg.geometry]),
-        })
-
+        return cls.model_validate(
+            {
+                "mode": leg.mode,
+                "from": PlaceOut.of(leg.origin),
+                "to": PlaceOut.of(leg.destination),
+                "departure": leg.departure,
+                "arrival": leg.arrival,
+                "duration_s": int((leg.arrival - leg.departure).total_seconds()),
+                "distance_m": round(leg.distance_m, 1),
+                "route_id": leg.route_id,
+                "route_short_name": leg.route_short_name,
+                "route_long_name": leg.route_long_name,
+                "route_color": leg.route_color,
+                "trip_id": leg.trip_id,
+                "headsign": leg.headsign,
+                "agency_name": leg.agency_name,
+                "intermediate_stops": leg.intermediate_stops,
+                "geometry": LineString(
+                    coordinates=[(round(x, 6), round(y, 6)) for x, y in leg.geometry]
+                ),
+            }
+        )
 
 
 class ItineraryOut(BaseModel):
@@ -84,10 +94,15 @@ class ItineraryOut(BaseModel):
     @classmethod
     def of(cls, it: Itinerary) -> ItineraryOut:
         """From a routing Itinerary."""
-        return cls(departure=it.departure, arrival=it.arrival,
-                   duration_s=int((it.arrival - it.departure).total_seconds()),
-                   transfers=it.transfers, walk_s=it.walk_seconds,
-                   walk_m=round(it.walk_metres, 1), legs=[LegOut.of(leg) for leg in it.legs])
+        return cls(
+            departure=it.departure,
+            arrival=it.arrival,
+            duration_s=int((it.arrival - it.departure).total_seconds()),
+            transfers=it.transfers,
+            walk_s=it.walk_seconds,
+            walk_m=round(it.walk_metres, 1),
+            legs=[LegOut.of(leg) for leg in it.legs],
+        )
 
 
 class LatLon(BaseModel):
@@ -107,7 +122,6 @@ class PlanOut(BaseModel):
     itineraries: list[ItineraryOut]
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
-
 
 
 class CityOut(BaseModel):

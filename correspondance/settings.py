@@ -21,6 +21,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=REPO_ROOT / "data", description="Folder of city bundles.")
     cache_dir: Path = Field(default=REPO_ROOT / "var" / "cache", description="Build cache.")
+    frontend_dir: Path = Field(default=REPO_ROOT / "frontend", description="Web app files.")
     default_city: str | None = Field(default=None, description="City served when none is named.")
     redis_url: str | None = Field(
         default=None, validation_alias="REDIS_URL", description="Redis for shared state."

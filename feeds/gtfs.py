@@ -32,8 +32,18 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "agency": ("agency_timezone",),
 }
 # GTFS route_type (basic and extended) → the mode name shown to travellers.
-ROUTE_TYPE_MODES = {0: "tram", 1: "subway", 2: "rail", 3: "bus", 4: "ferry", 5: "cable_tram",
-                    6: "aerial_lift", 7: "funicular", 11: "trolleybus", 12: "monorail"}
+ROUTE_TYPE_MODES = {
+    0: "tram",
+    1: "subway",
+    2: "rail",
+    3: "bus",
+    4: "ferry",
+    5: "cable_tram",
+    6: "aerial_lift",
+    7: "funicular",
+    11: "trolleybus",
+    12: "monorail",
+}
 _MAX_PROBLEMS_PER_KIND = 5
 
 
@@ -41,13 +51,27 @@ def route_type_mode(route_type: int) -> str:
     """Traveller-facing mode for a GTFS ``route_type`` (extended types by their hundreds)."""
     if route_type in ROUTE_TYPE_MODES:
         return ROUTE_TYPE_MODES[route_type]
-    extended = {1: "rail", 2: "coach", 4: "subway", 7: "bus", 8: "trolleybus", 9: "tram",
-                10: "ferry", 12: "ferry", 13: "aerial_lift", 14: "funicular"}
+    extended = {
+        1: "rail",
+        2: "coach",
+        4: "subway",
+        7: "bus",
+        8: "trolleybus",
+        9: "tram",
+        10: "ferry",
+        12: "ferry",
+        13: "aerial_lift",
+        14: "funicular",
+    }
     return extended.get(route_type // 100, "transit")
 
 
-def haversine_m(lat1: np.ndarray | float, lon1: np.ndarray | float,
-                lat2: np.ndarray | float, lon2: np.ndarray | float) -> np.ndarray:
+def haversine_m(
+    lat1: np.ndarray | float,
+    lon1: np.ndarray | float,
+    lat2: np.ndarray | float,
+    lon2: np.ndarray | float,
+) -> np.ndarray:
     """Great-circle distance in metres (earth radius 6,371,000 m), vectorised."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dphi = p2 - p1
@@ -81,8 +105,10 @@ class TransitData:
         dates = [d for feed in self.feeds.values() for d in feed.get_dates()]
         if not dates:
             raise FeedError("no feed declares any service date")
-        return (dt.datetime.strptime(min(dates), "%Y%m%d").date(),
-                dt.datetime.strptime(max(dates), "%Y%m%d").date())
+        return (
+            dt.datetime.strptime(min(dates), "%Y%m%d").date(),
+            dt.datetime.strptime(max(dates), "%Y%m%d").date(),
+        )
 
     def active_service_keys(self, day: dt.date) -> frozenset[str]:
         """Feed-qualified service keys running on ``day`` (calendar + calendar_dates)."""
@@ -93,7 +119,9 @@ class TransitData:
 def _active_services(data: TransitData, day: dt.date) -> frozenset[str]:
     keys: set[str] = set()
     for feed_id, feed in data.feeds.items():
-        keys.update(f"{feed_id}\x1f{s}" for s in gk.get_active_services(feed, day.strftime("%Y%m%d")))
+        keys.update(
+            f"{feed_id}\x1f{s}" for s in gk.get_active_services(feed, day.strftime("%Y%m%d"))
+        )
     return frozenset(keys)
 
 
@@ -113,7 +141,11 @@ def _read_one(feed_id: str, path: Path) -> gk.Feed:
 
 def _limited(kind: str, items: Sequence[object]) -> str:
     shown = ", ".join(str(i) for i in list(items)[:_MAX_PROBLEMS_PER_KIND])
-    more = f" and {len(items) - _MAX_PROBLEMS_PER_KIND} more" if len(items) > _MAX_PROBLEMS_PER_KIND else ""
+    more = (
+        f" and {len(items) - _MAX_PROBLEMS_PER_KIND} more"
+        if len(items) > _MAX_PROBLEMS_PER_KIND
+        else ""
+    )
     return f"{kind}: {shown}{more}"
 
 
@@ -121,8 +153,11 @@ def _seconds(series: pd.Series) -> pd.Series:
     """'HH:MM:SS' (hours may exceed 23) → seconds; missing stays <NA>; garbage → -1."""
     text = series.astype("string").str.strip()
     parts = text.str.extract(r"^(\d{1,3}):([0-5]\d):([0-5]\d)$")
-    secs = (parts[0].astype("Float64") * 3600 + parts[1].astype("Float64") * 60
-            + parts[2].astype("Float64"))
+    secs = (
+        parts[0].astype("Float64") * 3600
+        + parts[1].astype("Float64") * 60
+        + parts[2].astype("Float64")
+    )
     bad = text.notna() & (text != "") & secs.isna()
     return secs.mask(bad, -1).astype("Int64")
 
@@ -144,8 +179,12 @@ def _validate(feed_id: str, path: Path, feed: gk.Feed) -> list[str]:
     if problems:
         return problems
     stops = feed.stops
-    bad_coords = stops[~stops["stop_lat"].between(-90, 90) | ~stops["stop_lon"].between(-180, 180)
-                       | stops["stop_lat"].isna() | stops["stop_lon"].isna()]
+    bad_coords = stops[
+        ~stops["stop_lat"].between(-90, 90)
+        | ~stops["stop_lon"].between(-180, 180)
+        | stops["stop_lat"].isna()
+        | stops["stop_lon"].isna()
+    ]
     located = bad_coords
     if "location_type" in stops.columns:
         # stations' entrances/nodes may lack coordinates only when location_type is 3 or 4
@@ -202,7 +241,9 @@ def _interpolate_times(st: pd.DataFrame, stops: pd.DataFrame) -> tuple[pd.DataFr
     last = trip.ne(trip.shift(-1))
     untimed_ends = st.loc[(first | last) & arr.isna(), "trip_id"].unique()
     if len(untimed_ends):
-        warnings.append(_limited("trips dropped: first or last stop has no time", untimed_ends))
+        warnings.append(
+            _limited("trips dropped: first or last stop has no time", untimed_ends.tolist())
+        )
     coords = stops.set_index("stop_id")[["stop_lat", "stop_lon"]]
     lat = st["stop_id"].map(coords["stop_lat"]).to_numpy(float)
     lon = st["stop_id"].map(coords["stop_lon"]).to_numpy(float)
@@ -213,7 +254,7 @@ def _interpolate_times(st: pd.DataFrame, stops: pd.DataFrame) -> tuple[pd.DataFr
     if "shape_dist_traveled" in st.columns:
         shape = pd.to_numeric(st["shape_dist_traveled"], errors="coerce")
         complete = shape.notna().groupby(trip).transform("all")
-        dist = dist.where(~complete.to_numpy(), shape.to_numpy())
+        dist = pd.Series(np.where(complete.to_numpy(), shape.to_numpy(float), dist.to_numpy(float)))
     timed = arr.notna()
     prev_t = arr.astype("Float64").where(timed).groupby(trip).ffill()
     next_t = arr.astype("Float64").where(timed).groupby(trip).bfill()
@@ -221,10 +262,13 @@ def _interpolate_times(st: pd.DataFrame, stops: pd.DataFrame) -> tuple[pd.DataFr
     prev_d = dist_f.where(timed).groupby(trip).ffill()
     next_d = dist_f.where(timed).groupby(trip).bfill()
     span = (next_d - prev_d).to_numpy(float)
-    ratio = np.divide((dist_f - prev_d).to_numpy(float), span, out=np.zeros(len(st)),
-                      where=span > 0)
-    filled = np.floor(prev_t.to_numpy(float, na_value=np.nan)
-                      + (next_t - prev_t).to_numpy(float, na_value=np.nan) * ratio)
+    ratio = np.divide(
+        (dist_f - prev_d).to_numpy(float), span, out=np.zeros(len(st)), where=span > 0
+    )
+    filled = np.floor(
+        prev_t.to_numpy(float, na_value=np.nan)
+        + (next_t - prev_t).to_numpy(float, na_value=np.nan) * ratio
+    )
     arr_f = np.where(timed, arr.to_numpy(float, na_value=np.nan), filled)
     dep_f = np.where(timed, dep.to_numpy(float, na_value=np.nan), filled)
     st = st.assign(arrival_s=arr_f, departure_s=dep_f)
@@ -234,13 +278,14 @@ def _interpolate_times(st: pd.DataFrame, stops: pd.DataFrame) -> tuple[pd.DataFr
     backwards |= st["departure_s"] < st["arrival_s"]
     bad_trips = st.loc[backwards, "trip_id"].unique()
     if len(bad_trips):
-        warnings.append(_limited("trips dropped: times go backwards", bad_trips))
+        warnings.append(_limited("trips dropped: times go backwards", bad_trips.tolist()))
         st = st[~st["trip_id"].isin(bad_trips)]
     return st, warnings
 
 
-def _expand_frequencies(feed: gk.Feed, st: pd.DataFrame, trips: pd.DataFrame
-                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _expand_frequencies(
+    feed: gk.Feed, st: pd.DataFrame, trips: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Replace each frequency-based trip by one trip per departure.
 
     A trip runs at ``start_time`` and then every ``headway_secs`` while strictly before
@@ -261,12 +306,18 @@ def _expand_frequencies(feed: gk.Feed, st: pd.DataFrame, trips: pd.DataFrame
         for start in range(int(row.start_s), int(row.end_s), int(row.headway_secs)):
             new_id = f"{row.trip_id}@{start // 3600:02d}:{start % 3600 // 60:02d}:{start % 60:02d}"
             shift = start - origin
-            new_st.append(rows.assign(trip_id=new_id, arrival_s=rows["arrival_s"] + shift,
-                                      departure_s=rows["departure_s"] + shift))
+            new_st.append(
+                rows.assign(
+                    trip_id=new_id,
+                    arrival_s=rows["arrival_s"] + shift,
+                    departure_s=rows["departure_s"] + shift,
+                )
+            )
             new_trips.append(trip_row.assign(trip_id=new_id))
     st = pd.concat([st[~st["trip_id"].isin(freq["trip_id"])], *new_st], ignore_index=True)
-    trips = pd.concat([trips[~trips["trip_id"].isin(freq["trip_id"])], *new_trips],
-                      ignore_index=True)
+    trips = pd.concat(
+        [trips[~trips["trip_id"].isin(freq["trip_id"])], *new_trips], ignore_index=True
+    )
     return st, trips
 
 
@@ -317,6 +368,7 @@ def load_gtfs(sources: Sequence[tuple[str, Path]]) -> TransitData:
         for table, col in (("stops", "stop_id"), ("routes", "route_id"), ("trips", "trip_id"))
     }
     for i, (feed_id, feed) in enumerate(feeds.items()):
+
         def rename(series: pd.Series, col: str, i: int = i, feed_id: str = feed_id) -> pd.Series:
             clash = collide[col][i]
             if not clash:
@@ -374,13 +426,27 @@ def load_gtfs(sources: Sequence[tuple[str, Path]]) -> TransitData:
     for column, default in (("pickup_type", 0), ("drop_off_type", 0)):
         if column not in stop_times.columns:
             stop_times[column] = default
-        stop_times[column] = pd.to_numeric(stop_times[column], errors="coerce").fillna(0).astype(
-            "int8")
-    stop_times = stop_times[["trip_id", "stop_sequence", "stop_id", "arrival_s", "departure_s",
-                             "pickup_type", "drop_off_type"]]
-    transfers = (pd.concat(transfers_l, ignore_index=True) if transfers_l else
-                 pd.DataFrame(columns=["from_stop_id", "to_stop_id", "transfer_type",
-                                       "min_transfer_time"]))
+        stop_times[column] = (
+            pd.to_numeric(stop_times[column], errors="coerce").fillna(0).astype("int8")
+        )
+    stop_times = stop_times[
+        [
+            "trip_id",
+            "stop_sequence",
+            "stop_id",
+            "arrival_s",
+            "departure_s",
+            "pickup_type",
+            "drop_off_type",
+        ]
+    ]
+    transfers = (
+        pd.concat(transfers_l, ignore_index=True)
+        if transfers_l
+        else pd.DataFrame(
+            columns=["from_stop_id", "to_stop_id", "transfer_type", "min_transfer_time"]
+        )
+    )
     timezone = str(agency_l[0]["agency_timezone"].iloc[0])
     return TransitData(
         stops=pd.concat(stops_l, ignore_index=True),

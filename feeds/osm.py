@@ -44,9 +44,7 @@ class TagFilter:
         """Whether a way with these tags belongs to the mode's network."""
         if any(key not in tags for key in self.required):
             return False
-        return not any(
-            key in tags and pattern.search(tags[key]) for key, pattern in self.excluded
-        )
+        return not any(key in tags and pattern.search(tags[key]) for key, pattern in self.excluded)
 
 
 def mode_filter(mode: StreetMode) -> TagFilter:
@@ -78,14 +76,14 @@ def _write_mode_xml(osm_path: Path, way_ids: set[int], out: Path) -> int:
     """Write the ways in ``way_ids`` and the nodes they use to an OSM XML file."""
     node_ids: set[int] = set()
     for way in osmium.FileProcessor(str(osm_path), osmium.osm.WAY):
-        if way.id in way_ids:
+        if isinstance(way, osmium.osm.Way) and way.id in way_ids:
             node_ids.update(n.ref for n in way.nodes)
     writer = osmium.SimpleWriter(str(out), overwrite=True)
     try:
         for obj in osmium.FileProcessor(str(osm_path), osmium.osm.NODE | osmium.osm.WAY):
-            if obj.is_node() and obj.id in node_ids:
+            if isinstance(obj, osmium.osm.Node) and obj.id in node_ids:
                 writer.add_node(obj)
-            elif obj.is_way() and obj.id in way_ids:
+            elif isinstance(obj, osmium.osm.Way) and obj.id in way_ids:
                 writer.add_way(obj)
     finally:
         writer.close()

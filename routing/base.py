@@ -61,19 +61,30 @@ class CityBase:
         """Footpaths with durations at a walk speed (cached per speed)."""
         cached = self._footpaths.get(walk_speed_m_s)
         if cached is None:
-            cached = make_footpaths(self.timetable, self.footpath_from, self.footpath_to,
-                                    self.footpath_m, walk_speed_m_s)
+            cached = make_footpaths(
+                self.timetable,
+                self.footpath_from,
+                self.footpath_to,
+                self.footpath_m,
+                walk_speed_m_s,
+            )
             self._footpaths[walk_speed_m_s] = cached
         return cached
 
 
-def make_footpaths(timetable: BaseTimetable, src: NDArray[np.int64], dst: NDArray[np.int64],
-                   metres: NDArray[np.float64], walk_speed_m_s: float) -> Footpaths:
+def make_footpaths(
+    timetable: BaseTimetable,
+    src: NDArray[np.int64],
+    dst: NDArray[np.int64],
+    metres: NDArray[np.float64],
+    walk_speed_m_s: float,
+) -> Footpaths:
     """CSR footpaths: ceil(metres / speed) seconds, overridden by transfers.txt."""
     duration = np.ceil(metres / walk_speed_m_s).astype(np.int64)
     pairs = {(int(a), int(b)): int(d) for a, b, d in zip(src, dst, duration, strict=True)}
-    for a, b, secs in zip(timetable.transfer_from, timetable.transfer_to, timetable.transfer_s,
-                          strict=True):
+    for a, b, secs in zip(
+        timetable.transfer_from, timetable.transfer_to, timetable.transfer_s, strict=True
+    ):
         pairs[(int(a), int(b))] = -1 if secs < 0 else int(secs)
     n = timetable.n_stops
     if not pairs:
@@ -91,8 +102,9 @@ def input_hash(city: CityConfig) -> str:
     """Hash of the city config and every input file's bytes."""
     digest = hashlib.sha256(BUILD_VERSION.encode())
     digest.update(city.model_dump_json().encode())
-    for path in sorted({city.resolve(city.osm.path), *(city.resolve(g.path) for g in city.gtfs
-                                                       if g.path)}):
+    for path in sorted(
+        {city.resolve(city.osm.path), *(city.resolve(g.path) for g in city.gtfs if g.path)}
+    ):
         digest.update(path.name.encode())
         if path.is_file():
             with path.open("rb") as handle:
@@ -109,16 +121,18 @@ def link_stops(walk: StreetNetwork, timetable: BaseTimetable) -> StopLinks:
     offset = np.zeros(n)
     for i in range(n):
         try:
-            snap = walk.snap(float(timetable.stop_lat[i]), float(timetable.stop_lon[i]),
-                             STOP_SNAP_M)
+            snap = walk.snap(
+                float(timetable.stop_lat[i]), float(timetable.stop_lon[i]), STOP_SNAP_M
+            )
         except NoStreetNearbyError:
             continue
         edge[i], fraction[i], offset[i] = snap.edge, snap.fraction, snap.distance_m
     return StopLinks(edge, fraction, offset)
 
 
-def street_footpaths(walk: StreetNetwork, links: StopLinks, max_m: float
-                     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+def street_footpaths(
+    walk: StreetNetwork, links: StopLinks, max_m: float
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """Stop pairs within ``max_m`` walking metres over the walk network."""
     linked = np.flatnonzero(links.edge >= 0)
     e = links.edge[linked]
@@ -131,8 +145,9 @@ def street_footpaths(walk: StreetNetwork, links: StopLinks, max_m: float
     nodes, node_group = np.unique(anchor, return_inverse=True)
     node_target = np.full(walk.n_nodes, -1, np.int64)
     node_target[nodes] = np.arange(len(nodes))
-    src_i, dst_i, dist = bounded_many_to_many(walk.indptr, walk.head, walk.length_m, nodes,
-                                              max_m, node_target)
+    src_i, dst_i, dist = bounded_many_to_many(
+        walk.indptr, walk.head, walk.length_m, nodes, max_m, node_target
+    )
     members: dict[int, list[int]] = {}
     for stop_pos, group in enumerate(node_group):
         members.setdefault(int(group), []).append(stop_pos)
@@ -152,8 +167,11 @@ def street_footpaths(walk: StreetNetwork, links: StopLinks, max_m: float
     return np.array(out_a, np.int64), np.array(out_b, np.int64), np.array(out_d)
 
 
-def build_city(city: CityConfig, max_transfer_walk_m: float = 400.0,
-               progress: Callable[[str], None] | None = None) -> CityBase:
+def build_city(
+    city: CityConfig,
+    max_transfer_walk_m: float = 400.0,
+    progress: Callable[[str], None] | None = None,
+) -> CityBase:
     """Build a city's base from its feeds.
 
     Raises
@@ -165,30 +183,46 @@ def build_city(city: CityConfig, max_transfer_walk_m: float = 400.0,
     started = time.perf_counter()
     for source in city.gtfs:
         if source.url is not None:
-            raise BuildError(f"feed {source.id!r}: URL feeds must be downloaded first "
-                             "(correspondance build fetches them)")
+            raise BuildError(
+                f"feed {source.id!r}: URL feeds must be downloaded first "
+                "(correspondance build fetches them)"
+            )
     say("reading GTFS feeds")
     transit = load_gtfs([(g.id, city.resolve(g.path or "")) for g in city.gtfs])
     timetable = build_base_timetable(transit)
     graphs = load_street_graphs(city.resolve(city.osm.path), STREET_MODES, progress=say)
     say("compiling street networks to arrays")
-    streets = {mode: compile_street_graph(mode, graph) for mode, graph in graphs.items()}
+    streets: dict[str, StreetNetwork] = {
+        mode: compile_street_graph(mode, graph) for mode, graph in graphs.items()
+    }
     say("linking stops to the walk network")
     links = link_stops(streets["walk"], timetable)
     unlinked = int(np.sum(links.edge < 0))
     warnings = list(transit.warnings)
     if unlinked:
-        warnings.append(f"{unlinked} of {timetable.n_stops} stops are farther than "
-                        f"{STOP_SNAP_M:.0f} m from any walkable street (outside the OSM extract)")
+        warnings.append(
+            f"{unlinked} of {timetable.n_stops} stops are farther than "
+            f"{STOP_SNAP_M:.0f} m from any walkable street (outside the OSM extract)"
+        )
     say("computing footpaths between stops")
     fa, fb, fm = street_footpaths(streets["walk"], links, max_transfer_walk_m)
-    return CityBase(city=city, streets=streets, timetable=timetable, stop_links=links,
-                    footpath_from=fa, footpath_to=fb, footpath_m=fm, input_hash=input_hash(city),
-                    build_seconds=time.perf_counter() - started, warnings=tuple(warnings))
+    return CityBase(
+        city=city,
+        streets=streets,
+        timetable=timetable,
+        stop_links=links,
+        footpath_from=fa,
+        footpath_to=fb,
+        footpath_m=fm,
+        input_hash=input_hash(city),
+        build_seconds=time.perf_counter() - started,
+        warnings=tuple(warnings),
+    )
 
 
-def crow_base_footpaths(timetable: BaseTimetable, max_m: float
-                        ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+def crow_base_footpaths(
+    timetable: BaseTimetable, max_m: float
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """Footpaths as the crow flies (used when no OSM extract is given)."""
     return crow_footpaths(timetable, max_m)
 
@@ -198,9 +232,13 @@ def cache_path(cache_dir: Path, city: CityConfig) -> Path:
     return cache_dir / city.id / f"base-{input_hash(city)}.pickle"
 
 
-def load_or_build(city: CityConfig, cache_dir: Path, max_transfer_walk_m: float = 400.0,
-                  progress: Callable[[str], None] | None = None, rebuild: bool = False
-                  ) -> tuple[CityBase, bool]:
+def load_or_build(
+    city: CityConfig,
+    cache_dir: Path,
+    max_transfer_walk_m: float = 400.0,
+    progress: Callable[[str], None] | None = None,
+    rebuild: bool = False,
+) -> tuple[CityBase, bool]:
     """The city's base from cache, building (and caching) it if needed.
 
     Returns

@@ -15,7 +15,7 @@ INT_INF = np.int64(2**62)
 
 
 @njit(cache=True)
-def dijkstra(indptr, head, weight, src_nodes, src_cost, limit, targets):  # type: ignore[no-untyped-def]
+def dijkstra(indptr, head, weight, src_nodes, src_cost, limit, targets):
     """Multi-source Dijkstra on a CSR graph, bounded by ``limit``.
 
     Stops early once every node in ``targets`` is settled (when ``targets`` is non-empty).
@@ -64,7 +64,7 @@ def dijkstra(indptr, head, weight, src_nodes, src_cost, limit, targets):  # type
 
 
 @njit(cache=True)
-def bounded_many_to_many(indptr, head, weight, src_nodes, limit, node_target):  # type: ignore[no-untyped-def]
+def bounded_many_to_many(indptr, head, weight, src_nodes, limit, node_target):
     """From each source node, every target reachable within ``limit``.
 
     ``node_target[v]`` is the target index at node v or -1. Returns three arrays
@@ -104,3 +104,176 @@ def bounded_many_to_many(indptr, head, weight, src_nodes, limit, node_target):  
         for k in range(n_touched):
             dist[touched[k]] = np.inf
     return np.array(out_s, np.int64), np.array(out_t, np.int64), np.array(out_c, np.float64)
+
+
+@njit(cache=True)
+def raptor_rounds(
+    n_stops,
+    max_rounds,
+    src_stops,
+    src_time,
+    pat_stop_off,
+    pat_stops,
+    pat_pick,
+    pat_drop,
+    pat_trip_off,
+    pat_time_off,
+    dep,
+    arr,
+    stop_pat_off,
+    stop_pat,
+    stop_pat_pos,
+    fp_off,
+    fp_to,
+    fp_dur,
+    min_transfer,
+    tgt_stops,
+    tgt_cost,
+    trip_ok,
+):
+    """RAPTOR rounds; see :mod:`routing.raptor` for the meaning of every label array."""
+    INF = np.int64(2**62)
+    K = max_rounds + 1
+    ride_arr = np.full((K, n_stops), INF, np.int64)
+    walk_arr = np.full((K, n_stops), INF, np.int64)
+    ride_pat = np.full((K, n_stops), -1, np.int64)
+    ride_trip = np.full((K, n_stops), -1, np.int64)
+    ride_bpos = np.full((K, n_stops), -1, np.int64)
+    ride_apos = np.full((K, n_stops), -1, np.int64)
+    ride_src = np.full((K, n_stops), -1, np.int64)  # 0: boarded after a walk label, 1: ride
+    ride_src_round = np.full((K, n_stops), -1, np.int64)
+    walk_from = np.full((K, n_stops), -1, np.int64)
+    dest_arr = np.full(K, INF, np.int64)
+    dest_stop = np.full(K, -1, np.int64)
+    best_ride = np.full(n_stops, INF, np.int64)
+    best_walk = np.full(n_stops, INF, np.int64)
+    best_ride_round = np.full(n_stops, -1, np.int64)
+    best_walk_round = np.full(n_stops, -1, np.int64)
+    marked = np.zeros(n_stops, np.bool_)
+    ready = np.full(n_stops, INF, np.int64)
+    ready_src = np.zeros(n_stops, np.int64)
+    ready_round = np.zeros(n_stops, np.int64)
+    n_pat = pat_stop_off.shape[0] - 1
+    queue = np.full(n_pat, -1, np.int64)
+    is_tgt = np.full(n_stops, -1, np.int64)
+    for i in range(tgt_stops.shape[0]):
+        is_tgt[tgt_stops[i]] = i
+    dest_best = INF
+
+    for i in range(src_stops.shape[0]):
+        s = src_stops[i]
+        if src_time[i] < best_walk[s]:
+            best_walk[s] = src_time[i]
+            best_walk_round[s] = 0
+            walk_arr[0, s] = src_time[i]
+            marked[s] = True
+
+    for k in range(1, K):
+        any_marked = False
+        for s in range(n_stops):
+            r_ride = INF
+            if best_ride[s] < INF and min_transfer[s] >= 0:
+                r_ride = best_ride[s] + min_transfer[s]
+            if best_walk[s] <= r_ride:
+                ready[s] = best_walk[s]
+                ready_src[s] = 0
+                ready_round[s] = best_walk_round[s]
+            else:
+                ready[s] = r_ride
+                ready_src[s] = 1
+                ready_round[s] = best_ride_round[s]
+            if marked[s]:
+                any_marked = True
+                for e in range(stop_pat_off[s], stop_pat_off[s + 1]):
+                    p = stop_pat[e]
+                    pos = stop_pat_pos[e]
+                    if queue[p] < 0 or pos < queue[p]:
+                        queue[p] = pos
+                marked[s] = False
+        if not any_marked:
+            break
+        improved = np.zeros(n_stops, np.bool_)
+        for p in range(n_pat):
+            start = queue[p]
+            if start < 0:
+                continue
+            queue[p] = -1
+            s_lo = pat_stop_off[p]
+            n = pat_stop_off[p + 1] - s_lo
+            t_lo = pat_trip_off[p]
+            m = pat_trip_off[p + 1] - t_lo
+            base = pat_time_off[p]
+            j = -1
+            bpos = -1
+            bsrc = 0
+            bround = 0
+            for i in range(start, n):
+                s = pat_stops[s_lo + i]
+                if j >= 0 and pat_drop[s_lo + i]:
+                    a = arr[base + j * n + i]
+                    if a < best_ride[s] and a < dest_best:
+                        best_ride[s] = a
+                        best_ride_round[s] = k
+                        ride_arr[k, s] = a
+                        ride_pat[k, s] = p
+                        ride_trip[k, s] = t_lo + j
+                        ride_bpos[k, s] = bpos
+                        ride_apos[k, s] = i
+                        ride_src[k, s] = bsrc
+                        ride_src_round[k, s] = bround
+                        improved[s] = True
+                if pat_pick[s_lo + i] and ready[s] < INF:
+                    r = ready[s]
+                    if j < 0 or r <= dep[base + j * n + i]:
+                        lo = 0
+                        hi = m if j < 0 else j + 1
+                        while lo < hi:
+                            mid = (lo + hi) // 2
+                            if dep[base + mid * n + i] < r:
+                                lo = mid + 1
+                            else:
+                                hi = mid
+                        while lo < m and not trip_ok[t_lo + lo]:
+                            lo += 1
+                        if lo < m and (j < 0 or lo < j):
+                            j = lo
+                            bpos = i
+                            bsrc = ready_src[s]
+                            bround = ready_round[s]
+        for s in range(n_stops):
+            if improved[s] and is_tgt[s] >= 0:
+                a = ride_arr[k, s] + tgt_cost[is_tgt[s]]
+                if a < dest_best:
+                    dest_best = a
+                    dest_arr[k] = a
+                    dest_stop[k] = s
+        for s in range(n_stops):
+            if not improved[s]:
+                continue
+            marked[s] = True
+            a0 = ride_arr[k, s]
+            for e in range(fp_off[s], fp_off[s + 1]):
+                d = fp_dur[e]
+                if d < 0:
+                    continue
+                u = fp_to[e]
+                a = a0 + d
+                if a < best_walk[u] and a < dest_best:
+                    best_walk[u] = a
+                    best_walk_round[u] = k
+                    walk_arr[k, u] = a
+                    walk_from[k, u] = s
+                    marked[u] = True
+    return (
+        dest_arr,
+        dest_stop,
+        ride_arr,
+        walk_arr,
+        ride_pat,
+        ride_trip,
+        ride_bpos,
+        ride_apos,
+        ride_src,
+        ride_src_round,
+        walk_from,
+    )

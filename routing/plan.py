@@ -85,8 +85,13 @@ class Itinerary:
     @property
     def walk_seconds(self) -> int:
         """Seconds spent walking."""
-        return int(sum((leg.arrival - leg.departure).total_seconds() for leg in self.legs
-                       if leg.mode == "walk"))
+        return int(
+            sum(
+                (leg.arrival - leg.departure).total_seconds()
+                for leg in self.legs
+                if leg.mode == "walk"
+            )
+        )
 
     @property
     def walk_metres(self) -> float:
@@ -133,8 +138,9 @@ def snap_endpoints(base: CityBase, request: PlanRequest) -> Endpoints:
     )
 
 
-def _search_from(walk: StreetNetwork, snap: Snap, speed: float, limit: float,
-                 targets: NDArray[np.int64]) -> WalkSearch:
+def _search_from(
+    walk: StreetNetwork, snap: Snap, speed: float, limit: float, targets: NDArray[np.int64]
+) -> WalkSearch:
     e = snap.edge
     t_edge = walk.length_m[e] / speed
     off = snap.distance_m / speed
@@ -144,15 +150,18 @@ def _search_from(walk: StreetNetwork, snap: Snap, speed: float, limit: float,
     return WalkSearch(snap=snap, dist=dist, pred=pred)
 
 
-def access_egress(base: CityBase, request: PlanRequest, ends: Endpoints
-                  ) -> tuple[WalkSearch, WalkSearch]:
+def access_egress(
+    base: CityBase, request: PlanRequest, ends: Endpoints
+) -> tuple[WalkSearch, WalkSearch]:
     """Stage 2: bounded walk searches from the origin and from the destination to stops."""
     walk = base.streets["walk"]
     speed = request.walk_speed_m_s
     limit = request.max_access_walk_s
     none = np.zeros(0, np.int64)
-    searches = (_search_from(walk, ends.origin, speed, limit, none),
-                _search_from(walk, ends.destination, speed, limit, none))
+    searches = (
+        _search_from(walk, ends.origin, speed, limit, none),
+        _search_from(walk, ends.destination, speed, limit, none),
+    )
     links = base.stop_links
     linked = np.flatnonzero(links.edge >= 0)
     e = links.edge[linked]
@@ -168,8 +177,9 @@ def access_egress(base: CityBase, request: PlanRequest, ends: Endpoints
     return searches
 
 
-def transit_search(base: CityBase, request: PlanRequest, access: WalkSearch,
-                   egress: WalkSearch) -> tuple[list[TransitJourney], int]:
+def transit_search(
+    base: CityBase, request: PlanRequest, access: WalkSearch, egress: WalkSearch
+) -> tuple[list[TransitJourney], int]:
     """Stage 3: RAPTOR from the access stops to the egress stops.
 
     Returns the journeys and the day timetable's time origin (unix seconds).
@@ -179,13 +189,21 @@ def transit_search(base: CityBase, request: PlanRequest, access: WalkSearch,
     t0 = int(request.depart.timestamp()) - day.origin_unix
     sources = {s: t0 + int(np.ceil(c)) for s, c in access.stop_cost.items()}
     targets = {s: int(np.ceil(c)) for s, c in egress.stop_cost.items()}
-    journeys = run_raptor(day, base.timetable.n_stops, base.footpaths(request.walk_speed_m_s),
-                          base.timetable.min_transfer_s, sources, targets, request.max_rides)
+    journeys = run_raptor(
+        day,
+        base.timetable.n_stops,
+        base.footpaths(request.walk_speed_m_s),
+        base.timetable.min_transfer_s,
+        sources,
+        targets,
+        request.max_rides,
+    )
     return journeys, day.origin_unix
 
 
-def _walk_geometry(walk: StreetNetwork, search: WalkSearch, node: int
-                   ) -> tuple[list[tuple[float, float]], float]:
+def _walk_geometry(
+    walk: StreetNetwork, search: WalkSearch, node: int
+) -> tuple[list[tuple[float, float]], float]:
     coords: list[tuple[float, float]] = [(search.snap.lon, search.snap.lat)]
     metres = search.snap.distance_m
     for edge in walk.path_edges(search.pred, node):
@@ -205,12 +223,20 @@ def direct_walk(base: CityBase, request: PlanRequest, ends: Endpoints) -> Itiner
     targets = np.array([walk.tail[e], walk.head[e]], np.int64)
     search = _search_from(walk, ends.origin, speed, MAX_DIRECT_WALK_S, targets)
     t_edge = walk.length_m[e] / speed
-    via = [(search.dist[walk.tail[e]] + dest.fraction * t_edge, int(walk.tail[e])),
-           (search.dist[walk.head[e]] + (1 - dest.fraction) * t_edge, int(walk.head[e]))]
+    via = [
+        (search.dist[walk.tail[e]] + dest.fraction * t_edge, int(walk.tail[e])),
+        (search.dist[walk.head[e]] + (1 - dest.fraction) * t_edge, int(walk.head[e])),
+    ]
     if ends.origin.edge == e or {int(walk.tail[e]), int(walk.head[e])} == {
-            int(walk.tail[ends.origin.edge]), int(walk.head[ends.origin.edge])}:
-        via.append((abs(ends.origin.fraction - dest.fraction) * t_edge + ends.origin.distance_m
-                    / speed, -1))
+        int(walk.tail[ends.origin.edge]),
+        int(walk.head[ends.origin.edge]),
+    }:
+        via.append(
+            (
+                abs(ends.origin.fraction - dest.fraction) * t_edge + ends.origin.distance_m / speed,
+                -1,
+            )
+        )
     cost, node = min(via)
     cost += dest.distance_m / speed
     if not np.isfinite(cost) or cost > MAX_DIRECT_WALK_S:
@@ -223,15 +249,26 @@ def direct_walk(base: CityBase, request: PlanRequest, ends: Endpoints) -> Itiner
     metres += dest.distance_m
     tz = base.city.tz
     start = request.depart.astimezone(tz)
-    leg = Leg(mode="walk", origin=Place("Origin", *request.origin),
-              destination=Place("Destination", *request.destination), departure=start,
-              arrival=start + dt.timedelta(seconds=int(np.ceil(cost))), distance_m=metres,
-              geometry=coords)
+    leg = Leg(
+        mode="walk",
+        origin=Place("Origin", *request.origin),
+        destination=Place("Destination", *request.destination),
+        departure=start,
+        arrival=start + dt.timedelta(seconds=int(np.ceil(cost))),
+        distance_m=metres,
+        geometry=coords,
+    )
     return Itinerary(legs=[leg], transfers=0)
 
 
-def assemble(base: CityBase, request: PlanRequest, access: WalkSearch, egress: WalkSearch,
-             journeys: list[TransitJourney], origin_unix: int) -> list[Itinerary]:
+def assemble(
+    base: CityBase,
+    request: PlanRequest,
+    access: WalkSearch,
+    egress: WalkSearch,
+    journeys: list[TransitJourney],
+    origin_unix: int,
+) -> list[Itinerary]:
     """Stage 5: turn RAPTOR journeys into legs with names, times and geometry."""
     tt = base.timetable
     day = tt.day(request.depart.astimezone(base.city.tz).date())
@@ -243,8 +280,12 @@ def assemble(base: CityBase, request: PlanRequest, access: WalkSearch, egress: W
         return dt.datetime.fromtimestamp(origin_unix + seconds, tz)
 
     def stop_place(stop: int) -> Place:
-        return Place(str(tt.stop_names[stop]), float(tt.stop_lat[stop]), float(tt.stop_lon[stop]),
-                     str(tt.stop_ids[stop]))
+        return Place(
+            str(tt.stop_names[stop]),
+            float(tt.stop_lat[stop]),
+            float(tt.stop_lon[stop]),
+            str(tt.stop_ids[stop]),
+        )
 
     itineraries = []
     for journey in journeys:
@@ -252,15 +293,28 @@ def assemble(base: CityBase, request: PlanRequest, access: WalkSearch, egress: W
         rides = [leg for leg in journey.legs if isinstance(leg, RideLeg)]
         first = rides[0]
         n0 = day.pat_stop_off[first.pattern + 1] - day.pat_stop_off[first.pattern]
-        board_dep = int(day.dep[day.pat_time_off[first.pattern]
-                                + (first.trip - day.pat_trip_off[first.pattern]) * n0
-                                + first.board_pos])
+        board_dep = int(
+            day.dep[
+                day.pat_time_off[first.pattern]
+                + (first.trip - day.pat_trip_off[first.pattern]) * n0
+                + first.board_pos
+            ]
+        )
         access_s = int(np.ceil(access.stop_cost[journey.access_stop]))
         coords, metres = _walk_geometry(walk, access, access.stop_via[journey.access_stop])
         stop = journey.access_stop
         coords.append((float(tt.stop_lon[stop]), float(tt.stop_lat[stop])))
-        legs.append(Leg("walk", Place("Origin", *request.origin), stop_place(stop),
-                        at(board_dep - access_s), at(board_dep), metres, coords))
+        legs.append(
+            Leg(
+                "walk",
+                Place("Origin", *request.origin),
+                stop_place(stop),
+                at(board_dep - access_s),
+                at(board_dep),
+                metres,
+                coords,
+            )
+        )
         clock = board_dep
         for leg in journey.legs:
             if isinstance(leg, FootLeg):
@@ -269,10 +323,21 @@ def assemble(base: CityBase, request: PlanRequest, access: WalkSearch, egress: W
                 secs = next(int(fp.duration[i]) for i in row if fp.to[i] == leg.to_stop)
                 a, b = leg.from_stop, leg.to_stop
                 metres = float(secs * speed)
-                line = [(float(tt.stop_lon[a]), float(tt.stop_lat[a])),
-                        (float(tt.stop_lon[b]), float(tt.stop_lat[b]))]
-                legs.append(Leg("walk", stop_place(a), stop_place(b), at(clock),
-                                at(clock + secs), metres, line))
+                line = [
+                    (float(tt.stop_lon[a]), float(tt.stop_lat[a])),
+                    (float(tt.stop_lon[b]), float(tt.stop_lat[b])),
+                ]
+                legs.append(
+                    Leg(
+                        "walk",
+                        stop_place(a),
+                        stop_place(b),
+                        at(clock),
+                        at(clock + secs),
+                        metres,
+                        line,
+                    )
+                )
                 clock += secs
                 continue
             p = leg.pattern
@@ -281,33 +346,58 @@ def assemble(base: CityBase, request: PlanRequest, access: WalkSearch, egress: W
             base_i = day.pat_time_off[p] + (leg.trip - day.pat_trip_off[p]) * n
             dep = int(day.dep[base_i + leg.board_pos])
             arr = int(day.arr[base_i + leg.alight_pos])
-            stops = day.pat_stops[s_lo + leg.board_pos: s_lo + leg.alight_pos + 1]
+            stops = day.pat_stops[s_lo + leg.board_pos : s_lo + leg.alight_pos + 1]
             trip = int(day.trip_base[leg.trip])
             route = int(tt.trip_route[trip])
             line = [(float(tt.stop_lon[s]), float(tt.stop_lat[s])) for s in stops]
             from feeds.gtfs import haversine_m
 
-            dist = float(np.sum(haversine_m(tt.stop_lat[stops[:-1]], tt.stop_lon[stops[:-1]],
-                                            tt.stop_lat[stops[1:]], tt.stop_lon[stops[1:]])))
-            legs.append(Leg(
-                mode=str(tt.route_mode[route]), origin=stop_place(int(stops[0])),
-                destination=stop_place(int(stops[-1])), departure=at(dep), arrival=at(arr),
-                distance_m=dist, geometry=line, route_id=str(tt.route_ids[route]),
-                route_short_name=str(tt.route_short[route]) or None,
-                route_long_name=str(tt.route_long[route]) or None,
-                route_color=str(tt.route_color[route]) or None,
-                trip_id=str(tt.trip_ids[trip]), headsign=str(tt.trip_headsign[trip]) or None,
-                agency_name=str(tt.route_agency[route]) or None,
-                intermediate_stops=max(0, len(stops) - 2),
-            ))
+            dist = float(
+                np.sum(
+                    haversine_m(
+                        tt.stop_lat[stops[:-1]],
+                        tt.stop_lon[stops[:-1]],
+                        tt.stop_lat[stops[1:]],
+                        tt.stop_lon[stops[1:]],
+                    )
+                )
+            )
+            legs.append(
+                Leg(
+                    mode=str(tt.route_mode[route]),
+                    origin=stop_place(int(stops[0])),
+                    destination=stop_place(int(stops[-1])),
+                    departure=at(dep),
+                    arrival=at(arr),
+                    distance_m=dist,
+                    geometry=line,
+                    route_id=str(tt.route_ids[route]),
+                    route_short_name=str(tt.route_short[route]) or None,
+                    route_long_name=str(tt.route_long[route]) or None,
+                    route_color=str(tt.route_color[route]) or None,
+                    trip_id=str(tt.trip_ids[trip]),
+                    headsign=str(tt.trip_headsign[trip]) or None,
+                    agency_name=str(tt.route_agency[route]) or None,
+                    intermediate_stops=max(0, len(stops) - 2),
+                )
+            )
             clock = arr
         stop = journey.egress_stop
         coords, metres = _walk_geometry(walk, egress, egress.stop_via[stop])
         coords.append((float(tt.stop_lon[stop]), float(tt.stop_lat[stop])))
         coords.reverse()
         egress_s = journey.arrival - clock
-        legs.append(Leg("walk", stop_place(stop), Place("Destination", *request.destination),
-                        at(clock), at(clock + egress_s), metres, coords))
+        legs.append(
+            Leg(
+                "walk",
+                stop_place(stop),
+                Place("Destination", *request.destination),
+                at(clock),
+                at(clock + egress_s),
+                metres,
+                coords,
+            )
+        )
         itineraries.append(Itinerary(legs=legs, transfers=len(rides) - 1))
     return itineraries
 
@@ -317,8 +407,10 @@ def rank(itineraries: list[Itinerary], limit: int = 5) -> list[Itinerary]:
     kept: list[Itinerary] = []
     for it in sorted(itineraries, key=lambda i: (i.arrival, i.transfers, i.walk_seconds)):
         dominated = any(
-            k.arrival <= it.arrival and k.transfers <= it.transfers
-            and k.walk_seconds <= it.walk_seconds and k.departure >= it.departure
+            k.arrival <= it.arrival
+            and k.transfers <= it.transfers
+            and k.walk_seconds <= it.walk_seconds
+            and k.departure >= it.departure
             for k in kept
         )
         if not dominated:

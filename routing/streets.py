@@ -21,19 +21,47 @@ from routing.kernels import dijkstra
 
 # Urban free-flow speeds (km/h) by highway class when OSM has no maxspeed; osmnx imputes
 # the rest from the mean of tagged edges of the same class.
-DRIVE_SPEEDS_KPH = {
-    "motorway": 90, "motorway_link": 50, "trunk": 70, "trunk_link": 40, "primary": 50,
-    "primary_link": 40, "secondary": 45, "secondary_link": 35, "tertiary": 40,
-    "tertiary_link": 30, "unclassified": 30, "residential": 30, "living_street": 15,
+DRIVE_SPEEDS_KPH: dict[str, float] = {
+    "motorway": 90,
+    "motorway_link": 50,
+    "trunk": 70,
+    "trunk_link": 40,
+    "primary": 50,
+    "primary_link": 40,
+    "secondary": 45,
+    "secondary_link": 35,
+    "tertiary": 40,
+    "tertiary_link": 30,
+    "unclassified": 30,
+    "residential": 30,
+    "living_street": 15,
     "road": 30,
 }
 DRIVE_FALLBACK_KPH = 30.0
 BIKE_SPEED_M_S = 4.5  # ~16 km/h, an everyday city cyclist
 HIGHWAY_CLASSES = (
-    "other", "motorway", "trunk", "primary", "secondary", "tertiary", "unclassified",
-    "residential", "living_street", "service", "pedestrian", "footway", "path", "cycleway",
-    "steps", "track", "motorway_link", "trunk_link", "primary_link", "secondary_link",
-    "tertiary_link", "road",
+    "other",
+    "motorway",
+    "trunk",
+    "primary",
+    "secondary",
+    "tertiary",
+    "unclassified",
+    "residential",
+    "living_street",
+    "service",
+    "pedestrian",
+    "footway",
+    "path",
+    "cycleway",
+    "steps",
+    "track",
+    "motorway_link",
+    "trunk_link",
+    "primary_link",
+    "secondary_link",
+    "tertiary_link",
+    "road",
 )
 _HIGHWAY_CODE = {name: i for i, name in enumerate(HIGHWAY_CLASSES)}
 METRES_PER_DEG_LAT = 111_320.0
@@ -78,8 +106,9 @@ class StreetNetwork:
         object.__setattr__(self, "_vertex_edge", np.repeat(np.arange(len(counts)), counts))
 
     @staticmethod
-    def _project(lat: NDArray[np.float64], lon: NDArray[np.float64], lat0: float
-                 ) -> NDArray[np.float64]:
+    def _project(
+        lat: NDArray[np.float64], lon: NDArray[np.float64], lat0: float
+    ) -> NDArray[np.float64]:
         x = lon * METRES_PER_DEG_LAT * np.cos(np.radians(lat0))
         y = lat * METRES_PER_DEG_LAT
         return np.column_stack([x, y])
@@ -94,8 +123,9 @@ class StreetNetwork:
         """Number of directed edges."""
         return len(self.head)
 
-    def travel_time(self, speed_m_s: float | None = None,
-                    multiplier: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    def travel_time(
+        self, speed_m_s: float | None = None, multiplier: NDArray[np.float64] | None = None
+    ) -> NDArray[np.float64]:
         """Edge weights in seconds: base times, or lengths at ``speed_m_s``, times a multiplier."""
         base = self.base_time_s if speed_m_s is None else self.length_m / speed_m_s
         return base if multiplier is None else base * multiplier
@@ -129,12 +159,16 @@ class StreetNetwork:
         fraction = float(seg[int(vertex) - lo] / seg[-1]) if seg[-1] > 0 else 0.0
         return Snap(lat=lat, lon=lon, edge=edge, fraction=fraction, distance_m=float(distance))
 
-    def shortest_path(self, weight: NDArray[np.float64], sources: NDArray[np.int64],
-                      source_cost: NDArray[np.float64], targets: NDArray[np.int64],
-                      limit: float = np.inf) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    def shortest_path(
+        self,
+        weight: NDArray[np.float64],
+        sources: NDArray[np.int64],
+        source_cost: NDArray[np.float64],
+        targets: NDArray[np.int64],
+        limit: float = np.inf,
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         """Compiled multi-source Dijkstra; see :func:`routing.kernels.dijkstra`."""
-        dist, pred = dijkstra(self.indptr, self.head, weight, sources, source_cost, limit,
-                              targets)
+        dist, pred = dijkstra(self.indptr, self.head, weight, sources, source_cost, limit, targets)
         return dist, pred
 
     def path_edges(self, pred: NDArray[np.int64], node: int) -> list[int]:
@@ -150,11 +184,22 @@ class StreetNetwork:
     def save(self, path: Path) -> None:
         """Write the arrays to one ``.npz`` file."""
         np.savez(
-            path, mode=np.array(self.mode), node_lat=self.node_lat, node_lon=self.node_lon,
-            indptr=self.indptr, tail=self.tail, head=self.head, length_m=self.length_m,
-            base_time_s=self.base_time_s, way_id=self.way_id, highway=self.highway,
-            name_idx=self.name_idx, names=np.array(self.names, dtype=object),
-            geom_offset=self.geom_offset, geom_lon=self.geom_lon, geom_lat=self.geom_lat,
+            path,
+            mode=np.array(self.mode),
+            node_lat=self.node_lat,
+            node_lon=self.node_lon,
+            indptr=self.indptr,
+            tail=self.tail,
+            head=self.head,
+            length_m=self.length_m,
+            base_time_s=self.base_time_s,
+            way_id=self.way_id,
+            highway=self.highway,
+            name_idx=self.name_idx,
+            names=np.array(self.names, dtype=object),
+            geom_offset=self.geom_offset,
+            geom_lon=self.geom_lon,
+            geom_lat=self.geom_lat,
         )
 
     @classmethod
@@ -162,11 +207,21 @@ class StreetNetwork:
         """Read arrays written by :meth:`save`."""
         with np.load(path, allow_pickle=True) as z:
             return cls(
-                mode=str(z["mode"]), node_lat=z["node_lat"], node_lon=z["node_lon"],
-                indptr=z["indptr"], tail=z["tail"], head=z["head"], length_m=z["length_m"],
-                base_time_s=z["base_time_s"], way_id=z["way_id"], highway=z["highway"],
-                name_idx=z["name_idx"], names=tuple(z["names"].tolist()),
-                geom_offset=z["geom_offset"], geom_lon=z["geom_lon"], geom_lat=z["geom_lat"],
+                mode=str(z["mode"]),
+                node_lat=z["node_lat"],
+                node_lon=z["node_lon"],
+                indptr=z["indptr"],
+                tail=z["tail"],
+                head=z["head"],
+                length_m=z["length_m"],
+                base_time_s=z["base_time_s"],
+                way_id=z["way_id"],
+                highway=z["highway"],
+                name_idx=z["name_idx"],
+                names=tuple(z["names"].tolist()),
+                geom_offset=z["geom_offset"],
+                geom_lon=z["geom_lon"],
+                geom_lat=z["geom_lat"],
             )
 
 
@@ -181,16 +236,18 @@ class Snap:
     distance_m: float
 
 
-def compile_street_graph(mode: str, graph: nx.MultiDiGraph, walk_speed_m_s: float = 1.3
-                         ) -> StreetNetwork:
+def compile_street_graph(
+    mode: str, graph: nx.MultiDiGraph, walk_speed_m_s: float = 1.3
+) -> StreetNetwork:
     """Turn an osmnx graph into a :class:`StreetNetwork`.
 
     Drive speeds come from osmnx (``maxspeed`` where tagged, class means and
     :data:`DRIVE_SPEEDS_KPH` otherwise); walk and bike use constant speeds.
     """
     if mode == "drive":
-        graph = ox.routing.add_edge_speeds(graph, hwy_speeds=DRIVE_SPEEDS_KPH,
-                                           fallback=DRIVE_FALLBACK_KPH)
+        graph = ox.routing.add_edge_speeds(
+            graph, hwy_speeds=DRIVE_SPEEDS_KPH, fallback=DRIVE_FALLBACK_KPH
+        )
         graph = ox.routing.add_edge_travel_times(graph)
     nodes = list(graph.nodes)
     index = {node: i for i, node in enumerate(nodes)}
@@ -210,8 +267,9 @@ def compile_street_graph(mode: str, graph: nx.MultiDiGraph, walk_speed_m_s: floa
         name_i = names.setdefault(str(name), len(names))
         highway = _HIGHWAY_CODE.get(str(_first(data.get("highway"))), 0)
         way = int(_first(data.get("osmid", 0)))
-        rows.append((index[u], index[v], length, time_s, way, highway, name_i,
-                     data.get("geometry")))
+        rows.append(
+            (index[u], index[v], length, time_s, way, highway, name_i, data.get("geometry"))
+        )
     rows.sort(key=lambda r: r[0])
     tail = np.array([r[0] for r in rows], dtype=np.int64)
     head = np.array([r[1] for r in rows], dtype=np.int64)
@@ -232,11 +290,19 @@ def compile_street_graph(mode: str, graph: nx.MultiDiGraph, walk_speed_m_s: floa
             geom_lat.extend((node_lat[r[0]], node_lat[r[1]]))
         offsets.append(len(geom_lon))
     return StreetNetwork(
-        mode=mode, node_lat=node_lat, node_lon=node_lon, indptr=indptr, tail=tail, head=head,
-        length_m=np.array([r[2] for r in rows]), base_time_s=np.array([r[3] for r in rows]),
+        mode=mode,
+        node_lat=node_lat,
+        node_lon=node_lon,
+        indptr=indptr,
+        tail=tail,
+        head=head,
+        length_m=np.array([r[2] for r in rows]),
+        base_time_s=np.array([r[3] for r in rows]),
         way_id=np.array([r[4] for r in rows], dtype=np.int64),
         highway=np.array([r[5] for r in rows], dtype=np.uint8),
         name_idx=np.array([r[6] for r in rows], dtype=np.int32),
-        names=tuple(names), geom_offset=np.array(offsets, dtype=np.int64),
-        geom_lon=np.array(geom_lon), geom_lat=np.array(geom_lat),
+        names=tuple(names),
+        geom_offset=np.array(offsets, dtype=np.int64),
+        geom_lon=np.array(geom_lon),
+        geom_lat=np.array(geom_lat),
     )

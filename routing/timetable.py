@@ -147,8 +147,11 @@ def build_base_timetable(transit: TransitData) -> BaseTimetable:
     pat_drop: list[NDArray[np.bool_]] = []
     trip_pattern = np.empty(len(starts), dtype=np.int64)
     for t, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
-        key = (st_stop[lo:hi].astype(np.int64).tobytes() + pick[lo:hi].tobytes()
-               + drop[lo:hi].tobytes())
+        key = (
+            st_stop[lo:hi].astype(np.int64).tobytes()
+            + pick[lo:hi].tobytes()
+            + drop[lo:hi].tobytes()
+        )
         p = pattern_of.get(key)
         if p is None:
             p = pattern_of[key] = len(pat_stops)
@@ -164,10 +167,13 @@ def build_base_timetable(transit: TransitData) -> BaseTimetable:
     t_secs: list[int] = []
     tr = transit.transfers
     if not tr.empty:
-        ttype = pd.to_numeric(tr.get("transfer_type"), errors="coerce").fillna(0).astype(int)
-        secs = pd.to_numeric(tr.get("min_transfer_time"), errors="coerce").fillna(0).astype(int)
-        for f, to, kind, s in zip(tr["from_stop_id"].astype(str), tr["to_stop_id"].astype(str),
-                                  ttype, secs, strict=True):
+        ttype = pd.to_numeric(tr["transfer_type"], errors="coerce").fillna(0).astype(int)
+        if "min_transfer_time" not in tr.columns:
+            tr = tr.assign(min_transfer_time=0)
+        secs = pd.to_numeric(tr["min_transfer_time"], errors="coerce").fillna(0).astype(int)
+        for f, to, kind, s in zip(
+            tr["from_stop_id"].astype(str), tr["to_stop_id"].astype(str), ttype, secs, strict=True
+        ):
             if f not in stop_idx.index or to not in stop_idx.index:
                 continue
             fi, ti = int(stop_idx[f]), int(stop_idx[to])
@@ -238,8 +244,8 @@ def _build_day(base: BaseTimetable, day: dt.date) -> DayTimetable:
         mask[[key_index[k] for k in active if k in key_index]] = True
         trips = np.flatnonzero(mask[base.trip_service])
         if offset == -1:  # only yesterday's trips still running after midnight matter
-            last = base.trip_arr[base.trip_time_off[trips + 1] - 1]
-            trips = trips[last >= DAY_S]
+            last_arrival = base.trip_arr[base.trip_time_off[trips + 1] - 1]
+            trips = trips[last_arrival >= DAY_S]
         chosen.append(trips)
         shifts.append(np.full(len(trips), offset * DAY_S, np.int64))
     if len(chosen[1]) == 0:
@@ -265,7 +271,7 @@ def _build_day(base: BaseTimetable, day: dt.date) -> DayTimetable:
             continue
         p = int(base.trip_pattern[trips[group[0]]])
         s_lo, s_hi = base.pat_stop_off[p], base.pat_stop_off[p + 1]
-        n = s_hi - s_lo
+        n = int(s_hi - s_lo)
         offs = base.trip_time_off[trips[group]]
         idx = offs[:, None] + np.arange(n)[None, :]
         arr = base.trip_arr[idx] + shift[group][:, None]
@@ -275,8 +281,8 @@ def _build_day(base: BaseTimetable, day: dt.date) -> DayTimetable:
         chains: list[list[int]] = []
         for row in order:
             for chain in chains:
-                last = chain[-1]
-                if np.all(dep[row] >= dep[last]) and np.all(arr[row] >= arr[last]):
+                tip = chain[-1]
+                if np.all(dep[row] >= dep[tip]) and np.all(arr[row] >= arr[tip]):
                     chain.append(int(row))
                     break
             else:
@@ -296,8 +302,9 @@ def _build_day(base: BaseTimetable, day: dt.date) -> DayTimetable:
 
     flat_stops = np.concatenate(pat_stops)
     flat_pat = np.repeat(np.arange(len(pat_stops)), np.diff(pat_stop_off))
-    flat_pos = np.arange(len(flat_stops)) - np.repeat(np.array(pat_stop_off[:-1]),
-                                                      np.diff(pat_stop_off))
+    flat_pos = np.arange(len(flat_stops)) - np.repeat(
+        np.array(pat_stop_off[:-1]), np.diff(pat_stop_off)
+    )
     by_stop = np.lexsort((flat_pos, flat_pat, flat_stops))
     stop_pat_off = np.zeros(base.n_stops + 1, np.int64)
     np.add.at(stop_pat_off, flat_stops + 1, 1)
@@ -320,8 +327,9 @@ def _build_day(base: BaseTimetable, day: dt.date) -> DayTimetable:
     )
 
 
-def crow_footpaths(base: BaseTimetable, max_distance_m: float
-                   ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+def crow_footpaths(
+    base: BaseTimetable, max_distance_m: float
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """Pairs of distinct stops at most ``max_distance_m`` apart as the crow flies.
 
     Returns ``(from, to, metres)`` with both directions listed.

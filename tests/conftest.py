@@ -49,8 +49,9 @@ def api_url(poa_base: CityBase) -> Iterator[str]:
     settings = Settings(cache_dir=CACHE_DIR, redis_url=None)
     app = create_app(settings, bases={"porto-alegre": poa_base})
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

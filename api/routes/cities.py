@@ -19,8 +19,11 @@ GEOJSON = "application/geo+json"
 @router.get("/health")
 async def health(state: State) -> dict[str, object]:
     """Liveness plus what this process serves."""
-    return {"status": "ok", "cities": sorted(state.bases),
-            "backend": "redis" if state.settings.redis_url else "memory"}
+    return {
+        "status": "ok",
+        "cities": sorted(state.bases),
+        "backend": "redis" if state.settings.redis_url else "memory",
+    }
 
 
 @router.get("/cities", response_model=CitiesOut)
@@ -30,13 +33,21 @@ async def list_cities(state: State) -> CitiesOut:
     for city_id, base in sorted(state.bases.items()):
         city = base.city
         start, end = base.timetable.validity
-        out.append(CityOut(
-            id=city.id, name=city.name, timezone=city.timezone, bbox=city.bbox,
-            center=city.center, default_date=city.default_date,
-            default_time=city.default_time.strftime("%H:%M"),
-            default=city_id == state.default_city, attribution=city.attribution,
-            service_start=start, service_end=end,
-        ))
+        out.append(
+            CityOut(
+                id=city.id,
+                name=city.name,
+                timezone=city.timezone,
+                bbox=city.bbox,
+                center=city.center,
+                default_date=city.default_date,
+                default_time=city.default_time.strftime("%H:%M"),
+                default=city_id == state.default_city,
+                attribution=city.attribution,
+                service_start=start,
+                service_end=end,
+            )
+        )
     return CitiesOut(cities=out)
 
 
@@ -57,12 +68,16 @@ def basemap_geojson(base: CityBase) -> bytes:
             seen.add(key)
             coords = np.round(net.edge_coords(e), 5).tolist()
             name = net.names[int(net.name_idx[e])] or None
-            features.append({"type": "Feature",
-                             "properties": {"highway": HIGHWAY_CLASSES[int(net.highway[e])],
-                                            "name": name},
-                             "geometry": {"type": "LineString", "coordinates": coords}})
-    return json.dumps({"type": "FeatureCollection", "features": features},
-                      separators=(",", ":")).encode()
+            features.append(
+                {
+                    "type": "Feature",
+                    "properties": {"highway": HIGHWAY_CLASSES[int(net.highway[e])], "name": name},
+                    "geometry": {"type": "LineString", "coordinates": coords},
+                }
+            )
+    return json.dumps(
+        {"type": "FeatureCollection", "features": features}, separators=(",", ":")
+    ).encode()
 
 
 @router.get("/cities/{city}/basemap", responses={404: {"model": ErrorOut}})
@@ -81,13 +96,18 @@ async def stops(city: str, state: State) -> Response:
     base = get_city_base(state, city)
     tt = base.timetable
     features = [
-        {"type": "Feature", "properties": {"stop_id": str(tt.stop_ids[i]),
-                                           "stop_name": str(tt.stop_names[i])},
-         "geometry": {"type": "Point", "coordinates": [round(float(tt.stop_lon[i]), 6),
-                                                       round(float(tt.stop_lat[i]), 6)]}}
-        for i in range(tt.n_stops) if base.city.contains(float(tt.stop_lat[i]),
-                                                         float(tt.stop_lon[i]))
+        {
+            "type": "Feature",
+            "properties": {"stop_id": str(tt.stop_ids[i]), "stop_name": str(tt.stop_names[i])},
+            "geometry": {
+                "type": "Point",
+                "coordinates": [round(float(tt.stop_lon[i]), 6), round(float(tt.stop_lat[i]), 6)],
+            },
+        }
+        for i in range(tt.n_stops)
+        if base.city.contains(float(tt.stop_lat[i]), float(tt.stop_lon[i]))
     ]
-    body = json.dumps({"type": "FeatureCollection", "features": features},
-                      separators=(",", ":")).encode()
+    body = json.dumps(
+        {"type": "FeatureCollection", "features": features}, separators=(",", ":")
+    ).encode()
     return Response(body, media_type=GEOJSON)

@@ -29,8 +29,9 @@ def parse_latlon(text: str, field: str) -> tuple[float, float]:
     """
     match = _LATLON.match(text)
     if not match:
-        raise InputError(f"'{field}' must be 'LAT,LON' in decimal degrees, got {text!r}",
-                         field=field)
+        raise InputError(
+            f"'{field}' must be 'LAT,LON' in decimal degrees, got {text!r}", field=field
+        )
     lat, lon = float(match[1]), float(match[2])
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise InputError(f"'{field}' {text!r} is not a valid coordinate", field=field)
@@ -50,24 +51,36 @@ def parse_depart(text: str | None, base_tz: dt.tzinfo, default: dt.datetime) -> 
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise InputError(f"'depart' must be an ISO 8601 date-time such as "
-                         f"2019-05-15T13:00:00, got {text!r}", field="depart") from None
+        raise InputError(
+            f"'depart' must be an ISO 8601 date-time such as 2019-05-15T13:00:00, got {text!r}",
+            field="depart",
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=base_tz)
 
 
-@router.get("/plan", response_model=PlanOut, responses={400: {"model": ErrorOut},
-                                                       404: {"model": ErrorOut},
-                                                       422: {"model": ErrorOut}})
+@router.get(
+    "/plan",
+    response_model=PlanOut,
+    responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
 async def get_plan(
     state: State,
     base: CityBaseDep,
     from_: Annotated[str, Query(alias="from", max_length=64, description="LAT,LON")],
     to: Annotated[str, Query(max_length=64, description="LAT,LON")],
-    depart: Annotated[str | None, Query(max_length=40, description=(
-        "ISO 8601; local city time if no offset. Defaults to the city's default service "
-        "date and time (feeds are dated)."))] = None,
+    depart: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description=(
+                "ISO 8601; local city time if no offset. Defaults to the city's default service "
+                "date and time (feeds are dated)."
+            ),
+        ),
+    ] = None,
     modes: Annotated[str, Query(max_length=64, description="Comma list of walk,transit")] = (
-        "walk,transit"),
+        "walk,transit"
+    ),
 ) -> PlanOut:
     """Plan door-to-door walk + transit trips on the city's timetable."""
     origin = parse_latlon(from_, "from")
@@ -78,17 +91,28 @@ async def get_plan(
     wanted = frozenset(m.strip() for m in modes.split(",") if m.strip())
     unknown = wanted - ALLOWED_MODES
     if unknown or not wanted:
-        raise InputError(f"'modes' accepts {', '.join(sorted(ALLOWED_MODES))}; got "
-                         f"{', '.join(sorted(unknown)) or 'nothing'}", field="modes")
+        raise InputError(
+            f"'modes' accepts {', '.join(sorted(ALLOWED_MODES))}; got "
+            f"{', '.join(sorted(unknown)) or 'nothing'}",
+            field="modes",
+        )
     settings = state.settings
-    request = PlanRequest(origin=origin, destination=destination, depart=when,
-                          walk_speed_m_s=settings.walk_speed_m_s,
-                          max_access_walk_s=settings.max_access_walk_s,
-                          max_snap_m=settings.max_snap_distance_m, modes=wanted)
+    request = PlanRequest(
+        origin=origin,
+        destination=destination,
+        depart=when,
+        walk_speed_m_s=settings.walk_speed_m_s,
+        max_access_walk_s=settings.max_access_walk_s,
+        max_snap_m=settings.max_snap_distance_m,
+        modes=wanted,
+    )
     itineraries = await run_in_threadpool(plan_trip, base, request)
-    return PlanOut.model_validate({
-        "city": city.id, "from": LatLon(lat=origin[0], lon=origin[1]),
-        "to": LatLon(lat=destination[0], lon=destination[1]),
-        "depart": when.astimezone(city.tz),
-        "itineraries": [ItineraryOut.of(it) for it in itineraries],
-    })
+    return PlanOut.model_validate(
+        {
+            "city": city.id,
+            "from": LatLon(lat=origin[0], lon=origin[1]),
+            "to": LatLon(lat=destination[0], lon=destination[1]),
+            "depart": when.astimezone(city.tz),
+            "itineraries": [ItineraryOut.of(it) for it in itineraries],
+        }
+    )

@@ -25,27 +25,64 @@ class _Feed:
         return ["20190501", "20190531"]
 
 
-def make_transit(trips: dict[str, list[tuple[str, int, int]]], transfers: list[tuple] = ()
-                 ) -> TransitData:
+def make_transit(
+    trips: dict[str, list[tuple[str, int, int]]], transfers: list[tuple] = ()
+) -> TransitData:
     stop_names = sorted({s for rows in trips.values() for s, _, _ in rows})
-    stops = pd.DataFrame({"stop_id": stop_names, "stop_name": stop_names,
-                          "stop_lat": [0.0 + i * 0.01 for i in range(len(stop_names))],
-                          "stop_lon": 0.0, "parent_station": pd.NA})
-    st = pd.DataFrame([
-        {"trip_id": t, "stop_sequence": i, "stop_id": s, "arrival_s": a, "departure_s": d,
-         "pickup_type": 0, "drop_off_type": 0}
-        for t, rows in trips.items() for i, (s, a, d) in enumerate(rows)
-    ])
-    trip_df = pd.DataFrame({"trip_id": list(trips), "route_id": [t.split("-")[0] for t in trips],
-                            "service_key": "f\x1fS", "feed_id": "f"})
-    routes = pd.DataFrame({"route_id": sorted(set(trip_df["route_id"])), "route_type": 3,
-                           "agency_key": "f:A", "feed_id": "f"})
-    tr = pd.DataFrame(list(transfers), columns=["from_stop_id", "to_stop_id", "transfer_type",
-                                                "min_transfer_time"])
-    data = TransitData(stops=stops, routes=routes, trips=trip_df, stop_times=st, transfers=tr,
-                       timezone="UTC", agencies=pd.DataFrame({"agency_key": ["f:A"],
-                                                              "agency_name": ["A"]}),
-                       feeds={"f": _Feed()})
+    stops = pd.DataFrame(
+        {
+            "stop_id": stop_names,
+            "stop_name": stop_names,
+            "stop_lat": [0.0 + i * 0.01 for i in range(len(stop_names))],
+            "stop_lon": 0.0,
+            "parent_station": pd.NA,
+        }
+    )
+    st = pd.DataFrame(
+        [
+            {
+                "trip_id": t,
+                "stop_sequence": i,
+                "stop_id": s,
+                "arrival_s": a,
+                "departure_s": d,
+                "pickup_type": 0,
+                "drop_off_type": 0,
+            }
+            for t, rows in trips.items()
+            for i, (s, a, d) in enumerate(rows)
+        ]
+    )
+    trip_df = pd.DataFrame(
+        {
+            "trip_id": list(trips),
+            "route_id": [t.split("-")[0] for t in trips],
+            "service_key": "f\x1fS",
+            "feed_id": "f",
+        }
+    )
+    routes = pd.DataFrame(
+        {
+            "route_id": sorted(set(trip_df["route_id"])),
+            "route_type": 3,
+            "agency_key": "f:A",
+            "feed_id": "f",
+        }
+    )
+    tr = pd.DataFrame(
+        list(transfers),
+        columns=["from_stop_id", "to_stop_id", "transfer_type", "min_transfer_time"],
+    )
+    data = TransitData(
+        stops=stops,
+        routes=routes,
+        trips=trip_df,
+        stop_times=st,
+        transfers=tr,
+        timezone="UTC",
+        agencies=pd.DataFrame({"agency_key": ["f:A"], "agency_name": ["A"]}),
+        feeds={"f": _Feed()},
+    )
     object.__setattr__(data, "active_service_keys", lambda day: frozenset({"f\x1fS"}))
     return data
 
@@ -59,15 +96,18 @@ def solve(data: TransitData, src: str, dst: str, t0: int, walk: list[tuple[str, 
     fm = np.array([m for _, _, m in walk], float)
     fp = make_footpaths(base, fa, fb, fm, 1.0)
     t = t0 + day.origin_unix - day.origin_unix
-    return base, run_raptor(day, base.n_stops, fp, base.min_transfer_s, {idx[src]: t},
-                            {idx[dst]: 0})
+    return base, run_raptor(
+        day, base.n_stops, fp, base.min_transfer_s, {idx[src]: t}, {idx[dst]: 0}
+    )
 
 
 def test_direct_ride_and_pareto_on_transfers() -> None:
-    data = make_transit({
-        "R1-a": [("A", 100, 100), ("B", 200, 200), ("C", 900, 900)],  # slow, direct
-        "R2-a": [("B", 250, 250), ("C", 400, 400)],                  # faster with a change
-    })
+    data = make_transit(
+        {
+            "R1-a": [("A", 100, 100), ("B", 200, 200), ("C", 900, 900)],  # slow, direct
+            "R2-a": [("B", 250, 250), ("C", 400, 400)],  # faster with a change
+        }
+    )
     _, journeys = solve(data, "A", "C", 0)
     assert [(j.rides, j.arrival) for j in journeys] == [(1, 900), (2, 400)]
     two = journeys[1]
@@ -75,9 +115,11 @@ def test_direct_ride_and_pareto_on_transfers() -> None:
 
 
 def test_min_transfer_time_blocks_a_tight_connection() -> None:
-    trips = {"R1-a": [("A", 100, 100), ("B", 200, 200)],
-             "R2-a": [("B", 230, 230), ("C", 300, 300)],
-             "R2-b": [("B", 400, 400), ("C", 500, 500)]}
+    trips = {
+        "R1-a": [("A", 100, 100), ("B", 200, 200)],
+        "R2-a": [("B", 230, 230), ("C", 300, 300)],
+        "R2-b": [("B", 400, 400), ("C", 500, 500)],
+    }
     _, free = solve(make_transit(trips), "A", "C", 0)
     assert free[-1].arrival == 300
     _, tight = solve(make_transit(trips, [("B", "B", 2, 60)]), "A", "C", 0)
@@ -85,16 +127,17 @@ def test_min_transfer_time_blocks_a_tight_connection() -> None:
 
 
 def test_forbidden_transfer_is_never_used() -> None:
-    trips = {"R1-a": [("A", 100, 100), ("B", 200, 200)],
-             "R2-a": [("B", 230, 230), ("C", 300, 300)]}
+    trips = {"R1-a": [("A", 100, 100), ("B", 200, 200)], "R2-a": [("B", 230, 230), ("C", 300, 300)]}
     _, journeys = solve(make_transit(trips, [("B", "B", 3, 0)]), "A", "C", 0)
     assert journeys == []
 
 
 def test_footpath_between_rides_and_overtaking_trips() -> None:
-    trips = {"R1-a": [("A", 100, 100), ("B", 200, 200)],
-             "R2-a": [("D", 260, 260), ("E", 700, 700)],   # leaves first, arrives last
-             "R2-b": [("D", 300, 300), ("E", 400, 400)]}   # overtakes it
+    trips = {
+        "R1-a": [("A", 100, 100), ("B", 200, 200)],
+        "R2-a": [("D", 260, 260), ("E", 700, 700)],  # leaves first, arrives last
+        "R2-b": [("D", 300, 300), ("E", 400, 400)],
+    }  # overtakes it
     _, journeys = solve(make_transit(trips), "A", "E", 0, walk=[("B", "D", 50.0)])
     assert journeys[-1].arrival == 400
     assert any(isinstance(leg, FootLeg) for leg in journeys[-1].legs)
@@ -115,7 +158,8 @@ def _oracle(base, day: DayTimetable, fp, src: int, t0: int) -> np.ndarray:
             for i in range(n):
                 if day.pat_pick[lo + i]:
                     boards.setdefault(int(day.pat_stops[lo + i]), []).append(
-                        (int(day.dep[off + i]), p, t, i))
+                        (int(day.dep[off + i]), p, t, i)
+                    )
     while heap:
         time, stop, by_ride = heapq.heappop(heap)
         if (stop, by_ride) in seen:
@@ -154,8 +198,9 @@ def test_earliest_arrival_matches_time_expanded_oracle(poa_base: CityBase) -> No
         src, dst = (int(x) for x in rng.sample(list(served), 2))
         t0 = 12 * 3600 + rng.randrange(0, 3 * 3600)
         oracle = _oracle(tt, day, fp, src, t0)
-        journeys = run_raptor(day, tt.n_stops, fp, tt.min_transfer_s, {src: t0}, {dst: 0},
-                              max_rides=12)
+        journeys = run_raptor(
+            day, tt.n_stops, fp, tt.min_transfer_s, {src: t0}, {dst: 0}, max_rides=12
+        )
         expected = int(oracle[dst]) if oracle[dst] < np.iinfo(np.int64).max else None
         got = min((j.arrival for j in journeys), default=None)
         if dst == src:
