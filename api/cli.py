@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run the single writer of live state")
     worker.set_defaults(func=cmd_worker)
+    from api.plan_cli import add_plan_parser
+
+    add_plan_parser(sub)
     return parser
 
 

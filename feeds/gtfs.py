@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import gtfs_kit as gk
 import numpy as np
@@ -130,7 +132,17 @@ def _read_one(feed_id: str, path: Path) -> gk.Feed:
         raise FeedError(f"{path}: GTFS file not found")
     try:
         with zipfile.ZipFile(path) as archive:
-            archive.testzip()
+            for member in archive.infolist():
+                # ZipFile.testzip() swallows CRC errors (returning the name) and lets a
+                # damaged deflate stream escape as zlib.error; read each member ourselves.
+                try:
+                    with archive.open(member) as handle:
+                        while handle.read(1 << 20):
+                            pass
+                except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                    raise FeedError(
+                        f"{path}: not a readable GTFS zip ({member.filename} is corrupt: {exc})"
+                    ) from exc
     except zipfile.BadZipFile as exc:
         raise FeedError(f"{path}: not a readable GTFS zip ({exc})") from exc
     try:
@@ -164,6 +176,7 @@ def _seconds(series: pd.Series) -> pd.Series:
 
 def _validate(feed_id: str, path: Path, feed: gk.Feed) -> list[str]:
     problems: list[str] = []
+    present: dict[str, pd.DataFrame] = {}
     for table in REQUIRED_TABLES:
         frame = getattr(feed, table, None)
         if frame is None or frame.empty:
@@ -172,50 +185,61 @@ def _validate(feed_id: str, path: Path, feed: gk.Feed) -> list[str]:
         missing = [c for c in REQUIRED_COLUMNS.get(table, ()) if c not in frame.columns]
         if missing:
             problems.append(f"{table}.txt lacks required column(s) {', '.join(missing)}")
+        present[table] = frame
     if (feed.calendar is None or feed.calendar.empty) and (
         feed.calendar_dates is None or feed.calendar_dates.empty
     ):
         problems.append("neither calendar.txt nor calendar_dates.txt defines any service")
-    if problems:
-        return problems
-    stops = feed.stops
-    bad_coords = stops[
-        ~stops["stop_lat"].between(-90, 90)
-        | ~stops["stop_lon"].between(-180, 180)
-        | stops["stop_lat"].isna()
-        | stops["stop_lon"].isna()
-    ]
-    located = bad_coords
-    if "location_type" in stops.columns:
-        # stations' entrances/nodes may lack coordinates only when location_type is 3 or 4
-        located = bad_coords[~bad_coords["location_type"].isin([3, 4])]
-    if len(located):
-        problems.append(_limited("stops with invalid coordinates", located["stop_id"].tolist()))
+
+    def has(table: str, *columns: str) -> bool:
+        # A missing table or column is already reported above; the checks that need it are
+        # skipped so that every *other* problem is still found and reported at once.
+        return table in present and all(c in present[table].columns for c in columns)
+
+    if has("stops", "stop_id", "stop_lat", "stop_lon"):
+        stops = present["stops"]
+        bad_coords = stops[
+            ~stops["stop_lat"].between(-90, 90)
+            | ~stops["stop_lon"].between(-180, 180)
+            | stops["stop_lat"].isna()
+            | stops["stop_lon"].isna()
+        ]
+        located = bad_coords
+        if "location_type" in stops.columns:
+            # stations' entrances/nodes may lack coordinates only when location_type is 3 or 4
+            located = bad_coords[~bad_coords["location_type"].isin([3, 4])]
+        if len(located):
+            problems.append(_limited("stops with invalid coordinates", located["stop_id"].tolist()))
     for table, column in (("stops", "stop_id"), ("routes", "route_id"), ("trips", "trip_id")):
-        dupes = getattr(feed, table)[column]
-        dupes = dupes[dupes.duplicated()].unique().tolist()
-        if dupes:
-            problems.append(_limited(f"duplicate {column} in {table}.txt", dupes))
-    unknown_route = set(feed.trips["route_id"]) - set(feed.routes["route_id"])
-    if unknown_route:
-        problems.append(_limited("trips.txt names unknown route_id", sorted(unknown_route)))
-    st = feed.stop_times
-    unknown_trip = set(st["trip_id"]) - set(feed.trips["trip_id"])
-    if unknown_trip:
-        problems.append(_limited("stop_times.txt names unknown trip_id", sorted(unknown_trip)))
-    unknown_stop = set(st["stop_id"]) - set(stops["stop_id"])
-    if unknown_stop:
-        problems.append(_limited("stop_times.txt names unknown stop_id", sorted(unknown_stop)))
-    if st["stop_sequence"].isna().any():
+        if has(table, column):
+            ids = present[table][column]
+            dupes = ids[ids.duplicated()].unique().tolist()
+            if dupes:
+                problems.append(_limited(f"duplicate {column} in {table}.txt", dupes))
+    if has("trips", "route_id") and has("routes", "route_id"):
+        unknown_route = set(present["trips"]["route_id"]) - set(present["routes"]["route_id"])
+        if unknown_route:
+            problems.append(_limited("trips.txt names unknown route_id", sorted(unknown_route)))
+    if has("stop_times", "trip_id") and has("trips", "trip_id"):
+        unknown_trip = set(present["stop_times"]["trip_id"]) - set(present["trips"]["trip_id"])
+        if unknown_trip:
+            problems.append(_limited("stop_times.txt names unknown trip_id", sorted(unknown_trip)))
+    if has("stop_times", "stop_id") and has("stops", "stop_id"):
+        unknown_stop = set(present["stop_times"]["stop_id"]) - set(present["stops"]["stop_id"])
+        if unknown_stop:
+            problems.append(_limited("stop_times.txt names unknown stop_id", sorted(unknown_stop)))
+    if has("stop_times", "stop_sequence") and present["stop_times"]["stop_sequence"].isna().any():
         problems.append("stop_times.txt has rows without stop_sequence")
     for column in ("arrival_time", "departure_time"):
-        bad = st.loc[_seconds(st[column]) == -1, column].unique().tolist()
-        if bad:
-            problems.append(_limited(f"stop_times.txt {column} not HH:MM:SS", bad))
-    if feed.agency is not None and "agency_timezone" in feed.agency.columns:
+        if has("stop_times", column):
+            st = present["stop_times"]
+            bad = st.loc[_seconds(st[column]) == -1, column].unique().tolist()
+            if bad:
+                problems.append(_limited(f"stop_times.txt {column} not HH:MM:SS", bad))
+    if has("agency", "agency_timezone"):
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        for tz in feed.agency["agency_timezone"].dropna().unique():
+        for tz in present["agency"]["agency_timezone"].dropna().unique():
             try:
                 ZoneInfo(str(tz))
             except (ZoneInfoNotFoundError, ValueError):
@@ -284,20 +308,21 @@ def _interpolate_times(st: pd.DataFrame, stops: pd.DataFrame) -> tuple[pd.DataFr
 
 
 def _expand_frequencies(
-    feed: gk.Feed, st: pd.DataFrame, trips: pd.DataFrame
+    freq: pd.DataFrame | None, st: pd.DataFrame, trips: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Replace each frequency-based trip by one trip per departure.
 
     A trip runs at ``start_time`` and then every ``headway_secs`` while strictly before
     ``end_time``; its stop times keep the template's offsets from its first departure.
     """
-    freq = getattr(feed, "frequencies", None)
     if freq is None or freq.empty:
         return st, trips
     freq = freq.assign(start_s=_seconds(freq["start_time"]), end_s=_seconds(freq["end_time"]))
     templates = st[st["trip_id"].isin(freq["trip_id"])]
     new_st, new_trips = [], []
-    for row in freq.itertuples(index=False):
+    # gtfs-kit reads headway_secs as an integer column; the row fields are plain scalars
+    freq_rows: list[Any] = list(freq.itertuples(index=False))
+    for row in freq_rows:
         rows = templates[templates["trip_id"] == row.trip_id]
         if rows.empty or int(row.headway_secs) <= 0:
             continue
@@ -406,9 +431,17 @@ def load_gtfs(sources: Sequence[tuple[str, Path]]) -> TransitData:
         st["trip_id"] = rename(st["trip_id"], "trip_id")
         st["stop_id"] = rename(st["stop_id"], "stop_id")
         raw_stops = feed.stops.assign(stop_id=rename(feed.stops["stop_id"], "stop_id"))
+        timed_trips = st["trip_id"].unique()
         st, st_warnings = _interpolate_times(st, raw_stops)
         warnings += [f"{feed_id}: {w}" for w in st_warnings]
-        st, trips = _expand_frequencies(feed, st, trips)
+        # a trip whose stop times were all dropped must not linger in trips either
+        dropped = np.setdiff1d(timed_trips, st["trip_id"].unique())
+        trips = trips[~trips["trip_id"].isin(dropped)]
+        freq = getattr(feed, "frequencies", None)
+        if freq is not None and not freq.empty:
+            # frequencies.txt must name the trip by its merged (possibly prefixed) id
+            freq = freq.assign(trip_id=rename(freq["trip_id"], "trip_id"))
+        st, trips = _expand_frequencies(freq, st, trips)
         transfers = getattr(feed, "transfers", None)
         if transfers is not None and not transfers.empty:
             transfers = transfers.assign(

@@ -19,13 +19,14 @@ from numpy.typing import NDArray
 from correspondance.cities import CityConfig
 from feeds.gtfs import load_gtfs
 from feeds.osm import STREET_MODES, load_street_graphs
+from feeds.osm_pois import Parkings, load_parkings
 from routing.errors import BuildError, NoStreetNearbyError
 from routing.kernels import bounded_many_to_many
 from routing.raptor import Footpaths
 from routing.streets import StreetNetwork, compile_street_graph
 from routing.timetable import BaseTimetable, build_base_timetable, crow_footpaths
 
-BUILD_VERSION = "3"  # bump when the cached layout or build logic changes
+BUILD_VERSION = "4"  # bump when the cached layout or build logic changes
 STOP_SNAP_M = 300.0
 
 
@@ -54,6 +55,7 @@ class CityBase:
     footpath_m: NDArray[np.float64]
     input_hash: str
     build_seconds: float
+    parkings: Parkings
     warnings: tuple[str, ...] = ()
     _footpaths: dict[float, Footpaths] = field(default_factory=dict, repr=False)
 
@@ -206,8 +208,11 @@ def build_city(
         )
     say("computing footpaths between stops")
     fa, fb, fm = street_footpaths(streets["walk"], links, max_transfer_walk_m)
+    say("finding car parks")
+    parkings = load_parkings(city.resolve(city.osm.path))
     return CityBase(
         city=city,
+        parkings=parkings,
         streets=streets,
         timetable=timetable,
         stop_links=links,

@@ -1,7 +1,9 @@
 """A plan request as a pipeline of named stages.
 
-``snap_endpoints`` → ``access_egress`` → ``transit_search`` → ``direct_walk`` →
-``assemble`` → ``rank``. Each stage is a plain function with typed input and output.
+``snap_endpoints`` → ``access_options`` / ``egress_walk`` (street chains per mode) →
+``transit_search`` (RAPTOR per access option) → ``direct_options`` (street-only trips) →
+``assemble`` (legs with names, times, geometry) → ``rank``. Each stage is a plain function.
+Every stage reads one :class:`~routing.overlay.LiveOverlay`, taken once per request.
 """
 
 from __future__ import annotations
@@ -10,14 +12,28 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import NDArray
 
+from feeds.gtfs import haversine_m
 from routing.base import CityBase
+from routing.chains import ChainResult, Segment
 from routing.errors import OutsideCityError
+from routing.modes import (
+    ModeContext,
+    access_park_and_ride,
+    access_shared,
+    access_walk,
+    direct,
+    egress_walk,
+    shared_direct,
+)
+from routing.overlay import LiveOverlay
 from routing.raptor import FootLeg, RideLeg, TransitJourney, run_raptor
-from routing.streets import Snap, StreetNetwork
+from routing.streets import Snap
+from routing.timetable import DayTimetable
 
-MAX_DIRECT_WALK_S = 2 * 3600.0
+STREET_MODES = frozenset({"walk", "bicycle", "car", "bikeshare", "carshare"})
+ALL_MODES = STREET_MODES | {"transit"}
+DEFAULT_MODES = frozenset({"walk", "transit"})
 
 
 @dataclass(frozen=True)
@@ -31,17 +47,18 @@ class PlanRequest:
     max_access_walk_s: float = 1200.0
     max_snap_m: float = 500.0
     max_rides: int = 5
-    modes: frozenset[str] = frozenset({"walk", "transit"})
+    modes: frozenset[str] = DEFAULT_MODES
 
 
 @dataclass(frozen=True)
 class Place:
-    """A named point; ``stop_id`` for transit stops."""
+    """A named point; ``stop_id`` for transit stops, ``station_id`` for shared mobility."""
 
     name: str
     lat: float
     lon: float
     stop_id: str | None = None
+    station_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,11 @@ class Leg:
     headsign: str | None = None
     agency_name: str | None = None
     intermediate_stops: int = 0
+    system_id: str | None = None
+    simulated: bool = False
+    board_index: int | None = None  # position of the boarding stop in the trip
+    alight_index: int | None = None
+    drive_edges: tuple[int, ...] = ()  # drive-network edges, for live congestion matching
 
 
 @dataclass(frozen=True)
@@ -98,6 +120,16 @@ class Itinerary:
         """Metres walked."""
         return sum(leg.distance_m for leg in self.legs if leg.mode == "walk")
 
+    @property
+    def family(self) -> tuple[str, ...]:
+        """The non-walking modes used, in order: what makes two options different in kind."""
+        seen: list[str] = []
+        for leg in self.legs:
+            kind = "transit" if leg.trip_id else leg.mode
+            if kind != "walk" and kind not in seen:
+                seen.append(kind)
+        return tuple(seen) or ("walk",)
+
 
 @dataclass(frozen=True)
 class Endpoints:
@@ -108,14 +140,46 @@ class Endpoints:
 
 
 @dataclass
-class WalkSearch:
-    """A walk search from one endpoint: node costs and predecessor edges."""
+class AccessOption:
+    """A way to reach transit stops from the origin: a chain and its label."""
 
-    snap: Snap
-    dist: NDArray[np.float64]
-    pred: NDArray[np.int64]
-    stop_cost: dict[int, float] = field(default_factory=dict)
-    stop_via: dict[int, int] = field(default_factory=dict)  # stop → node reached through
+    label: str
+    chain: ChainResult
+    system_id: str | None = None
+    simulated: bool = False
+
+
+@dataclass
+class PlanContext:
+    """Everything the stages share for one request."""
+
+    base: CityBase
+    request: PlanRequest
+    overlay: LiveOverlay
+    modes: ModeContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.modes = ModeContext(
+            base=self.base,
+            overlay=self.overlay,
+            origin=self.request.origin,
+            destination=self.request.destination,
+            walk_speed_m_s=self.request.walk_speed_m_s,
+            max_walk_s=self.request.max_access_walk_s,
+        )
+
+    @property
+    def tz(self) -> dt.tzinfo:
+        """The city's timezone."""
+        return self.base.city.tz
+
+    def systems(self, form_factor: str) -> list[tuple[str, bool, bool]]:
+        """(system_id, free_floating_return, simulated) of live systems of a vehicle kind."""
+        return [
+            (s.system_id, s.free_floating_return, s.simulated)
+            for s in self.overlay.systems.values()
+            if s.form_factor == form_factor
+        ]
 
 
 def snap_endpoints(base: CityBase, request: PlanRequest) -> Endpoints:
@@ -138,276 +202,291 @@ def snap_endpoints(base: CityBase, request: PlanRequest) -> Endpoints:
     )
 
 
-def _search_from(
-    walk: StreetNetwork, snap: Snap, speed: float, limit: float, targets: NDArray[np.int64]
-) -> WalkSearch:
-    e = snap.edge
-    t_edge = walk.length_m[e] / speed
-    off = snap.distance_m / speed
-    sources = np.array([walk.tail[e], walk.head[e]], np.int64)
-    cost = np.array([off + snap.fraction * t_edge, off + (1 - snap.fraction) * t_edge])
-    dist, pred = walk.shortest_path(walk.length_m / speed, sources, cost, targets, limit)
-    return WalkSearch(snap=snap, dist=dist, pred=pred)
+def access_options(ctx: PlanContext) -> list[AccessOption]:
+    """Stage 2a: every way of reaching stops the requested modes allow."""
+    options = [AccessOption("walk", access_walk(ctx.modes))]
+    modes = ctx.request.modes
+    for form, mode in (("bicycle", "bikeshare"), ("car", "carshare")):
+        if mode not in modes:
+            continue
+        for system_id, _free, simulated in ctx.systems(form):
+            chain = access_shared(ctx.modes, ctx.overlay.systems[system_id])
+            if chain is not None:
+                options.append(AccessOption(mode, chain, system_id, simulated))
+    if "car" in modes:
+        chain = access_park_and_ride(ctx.modes)
+        if chain is not None:
+            options.append(AccessOption("park_and_ride", chain))
+    return options
 
 
-def access_egress(
-    base: CityBase, request: PlanRequest, ends: Endpoints
-) -> tuple[WalkSearch, WalkSearch]:
-    """Stage 2: bounded walk searches from the origin and from the destination to stops."""
-    walk = base.streets["walk"]
-    speed = request.walk_speed_m_s
-    limit = request.max_access_walk_s
-    none = np.zeros(0, np.int64)
-    searches = (
-        _search_from(walk, ends.origin, speed, limit, none),
-        _search_from(walk, ends.destination, speed, limit, none),
-    )
-    links = base.stop_links
-    linked = np.flatnonzero(links.edge >= 0)
-    e = links.edge[linked]
-    t_edge = walk.length_m[e] / speed
-    for search in searches:
-        via_tail = search.dist[walk.tail[e]] + links.fraction[linked] * t_edge
-        via_head = search.dist[walk.head[e]] + (1 - links.fraction[linked]) * t_edge
-        best = np.minimum(via_tail, via_head) + links.offset_m[linked] / speed
-        node = np.where(via_tail <= via_head, walk.tail[e], walk.head[e])
-        ok = best <= limit
-        search.stop_cost = {int(s): float(c) for s, c in zip(linked[ok], best[ok], strict=True)}
-        search.stop_via = {int(s): int(n) for s, n in zip(linked[ok], node[ok], strict=True)}
-    return searches
+def _trip_mask(ctx: PlanContext, day: DayTimetable) -> np.ndarray | None:
+    cancelled = ctx.overlay.cancelled_trips
+    if not cancelled:
+        return None
+    ids = ctx.base.timetable.trip_ids[day.trip_base]
+    return ~np.isin(ids.astype(str), list(cancelled))
+
+
+def _closed_mask(ctx: PlanContext) -> np.ndarray | None:
+    closed = ctx.overlay.closed_stops
+    if not closed:
+        return None
+    return np.isin(ctx.base.timetable.stop_ids.astype(str), list(closed))
 
 
 def transit_search(
-    base: CityBase, request: PlanRequest, access: WalkSearch, egress: WalkSearch
-) -> tuple[list[TransitJourney], int]:
-    """Stage 3: RAPTOR from the access stops to the egress stops.
-
-    Returns the journeys and the day timetable's time origin (unix seconds).
-    """
-    local = request.depart.astimezone(base.city.tz)
-    day = base.timetable.day(local.date())
-    t0 = int(request.depart.timestamp()) - day.origin_unix
-    sources = {s: t0 + int(np.ceil(c)) for s, c in access.stop_cost.items()}
-    targets = {s: int(np.ceil(c)) for s, c in egress.stop_cost.items()}
-    journeys = run_raptor(
+    ctx: PlanContext, access: AccessOption, egress: ChainResult, depart_s: int, day: DayTimetable
+) -> list[TransitJourney]:
+    """Stage 3: RAPTOR from the stops an access option reaches to the egress stops."""
+    closed = _closed_mask(ctx)
+    reach = access.chain.final_cost
+    out = egress.final_cost
+    open_stop = np.ones(len(reach), bool) if closed is None else ~closed
+    usable_in = np.isfinite(reach) & open_stop
+    usable_out = np.isfinite(out) & open_stop
+    sources = {int(s): depart_s + int(np.ceil(reach[s])) for s in np.flatnonzero(usable_in)}
+    targets = {int(s): int(np.ceil(out[s])) for s in np.flatnonzero(usable_out)}
+    return run_raptor(
         day,
-        base.timetable.n_stops,
-        base.footpaths(request.walk_speed_m_s),
-        base.timetable.min_transfer_s,
+        ctx.base.timetable.n_stops,
+        ctx.base.footpaths(ctx.request.walk_speed_m_s),
+        ctx.base.timetable.min_transfer_s,
         sources,
         targets,
-        request.max_rides,
+        ctx.request.max_rides,
+        trip_ok=_trip_mask(ctx, day),
+        closed_stops=closed,
     )
-    return journeys, day.origin_unix
 
 
-def _walk_geometry(
-    walk: StreetNetwork, search: WalkSearch, node: int
-) -> tuple[list[tuple[float, float]], float]:
-    coords: list[tuple[float, float]] = [(search.snap.lon, search.snap.lat)]
-    metres = search.snap.distance_m
-    for edge in walk.path_edges(search.pred, node):
-        coords.extend((float(x), float(y)) for x, y in walk.edge_coords(edge))
-        metres += float(walk.length_m[edge])
-    if len(coords) == 1:
-        coords.append((float(walk.node_lon[node]), float(walk.node_lat[node])))
-    return coords, metres
+def _segment_place(kind: str, ident: str, name: str, latlon: tuple[float, float]) -> Place:
+    if kind == "stop":
+        return Place(name, *latlon, stop_id=ident)
+    if kind == "station":
+        return Place(name, *latlon, station_id=ident)
+    return Place(name, *latlon)
 
 
-def direct_walk(base: CityBase, request: PlanRequest, ends: Endpoints) -> Itinerary | None:
-    """Stage 4: the walk-only option, when it takes at most two hours."""
-    walk = base.streets["walk"]
-    speed = request.walk_speed_m_s
-    dest = ends.destination
-    e = dest.edge
-    targets = np.array([walk.tail[e], walk.head[e]], np.int64)
-    search = _search_from(walk, ends.origin, speed, MAX_DIRECT_WALK_S, targets)
-    t_edge = walk.length_m[e] / speed
-    via = [
-        (search.dist[walk.tail[e]] + dest.fraction * t_edge, int(walk.tail[e])),
-        (search.dist[walk.head[e]] + (1 - dest.fraction) * t_edge, int(walk.head[e])),
-    ]
-    if ends.origin.edge == e or {int(walk.tail[e]), int(walk.head[e])} == {
-        int(walk.tail[ends.origin.edge]),
-        int(walk.head[ends.origin.edge]),
-    }:
-        via.append(
-            (
-                abs(ends.origin.fraction - dest.fraction) * t_edge + ends.origin.distance_m / speed,
-                -1,
-            )
-        )
-    cost, node = min(via)
-    cost += dest.distance_m / speed
-    if not np.isfinite(cost) or cost > MAX_DIRECT_WALK_S:
-        return None
-    if node >= 0:
-        coords, metres = _walk_geometry(walk, search, node)
-    else:
-        coords, metres = [(ends.origin.lon, ends.origin.lat)], ends.origin.distance_m
-    coords.append((dest.lon, dest.lat))
-    metres += dest.distance_m
-    tz = base.city.tz
-    start = request.depart.astimezone(tz)
-    leg = Leg(
-        mode="walk",
-        origin=Place("Origin", *request.origin),
-        destination=Place("Destination", *request.destination),
-        departure=start,
-        arrival=start + dt.timedelta(seconds=int(np.ceil(cost))),
-        distance_m=metres,
-        geometry=coords,
-    )
-    return Itinerary(legs=[leg], transfers=0)
+def segments_to_legs(
+    ctx: PlanContext,
+    segments: list[Segment],
+    start: dt.datetime,
+    reverse: bool = False,
+    system_id: str | None = None,
+    simulated: bool = False,
+) -> list[Leg]:
+    """Timed legs from chain segments, starting at ``start``.
 
-
-def assemble(
-    base: CityBase,
-    request: PlanRequest,
-    access: WalkSearch,
-    egress: WalkSearch,
-    journeys: list[TransitJourney],
-    origin_unix: int,
-) -> list[Itinerary]:
-    """Stage 5: turn RAPTOR journeys into legs with names, times and geometry."""
-    tt = base.timetable
-    day = tt.day(request.depart.astimezone(base.city.tz).date())
-    walk = base.streets["walk"]
-    tz = base.city.tz
-    speed = request.walk_speed_m_s
-
-    def at(seconds: int) -> dt.datetime:
-        return dt.datetime.fromtimestamp(origin_unix + seconds, tz)
-
-    def stop_place(stop: int) -> Place:
-        return Place(
-            str(tt.stop_names[stop]),
-            float(tt.stop_lat[stop]),
-            float(tt.stop_lon[stop]),
-            str(tt.stop_ids[stop]),
-        )
-
-    itineraries = []
-    for journey in journeys:
-        legs: list[Leg] = []
-        rides = [leg for leg in journey.legs if isinstance(leg, RideLeg)]
-        first = rides[0]
-        n0 = day.pat_stop_off[first.pattern + 1] - day.pat_stop_off[first.pattern]
-        board_dep = int(
-            day.dep[
-                day.pat_time_off[first.pattern]
-                + (first.trip - day.pat_trip_off[first.pattern]) * n0
-                + first.board_pos
-            ]
-        )
-        access_s = int(np.ceil(access.stop_cost[journey.access_stop]))
-        coords, metres = _walk_geometry(walk, access, access.stop_via[journey.access_stop])
-        stop = journey.access_stop
-        coords.append((float(tt.stop_lon[stop]), float(tt.stop_lat[stop])))
+    ``reverse`` flips segments found from the destination outwards (egress walks).
+    """
+    legs: list[Leg] = []
+    clock = start
+    ordered = list(reversed(segments)) if reverse else segments
+    for seg in ordered:
+        a = _segment_place(seg.from_kind, seg.from_id, seg.from_name, seg.from_latlon)
+        b = _segment_place(seg.to_kind, seg.to_id, seg.to_name, seg.to_latlon)
+        coords = seg.coords
+        if reverse:
+            a, b, coords = b, a, list(reversed(coords))
+        end = clock + dt.timedelta(seconds=round(seg.seconds))
+        shared = seg.mode in ("bikeshare", "carshare", "scooter")
         legs.append(
             Leg(
-                "walk",
-                Place("Origin", *request.origin),
-                stop_place(stop),
-                at(board_dep - access_s),
-                at(board_dep),
-                metres,
-                coords,
+                mode=seg.mode,
+                origin=_named(a, "Origin"),
+                destination=_named(b, "Destination"),
+                departure=clock,
+                arrival=end,
+                distance_m=seg.metres,
+                geometry=coords,
+                system_id=system_id if shared else None,
+                simulated=simulated and shared,
+                drive_edges=seg.edges if seg.network == "drive" else (),
             )
         )
-        clock = board_dep
-        for leg in journey.legs:
-            if isinstance(leg, FootLeg):
-                fp = base.footpaths(speed)
-                row = range(fp.offset[leg.from_stop], fp.offset[leg.from_stop + 1])
-                secs = next(int(fp.duration[i]) for i in row if fp.to[i] == leg.to_stop)
-                a, b = leg.from_stop, leg.to_stop
-                metres = float(secs * speed)
-                line = [
-                    (float(tt.stop_lon[a]), float(tt.stop_lat[a])),
-                    (float(tt.stop_lon[b]), float(tt.stop_lat[b])),
-                ]
-                legs.append(
-                    Leg(
-                        "walk",
-                        stop_place(a),
-                        stop_place(b),
-                        at(clock),
-                        at(clock + secs),
-                        metres,
-                        line,
-                    )
-                )
-                clock += secs
-                continue
-            p = leg.pattern
-            s_lo = day.pat_stop_off[p]
-            n = day.pat_stop_off[p + 1] - s_lo
-            base_i = day.pat_time_off[p] + (leg.trip - day.pat_trip_off[p]) * n
-            dep = int(day.dep[base_i + leg.board_pos])
-            arr = int(day.arr[base_i + leg.alight_pos])
-            stops = day.pat_stops[s_lo + leg.board_pos : s_lo + leg.alight_pos + 1]
-            trip = int(day.trip_base[leg.trip])
-            route = int(tt.trip_route[trip])
-            line = [(float(tt.stop_lon[s]), float(tt.stop_lat[s])) for s in stops]
-            from feeds.gtfs import haversine_m
+        clock = end
+    return [
+        leg
+        for leg in legs
+        if leg.distance_m > 0 or leg.arrival > leg.departure or leg.mode != "walk"
+    ]
 
-            dist = float(
-                np.sum(
-                    haversine_m(
-                        tt.stop_lat[stops[:-1]],
-                        tt.stop_lon[stops[:-1]],
-                        tt.stop_lat[stops[1:]],
-                        tt.stop_lon[stops[1:]],
-                    )
-                )
+
+def _named(place: Place, default: str) -> Place:
+    if place.name:
+        return place
+    return Place(default, place.lat, place.lon, place.stop_id, place.station_id)
+
+
+def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: int) -> Leg:
+    tt = ctx.base.timetable
+    p = leg.pattern
+    s_lo = day.pat_stop_off[p]
+    n = day.pat_stop_off[p + 1] - s_lo
+    base_i = day.pat_time_off[p] + (leg.trip - day.pat_trip_off[p]) * n
+    dep = int(day.dep[base_i + leg.board_pos])
+    arr = int(day.arr[base_i + leg.alight_pos])
+    stops = day.pat_stops[s_lo + leg.board_pos : s_lo + leg.alight_pos + 1]
+    trip = int(day.trip_base[leg.trip])
+    route = int(tt.trip_route[trip])
+    dist = float(
+        np.sum(
+            haversine_m(
+                tt.stop_lat[stops[:-1]],
+                tt.stop_lon[stops[:-1]],
+                tt.stop_lat[stops[1:]],
+                tt.stop_lon[stops[1:]],
             )
+        )
+    )
+    return Leg(
+        mode=str(tt.route_mode[route]),
+        origin=_stop_place(ctx, int(stops[0])),
+        destination=_stop_place(ctx, int(stops[-1])),
+        departure=_at(ctx, origin_unix, dep),
+        arrival=_at(ctx, origin_unix, arr),
+        distance_m=dist,
+        geometry=[(float(tt.stop_lon[s]), float(tt.stop_lat[s])) for s in stops],
+        route_id=str(tt.route_ids[route]),
+        route_short_name=str(tt.route_short[route]) or None,
+        route_long_name=str(tt.route_long[route]) or None,
+        route_color=str(tt.route_color[route]) or None,
+        trip_id=str(tt.trip_ids[trip]),
+        headsign=str(tt.trip_headsign[trip]) or None,
+        agency_name=str(tt.route_agency[route]) or None,
+        intermediate_stops=max(0, len(stops) - 2),
+        board_index=leg.board_pos,
+        alight_index=leg.alight_pos,
+    )
+
+
+def _stop_place(ctx: PlanContext, stop: int) -> Place:
+    tt = ctx.base.timetable
+    return Place(
+        str(tt.stop_names[stop]),
+        float(tt.stop_lat[stop]),
+        float(tt.stop_lon[stop]),
+        str(tt.stop_ids[stop]),
+    )
+
+
+def _at(ctx: PlanContext, origin_unix: int, seconds: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(origin_unix + seconds, ctx.tz)
+
+
+def assemble_transit(
+    ctx: PlanContext,
+    access: AccessOption,
+    egress: ChainResult,
+    journey: TransitJourney,
+    day: DayTimetable,
+) -> Itinerary:
+    """Stage 5a: one RAPTOR journey with its access and egress street legs."""
+    tt = ctx.base.timetable
+    speed = ctx.request.walk_speed_m_s
+    rides = [leg for leg in journey.legs if isinstance(leg, RideLeg)]
+    first = _ride_leg(ctx, day, rides[0], day.origin_unix)
+    access_s = float(access.chain.final_cost[journey.access_stop])
+    start = first.departure - dt.timedelta(seconds=round(access_s))
+    legs = segments_to_legs(
+        ctx,
+        access.chain.describe(journey.access_stop),
+        start,
+        system_id=access.system_id,
+        simulated=access.simulated,
+    )
+    if legs:  # waiting at the stop is not walking: the access legs end at boarding
+        shift = first.departure - legs[-1].arrival
+        legs = [_shifted(leg, shift) for leg in legs]
+    clock = first.departure
+    for leg in journey.legs:
+        if isinstance(leg, FootLeg):
+            fp = ctx.base.footpaths(speed)
+            row = range(fp.offset[leg.from_stop], fp.offset[leg.from_stop + 1])
+            secs = next(int(fp.duration[i]) for i in row if fp.to[i] == leg.to_stop)
+            a, b = leg.from_stop, leg.to_stop
+            line = [
+                (float(tt.stop_lon[a]), float(tt.stop_lat[a])),
+                (float(tt.stop_lon[b]), float(tt.stop_lat[b])),
+            ]
             legs.append(
                 Leg(
-                    mode=str(tt.route_mode[route]),
-                    origin=stop_place(int(stops[0])),
-                    destination=stop_place(int(stops[-1])),
-                    departure=at(dep),
-                    arrival=at(arr),
-                    distance_m=dist,
-                    geometry=line,
-                    route_id=str(tt.route_ids[route]),
-                    route_short_name=str(tt.route_short[route]) or None,
-                    route_long_name=str(tt.route_long[route]) or None,
-                    route_color=str(tt.route_color[route]) or None,
-                    trip_id=str(tt.trip_ids[trip]),
-                    headsign=str(tt.trip_headsign[trip]) or None,
-                    agency_name=str(tt.route_agency[route]) or None,
-                    intermediate_stops=max(0, len(stops) - 2),
+                    "walk",
+                    _stop_place(ctx, a),
+                    _stop_place(ctx, b),
+                    clock,
+                    clock + dt.timedelta(seconds=secs),
+                    float(secs * speed),
+                    line,
                 )
             )
-            clock = arr
-        stop = journey.egress_stop
-        coords, metres = _walk_geometry(walk, egress, egress.stop_via[stop])
-        coords.append((float(tt.stop_lon[stop]), float(tt.stop_lat[stop])))
-        coords.reverse()
-        egress_s = journey.arrival - clock
-        legs.append(
-            Leg(
-                "walk",
-                stop_place(stop),
-                Place("Destination", *request.destination),
-                at(clock),
-                at(clock + egress_s),
-                metres,
-                coords,
-            )
+            clock += dt.timedelta(seconds=secs)
+            continue
+        ride = _ride_leg(ctx, day, leg, day.origin_unix)
+        legs.append(ride)
+        clock = ride.arrival
+    legs += segments_to_legs(ctx, egress.describe(journey.egress_stop), clock, reverse=True)
+    return Itinerary(legs=_chain_places(legs), transfers=len(rides) - 1)
+
+
+def _shifted(leg: Leg, delta: dt.timedelta) -> Leg:
+    from dataclasses import replace
+
+    return replace(leg, departure=leg.departure + delta, arrival=leg.arrival + delta)
+
+
+def _chain_places(legs: list[Leg]) -> list[Leg]:
+    """Make each leg start exactly where and when the previous one ended."""
+    from dataclasses import replace
+
+    out: list[Leg] = []
+    for leg in legs:
+        if out:
+            prev = out[-1]
+            leg = replace(leg, origin=prev.destination)
+            if leg.departure < prev.arrival:
+                leg = replace(leg, departure=prev.arrival, arrival=max(leg.arrival, prev.arrival))
+        out.append(leg)
+    return out
+
+
+def direct_options(ctx: PlanContext, start: dt.datetime) -> list[Itinerary]:
+    """Stage 4: street-only trips for every requested street mode."""
+    results: list[tuple[ChainResult, str | None, bool]] = []
+    modes = ctx.request.modes
+    for mode in ("walk", "bicycle", "car"):
+        if mode in modes:
+            results.append((direct(ctx.modes, mode), None, False))
+    for form, mode in (("bicycle", "bikeshare"), ("car", "carshare")):
+        if mode in modes:
+            for system_id, _free, simulated in ctx.systems(form):
+                chain = shared_direct(ctx.modes, ctx.overlay.systems[system_id])
+                if chain is not None:
+                    results.append((chain, system_id, simulated))
+    itineraries = []
+    for chain, system, simulated in results:
+        if not np.isfinite(chain.final_cost[0]):
+            continue
+        legs = segments_to_legs(
+            ctx, chain.describe(0), start, system_id=system, simulated=simulated
         )
-        itineraries.append(Itinerary(legs=legs, transfers=len(rides) - 1))
+        if legs:
+            itineraries.append(Itinerary(legs=_chain_places(legs), transfers=0))
     return itineraries
 
 
-def rank(itineraries: list[Itinerary], limit: int = 5) -> list[Itinerary]:
-    """Stage 6: drop dominated options (arrival, transfers, walking), earliest first."""
+def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
+    """Stage 6: drop options dominated by one of the same kind, earliest arrival first.
+
+    Two options are of the same kind when they use the same non-walking modes; so a fast
+    car trip never hides the transit options, while ten copies of one trip collapse to one.
+    """
     kept: list[Itinerary] = []
     for it in sorted(itineraries, key=lambda i: (i.arrival, i.transfers, i.walk_seconds)):
         dominated = any(
-            k.arrival <= it.arrival
+            k.family == it.family
+            and k.arrival <= it.arrival
             and k.transfers <= it.transfers
             and k.walk_seconds <= it.walk_seconds
             and k.departure >= it.departure
@@ -418,21 +497,31 @@ def rank(itineraries: list[Itinerary], limit: int = 5) -> list[Itinerary]:
     return kept[:limit]
 
 
-def plan_trip(base: CityBase, request: PlanRequest) -> list[Itinerary]:
-    """Door-to-door walk + transit itineraries, best first.
+def plan_trip(
+    base: CityBase, request: PlanRequest, overlay: LiveOverlay | None = None
+) -> list[Itinerary]:
+    """Door-to-door itineraries over the live overlay, best first.
 
     Raises
     ------
     OutsideCityError, NoStreetNearbyError, NoServiceError
     """
-    ends = snap_endpoints(base, request)
+    snap_endpoints(base, request)
+    live = overlay if overlay is not None else base_overlay(base)
+    ctx = PlanContext(base, request, live)
+    start = request.depart.astimezone(ctx.tz)
     options: list[Itinerary] = []
     if "transit" in request.modes:
-        access, egress = access_egress(base, request, ends)
-        journeys, origin_unix = transit_search(base, request, access, egress)
-        options += assemble(base, request, access, egress, journeys, origin_unix)
-    if "walk" in request.modes:
-        walk_only = direct_walk(base, request, ends)
-        if walk_only is not None:
-            options.append(walk_only)
+        day = base.timetable.day(start.date())
+        depart_s = int(request.depart.timestamp()) - day.origin_unix
+        egress = egress_walk(ctx.modes)
+        for access in access_options(ctx):
+            for journey in transit_search(ctx, access, egress, depart_s, day):
+                options.append(assemble_transit(ctx, access, egress, journey, day))
+    options += direct_options(ctx, start)
     return rank(options)
+
+
+def base_overlay(base: CityBase) -> LiveOverlay:
+    """The empty overlay (free flow, nothing cancelled, no shared mobility)."""
+    return LiveOverlay(version=0, drive_multiplier=np.ones(base.streets["drive"].n_edges))

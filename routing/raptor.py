@@ -67,6 +67,7 @@ def run_raptor(
     targets: dict[int, int],
     max_rides: int = 6,
     trip_ok: NDArray[np.bool_] | None = None,
+    closed_stops: NDArray[np.bool_] | None = None,
 ) -> list[TransitJourney]:
     """Earliest-arrival journeys for every number of rides (the Pareto set).
 
@@ -80,6 +81,8 @@ def run_raptor(
         stop index → seconds from that stop to the destination.
     trip_ok
         Per day-trip flag; False trips (cancelled) are never boarded.
+    closed_stops
+        Per stop flag; True stops are neither boarding nor alighting points.
 
     Returns
     -------
@@ -93,6 +96,11 @@ def run_raptor(
     tgt = np.array(list(targets), np.int64)
     tgt_c = np.array(list(targets.values()), np.int64)
     ok = np.ones(day.n_trips, np.bool_) if trip_ok is None else trip_ok
+    pick, drop = day.pat_pick, day.pat_drop
+    if closed_stops is not None and closed_stops.any():
+        # a closed stop is served by nobody: no boarding, no alighting (copy-on-write)
+        open_at = ~closed_stops[day.pat_stops]
+        pick, drop = pick & open_at, drop & open_at
     (
         dest_arr,
         dest_stop,
@@ -112,8 +120,8 @@ def run_raptor(
         src_t,
         day.pat_stop_off,
         day.pat_stops,
-        day.pat_pick,
-        day.pat_drop,
+        pick,
+        drop,
         day.pat_trip_off,
         day.pat_time_off,
         day.dep,

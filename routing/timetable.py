@@ -162,30 +162,17 @@ def build_base_timetable(transit: TransitData) -> BaseTimetable:
         trip_pattern[t] = p
 
     min_transfer = np.zeros(len(stops), dtype=np.int64)
+    rules = _transfer_rules(transit, stop_idx)
     t_from: list[int] = []
     t_to: list[int] = []
     t_secs: list[int] = []
-    tr = transit.transfers
-    if not tr.empty:
-        ttype = pd.to_numeric(tr["transfer_type"], errors="coerce").fillna(0).astype(int)
-        if "min_transfer_time" not in tr.columns:
-            tr = tr.assign(min_transfer_time=0)
-        secs = pd.to_numeric(tr["min_transfer_time"], errors="coerce").fillna(0).astype(int)
-        for f, to, kind, s in zip(
-            tr["from_stop_id"].astype(str), tr["to_stop_id"].astype(str), ttype, secs, strict=True
-        ):
-            if f not in stop_idx.index or to not in stop_idx.index:
-                continue
-            fi, ti = int(stop_idx[f]), int(stop_idx[to])
-            if kind not in (2, 3):
-                continue
-            value = int(FORBIDDEN) if kind == 3 else int(s)
-            if fi == ti:
-                min_transfer[fi] = -1 if kind == 3 else max(min_transfer[fi], value)
-            else:
-                t_from.append(fi)
-                t_to.append(ti)
-                t_secs.append(value)
+    for (fi, ti), (_specificity, value) in rules.items():
+        if fi == ti:
+            min_transfer[fi] = -1 if value == FORBIDDEN else value
+        else:
+            t_from.append(fi)
+            t_to.append(ti)
+            t_secs.append(value)
 
     return BaseTimetable(
         timezone=transit.timezone,
@@ -221,6 +208,59 @@ def build_base_timetable(transit: TransitData) -> BaseTimetable:
     )
 
 
+def _transfer_rules(
+    transit: TransitData, stop_idx: pd.Series
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """transfers.txt types 2 and 3 as (from, to) stop index → (specificity, seconds).
+
+    A rule naming a station applies to every stop of that station (GTFS), and a rule
+    naming the stops themselves wins over one inherited from their stations. Forbidden
+    (type 3) is :data:`FORBIDDEN`; duplicates keep the strictest rule.
+    """
+    tr = transit.transfers
+    rules: dict[tuple[int, int], tuple[int, int]] = {}
+    if tr.empty:
+        return rules
+    children: dict[str, list[str]] = {}
+    stops = transit.stops
+    if "parent_station" in stops.columns:
+        for stop_id, parent in zip(
+            stops["stop_id"].astype(str), stops["parent_station"], strict=True
+        ):
+            if not pd.isna(parent) and str(parent):
+                children.setdefault(str(parent), []).append(stop_id)
+
+    def members(stop_id: str) -> list[tuple[int, int]]:
+        named = [(stop_id, 1), *((c, 0) for c in children.get(stop_id, ()))]
+        return [(int(stop_idx[s]), exact) for s, exact in named if s in stop_idx.index]
+
+    ttype = pd.to_numeric(tr["transfer_type"], errors="coerce").fillna(0).astype(int)
+    if "min_transfer_time" not in tr.columns:
+        tr = tr.assign(min_transfer_time=0)
+    secs = pd.to_numeric(tr["min_transfer_time"], errors="coerce").fillna(0).astype(int)
+    for f, to, kind, s in zip(
+        tr["from_stop_id"].astype(str), tr["to_stop_id"].astype(str), ttype, secs, strict=True
+    ):
+        if kind not in (2, 3):
+            continue
+        value = int(FORBIDDEN) if kind == 3 else int(s)
+        for fi, f_exact in members(f):
+            for ti, t_exact in members(to):
+                specificity = f_exact + t_exact
+                old = rules.get((fi, ti))
+                if (
+                    old is None
+                    or specificity > old[0]
+                    or (
+                        specificity == old[0]
+                        and old[1] != FORBIDDEN
+                        and (value == FORBIDDEN or value > old[1])
+                    )
+                ):
+                    rules[(fi, ti)] = (specificity, value)
+    return rules
+
+
 def _text(frame: pd.DataFrame, column: str) -> NDArray[np.object_]:
     if column not in frame.columns:
         return np.full(len(frame), "", dtype=object)
@@ -238,16 +278,20 @@ def _build_day(base: BaseTimetable, day: dt.date) -> DayTimetable:
     key_index = {str(k): i for i, k in enumerate(base.service_keys)}
     chosen: list[NDArray[np.int64]] = []
     shifts: list[NDArray[np.int64]] = []
+    origin = service_day_origin(day, base.timezone)
     for offset in (-1, 0, 1):
-        active = base.transit.active_service_keys(day + dt.timedelta(days=offset))
+        other = day + dt.timedelta(days=offset)
+        active = base.transit.active_service_keys(other)
         mask = np.zeros(len(base.service_keys), bool)
         mask[[key_index[k] for k in active if k in key_index]] = True
         trips = np.flatnonzero(mask[base.trip_service])
+        # Not offset × 24 h: across a DST change the service days' origins are 23 or 25 h apart.
+        shift_s = service_day_origin(other, base.timezone) - origin
         if offset == -1:  # only yesterday's trips still running after midnight matter
             last_arrival = base.trip_arr[base.trip_time_off[trips + 1] - 1]
-            trips = trips[last_arrival >= DAY_S]
+            trips = trips[last_arrival + shift_s >= 0]
         chosen.append(trips)
-        shifts.append(np.full(len(trips), offset * DAY_S, np.int64))
+        shifts.append(np.full(len(trips), shift_s, np.int64))
     if len(chosen[1]) == 0:
         raise NoServiceError(f"no transit service runs on {day.isoformat()}")
     trips = np.concatenate(chosen)
@@ -310,7 +354,7 @@ def _build_day(base: BaseTimetable, day: dt.date) -> DayTimetable:
     np.add.at(stop_pat_off, flat_stops + 1, 1)
     return DayTimetable(
         date=day,
-        origin_unix=service_day_origin(day, base.timezone),
+        origin_unix=origin,
         pat_stop_off=np.array(pat_stop_off, np.int64),
         pat_stops=flat_stops,
         pat_pick=np.concatenate(pat_pick),

@@ -1,0 +1,1 @@
+"""Performance benchmarks: run with ``benchmarks/run``; not part of the test suite."""

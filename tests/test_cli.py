@@ -1,0 +1,139 @@
+"""The ``correspondance`` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from correspondance.settings import REPO_ROOT
+from routing.base import CityBase
+
+# The same cache tests/conftest.py builds Porto Alegre into, so `build` finds it warm.
+CACHE_DIR = Path(os.environ.get("CORRESPONDANCE_CACHE_DIR", REPO_ROOT / "var" / "cache"))
+POA = REPO_ROOT / "data" / "porto-alegre"
+
+
+def run_cli(
+    *args: str, data_dir: Path | None = None, cache_dir: Path = CACHE_DIR, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRESPONDANCE_")}
+    env["CORRESPONDANCE_CACHE_DIR"] = str(cache_dir)
+    env["CORRESPONDANCE_DATA_DIR"] = str(data_dir or REPO_ROOT / "data")
+    env.pop("REDIS_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_build_of_an_unknown_city_exits_2_listing_the_known_ones() -> None:
+    result = run_cli("build", "--city", "atlantis")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "correspondance build: error: unknown city 'atlantis'; known cities: oslo, porto-alegre"
+    )
+    assert result.stdout == ""
+
+
+def test_build_of_porto_alegre_loads_the_warm_cache_and_prints_counts(
+    poa_base: CityBase,  # builds the cache first if this is the session's first use
+) -> None:
+    result = run_cli("build", "--city", "porto-alegre")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("Building Porto Alegre (porto-alegre)\nLoaded from cache in ")
+    tt = poa_base.timetable
+    assert (tt.n_stops, len(tt.trip_ids)) == (4010, 3622)
+    assert "4,010 stops, 3,622 trips, walk " in result.stderr
+    walk = poa_base.streets["walk"]
+    assert f"walk {walk.n_nodes:,} nodes/{walk.n_edges:,} edges" in result.stderr
+
+
+def test_serve_with_an_impossible_port_exits_2_naming_port() -> None:
+    result = run_cli("serve", "--port", "99999")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "correspondance serve: error: --port: 99999 is not a TCP port"
+
+
+def test_serve_on_a_port_in_use_exits_2() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = run_cli("serve", "--host", "127.0.0.1", "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"correspondance serve: error: --port: 127.0.0.1:{port} is already in use"
+    )
+
+
+def test_an_unknown_subcommand_exits_2() -> None:
+    result = run_cli("frobnicate")
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr
+    assert "usage: correspondance" in result.stderr
+
+
+def test_a_non_numeric_port_exits_2() -> None:
+    result = run_cli("serve", "--port", "eighty")
+    assert result.returncode == 2
+    assert "argument --port: invalid int value: 'eighty'" in result.stderr
+
+
+def test_build_of_a_city_with_a_corrupt_feed_exits_2_and_caches_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    city_dir = data_dir / "porto-alegre"
+    city_dir.mkdir(parents=True)
+    shutil.copy(POA / "city.toml", city_dir / "city.toml")
+    for name in ("poa_osm.pbf", "poa_trensurb.zip"):
+        (city_dir / name).symlink_to(POA / name)
+    corrupt = city_dir / "poa_eptc.zip"
+    corrupt.write_bytes(b"PK\x03\x04 this zip was cut short")
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+
+    result = run_cli("build", "--city", "porto-alegre", data_dir=data_dir, cache_dir=cache_dir)
+
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"correspondance build: error: {corrupt}: not a readable GTFS zip")
+    assert "Traceback" not in result.stderr
+    assert list(cache_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["build", "serve"])
+def test_a_broken_city_config_exits_2_naming_the_problem(tmp_path: Path, command: str) -> None:
+    city_dir = tmp_path / "data" / "porto-alegre"
+    city_dir.mkdir(parents=True)
+    text = (POA / "city.toml").read_text(encoding="utf-8")
+    (city_dir / "city.toml").write_text(
+        text.replace("America/Sao_Paulo", "America/Atlantis"), encoding="utf-8"
+    )
+    with socket.socket() as probe:  # a port nobody holds, so serve gets as far as the config
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    extra = ["--port", port] if command == "serve" else []
+    result = run_cli(
+        command,
+        "--city",
+        "porto-alegre",
+        *extra,
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert f"correspondance {command}: error: {city_dir / 'city.toml'}: invalid city config" in (
+        result.stderr
+    )
+    assert "unknown timezone 'America/Atlantis'" in result.stderr
