@@ -234,3 +234,21 @@ def access_park_and_ride(ctx: ModeContext) -> ChainResult | None:
     drive = _phase(ctx, "drive", "car", ctx.endpoint("origin"), parks, PARK_S, MAX_DRIVE_S)
     walk = _phase(ctx, "walk", "walk", parks, stop_points(ctx.base), 0.0, ctx.max_walk_s)
     return run_chain([drive, walk], np.zeros(1))
+
+
+def holding_phases(ctx: ModeContext, system: SharedSystem, end: PointSet) -> list[Phase] | None:
+    """Phases for a traveller already riding a shared vehicle: ride on, end the rental
+    where the system allows (a station with a free dock, or anywhere for free-floating
+    returns), then walk to ``end``."""
+    stations, points = system_stations(ctx.overlay, system)
+    form = system.form_factor
+    net = NETWORK_OF.get(form, "bike")
+    leg = LEG_MODE.get(form, "bikeshare")
+    here = ctx.endpoint("origin")
+    if system.free_floating_return:
+        return [_phase(ctx, net, leg, here, end, DROPOFF_S.get(form, 60.0), MAX_DRIVE_S)]
+    if not stations:
+        return None
+    ride = _phase(ctx, net, leg, here, points, _dropoff_cost(stations, form), MAX_DRIVE_S)
+    walk = _phase(ctx, "walk", "walk", points, end, 0.0, ctx.max_walk_s)
+    return [ride, walk]

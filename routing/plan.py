@@ -9,9 +9,11 @@ Every stage reads one :class:`~routing.overlay.LiveOverlay`, taken once per requ
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from feeds.gtfs import haversine_m
 from routing.base import CityBase
@@ -144,9 +146,19 @@ class AccessOption:
     """A way to reach transit stops from the origin: a chain and its label."""
 
     label: str
-    chain: ChainResult
+    chain: ChainResult | None
     system_id: str | None = None
     simulated: bool = False
+    cost: NDArray[np.float64] | None = None  # seconds from the start to each stop
+    prefix: Callable[[int], list[Leg]] | None = None  # fixed legs to a stop (aboard a trip)
+
+    @property
+    def stop_cost(self) -> NDArray[np.float64]:
+        """Seconds from the start to every stop (inf where unreachable)."""
+        if self.cost is not None:
+            return self.cost
+        assert self.chain is not None
+        return self.chain.final_cost
 
 
 @dataclass
@@ -240,7 +252,7 @@ def transit_search(
 ) -> list[TransitJourney]:
     """Stage 3: RAPTOR from the stops an access option reaches to the egress stops."""
     closed = _closed_mask(ctx)
-    reach = access.chain.final_cost
+    reach = access.stop_cost
     out = egress.final_cost
     open_stop = np.ones(len(reach), bool) if closed is None else ~closed
     usable_in = np.isfinite(reach) & open_stop
@@ -387,16 +399,22 @@ def assemble_transit(
     speed = ctx.request.walk_speed_m_s
     rides = [leg for leg in journey.legs if isinstance(leg, RideLeg)]
     first = _ride_leg(ctx, day, rides[0], day.origin_unix)
-    access_s = float(access.chain.final_cost[journey.access_stop])
-    start = first.departure - dt.timedelta(seconds=round(access_s))
-    legs = segments_to_legs(
-        ctx,
-        access.chain.describe(journey.access_stop),
-        start,
-        system_id=access.system_id,
-        simulated=access.simulated,
-    )
-    if legs:  # waiting at the stop is not walking: the access legs end at boarding
+    if access.prefix is not None:
+        legs = access.prefix(journey.access_stop)
+    else:
+        assert access.chain is not None
+        access_s = float(access.chain.final_cost[journey.access_stop])
+        start = first.departure - dt.timedelta(seconds=round(access_s))
+        legs = segments_to_legs(
+            ctx,
+            access.chain.describe(journey.access_stop),
+            start,
+            system_id=access.system_id,
+            simulated=access.simulated,
+        )
+    if (
+        legs and access.prefix is None
+    ):  # waiting at the stop is not walking: the access legs end at boarding
         shift = first.departure - legs[-1].arrival
         legs = [_shifted(leg, shift) for leg in legs]
     clock = first.departure
@@ -510,15 +528,23 @@ def plan_trip(
     live = overlay if overlay is not None else base_overlay(base)
     ctx = PlanContext(base, request, live)
     start = request.depart.astimezone(ctx.tz)
-    options: list[Itinerary] = []
-    if "transit" in request.modes:
-        day = base.timetable.day(start.date())
-        depart_s = int(request.depart.timestamp()) - day.origin_unix
+    accesses = access_options(ctx) if "transit" in request.modes else []
+    return solve(ctx, accesses, direct_options(ctx, start))
+
+
+def solve(
+    ctx: PlanContext, accesses: list[AccessOption], directs: list[Itinerary]
+) -> list[Itinerary]:
+    """Stages 3, 5 and 6 for given access options and street-only options."""
+    options = list(directs)
+    if accesses:
+        start = ctx.request.depart.astimezone(ctx.tz)
+        day = ctx.base.timetable.day(start.date())
+        depart_s = int(ctx.request.depart.timestamp()) - day.origin_unix
         egress = egress_walk(ctx.modes)
-        for access in access_options(ctx):
+        for access in accesses:
             for journey in transit_search(ctx, access, egress, depart_s, day):
                 options.append(assemble_transit(ctx, access, egress, journey, day))
-    options += direct_options(ctx, start)
     return rank(options)
 
 

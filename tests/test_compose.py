@@ -135,7 +135,11 @@ def test_dockerfile_installs_with_the_lock_and_runs_unprivileged() -> None:
         for line in DOCKERFILE.read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    assert lines[0] == "FROM python:3.11-slim"
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert stages[-1] == "FROM python:3.11-slim"  # the runtime stage
+    # the web app's npm packages come from the lockfile, in their own stage
+    assert any("npm ci" in line for line in lines)
+    assert "COPY --from=web /web/node_modules ./frontend/node_modules" in lines
     install = next(i for i, line in enumerate(lines) if "pip install" in line)
     assert "pip install -c requirements.lock ." in lines[install]
     data = next(i for i, line in enumerate(lines) if line.startswith("COPY data"))

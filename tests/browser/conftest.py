@@ -65,7 +65,7 @@ def _tail(path: Path, n: int = 60) -> str:
         return "(no log)"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server() -> Iterator[str]:
     """Base URL (no trailing slash) of a running Correspondance server for Porto Alegre."""
     external = os.environ.get("CORRESPONDANCE_BROWSER_BASE_URL")
@@ -125,7 +125,7 @@ def live_server() -> Iterator[str]:
                     proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
     """Debian's headless Chromium driven by Playwright (never ``playwright install``)."""
     if not Path(CHROMIUM).exists():
