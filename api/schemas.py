@@ -17,11 +17,18 @@ class PlaceOut(BaseModel):
     lat: float
     lon: float
     stop_id: str | None = None
+    station_id: str | None = None
 
     @classmethod
     def of(cls, place: Place) -> PlaceOut:
         """From a routing Place."""
-        return cls(name=place.name, lat=place.lat, lon=place.lon, stop_id=place.stop_id)
+        return cls(
+            name=place.name,
+            lat=place.lat,
+            lon=place.lon,
+            stop_id=place.stop_id,
+            station_id=place.station_id,
+        )
 
 
 class LineString(BaseModel):
@@ -49,6 +56,8 @@ class LegOut(BaseModel):
     headsign: str | None
     agency_name: str | None
     intermediate_stops: int
+    system_id: str | None = None
+    simulated: bool = False
     geometry: LineString
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
@@ -73,6 +82,8 @@ class LegOut(BaseModel):
                 "headsign": leg.headsign,
                 "agency_name": leg.agency_name,
                 "intermediate_stops": leg.intermediate_stops,
+                "system_id": leg.system_id,
+                "simulated": leg.simulated,
                 "geometry": LineString(
                     coordinates=[(round(x, 6), round(y, 6)) for x, y in leg.geometry]
                 ),

@@ -8,6 +8,7 @@ from correspondance.cities import CityConfig
 from correspondance.settings import Settings
 from correspondance.store import StateStore
 from routing.base import CityBase
+from routing.overlay import OverlayHolder
 
 
 @dataclass
@@ -20,3 +21,11 @@ class AppState:
     bases: dict[str, CityBase] = field(default_factory=dict)
     default_city: str = ""
     basemaps: dict[str, bytes] = field(default_factory=dict)
+    overlays: dict[str, OverlayHolder] = field(default_factory=dict)
+
+    def overlay(self, city_id: str) -> OverlayHolder:
+        """The live overlay holder of a served city (created with the city's base)."""
+        holder = self.overlays.get(city_id)
+        if holder is None:
+            holder = self.overlays[city_id] = OverlayHolder(self.bases[city_id].streets["drive"])
+        return holder

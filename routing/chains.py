@@ -68,6 +68,29 @@ class Search:
     dist: NDArray[np.float64]
     pred: NDArray[np.int64]
     source_point: dict[int, int]  # source node → launching point index
+    start_cost: NDArray[np.float64]  # per node: cost at the point whose launch reached it
+    limit: float  # seconds this phase may last from its own launch
+
+
+def _start_cost(
+    net: StreetNetwork,
+    dist: NDArray[np.float64],
+    pred: NDArray[np.int64],
+    launched: dict[int, float],
+) -> NDArray[np.float64]:
+    """For every node, the launch cost of the source its shortest path starts from."""
+    root = np.arange(len(dist), dtype=np.int64)
+    has_pred = pred >= 0
+    root[has_pred] = net.tail[pred[has_pred]]
+    while True:  # pointer jumping: log(depth) passes over the arrays
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            break
+        root = nxt
+    at_source = np.full(len(dist), np.inf)
+    for node, cost in launched.items():
+        at_source[node] = cost
+    return at_source[root]
 
 
 def launch(
@@ -84,6 +107,9 @@ def launch(
     ``speed_m_s`` prices the straight offset between a point and its street, and the
     partial edge, when ``weight`` has no per-metre meaning there (we use the edge's own
     time per metre for the partial edge).
+
+    ``limit`` bounds this phase alone, from each point's own launch cost: a walk of at most
+    20 minutes after a 25-minute ride is allowed, however late the ride ended.
     """
     best: dict[int, tuple[float, int]] = {}
     ok = np.flatnonzero(np.isfinite(point_cost) & (att.tail >= 0))
@@ -95,10 +121,24 @@ def launch(
                 best[int(node)] = (cost, int(p))
     nodes = np.fromiter(best.keys(), np.int64, len(best))
     costs = np.fromiter((c for c, _ in best.values()), np.float64, len(best))
+    latest = float(np.max(point_cost[ok])) if len(ok) else 0.0
     dist, pred = net.shortest_path(
-        weight, nodes, costs, np.zeros(0, np.int64) if targets is None else targets, limit
+        weight,
+        nodes,
+        costs,
+        np.zeros(0, np.int64) if targets is None else targets,
+        latest + limit,
     )
-    return Search(net, weight, dist, pred, {n: p for n, (_, p) in best.items()})
+    launched = {n: float(point_cost[p]) for n, (_, p) in best.items()}
+    return Search(
+        net,
+        weight,
+        dist,
+        pred,
+        {n: p for n, (_, p) in best.items()},
+        _start_cost(net, dist, pred, launched),
+        limit,
+    )
 
 
 def _edge_time(net: StreetNetwork, weight: NDArray[np.float64], att: Attachment, p: int) -> float:
@@ -118,7 +158,10 @@ def _edge_time(net: StreetNetwork, weight: NDArray[np.float64], att: Attachment,
 def reach(
     search: Search, att: Attachment, speed_m_s: float
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Cost of reaching every point from a finished search, and the node it is reached by."""
+    """Cost of reaching every point from a finished search, and the node it is reached by.
+
+    Points the phase would reach only by running over its own time limit are unreached.
+    """
     n = att.size
     cost = np.full(n, np.inf)
     via = np.full(n, -1, np.int64)
@@ -128,8 +171,9 @@ def reach(
         a = search.dist[att.tail[p]] + att.fraction[p] * edge_t
         b = search.dist[att.head[p]] + (1 - att.fraction[p]) * edge_t
         best, node = (a, att.tail[p]) if a <= b else (b, att.head[p])
-        if np.isfinite(best):
-            cost[p] = best + att.offset_m[p] / speed_m_s
+        total = best + att.offset_m[p] / speed_m_s
+        if np.isfinite(total) and total - search.start_cost[node] <= search.limit:
+            cost[p] = total
             via[p] = node
     return cost, via
 

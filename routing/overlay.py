@@ -72,6 +72,7 @@ class LiveOverlay:
     drive_multiplier: NDArray[np.float64]  # per drive edge; inf = closed
     cancelled_trips: frozenset[str] = frozenset()
     closed_stops: frozenset[str] = frozenset()
+    trip_delays: Mapping[str, int] = field(default_factory=dict)  # trip_id → seconds late
     systems: Mapping[str, SharedSystem] = field(default_factory=dict)
     stations: tuple[SharedStation, ...] = ()
     vehicles: tuple[SharedVehicle, ...] = ()
@@ -137,10 +138,13 @@ class OverlayHolder:
         self,
         cancelled_trips: Iterable[str] | None = None,
         closed_stops: Iterable[str] | None = None,
+        trip_delays: Mapping[str, int] | None = None,
     ) -> LiveOverlay:
-        """Replace the sets of cancelled trips and closed stops."""
+        """Replace the sets of cancelled trips and closed stops, and the trip delays (s)."""
         with self._lock:
-            changes: dict[str, frozenset[str]] = {}
+            changes: dict[str, object] = {}
+            if trip_delays is not None:
+                changes["trip_delays"] = dict(trip_delays)
             if cancelled_trips is not None:
                 changes["cancelled_trips"] = frozenset(cancelled_trips)
             if closed_stops is not None:

@@ -248,15 +248,25 @@ def _closed_mask(ctx: PlanContext) -> np.ndarray | None:
 
 
 def transit_search(
-    ctx: PlanContext, access: AccessOption, egress: ChainResult, depart_s: int, day: DayTimetable
+    ctx: PlanContext,
+    access: AccessOption,
+    egress: ChainResult,
+    depart_s: int,
+    day: DayTimetable,
+    walk_budget_s: float = np.inf,
 ) -> list[TransitJourney]:
-    """Stage 3: RAPTOR from the stops an access option reaches to the egress stops."""
+    """Stage 3: RAPTOR from the stops an access option reaches to the egress stops.
+
+    ``walk_budget_s`` caps the walk at each end (walk access only), which is how the
+    pipeline finds the options that trade a later arrival for less walking.
+    """
     closed = _closed_mask(ctx)
     reach = access.stop_cost
     out = egress.final_cost
     open_stop = np.ones(len(reach), bool) if closed is None else ~closed
-    usable_in = np.isfinite(reach) & open_stop
-    usable_out = np.isfinite(out) & open_stop
+    in_budget = reach <= walk_budget_s if access.label == "walk" else np.ones(len(reach), bool)
+    usable_in = np.isfinite(reach) & open_stop & in_budget
+    usable_out = np.isfinite(out) & open_stop & (out <= walk_budget_s)
     sources = {int(s): depart_s + int(np.ceil(reach[s])) for s in np.flatnonzero(usable_in)}
     targets = {int(s): int(np.ceil(out[s])) for s in np.flatnonzero(usable_out)}
     return run_raptor(
@@ -501,7 +511,10 @@ def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
     car trip never hides the transit options, while ten copies of one trip collapse to one.
     """
     kept: list[Itinerary] = []
-    for it in sorted(itineraries, key=lambda i: (i.arrival, i.transfers, i.walk_seconds)):
+    for it in sorted(
+        itineraries,
+        key=lambda i: (i.arrival, i.transfers, i.walk_seconds, -i.departure.timestamp()),
+    ):
         dominated = any(
             k.family == it.family
             and k.arrival <= it.arrival
@@ -539,13 +552,74 @@ def solve(
     options = list(directs)
     if accesses:
         start = ctx.request.depart.astimezone(ctx.tz)
-        day = ctx.base.timetable.day(start.date())
+        day = live_day(ctx, start.date())
         depart_s = int(ctx.request.depart.timestamp()) - day.origin_unix
         egress = egress_walk(ctx.modes)
         for access in accesses:
-            for journey in transit_search(ctx, access, egress, depart_s, day):
-                options.append(assemble_transit(ctx, access, egress, journey, day))
+            for budget in _walk_budgets(ctx, access):
+                for journey in transit_search(ctx, access, egress, depart_s, day, budget):
+                    options.append(assemble_transit(ctx, access, egress, journey, day))
+        options += _next_departures(ctx, accesses[0], egress, depart_s, day, options)
     return rank(options)
+
+
+def live_day(ctx: PlanContext, date: dt.date) -> DayTimetable:
+    """The day's timetable with the overlay's trip delays applied (cached per delay set)."""
+    tt = ctx.base.timetable
+    delays = sorted(
+        (index, int(seconds))
+        for trip_id, seconds in ctx.overlay.trip_delays.items()
+        if (index := tt.trip_index(trip_id)) is not None and seconds
+    )
+    return tt.day(date, tuple(delays))
+
+
+WALK_BUDGETS_S = (600.0, 300.0)
+
+
+def _walk_budgets(ctx: PlanContext, access: AccessOption) -> list[float]:
+    """The unbounded search, plus tighter walking caps for pure-walk access.
+
+    RAPTOR's rounds give the Pareto set over (arrival, rides); re-running with the walk at
+    each end capped at 10 and 5 minutes adds the options that walk less for a later arrival.
+    """
+    if access.label != "walk":
+        return [np.inf]
+    return [np.inf, *(b for b in WALK_BUDGETS_S if b < ctx.request.max_access_walk_s)]
+
+
+def _next_departures(
+    ctx: PlanContext,
+    access: AccessOption,
+    egress: ChainResult,
+    depart_s: int,
+    day: DayTimetable,
+    found: list[Itinerary],
+    count: int = 2,
+) -> list[Itinerary]:
+    """The same kind of trip leaving later: what a traveller who misses one wants."""
+    later: list[Itinerary] = []
+    transit = [it for it in found if it.family == ("transit",)]
+    if not transit or access.label != "walk":
+        return later
+    first_board = min(next(leg for leg in it.legs if leg.trip_id).departure for it in transit)
+    t = (
+        int(first_board.timestamp())
+        - day.origin_unix
+        - int(np.nanmin(np.where(np.isfinite(access.stop_cost), access.stop_cost, np.nan)))
+    )
+    for _ in range(count):
+        t = max(t, depart_s) + 60
+        journeys = transit_search(ctx, access, egress, t, day)
+        if not journeys:
+            break
+        best = min(journeys, key=lambda j: j.arrival)
+        it = assemble_transit(ctx, access, egress, best, day)
+        later.append(it)
+        t = int(next(leg for leg in it.legs if leg.trip_id).departure.timestamp()) - (
+            day.origin_unix + int(access.stop_cost[best.access_stop])
+        )
+    return later
 
 
 def base_overlay(base: CityBase) -> LiveOverlay:

@@ -38,6 +38,7 @@ from routing.plan import (
     access_options,
     base_overlay,
     direct_options,
+    live_day,
     plan_trip,
     segments_to_legs,
     snap_endpoints,
@@ -214,7 +215,13 @@ def _replan_aboard(
     assert state.trip_id is not None and state.stop_index is not None
     tt = base.timetable
     local = state.at.astimezone(base.city.tz)
-    day = tt.day(local.date())
+    request = PlanRequest(
+        (state.lat or 0.0, state.lon or 0.0),
+        destination,
+        state.at,
+        walk_speed_m_s=walk_speed_m_s,
+    )
+    day = live_day(PlanContext(base, request, live), local.date())
     at_s = int(state.at.timestamp()) - day.origin_unix
     pattern, trip = find_day_trip(base, day, state.trip_id, at_s)
     s_lo = day.pat_stop_off[pattern]

@@ -138,8 +138,9 @@ class StreetNetwork:
     def snap(self, lat: float, lon: float, max_distance_m: float) -> Snap:
         """Nearest street position to a coordinate.
 
-        Returns the nearest edge and the fraction along it of the nearest vertex, plus the
-        straight-line distance from the point to the street.
+        Returns the edge whose geometry passes nearest to the point, the fraction along
+        it of the point's projection onto that geometry, and the straight-line distance
+        from the point to the street.
 
         Raises
         ------
@@ -147,17 +148,56 @@ class StreetNetwork:
             If no street of this mode is within ``max_distance_m``.
         """
         point = self._project(np.array([lat]), np.array([lon]), self._lat0)[0]
-        distance, vertex = self._tree.query(point)
-        if not np.isfinite(distance) or distance > max_distance_m:
+        vertex_distance, _ = self._tree.query(point)
+        if not np.isfinite(vertex_distance):
+            raise NoStreetNearbyError(f"no {self.mode} street near {lat:.6f},{lon:.6f}")
+        # The nearest vertex is not the nearest street: a point halfway along a 400 m
+        # straight segment is 200 m from both its ends. Any segment that passes within
+        # the vertex distance has an end within that distance plus half its length.
+        radius = min(float(vertex_distance), max_distance_m) + self._half_longest_segment()
+        near = np.asarray(self._tree.query_ball_point(point, radius), np.int64)
+        edge_of = self._vertex_edge[near]
+        # segments (i, i + 1) touching a nearby vertex, within one edge's geometry
+        starts = np.unique(
+            np.concatenate(
+                [
+                    near[near + 1 < self.geom_offset[edge_of + 1]],
+                    near[near - 1 >= self.geom_offset[edge_of]] - 1,
+                ]
+            )
+        )
+        a = self._project(self.geom_lat[starts], self.geom_lon[starts], self._lat0)
+        b = self._project(self.geom_lat[starts + 1], self.geom_lon[starts + 1], self._lat0)
+        ab = b - a
+        seg_len2 = np.einsum("ij,ij->i", ab, ab)
+        t = np.clip(
+            np.einsum("ij,ij->i", point - a, ab) / np.where(seg_len2 > 0, seg_len2, 1.0), 0, 1
+        )
+        gap = np.hypot(*(a + t[:, None] * ab - point).T)
+        if not len(gap) or float(gap.min()) > max_distance_m:
             raise NoStreetNearbyError(
                 f"no {self.mode} street within {max_distance_m:.0f} m of {lat:.6f},{lon:.6f}"
             )
-        edge = int(self._vertex_edge[vertex])
+        best = int(np.argmin(gap))
+        start, edge = int(starts[best]), int(self._vertex_edge[starts[best]])
         lo, hi = int(self.geom_offset[edge]), int(self.geom_offset[edge + 1])
         xy = self._project(self.geom_lat[lo:hi], self.geom_lon[lo:hi], self._lat0)
         seg = np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
-        fraction = float(seg[int(vertex) - lo] / seg[-1]) if seg[-1] > 0 else 0.0
-        return Snap(lat=lat, lon=lon, edge=edge, fraction=fraction, distance_m=float(distance))
+        along = seg[start - lo] + float(t[best]) * (seg[start - lo + 1] - seg[start - lo])
+        fraction = float(along / seg[-1]) if seg[-1] > 0 else 0.0
+        return Snap(lat=lat, lon=lon, edge=edge, fraction=fraction, distance_m=float(gap[best]))
+
+    def _half_longest_segment(self) -> float:
+        """Half the longest straight geometry segment, in metres (computed once)."""
+        cached = self.__dict__.get("_half_segment_m")
+        if cached is None:
+            xy = self._project(self.geom_lat, self.geom_lon, self._lat0)
+            step = np.hypot(*np.diff(xy, axis=0).T)
+            within = np.ones(len(step), bool)
+            within[self.geom_offset[1:-1] - 1] = False  # a step from one edge to the next
+            cached = float(step[within].max()) / 2 if within.any() else 0.0
+            object.__setattr__(self, "_half_segment_m", cached)
+        return float(cached)
 
     def shortest_path(
         self,

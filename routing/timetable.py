@@ -77,15 +77,28 @@ class BaseTimetable:
             raise UnknownStopError(f"unknown stop_id {stop_id!r}")
         return index
 
-    def day(self, day: dt.date) -> DayTimetable:
+    def day(self, day: dt.date, delays: tuple[tuple[int, int], ...] = ()) -> DayTimetable:
         """The timetable of trips usable on ``day`` (cached).
+
+        ``delays`` are (base trip index, seconds) pairs from the live overlay: a delayed
+        trip's times shift as a whole and the FIFO split is redone, so overtaking caused
+        by a delay stays exact.
 
         Raises
         ------
         NoServiceError
             If no trip runs on that date.
         """
-        return _build_day(self, day)
+        return _build_day(self, day, delays)
+
+    def trip_index(self, trip_id: str) -> int | None:
+        """Base index of a trip_id, or None."""
+        return _trip_lookup(self).get(trip_id)
+
+
+@lru_cache(maxsize=8)
+def _trip_lookup(base: BaseTimetable) -> dict[str, int]:
+    return {str(t): i for i, t in enumerate(base.trip_ids)}
 
 
 @lru_cache(maxsize=8)
@@ -268,7 +281,10 @@ def _text(frame: pd.DataFrame, column: str) -> NDArray[np.object_]:
 
 
 @lru_cache(maxsize=16)
-def _build_day(base: BaseTimetable, day: dt.date) -> DayTimetable:
+def _build_day(
+    base: BaseTimetable, day: dt.date, delays: tuple[tuple[int, int], ...] = ()
+) -> DayTimetable:
+    delay_of = dict(delays)
     lo, hi = base.validity
     if not lo - dt.timedelta(days=1) <= day <= hi + dt.timedelta(days=1):
         raise NoServiceError(
@@ -320,6 +336,10 @@ def _build_day(base: BaseTimetable, day: dt.date) -> DayTimetable:
         idx = offs[:, None] + np.arange(n)[None, :]
         arr = base.trip_arr[idx] + shift[group][:, None]
         dep = base.trip_dep[idx] + shift[group][:, None]
+        if delays:
+            late = np.array([delay_of.get(int(t), 0) for t in trips[group]], np.int64)
+            arr = arr + late[:, None]
+            dep = dep + late[:, None]
         order = np.lexsort((arr[:, -1], dep[:, 0]))
         # Greedy FIFO chains: a trip joins the first chain it never overtakes.
         chains: list[list[int]] = []

@@ -12,11 +12,11 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CityBaseDep, State
 from api.schemas import ErrorOut, ItineraryOut, LatLon, PlanOut
 from correspondance.errors import InputError
-from routing.plan import PlanRequest, plan_trip
+from routing.plan import ALL_MODES, PlanRequest, plan_trip
 
 router = APIRouter(prefix="/api/v1", tags=["plan"])
 _LATLON = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$")
-ALLOWED_MODES = frozenset({"walk", "transit"})
+ALLOWED_MODES = ALL_MODES
 
 
 def parse_latlon(text: str, field: str) -> tuple[float, float]:
@@ -78,9 +78,13 @@ async def get_plan(
             ),
         ),
     ] = None,
-    modes: Annotated[str, Query(max_length=64, description="Comma list of walk,transit")] = (
-        "walk,transit"
-    ),
+    modes: Annotated[
+        str,
+        Query(
+            max_length=64,
+            description="Comma list of: walk, transit, bicycle, car, bikeshare, carshare",
+        ),
+    ] = ("walk,transit"),
 ) -> PlanOut:
     """Plan door-to-door walk + transit trips on the city's timetable."""
     origin = parse_latlon(from_, "from")
@@ -106,7 +110,8 @@ async def get_plan(
         max_snap_m=settings.max_snap_distance_m,
         modes=wanted,
     )
-    itineraries = await run_in_threadpool(plan_trip, base, request)
+    overlay = state.overlay(city.id).current  # one consistent live view per request
+    itineraries = await run_in_threadpool(plan_trip, base, request, overlay)
     return PlanOut.model_validate(
         {
             "city": city.id,
