@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from routing.base import CityBase
 from routing.chains import Attachment, ChainResult, Phase, PointSet, attach, run_chain
-from routing.overlay import LiveOverlay, SharedStation, SharedSystem
+from routing.overlay import LiveOverlay, SharedStation, SharedSystem, SharedVehicle
 from routing.streets import StreetNetwork
 
 PICKUP_S = {"bicycle": 60.0, "scooter": 60.0, "car": 120.0}
@@ -111,6 +111,23 @@ def _station_points(stations: tuple[SharedStation, ...]) -> PointSet:
     )
 
 
+@lru_cache(maxsize=64)
+def _pickup_points(
+    stations: tuple[SharedStation, ...], vehicles: tuple[SharedVehicle, ...]
+) -> PointSet:
+    """Where a rental may start: the system's stations, then its free-floating vehicles."""
+    if not vehicles:
+        return _station_points(stations)
+    return PointSet(
+        "station",
+        tuple(f"{s.system_id}:{s.station_id}" for s in stations)
+        + tuple(f"{v.system_id}:vehicle:{v.vehicle_id}" for v in vehicles),
+        tuple(s.name for s in stations) + tuple(f"Vehicle {v.vehicle_id}" for v in vehicles),
+        np.array([s.lat for s in stations] + [v.lat for v in vehicles]),
+        np.array([s.lon for s in stations] + [v.lon for v in vehicles]),
+    )
+
+
 def system_stations(
     overlay: LiveOverlay, system: SharedSystem
 ) -> tuple[tuple[SharedStation, ...], PointSet]:
@@ -181,19 +198,24 @@ def shared_phases(
     Returns None when the system has no usable station.
     """
     stations, points = system_stations(ctx.overlay, system)
-    if not stations:
+    vehicles = tuple(v for v in ctx.overlay.vehicles if v.system_id == system.system_id)
+    if not stations and not vehicles:
         return None
     form = system.form_factor
     net = NETWORK_OF.get(form, "bike")
     leg = LEG_MODE.get(form, "bikeshare")
     start = start or ctx.endpoint("origin")
-    walk_to = _phase(
-        ctx, "walk", "walk", start, points, _pickup_cost(stations, form), ctx.max_walk_s
-    )
+    pickups = _pickup_points(stations, vehicles)
+    pickup_cost = np.r_[
+        _pickup_cost(stations, form), np.full(len(vehicles), PICKUP_S.get(form, 60.0))
+    ]
+    walk_to = _phase(ctx, "walk", "walk", start, pickups, pickup_cost, ctx.max_walk_s)
     if system.free_floating_return:
-        ride = _phase(ctx, net, leg, points, end, DROPOFF_S.get(form, 60.0), MAX_DRIVE_S)
+        ride = _phase(ctx, net, leg, pickups, end, DROPOFF_S.get(form, 60.0), MAX_DRIVE_S)
         return [walk_to, ride]
-    ride = _phase(ctx, net, leg, points, points, _dropoff_cost(stations, form), MAX_RIDE_S)
+    if not stations:
+        return None  # nowhere to return the vehicle
+    ride = _phase(ctx, net, leg, pickups, points, _dropoff_cost(stations, form), MAX_RIDE_S)
     if not walk_after:
         return [walk_to, ride]
     walk_from = _phase(ctx, "walk", "walk", points, end, 0.0, ctx.max_walk_s)

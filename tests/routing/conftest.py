@@ -3,7 +3,6 @@ and a check that an itinerary's legs chain in time and place."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -79,7 +78,3 @@ def legs_chain() -> Callable[[Itinerary], None]:
     """:func:`assert_legs_chain`, for test modules (conftest is not imported directly)."""
     return assert_legs_chain
 
-
-def at(base: CityBase, hour: int, minute: int = 0) -> dt.datetime:
-    """The city's default date at a local time."""
-    return dt.datetime.combine(base.city.default_date, dt.time(hour, minute), base.city.tz)
