@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
@@ -12,11 +15,13 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import cities, plan
+from api.routes import cities, feeds, plan
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
 from correspondance.settings import Settings
 from correspondance.store import create_store
+from realtime.service import LiveService
+from realtime.writer import LiveFollower
 from routing.base import CityBase, load_or_build
 
 log = logging.getLogger("correspondance.api")
@@ -38,6 +43,58 @@ def load_bases(settings: Settings, city_ids: list[str] | None) -> tuple[dict[str
     return bases, wanted[0]
 
 
+@dataclass
+class LiveTasks:
+    """What the lifespan started for live state: writers and followers."""
+
+    services: list[LiveService] = field(default_factory=list)
+    followers: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+async def start_live(state: AppState) -> LiveTasks:
+    """Start the single writer (embedded or worker role) or followers (API role with Redis)."""
+    live = LiveTasks()
+    settings = state.settings
+    if not settings.live_feeds:
+        return live
+    for city_id, base in state.bases.items():
+        holder = state.overlay(city_id)
+        if settings.role in ("all", "worker"):
+            service = LiveService(base, holder, state.store, replay_speed=settings.replay_speed)
+            if await service.start():
+                live.services.append(service)
+                continue
+        if settings.redis_url:  # another process writes: mirror its state from the stream
+            live.followers.append(asyncio.create_task(follow(state, city_id)))
+    return live
+
+
+async def follow(state: AppState, city_id: str) -> None:
+    """Keep this worker's overlay in step with the writer's events."""
+    follower = LiveFollower(city_id, state.overlay(city_id), state.store)
+    while True:
+        try:
+            await follower.catch_up()
+            async for event in state.store.subscribe(after_seq=None):
+                await follower.apply(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # lost events or a Redis outage: reload everything, then resume
+            log.warning("live follower for %s restarting", city_id, exc_info=True)
+            await asyncio.sleep(1.0)
+
+
+async def stop_live(live: LiveTasks) -> None:
+    """Stop writers and followers."""
+    for task in live.followers:
+        task.cancel()
+    for task in live.followers:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for service in live.services:
+        await service.stop()
+
+
 def create_app(
     settings: Settings | None = None,
     city_ids: list[str] | None = None,
@@ -50,16 +107,19 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loaded, default = (bases, next(iter(bases))) if bases else load_bases(settings, city_ids)
         store = create_store(settings.redis_url)
-        app.state.correspondance = AppState(
+        state = AppState(
             settings=settings,
             store=store,
             cities=discover_cities(settings.data_dir),
             bases=loaded,
             default_city=default,
         )
+        app.state.correspondance = state
+        live = await start_live(state)
         try:
             yield
         finally:
+            await stop_live(live)
             await store.aclose()
 
     app = FastAPI(
@@ -72,6 +132,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(cities.router)
     app.include_router(plan.router)
+    app.include_router(feeds.router)
     frontend = settings.frontend_dir
     if frontend.is_dir():
         app.mount("/static", StaticFiles(directory=frontend), name="static")

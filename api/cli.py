@@ -80,6 +80,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         get_city(discover_cities(settings.data_dir), args.city)  # fail fast on a bad name
     print("Loading city data (the first run builds it: about a minute)…", file=sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
     bases, _default = load_bases(settings, [args.city] if args.city else None)
     app = create_app(settings, bases=bases)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,8 +18,26 @@ from correspondance.errors import ConfigError, UnknownCityError
 CITY_FILE = "city.toml"
 
 
+class SimulatorConfig(BaseModel):
+    """A simulated GBFS system, for places with no real feed (always labelled simulated)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    form_factor: Literal["bicycle", "car", "scooter"]
+    stations: Annotated[int, Field(ge=0, le=2000)] = 30
+    vehicles: Annotated[int, Field(ge=0, le=5000)] = 0  # free-floating
+    free_floating_return: bool = False
+    seed: int = 1
+    tick_s: Annotated[float, Field(gt=0)] = 60.0
+
+
 class FeedSource(BaseModel):
-    """A feed given as a file in the city folder or a URL (downloaded at build time)."""
+    """A feed: a file or folder in the city bundle, a URL, or a simulator.
+
+    For GBFS, a ``path`` folder is a recording (``station_information.json`` plus
+    ``station_status/<epoch>.json`` snapshots) replayed as a live feed; a ``url`` is polled;
+    ``simulate`` runs a deterministic simulator served over loopback HTTP.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -27,12 +45,21 @@ class FeedSource(BaseModel):
     name: str | None = None
     path: str | None = None
     url: str | None = None
+    simulate: SimulatorConfig | None = None
     simulated: bool = False
+    form_factor: Literal["bicycle", "car", "scooter"] = "bicycle"
+    free_floating_return: bool = False
 
     @model_validator(mode="after")
     def _exactly_one_location(self) -> FeedSource:
-        if (self.path is None) == (self.url is None):
-            raise ValueError(f"feed {self.id!r} needs exactly one of 'path' or 'url'")
+        given = [k for k in ("path", "url", "simulate") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"feed {self.id!r} needs exactly one of 'path', 'url' or 'simulate'"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.simulate is not None and not self.simulated:
+            object.__setattr__(self, "simulated", True)  # a simulator is always labelled
         return self
 
 

@@ -103,7 +103,8 @@ def make_footpaths(
 def input_hash(city: CityConfig) -> str:
     """Hash of the city config and every input file's bytes."""
     digest = hashlib.sha256(BUILD_VERSION.encode())
-    digest.update(city.model_dump_json().encode())
+    # live feeds do not change the static base: editing them must not force a rebuild
+    digest.update(city.model_dump_json(exclude={"gbfs"}).encode())
     for path in sorted(
         {city.resolve(city.osm.path), *(city.resolve(g.path) for g in city.gtfs if g.path)}
     ):

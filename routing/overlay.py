@@ -165,6 +165,25 @@ class OverlayHolder:
                 vehicles=tuple(vehicles),
             )
 
+    def replace_system(
+        self,
+        system: SharedSystem,
+        stations: Iterable[SharedStation],
+        vehicles: Iterable[SharedVehicle] = (),
+    ) -> LiveOverlay:
+        """Replace one shared-mobility system's stations and vehicles, keeping the others."""
+        with self._lock:
+            cur = self._current
+            sid = system.system_id
+            systems = {**cur.systems, sid: system}
+            kept_st = tuple(s for s in cur.stations if s.system_id != sid)
+            kept_ve = tuple(v for v in cur.vehicles if v.system_id != sid)
+            return self._publish(
+                systems=systems,
+                stations=kept_st + tuple(stations),
+                vehicles=kept_ve + tuple(vehicles),
+            )
+
     def _publish(self, **changes: object) -> LiveOverlay:
         new = replace(self._current, version=self._current.version + 1, **changes)  # type: ignore[arg-type]
         self._current = new  # one reference swap: readers see all of it or none
@@ -172,7 +191,9 @@ class OverlayHolder:
 
 
 def _index_way_edges(drive: StreetNetwork) -> dict[int, NDArray[np.int64]]:
-    order = np.argsort(drive.way_id, kind="stable")
-    ways, starts = np.unique(drive.way_id[order], return_index=True)
-    groups = np.split(order, starts[1:])
+    # every way of an edge, not only the first: simplification merges ways into one edge
+    edges, way_ids = drive.edge_ways()
+    order = np.argsort(way_ids, kind="stable")
+    ways, starts = np.unique(way_ids[order], return_index=True)
+    groups = np.split(edges[order], starts[1:])
     return {int(w): g.astype(np.int64) for w, g in zip(ways, groups, strict=True)}

@@ -91,6 +91,10 @@ class StreetNetwork:
     geom_offset: NDArray[np.int64]
     geom_lon: NDArray[np.float64]
     geom_lat: NDArray[np.float64]
+    # Every OSM way of each edge (CSR), where simplification merged several ways into one
+    # edge; ``way_id`` keeps only the first. None in networks compiled before it existed.
+    way_offset: NDArray[np.int64] | None = None
+    way_ids: NDArray[np.int64] | None = None
     _tree: cKDTree = field(init=False, repr=False)
     _vertex_edge: NDArray[np.int64] = field(init=False, repr=False)
     _lat0: float = field(init=False, repr=False)
@@ -129,6 +133,12 @@ class StreetNetwork:
         """Edge weights in seconds: base times, or lengths at ``speed_m_s``, times a multiplier."""
         base = self.base_time_s if speed_m_s is None else self.length_m / speed_m_s
         return base if multiplier is None else base * multiplier
+
+    def edge_ways(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(edge, OSM way id) pairs: every way of every edge (just ``way_id`` if unknown)."""
+        if self.way_offset is None or self.way_ids is None:
+            return np.arange(self.n_edges, dtype=np.int64), self.way_id
+        return np.repeat(np.arange(self.n_edges), np.diff(self.way_offset)), self.way_ids
 
     def edge_coords(self, edge: int) -> NDArray[np.float64]:
         """[[lon, lat], ...] of one edge, tail to head."""
@@ -223,24 +233,27 @@ class StreetNetwork:
 
     def save(self, path: Path) -> None:
         """Write the arrays to one ``.npz`` file."""
-        np.savez(
-            path,
-            mode=np.array(self.mode),
-            node_lat=self.node_lat,
-            node_lon=self.node_lon,
-            indptr=self.indptr,
-            tail=self.tail,
-            head=self.head,
-            length_m=self.length_m,
-            base_time_s=self.base_time_s,
-            way_id=self.way_id,
-            highway=self.highway,
-            name_idx=self.name_idx,
-            names=np.array(self.names, dtype=object),
-            geom_offset=self.geom_offset,
-            geom_lon=self.geom_lon,
-            geom_lat=self.geom_lat,
-        )
+        arrays: dict[str, NDArray[Any]] = {
+            "mode": np.array(self.mode),
+            "node_lat": self.node_lat,
+            "node_lon": self.node_lon,
+            "indptr": self.indptr,
+            "tail": self.tail,
+            "head": self.head,
+            "length_m": self.length_m,
+            "base_time_s": self.base_time_s,
+            "way_id": self.way_id,
+            "highway": self.highway,
+            "name_idx": self.name_idx,
+            "names": np.array(self.names, dtype=object),
+            "geom_offset": self.geom_offset,
+            "geom_lon": self.geom_lon,
+            "geom_lat": self.geom_lat,
+        }
+        if self.way_offset is not None and self.way_ids is not None:
+            arrays["way_offset"] = self.way_offset
+            arrays["way_ids"] = self.way_ids
+        np.savez(path, allow_pickle=True, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> StreetNetwork:
@@ -262,6 +275,8 @@ class StreetNetwork:
                 geom_offset=z["geom_offset"],
                 geom_lon=z["geom_lon"],
                 geom_lat=z["geom_lat"],
+                way_offset=z["way_offset"] if "way_offset" in z.files else None,
+                way_ids=z["way_ids"] if "way_ids" in z.files else None,
             )
 
 
@@ -293,7 +308,7 @@ def compile_street_graph(
     index = {node: i for i, node in enumerate(nodes)}
     node_lat = np.array([graph.nodes[n]["y"] for n in nodes], dtype=np.float64)
     node_lon = np.array([graph.nodes[n]["x"] for n in nodes], dtype=np.float64)
-    rows: list[tuple[int, int, float, float, int, int, int, Any]] = []
+    rows: list[tuple[int, int, float, float, list[int], int, int, Any]] = []
     names: dict[str, int] = {"": 0}
     for u, v, data in graph.edges(data=True):
         length = float(data.get("length", 0.0))
@@ -306,9 +321,10 @@ def compile_street_graph(
         name = _first(data.get("name")) or ""
         name_i = names.setdefault(str(name), len(names))
         highway = _HIGHWAY_CODE.get(str(_first(data.get("highway"))), 0)
-        way = int(_first(data.get("osmid", 0)))
+        osmid = data.get("osmid", 0)
+        ways = [int(w) for w in (osmid if isinstance(osmid, list) else [osmid])]
         rows.append(
-            (index[u], index[v], length, time_s, way, highway, name_i, data.get("geometry"))
+            (index[u], index[v], length, time_s, ways, highway, name_i, data.get("geometry"))
         )
     rows.sort(key=lambda r: r[0])
     tail = np.array([r[0] for r in rows], dtype=np.int64)
@@ -338,11 +354,13 @@ def compile_street_graph(
         head=head,
         length_m=np.array([r[2] for r in rows]),
         base_time_s=np.array([r[3] for r in rows]),
-        way_id=np.array([r[4] for r in rows], dtype=np.int64),
+        way_id=np.array([r[4][0] for r in rows], dtype=np.int64),
         highway=np.array([r[5] for r in rows], dtype=np.uint8),
         name_idx=np.array([r[6] for r in rows], dtype=np.int32),
         names=tuple(names),
         geom_offset=np.array(offsets, dtype=np.int64),
         geom_lon=np.array(geom_lon),
         geom_lat=np.array(geom_lat),
+        way_offset=np.cumsum([0, *(len(r[4]) for r in rows)], dtype=np.int64),
+        way_ids=np.array([w for r in rows for w in r[4]], dtype=np.int64),
     )

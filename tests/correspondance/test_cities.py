@@ -119,12 +119,12 @@ def test_a_valid_config_loads_with_defaults(tmp_path: Path) -> None:
         (
             'path = "buses.zip"',
             'path = "buses.zip"\nurl = "https://example.org/buses.zip"',
-            "gtfs.0: Value error, feed 'buses' needs exactly one of 'path' or 'url'",
+            "gtfs.0: Value error, feed 'buses' needs exactly one of 'path', 'url' or 'simulate'",
         ),
         (
             'path = "buses.zip"',
             "",
-            "feed 'buses' needs exactly one of 'path' or 'url'",
+            "feed 'buses' needs exactly one of 'path', 'url' or 'simulate'",
         ),
         ('name = "Testville"', 'name = "Testville"\ncolour = "blue"', "colour: Extra inputs"),
         ('[osm]\npath = "streets.osm.pbf"', '[osm]\npath = "x"\nformat = "pbf"', "osm.format"),

@@ -1,0 +1,229 @@
+"""Polls one GBFS system and hands each good update to the single writer.
+
+Every outcome is recorded in the feed's health. On any fault — timeout, refused
+connection, HTTP 5xx, invalid JSON, schema-invalid documents, a ``last_updated`` in the
+future, a feed that suddenly lists zero stations — the last good state stays in use, the
+feed is marked degraded with the reason, and polling goes on. Nothing here raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from correspondance.cities import FeedSource
+from correspondance.errors import CorrespondanceError
+from feeds.gbfs import StationInfo, parse_station_information, parse_station_status
+from realtime.fetch import Fetcher
+from realtime.health import FeedHealth, HealthBook
+from realtime.writer import LiveWriter
+from routing.overlay import SharedStation, SharedSystem, SharedVehicle
+
+log = logging.getLogger("correspondance.realtime")
+FUTURE_TOLERANCE_S = 300.0
+MIN_INTERVAL_S = 1.0
+MAX_INTERVAL_S = 300.0
+
+
+class GbfsRejectedError(CorrespondanceError, ValueError):
+    """A GBFS response that must not replace the last good state."""
+
+    code = "gbfs_rejected"
+
+
+def discover(doc: dict[str, object]) -> dict[str, str]:
+    """Feed name → URL from a ``gbfs.json`` (2.x: per language; 3.0: one list)."""
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        raise GbfsRejectedError("gbfs.json has no 'data' object")
+    feeds = data.get("feeds")
+    if feeds is None:  # 2.x: {"en": {"feeds": [...]}}; take the first language
+        language = next((v for v in data.values() if isinstance(v, dict)), None)
+        feeds = language.get("feeds") if language else None
+    if not isinstance(feeds, list):
+        raise GbfsRejectedError("gbfs.json lists no feeds")
+    return {str(f["name"]): str(f["url"]) for f in feeds if isinstance(f, dict) and "url" in f}
+
+
+@dataclass
+class GbfsPoller:
+    """One GBFS system: discovery URL in, writer updates and health records out."""
+
+    source: FeedSource
+    discovery_url: str
+    fetcher: Fetcher
+    writer: LiveWriter
+    health: HealthBook
+    clock: Callable[[], float] = time.time
+    replay: bool = False
+    urls: dict[str, str] = field(default_factory=dict)
+    _info: tuple[StationInfo, ...] = ()
+    _last_count: int = 0
+    interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        self.health.register(
+            FeedHealth(
+                feed_id=self.source.id,
+                kind="gbfs",
+                source=self.discovery_url,
+                simulated=self.source.simulated,
+                replay=self.replay,
+            )
+        )
+
+    @property
+    def system(self) -> SharedSystem:
+        """The routing view of this system."""
+        return SharedSystem(
+            system_id=self.source.id,
+            name=self.source.name or self.source.id,
+            form_factor=(
+                self.source.simulate.form_factor
+                if self.source.simulate
+                else self.source.form_factor
+            ),
+            free_floating_return=(
+                self.source.simulate.free_floating_return
+                if self.source.simulate
+                else self.source.free_floating_return
+            ),
+            simulated=self.source.simulated,
+        )
+
+    async def _json(self, name: str) -> dict[str, object] | None:
+        fetched = await self.fetcher.get(self.urls[name])
+        if fetched.body is None:
+            return None
+        try:
+            doc = json.loads(fetched.body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise GbfsRejectedError(f"{name}: invalid JSON ({exc})") from exc
+        if not isinstance(doc, dict):
+            raise GbfsRejectedError(f"{name}: not a JSON object")
+        return doc
+
+    async def poll_once(self) -> bool:
+        """One poll. Returns True if new data was applied. Never raises."""
+        try:
+            return await self._poll()
+        except (CorrespondanceError, ValueError, KeyError, TypeError) as exc:
+            await self.health.failure(self.source.id, str(exc), now=self.clock())
+        except Exception as exc:  # a poller must never take the process down
+            log.exception("GBFS poll of %s failed unexpectedly", self.source.id)
+            await self.health.failure(
+                self.source.id, f"unexpected {type(exc).__name__}: {exc}", now=self.clock()
+            )
+        return False
+
+    async def _poll(self) -> bool:
+        if not self.urls:
+            fetched = await self.fetcher.get(self.discovery_url)
+            if fetched.body is None:
+                raise GbfsRejectedError("gbfs.json answered 304 before any full response")
+            try:
+                self.urls = discover(json.loads(fetched.body))
+            except json.JSONDecodeError as exc:
+                raise GbfsRejectedError(f"gbfs.json: invalid JSON ({exc})") from exc
+            for needed in ("station_information", "station_status"):
+                if needed not in self.urls:
+                    self.urls = {}
+                    raise GbfsRejectedError(f"gbfs.json does not list {needed}")
+        info_doc = await self._json("station_information")
+        if info_doc is not None:
+            info = parse_station_information(info_doc)
+            self._info = info.records
+        status_doc = await self._json("station_status")
+        if status_doc is None:
+            await self.health.not_modified(self.source.id)
+            return False
+        status = parse_station_status(status_doc)
+        now = self.clock()
+        if status.ttl:
+            self.interval_s = min(max(float(status.ttl), MIN_INTERVAL_S), MAX_INTERVAL_S)
+        if status.last_updated > now + FUTURE_TOLERANCE_S:
+            raise GbfsRejectedError(
+                f"station_status last_updated {status.last_updated} is in the future"
+            )
+        if not status.records and self._last_count:
+            raise GbfsRejectedError(
+                f"station_status suddenly lists zero stations "
+                f"(had {self._last_count}); keeping the last good state"
+            )
+        where = {i.station_id: i for i in self._info}
+        form = self.system.form_factor
+        stations = [
+            SharedStation(
+                system_id=self.source.id,
+                station_id=s.station_id,
+                name=where[s.station_id].name,
+                lat=where[s.station_id].lat,
+                lon=where[s.station_id].lon,
+                form_factor=form,
+                vehicles_available=s.num_vehicles_available,
+                docks_available=s.num_docks_available,
+                is_renting=s.is_renting,
+                is_returning=s.is_returning,
+                simulated=self.source.simulated,
+            )
+            for s in status.records
+            if s.is_installed and s.station_id in where
+        ]
+        vehicles = await self._vehicles(form)
+        await self.writer.apply_gbfs(self.system, stations, vehicles)
+        self._last_count = len(stations)
+        stale_after = max(3 * float(status.ttl or 0), 3600.0)
+        await self.health.success(
+            self.source.id,
+            records=len(stations) + len(vehicles),
+            rejected=status.rejected,
+            last_updated=float(status.last_updated),
+            ttl_s=float(status.ttl),
+            stale=now - status.last_updated > stale_after,
+            now=now,
+        )
+        return True
+
+    async def _vehicles(self, form: str) -> list[SharedVehicle]:
+        name = next((n for n in ("vehicle_status", "free_bike_status") if n in self.urls), None)
+        if name is None:
+            return []
+        doc = await self._json(name)
+        if doc is None:
+            return [v for v in self.writer.holder.current.vehicles if v.system_id == self.source.id]
+        data = doc.get("data")
+        items: object = []
+        if isinstance(data, dict):
+            items = data.get("vehicles", data.get("bikes", [])) or []
+        out = []
+        for item in items if isinstance(items, list) else []:
+            try:
+                if item.get("is_reserved") or item.get("is_disabled"):
+                    continue
+                out.append(
+                    SharedVehicle(
+                        system_id=self.source.id,
+                        vehicle_id=str(item.get("vehicle_id", item.get("bike_id"))),
+                        lat=float(item["lat"]),
+                        lon=float(item["lon"]),
+                        form_factor=form,
+                        simulated=self.source.simulated,
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                continue  # a broken vehicle record is dropped, not fatal
+        return out
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set, every ``ttl`` seconds (clamped), backing off on faults."""
+        while not stop.is_set():
+            await self.poll_once()
+            failures = self.health.feeds[self.source.id].consecutive_failures
+            wait = self.interval_s * (2 ** min(failures, 5) if failures else 1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=min(wait, MAX_INTERVAL_S))

@@ -1,0 +1,136 @@
+"""The live side of one city: feed servers (replays, simulators), pollers, the writer.
+
+Exactly one process per city runs it, holding the store's ``writer:<city>`` lock (with
+expiry, refreshed while alive), so fusion and ingestion never happen twice. In the embedded
+default that process is the API server itself; with Redis it is ``correspondance worker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+
+from correspondance.cities import FeedSource
+from correspondance.store import StateStore
+from realtime.fetch import Fetcher
+from realtime.gbfs_poller import GbfsPoller
+from realtime.gbfs_server import GbfsServer
+from realtime.health import HealthBook
+from realtime.replay import Recording, VirtualClock
+from realtime.simulator import GbfsSimulator
+from realtime.writer import LiveWriter
+from routing.base import CityBase
+from routing.overlay import OverlayHolder
+
+log = logging.getLogger("correspondance.realtime")
+LOCK_TTL_S = 15.0
+
+
+def street_points(base: CityBase, limit: int = 20_000) -> np.ndarray:
+    """Walkable street nodes inside the city's bbox, as (lat, lon) rows."""
+    walk = base.streets["walk"]
+    inside = [
+        i
+        for i in range(walk.n_nodes)
+        if base.city.contains(float(walk.node_lat[i]), float(walk.node_lon[i]))
+    ]
+    rows = np.column_stack([walk.node_lat[inside], walk.node_lon[inside]])
+    return rows[:limit]
+
+
+@dataclass
+class LiveService:
+    """Runs a city's live feeds into its overlay while it holds the writer lock."""
+
+    base: CityBase
+    holder: OverlayHolder
+    store: StateStore
+    replay_speed: float = 60.0
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    pollers: list[GbfsPoller] = field(default_factory=list)
+    servers: list[GbfsServer] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _client: httpx.AsyncClient | None = None
+
+    @property
+    def city(self) -> str:
+        """City id."""
+        return self.base.city.id
+
+    @property
+    def lock_name(self) -> str:
+        """The single-writer lock of this city."""
+        return f"writer:{self.city}"
+
+    async def start(self) -> bool:
+        """Take the writer lock and start polling. False if another process is the writer."""
+        if not await self.store.acquire_lock(self.lock_name, self.owner, LOCK_TTL_S):
+            log.info("another process writes live state for %s", self.city)
+            return False
+        self._client = httpx.AsyncClient(trust_env=False)
+        fetcher = Fetcher(self._client)
+        writer = LiveWriter(self.city, self.holder, self.store)
+        self.health = HealthBook(self.store, self.city)
+        for source in self.base.city.gbfs:
+            self.pollers.append(self._poller(source, fetcher, writer))
+        for poller in self.pollers:
+            await poller.poll_once()  # first state before serving; faults only mark health
+            self._tasks.append(asyncio.create_task(poller.run(self._stop)))
+        self._tasks.append(asyncio.create_task(self._keep_lock()))
+        return True
+
+    def _poller(self, source: FeedSource, fetcher: Fetcher, writer: LiveWriter) -> GbfsPoller:
+        if source.simulate is not None:
+            sim = GbfsSimulator(
+                source.id,
+                source.name or source.id,
+                source.simulate,
+                street_points(self.base),
+                self.base.city.timezone,
+            )
+            server = GbfsServer(sim.document).start()
+            self.servers.append(server)
+            return GbfsPoller(source, server.discovery_url, fetcher, writer, self.health)
+        if source.path is not None:
+            recording = Recording(self.base.city.resolve(source.path))
+            clock = VirtualClock(start=recording.epochs[0], speed=self.replay_speed)
+            server = GbfsServer(recording.provider(clock, source.id)).start()
+            self.servers.append(server)
+            return GbfsPoller(
+                source, server.discovery_url, fetcher, writer, self.health, clock=clock, replay=True
+            )
+        assert source.url is not None
+        return GbfsPoller(source, source.url, fetcher, writer, self.health)
+
+    async def _keep_lock(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=LOCK_TTL_S / 3)
+            if not self._stop.is_set() and not await self.store.refresh_lock(
+                self.lock_name, self.owner, LOCK_TTL_S
+            ):
+                log.error("lost the writer lock of %s; stopping ingestion", self.city)
+                self._stop.set()
+
+    async def stop(self) -> None:
+        """Stop polling, release the lock, stop feed servers."""
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+        for server in self.servers:
+            server.stop()
+        with contextlib.suppress(Exception):
+            await self.store.release_lock(self.lock_name, self.owner)

@@ -1,0 +1,125 @@
+"""The single writer of live state, and the followers that mirror it in other processes.
+
+Feed pollers and (later) the report fuser never touch routing data: they hand updates to
+:class:`LiveWriter`, which publishes a new overlay version (one reference swap), stores the
+new state in the shared store and publishes one event naming exactly what changed.
+:class:`LiveFollower` runs in API workers of other processes: on each event it reloads the
+named state from the store and applies it to its own overlay holder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from correspondance.store import Event, StateStore
+from routing.overlay import OverlayHolder, SharedStation, SharedSystem, SharedVehicle
+
+GBFS_UPDATED = "gbfs.updated"
+MAX_IDS_IN_EVENT = 1000
+
+
+def gbfs_state_key(city: str, system_id: str) -> str:
+    """Store key of one shared-mobility system's latest state."""
+    return f"live:{city}:gbfs:{system_id}"
+
+
+def _availability(s: SharedStation) -> tuple[int, int, bool, bool]:
+    return (s.vehicles_available, s.docks_available, s.is_renting, s.is_returning)
+
+
+class LiveWriter:
+    """Applies live updates for one city: overlay first, then store, then the event."""
+
+    def __init__(self, city: str, holder: OverlayHolder, store: StateStore) -> None:
+        self.city = city
+        self.holder = holder
+        self.store = store
+
+    async def apply_gbfs(
+        self,
+        system: SharedSystem,
+        stations: list[SharedStation],
+        vehicles: list[SharedVehicle],
+    ) -> Event | None:
+        """Replace one system's stations and vehicles; publish ``gbfs.updated`` if changed.
+
+        Returns the event, or None when nothing changed (no event is published then).
+        """
+        current = self.holder.current
+        before = {s.station_id: s for s in current.stations if s.system_id == system.system_id}
+        after = {s.station_id: s for s in stations}
+        changed = sorted(
+            sid
+            for sid in before.keys() | after.keys()
+            if sid not in before
+            or sid not in after
+            or _availability(before[sid]) != _availability(after[sid])
+            or (before[sid].lat, before[sid].lon) != (after[sid].lat, after[sid].lon)
+        )
+        old_vehicles = {v.vehicle_id for v in current.vehicles if v.system_id == system.system_id}
+        new_vehicles = {v.vehicle_id for v in vehicles}
+        known = system.system_id in current.systems
+        if known and not changed and old_vehicles == new_vehicles:
+            return None
+        overlay = self.holder.replace_system(system, stations, vehicles)
+        state = {
+            "system": asdict(system),
+            "stations": [asdict(s) for s in stations],
+            "vehicles": [asdict(v) for v in vehicles],
+        }
+        await self.store.set(
+            gbfs_state_key(self.city, system.system_id),
+            json.dumps(state, separators=(",", ":")).encode(),
+        )
+        return await self.store.publish(
+            GBFS_UPDATED,
+            self.city,
+            {
+                "system_id": system.system_id,
+                "simulated": system.simulated,
+                "station_ids": changed[:MAX_IDS_IN_EVENT],
+                "n_stations_changed": len(changed),
+                "n_vehicles": len(vehicles),
+                "overlay_version": overlay.version,
+            },
+        )
+
+
+def decode_gbfs_state(raw: bytes) -> tuple[SharedSystem, list[SharedStation], list[SharedVehicle]]:
+    """The stored state of one system, back as routing models."""
+    state: dict[str, Any] = json.loads(raw)
+    return (
+        SharedSystem(**state["system"]),
+        [SharedStation(**s) for s in state["stations"]],
+        [SharedVehicle(**v) for v in state["vehicles"]],
+    )
+
+
+class LiveFollower:
+    """Keeps another process's overlay in step with the writer, from the event stream."""
+
+    def __init__(self, city: str, holder: OverlayHolder, store: StateStore) -> None:
+        self.city = city
+        self.holder = holder
+        self.store = store
+        self.last_seq = 0
+
+    async def catch_up(self) -> None:
+        """Load every stored system state (at start, or after losing events)."""
+        for key in await self.store.scan_keys(f"live:{self.city}:gbfs:*"):
+            raw = await self.store.get(key)
+            if raw is not None:
+                self.holder.replace_system(*decode_gbfs_state(raw))
+
+    async def apply(self, event: Event) -> bool:
+        """Apply one event if it concerns this city; True if the overlay changed."""
+        self.last_seq = event.seq
+        if event.city != self.city or event.type != GBFS_UPDATED:
+            return False
+        raw = await self.store.get(gbfs_state_key(self.city, str(event.payload["system_id"])))
+        if raw is None:
+            return False
+        self.holder.replace_system(*decode_gbfs_state(raw))
+        return True
