@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import socket
 import sys
 import time
@@ -95,24 +94,50 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Hold the single-writer lock for live state (feed polling lands here, issue 4)."""
+    """Run the single writer of live state (feed polling) for the served cities."""
+    from api.app import load_bases
     from correspondance.store import create_store
+    from realtime.service import LiveService
+    from routing.overlay import OverlayHolder
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    bases, _default = load_bases(settings, [args.city] if args.city else None)
 
     async def run() -> None:
         store = create_store(settings.redis_url)
-        owner = f"{socket.gethostname()}:{os.getpid()}"
+        services = [
+            LiveService(
+                base,
+                OverlayHolder(base.streets["drive"]),
+                store,
+                replay_speed=settings.replay_speed,
+            )
+            for base in bases.values()
+        ]
+        started: set[int] = set()
         try:
-            while True:
-                if await store.acquire_lock("writer", owner, ttl_s=15):
-                    print(f"writer lock held by {owner}", file=sys.stderr, flush=True)
-                    while await store.refresh_lock("writer", owner, ttl_s=15):
-                        await asyncio.sleep(5)
+            while True:  # a standby worker takes over when the writer's lock expires
+                for i, service in enumerate(services):
+                    if i not in started and await service.start():
+                        started.add(i)
+                        print(f"writing live state for {service.city}", file=sys.stderr, flush=True)
                 await asyncio.sleep(5)
         finally:
+            for i in started:
+                await services[i].stop()
             await store.aclose()
 
     asyncio.run(run())
     return 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve a city with its recorded GBFS day replayed as live at ``--speed``."""
+    if not 0 < args.speed <= 100_000:
+        raise CliError(f"--speed: {args.speed} must be > 0 and ≤ 100000")
+    settings = settings.model_copy(update={"replay_speed": args.speed, "live_feeds": True})
+    return cmd_serve(args, settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,7 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run the single writer of live state")
+    worker.add_argument("--city", help="city id; default: the default city")
     worker.set_defaults(func=cmd_worker)
+    replay = sub.add_parser("replay", help="serve with recorded GBFS days replayed as live")
+    replay.add_argument("--city", default=None, help="city id (e.g. oslo)")
+    replay.add_argument("--speed", type=float, default=60.0, help="× real time (default 60)")
+    replay.add_argument("--host", default="127.0.0.1")
+    replay.add_argument("--port", type=int, default=8000)
+    replay.set_defaults(func=cmd_replay)
     from api.plan_cli import add_plan_parser
 
     add_plan_parser(sub)

@@ -166,7 +166,7 @@ class GbfsPoller:
                 lon=where[s.station_id].lon,
                 form_factor=form,
                 vehicles_available=s.num_vehicles_available,
-                docks_available=s.num_docks_available,
+                docks_available=s.num_docks_available or 0,
                 is_renting=s.is_renting,
                 is_returning=s.is_returning,
                 simulated=self.source.simulated,
