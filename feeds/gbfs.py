@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from importlib.resources import files
+from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 
 from jsonschema import Draft7Validator
@@ -219,6 +219,8 @@ class SystemInformation:
 
 # ---------------------------------------------------------------------------- schemas
 
+_SCHEMA_DIR: Final = Path(__file__).resolve().parent / "schemas" / "gbfs"
+
 
 # Where each feed keeps its records inside ``data`` (None: the document has no record list).
 _RECORDS: Final[dict[str, tuple[str, ...] | None]] = {
@@ -235,7 +237,9 @@ _RECORDS: Final[dict[str, tuple[str, ...] | None]] = {
 
 @cache
 def _schema(version: str, feed: str) -> dict[str, Any]:
-    path = files("feeds") / "schemas" / "gbfs" / f"v{version}" / f"{feed}.json"
+    # Next to this module, not files("feeds"): a ``tests/feeds`` directory earlier on
+    # sys.path (pytest puts ``tests/`` there) makes "feeds" a namespace package there.
+    path = _SCHEMA_DIR / f"v{version}" / f"{feed}.json"
     schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     # The official schemas declare draft 7; refuse silently switching dialects on an update.
     if validator_for(schema, default=Draft7Validator) is not Draft7Validator:
@@ -266,12 +270,12 @@ def _validators(version: str, feed: str) -> tuple[Draft7Validator, Draft7Validat
 
 
 def _describe(error: ValidationError) -> str:
-    where = "/".join(str(p) for p in error.absolute_path) or "(document)"
+    where = "/".join(str(p) for p in error.absolute_path)
     if len(error.message) <= 160:
-        return f"{where}: {error.message}"
+        return f"{where}: {error.message}" if where else error.message
     # Messages quoting a whole list are unreadable: name the failed keyword instead.
     rule = json.dumps(error.validator_value)
-    return f"{where}: fails {error.validator!r} {rule[:120]}"
+    return f"{where or 'document'}: fails {error.validator!r} {rule[:120]}"
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -145,9 +145,28 @@ def replan(
             ctx, [run_chain(to_destination, np.zeros(1))], start, system.system_id, system.simulated
         )
     if to_stops is not None:
+        chain = run_chain(to_stops, np.zeros(1))
+
+        def held_until(stop: int) -> list[Leg]:
+            # The vehicle is in hand now: ride and dock it now, then wait at the stop. As a
+            # plain access option its legs would be shifted to end at boarding, so the
+            # rider would idle on a rented vehicle until "departing" minutes later.
+            legs = segments_to_legs(
+                ctx,
+                chain.describe(stop),
+                start,
+                system_id=system.system_id,
+                simulated=system.simulated,
+            )
+            return _chain_places(legs)
+
         accesses.append(
             AccessOption(
-                state.holding, run_chain(to_stops, np.zeros(1)), system.system_id, system.simulated
+                state.holding,
+                chain,
+                system.system_id,
+                system.simulated,
+                prefix=held_until,
             )
         )
     return solve(ctx, accesses, directs)

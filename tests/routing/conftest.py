@@ -40,6 +40,8 @@ def bysykkel_stations() -> tuple[SharedStation, ...]:
     assert info.rejected == 0
     assert status.rejected == 0
     by_id = {s.station_id: s for s in status.records}
+    # Oslo Bysykkel docks are real: every station reports its free docks
+    assert all(s.num_docks_available is not None for s in status.records)
     return tuple(
         SharedStation(
             system_id=BYSYKKEL.system_id,
@@ -49,7 +51,7 @@ def bysykkel_stations() -> tuple[SharedStation, ...]:
             lon=i.lon,
             form_factor="bicycle",
             vehicles_available=by_id[i.station_id].num_vehicles_available,
-            docks_available=by_id[i.station_id].num_docks_available,
+            docks_available=by_id[i.station_id].num_docks_available or 0,
             is_renting=by_id[i.station_id].is_renting,
             is_returning=by_id[i.station_id].is_returning,
         )
@@ -77,4 +79,3 @@ def assert_legs_chain(itinerary: Itinerary) -> None:
 def legs_chain() -> Callable[[Itinerary], None]:
     """:func:`assert_legs_chain`, for test modules (conftest is not imported directly)."""
     return assert_legs_chain
-

@@ -74,13 +74,15 @@ def bikeshare_trip(
     assert [leg.mode for leg in trip.legs] == ["walk", "bikeshare", "walk"]
     walk_to, ride, walk_from = trip.legs
     assert ride.system_id == BYSYKKEL_ID
-    assert walk_to.system_id is None and walk_from.system_id is None
+    assert walk_to.system_id is None
+    assert walk_from.system_id is None
     by_id = {s.station_id: s for s in stations}
     pickup = by_id[station_key(ride.origin.station_id)]
     dropoff = by_id[station_key(ride.destination.station_id)]
     assert (ride.origin.lat, ride.origin.lon) == (pickup.lat, pickup.lon)
     assert (ride.destination.lat, ride.destination.lon) == (dropoff.lat, dropoff.lon)
-    assert walk_to.origin.name == "Origin" and walk_from.destination.name == "Destination"
+    assert walk_to.origin.name == "Origin"
+    assert walk_from.destination.name == "Destination"
     # a 3 km ride beats a 45-minute walk
     walk = only_family(itineraries, ("walk",))
     assert trip.arrival < walk.arrival
@@ -91,8 +93,10 @@ def test_oslo_bysykkel_uses_stations_with_bikes_and_free_docks(
     oslo_base: CityBase, bysykkel_stations: tuple[SharedStation, ...], legs_chain: Chain
 ) -> None:
     trip, pickup, dropoff = bikeshare_trip(oslo_base, bysykkel_stations, legs_chain)
-    assert pickup.vehicles_available > 0 and pickup.is_renting
-    assert dropoff.docks_available > 0 and dropoff.is_returning
+    assert pickup.vehicles_available > 0
+    assert pickup.is_renting
+    assert dropoff.docks_available > 0
+    assert dropoff.is_returning
     assert pickup.station_id != dropoff.station_id
     minutes = (trip.arrival - trip.departure).total_seconds() / 60
     assert 15 < minutes < 35
@@ -101,7 +105,7 @@ def test_oslo_bysykkel_uses_stations_with_bikes_and_free_docks(
         replace(s, vehicles_available=0) if s.station_id == pickup.station_id else s
         for s in bysykkel_stations
     )
-    trip2, pickup2, dropoff2 = bikeshare_trip(oslo_base, emptied, legs_chain)
+    trip2, pickup2, _dropoff2 = bikeshare_trip(oslo_base, emptied, legs_chain)
     assert pickup2.station_id != pickup.station_id
     assert pickup2.vehicles_available > 0
     assert trip2.arrival >= trip.arrival  # the best station is gone: no faster
@@ -110,7 +114,7 @@ def test_oslo_bysykkel_uses_stations_with_bikes_and_free_docks(
         replace(s, docks_available=0) if s.station_id == dropoff.station_id else s
         for s in bysykkel_stations
     )
-    trip3, pickup3, dropoff3 = bikeshare_trip(oslo_base, full, legs_chain)
+    trip3, _pickup3, dropoff3 = bikeshare_trip(oslo_base, full, legs_chain)
     assert dropoff3.station_id != dropoff.station_id
     assert dropoff3.docks_available > 0
     assert trip3.arrival >= trip.arrival
@@ -163,7 +167,9 @@ def test_oslo_bysykkel_then_transit(
     assert only_family(itineraries, ("bikeshare",)).arrival < combined.arrival
 
 
-def carshare_stations(base: CityBase, specs: list[tuple[str, float, float, int, int, bool, bool]]) -> list[SharedStation]:
+def carshare_stations(
+    base: CityBase, specs: list[tuple[str, float, float, int, int, bool, bool]]
+) -> list[SharedStation]:
     """Test stations at the drive-network corners nearest to given coordinates."""
     drive = base.streets["drive"]
     out = []
@@ -199,7 +205,9 @@ CAR_SPECS = [
 
 
 @pytest.mark.parametrize("free_floating", [True, False])
-def test_carshare_in_porto_alegre(poa_base: CityBase, legs_chain: Chain, free_floating: bool) -> None:
+def test_carshare_in_porto_alegre(
+    poa_base: CityBase, legs_chain: Chain, free_floating: bool
+) -> None:
     system = SharedSystem("test-car", "Test car-share", "car", free_floating_return=free_floating)
     stations = carshare_stations(poa_base, CAR_SPECS)
     live = OverlayHolder(poa_base.streets["drive"]).set_shared_mobility([system], stations)
@@ -253,7 +261,8 @@ def test_park_and_ride_to_the_oslo_s_car_park(oslo_base: CityBase, legs_chain: C
     oslo_s = stops.names.index("Oslo S")
     segments = chain.describe(oslo_s)
     assert [s.mode for s in segments] == ["car", "walk"]
-    assert segments[0].to_kind == "parking" and segments[0].network == "drive"
+    assert segments[0].to_kind == "parking"
+    assert segments[0].network == "drive"
     assert segments[0].to_name == segments[1].from_name
     assert segments[1].to_name == "Oslo S"
     assert segments[0].seconds > PARK_S  # driving, plus parking
@@ -271,13 +280,16 @@ def test_park_and_ride_to_the_oslo_s_car_park(oslo_base: CityBase, legs_chain: C
     i = parks.names.index("Oslo S p-hus")
     assert (car.destination.lat, car.destination.lon) == (parks.lat[i], parks.lon[i])
     assert walk.destination.stop_id == ride.origin.stop_id == "RUT:StopArea:7600100"
-    assert ride.trip_id is not None and ride.departure >= walk.arrival
+    assert ride.trip_id is not None
+    assert ride.departure >= walk.arrival
     assert car.drive_edges  # a real drive, with edges for live congestion matching
     # driving all the way is faster here: park & ride is offered, not preferred
     assert only_family(itineraries, ("car",)).arrival < pr.arrival
 
 
-def test_cancelled_trips_and_closed_stops_are_avoided(poa_base: CityBase, legs_chain: Chain) -> None:
+def test_cancelled_trips_and_closed_stops_are_avoided(
+    poa_base: CityBase, legs_chain: Chain
+) -> None:
     holder = OverlayHolder(poa_base.streets["drive"])
     request = PlanRequest(POA_CENTRE, POA_EAST, poa_depart(poa_base))
     itineraries = plan_trip(poa_base, request, holder.current)
@@ -286,7 +298,8 @@ def test_cancelled_trips_and_closed_stops_are_avoided(poa_base: CityBase, legs_c
     rides = [leg for leg in transit[0].legs if leg.trip_id]
     trip_id = rides[0].trip_id
     board = rides[0].origin.stop_id
-    assert trip_id is not None and board is not None
+    assert trip_id is not None
+    assert board is not None
 
     cancelled = holder.set_transit_state(cancelled_trips=[trip_id])
     after = plan_trip(poa_base, request, cancelled)

@@ -26,8 +26,12 @@ CENTRE = (-30.0277, -51.2287)
 EAST = (-30.0587, -51.1734)
 
 
-def car_seconds(base: CityBase, live_overlay: object, origin: tuple[float, float],
-                destination: tuple[float, float]) -> tuple[float, tuple[int, ...]]:
+def car_seconds(
+    base: CityBase,
+    live_overlay: object,
+    origin: tuple[float, float],
+    destination: tuple[float, float],
+) -> tuple[float, tuple[int, ...]]:
     """Door-to-door seconds of the own-car option and its drive edges (inf, () if none)."""
     ctx = ModeContext(base, live_overlay, origin, destination, 1.3, 1200.0)  # type: ignore[arg-type]
     chain = direct(ctx, "car")
@@ -42,11 +46,14 @@ def test_reader_keeps_its_snapshot_while_the_writer_publishes(poa_base: CityBase
     before = holder.current
     seen = before.drive_multiplier
     after = holder.set_multipliers({0: 3.0, 7: np.inf})
-    assert before.version == 0 and after.version == 1
+    assert before.version == 0
+    assert after.version == 1
     assert holder.current is after
-    assert seen[0] == 1.0 and seen[7] == 1.0  # the reader's arrays did not change
+    assert seen[0] == 1.0
+    assert seen[7] == 1.0
     assert before.drive_multiplier[0] == 1.0
-    assert after.drive_multiplier[0] == 3.0 and after.drive_multiplier[7] == np.inf
+    assert after.drive_multiplier[0] == 3.0
+    assert after.drive_multiplier[7] == np.inf
     drive = poa_base.streets["drive"]
     assert before.drive_weights(drive)[0] == drive.base_time_s[0]
     assert after.drive_weights(drive)[0] == pytest.approx(3 * drive.base_time_s[0])
@@ -118,7 +125,7 @@ def test_way_multipliers_from_the_congestion_csv_hit_exactly_those_ways() -> Non
         if ways & {int(w) for w in (osmid if isinstance(osmid, list) else [osmid])}:
             expected.add(edge)
     holder = OverlayHolder(drive)
-    live = holder.set_way_multipliers({way: 1 / 0.5 for way in ways})
+    live = holder.set_way_multipliers(dict.fromkeys(ways, 1 / 0.5))
     changed = set(np.flatnonzero(live.drive_multiplier != 1.0).tolist())
     assert changed == expected
     assert len(expected) == 106
@@ -143,7 +150,9 @@ def test_raising_multipliers_never_makes_a_car_trip_faster(poa_base: CityBase) -
         assert np.isfinite(free)
         edges = rng.choice(drive.n_edges, 2000, replace=False)
         factors = 1.0 + rng.exponential(1.0, 2000)
-        jammed_live = holder.set_multipliers(dict(zip(edges.tolist(), factors.tolist(), strict=True)))
+        jammed_live = holder.set_multipliers(
+            dict(zip(edges.tolist(), factors.tolist(), strict=True))
+        )
         jammed, _ = car_seconds(poa_base, jammed_live, o, d)
         assert jammed >= free - 1e-9
         # and slowing its free-flow route further on top of the jam never helps either

@@ -27,7 +27,10 @@ NOON = dt.datetime(2019, 5, 15, 13, 0, tzinfo=dt.timezone(dt.timedelta(hours=-3)
         ({"at": NOON, "lat": -30.0}, "needs lat and lon"),
         ({"at": NOON}, "needs lat and lon"),
         ({"at": NOON, "lat": -30.0, "lon": -51.2, "holding": "bikeshare"}, "needs its system_id"),
-        ({"at": NOON, "lat": -30.0, "lon": -51.2, "holding": "carshare", "system_id": ""}, "needs its system_id"),
+        (
+            {"at": NOON, "lat": -30.0, "lon": -51.2, "holding": "carshare", "system_id": ""},
+            "needs its system_id",
+        ),
         ({"at": NOON, "trip_id": "T1"}, "needs the stop_index"),
     ],
 )
@@ -38,7 +41,8 @@ def test_invalid_states_are_refused(kwargs: dict[str, object], message: str) -> 
 
 def test_states_that_are_valid() -> None:
     aboard = TravellerState(at=NOON, trip_id="T1", stop_index=0)
-    assert aboard.lat is None and aboard.holding == "nothing"
+    assert aboard.lat is None
+    assert aboard.holding == "nothing"
     riding = TravellerState(at=NOON, lat=-30.0, lon=-51.2, holding="bikeshare", system_id="s")
     assert riding.system_id == "s"
 
@@ -47,16 +51,19 @@ def a_bus_ride(base: CityBase) -> tuple[str, int, dt.datetime, str]:
     """trip_id, boarding position, departure and boarding stop of a real EPTC ride."""
     plans = plan_trip(base, PlanRequest(POA_CENTRE, POA_EAST, NOON))
     ride = next(leg for it in plans for leg in it.legs if leg.trip_id and leg.mode == "bus")
-    assert ride.trip_id is not None and ride.board_index is not None
+    assert ride.trip_id is not None
+    assert ride.board_index is not None
     assert ride.origin.stop_id is not None
-    assert ride.alight_index is not None and ride.alight_index >= ride.board_index + 2
+    assert ride.alight_index is not None
+    assert ride.alight_index > ride.board_index
     return ride.trip_id, ride.board_index, ride.departure, ride.origin.stop_id
 
 
 def test_replan_aboard_a_real_eptc_bus(poa_base: CityBase, legs_chain: Chain) -> None:
-    trip_id, board, departure, _stop = a_bus_ride(poa_base)
-    at = departure + dt.timedelta(minutes=2)
-    state = TravellerState(at=at, trip_id=trip_id, stop_index=board + 1)
+    trip_id, board, departure, stop = a_bus_ride(poa_base)
+    # on board, the bus standing at its boarding stop (position ``board`` of its trip)
+    at = departure
+    state = TravellerState(at=at, trip_id=trip_id, stop_index=board)
     itineraries = replan(poa_base, state, POA_EAST)
     assert itineraries
     day = poa_base.timetable.day(at.astimezone(poa_base.city.tz).date())
@@ -64,13 +71,12 @@ def test_replan_aboard_a_real_eptc_bus(poa_base: CityBase, legs_chain: Chain) ->
         legs_chain(it)
         first = it.legs[0]
         assert first.trip_id == trip_id
-        assert first.board_index == board + 1
-        assert first.alight_index is not None and first.alight_index > board + 1
+        assert first.board_index == board
+        assert first.origin.stop_id == stop
+        assert first.alight_index is not None
+        assert first.alight_index > board
         assert it.arrival >= at
         assert it.legs[-1].destination.name == "Destination"
-    # the first leg starts at the stop the bus is at: position board + 1 of its pattern
-    first = itineraries[0].legs[0]
-    assert first.origin.stop_id is not None
     assert day.n_trips > 0
 
 
@@ -91,7 +97,9 @@ def test_replan_holding_a_bysykkel_bike_docks_it_first(
     oslo_base: CityBase, bysykkel_stations: tuple[SharedStation, ...], legs_chain: Chain
 ) -> None:
     system = SharedSystem("oslo-bysykkel", "Oslo Bysykkel", "bicycle", free_floating_return=False)
-    live = OverlayHolder(oslo_base.streets["drive"]).set_shared_mobility([system], bysykkel_stations)
+    live = OverlayHolder(oslo_base.streets["drive"]).set_shared_mobility(
+        [system], bysykkel_stations
+    )
     at = dt.datetime(2016, 12, 7, 8, 0, tzinfo=oslo_base.city.tz)
     # riding along Trondheimsveien (Carl Berners plass) towards Oslo S
     state = TravellerState(
@@ -108,12 +116,15 @@ def test_replan_holding_a_bysykkel_bike_docks_it_first(
         assert first.departure == at
         assert first.destination.station_id in by_id
         dock = by_id[first.destination.station_id]
-        assert dock.docks_available > 0 and dock.is_returning
+        assert dock.docks_available > 0
+        assert dock.is_returning
         assert it.legs[1].mode == "walk"
     # a full dock is never used
     dock = itineraries[0].legs[0].destination.station_id
     full = tuple(
-        s if f"oslo-bysykkel:{s.station_id}" != dock else s.__class__(**{**s.__dict__, "docks_available": 0})
+        s
+        if f"oslo-bysykkel:{s.station_id}" != dock
+        else s.__class__(**{**s.__dict__, "docks_available": 0})
         for s in bysykkel_stations
     )
     live2 = OverlayHolder(oslo_base.streets["drive"]).set_shared_mobility([system], full)
@@ -132,14 +143,14 @@ def test_replan_holding_a_carshare_car_in_a_jam(poa_base: CityBase, legs_chain: 
     for it in before:
         legs_chain(it)
         assert it.legs[0].mode == "carshare"
-        assert it.legs[0].departure == NOON.astimezone(poa_base.city.tz)
+        assert it.legs[0].departure == NOON  # the car is in hand: it moves now
     car = next(it for it in before if it.family == ("carshare",))
     assert [leg.mode for leg in car.legs] == ["carshare"]
     assert car.legs[0].destination.name == "Destination"
     route = car.legs[0].drive_edges
     assert len(route) > 10
 
-    jammed = holder.set_multipliers({e: 8.0 for e in route})
+    jammed = holder.set_multipliers(dict.fromkeys(route, 8.0))
     after = replan(poa_base, state, POA_EAST, overlay=jammed)
     for it in after:
         legs_chain(it)

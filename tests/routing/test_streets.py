@@ -3,6 +3,8 @@ path reconstruction, and snapping (Porto Alegre, OSM 2020-08)."""
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -34,9 +36,7 @@ def test_kernel_distances_and_paths_agree_with_networkx(poa_base: CityBase, mode
     reachable = unreachable = 0
     while reachable < PAIRS:
         s, t = (int(x) for x in rng.integers(0, net.n_nodes, 2))
-        dist, pred = net.shortest_path(
-            weight, np.array([s]), np.zeros(1), np.array([t], np.int64)
-        )
+        dist, pred = net.shortest_path(weight, np.array([s]), np.zeros(1), np.array([t], np.int64))
         try:
             expected = nx.shortest_path_length(graph, s, t, weight="weight")
         except nx.NetworkXNoPath:
@@ -53,7 +53,7 @@ def test_kernel_distances_and_paths_agree_with_networkx(poa_base: CityBase, mode
             continue
         assert int(net.tail[edges[0]]) == s
         assert int(net.head[edges[-1]]) == t
-        for a, b in zip(edges, edges[1:], strict=False):
+        for a, b in itertools.pairwise(edges):
             assert int(net.head[a]) == int(net.tail[b])
         assert float(np.sum(weight[edges])) == pytest.approx(expected, rel=1e-9)
 
@@ -124,7 +124,9 @@ def test_snap_fraction_is_the_projection_along_the_edge(poa_base: CityBase) -> N
     edge = int(np.flatnonzero((counts == 2) & (net.length_m > 200))[0])
     lon = net.geom_lon[net.geom_offset[edge] : net.geom_offset[edge + 1]]
     lat = net.geom_lat[net.geom_offset[edge] : net.geom_offset[edge + 1]]
-    snap = net.snap(float(lat[0] + 0.25 * (lat[1] - lat[0])), float(lon[0] + 0.25 * (lon[1] - lon[0])), 50)
+    snap = net.snap(
+        float(lat[0] + 0.25 * (lat[1] - lat[0])), float(lon[0] + 0.25 * (lon[1] - lon[0])), 50
+    )
     assert snap.distance_m < 1.0
     assert net.tail[snap.edge] in (net.tail[edge], net.head[edge])
     expected = 0.25 if net.tail[snap.edge] == net.tail[edge] else 0.75
