@@ -32,5 +32,6 @@ class Settings(BaseSettings):
     max_transfer_walk_m: float = Field(default=400.0, gt=0)
     max_snap_distance_m: float = Field(default=500.0, gt=0)
     live_feeds: bool = Field(default=True, description="Run live feed ingestion (writer).")
-    replay_speed: float = Field(default=60.0, gt=0, le=100_000,
-                                description="Speed of recorded GBFS days replayed as live.")
+    replay_speed: float = Field(
+        default=60.0, gt=0, le=100_000, description="Speed of recorded GBFS days replayed as live."
+    )

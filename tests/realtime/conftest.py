@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -40,7 +41,7 @@ def feed_server() -> Iterator[FeedServer]:
     server_state = FeedServer()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             name = self.path.strip("/").removesuffix(".json")
             server_state.hits[name] = server_state.hits.get(name, 0) + 1
             behaviour = server_state.routes.get(name)
@@ -49,18 +50,18 @@ def feed_server() -> Iterator[FeedServer]:
                 return
             if behaviour.delay_s:
                 time.sleep(behaviour.delay_s)
-            body = behaviour.raw if behaviour.raw is not None else json.dumps(
-                behaviour.doc).encode()
+            body = (
+                behaviour.raw if behaviour.raw is not None else json.dumps(behaviour.doc).encode()
+            )
             self.send_response(behaviour.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            try:
+            # the client may have given up already (timeout tests)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout tests)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

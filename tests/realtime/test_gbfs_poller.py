@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests_realtime_helpers import gbfs_docs
 
 from correspondance.cities import FeedSource
 from correspondance.store import MemoryStateStore
@@ -18,7 +19,6 @@ from realtime.health import HealthBook, read_health
 from realtime.writer import GBFS_UPDATED, LiveWriter
 from routing.base import CityBase
 from routing.overlay import OverlayHolder
-from tests_realtime_helpers import gbfs_docs
 
 pytestmark = pytest.mark.anyio
 
@@ -40,15 +40,21 @@ async def rig(feed_server: Any, poa_base: CityBase) -> AsyncIterator[dict[str, A
     poller = GbfsPoller(source, source.url or "", fetcher, writer, health)
     for name, doc in gbfs_docs(feed_server.base_url, now=int(time.time())).items():
         feed_server.set(name, doc)
-    yield {"store": store, "holder": holder, "poller": poller, "server": feed_server,
-           "health": health}
+    yield {
+        "store": store,
+        "holder": holder,
+        "poller": poller,
+        "server": feed_server,
+        "health": health,
+    }
     await client.aclose()
     await store.aclose()
 
 
 def _stations(holder: OverlayHolder) -> dict[str, tuple[int, int]]:
-    return {s.station_id: (s.vehicles_available, s.docks_available)
-            for s in holder.current.stations}
+    return {
+        s.station_id: (s.vehicles_available, s.docks_available) for s in holder.current.stations
+    }
 
 
 async def test_good_poll_applies_stations_and_publishes_one_event(rig: dict[str, Any]) -> None:
@@ -90,18 +96,20 @@ def _fault_cases(base_url: str) -> dict[str, tuple[dict[str, Any], str]]:
         "timeout": ({"doc": docs["station_status"], "delay_s": 1.5}, "timeout"),
         "http 500": ({"doc": {"error": "boom"}, "status": 500}, "HTTP 500"),
         "invalid json": ({"raw": b"{not json"}, "invalid JSON"),
-        "truncated": ({"raw": b'{"last_updated": 1, "data": {"stations": [{"sta'},
-                      "invalid JSON"),
+        "truncated": ({"raw": b'{"last_updated": 1, "data": {"stations": [{"sta'}, "invalid JSON"),
         "zero stations": ({"doc": zero}, "suddenly lists zero stations"),
         "future": ({"doc": future}, "in the future"),
         "not gbfs": ({"doc": {"hello": "world"}}, "data"),
     }
 
 
-@pytest.mark.parametrize("fault", ["timeout", "http 500", "invalid json", "truncated",
-                                   "zero stations", "future", "not gbfs"])
-async def test_fault_keeps_last_good_state_and_marks_degraded(rig: dict[str, Any],
-                                                               fault: str) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    ["timeout", "http 500", "invalid json", "truncated", "zero stations", "future", "not gbfs"],
+)
+async def test_fault_keeps_last_good_state_and_marks_degraded(
+    rig: dict[str, Any], fault: str
+) -> None:
     await rig["poller"].poll_once()
     good = _stations(rig["holder"])
     version = rig["holder"].current.version

@@ -69,8 +69,12 @@ async def test_replay_goes_through_the_poller_and_applies_real_availability(
     async with httpx.AsyncClient(trust_env=False) as client:
         poller = GbfsPoller(
             FeedSource(id="oslo-bysykkel", name="Oslo Bysykkel", path="gbfs"),
-            server.discovery_url, Fetcher(client), LiveWriter("oslo", holder, store),
-            HealthBook(store, "oslo"), clock=clock, replay=True,
+            server.discovery_url,
+            Fetcher(client),
+            LiveWriter("oslo", holder, store),
+            HealthBook(store, "oslo"),
+            clock=clock,
+            replay=True,
         )
         try:
             assert await poller.poll_once()
@@ -98,10 +102,17 @@ async def test_replay_goes_through_the_poller_and_applies_real_availability(
 
 def _simulator(seed: int = 7, clock: Any = None) -> GbfsSimulator:
     points = np.column_stack([np.linspace(-30.05, -30.02, 50), np.linspace(-51.22, -51.18, 50)])
-    cfg = SimulatorConfig(form_factor="car", stations=10, vehicles=5, seed=seed,
-                          free_floating_return=True, tick_s=60)
-    return GbfsSimulator("sim", "Sim cars", cfg, points, "America/Sao_Paulo",
-                         clock=clock or (lambda: 1_700_000_000.0))
+    cfg = SimulatorConfig(
+        form_factor="car", stations=10, vehicles=5, seed=seed, free_floating_return=True, tick_s=60
+    )
+    return GbfsSimulator(
+        "sim",
+        "Sim cars",
+        cfg,
+        points,
+        "America/Sao_Paulo",
+        clock=clock or (lambda: 1_700_000_000.0),
+    )
 
 
 def test_simulator_is_deterministic_for_a_seed() -> None:
@@ -110,7 +121,8 @@ def test_simulator_is_deterministic_for_a_seed() -> None:
         assert a.document(feed, "http://x") == b.document(feed, "http://x")
     other = _simulator(seed=8)
     assert other.document("station_information", "http://x") != a.document(
-        "station_information", "http://x")
+        "station_information", "http://x"
+    )
 
 
 def test_simulator_availability_moves_and_stays_within_capacity() -> None:
@@ -139,8 +151,14 @@ def test_simulator_documents_validate_against_the_official_gbfs_schemas() -> Non
 
     schema_dir = Path(__import__("feeds").__file__).parent / "schemas" / "gbfs" / "v2.3"
     sim = _simulator()
-    for feed in ("gbfs", "system_information", "vehicle_types", "station_information",
-                 "station_status", "free_bike_status"):
+    for feed in (
+        "gbfs",
+        "system_information",
+        "vehicle_types",
+        "station_information",
+        "station_status",
+        "free_bike_status",
+    ):
         schema = json.loads((schema_dir / f"{feed}.json").read_text())
         jsonschema.validate(sim.document(feed, "http://127.0.0.1:1"), schema)
 
