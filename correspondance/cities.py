@@ -63,6 +63,25 @@ class FeedSource(BaseModel):
         return self
 
 
+class RealtimeSource(BaseModel):
+    """A GTFS-Realtime feed (trip updates, alerts, vehicle positions in any mix)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    name: str | None = None
+    path: str | None = None
+    url: str | None = None
+    matcher: Literal["exact", "nyc-suffix"] = "exact"
+    poll_s: Annotated[float, Field(gt=0)] = 30.0
+
+    @model_validator(mode="after")
+    def _exactly_one_location(self) -> RealtimeSource:
+        if (self.path is None) == (self.url is None):
+            raise ValueError(f"realtime feed {self.id!r} needs exactly one of 'path' or 'url'")
+        return self
+
+
 class OsmSource(BaseModel):
     """The OpenStreetMap extract of the city (PBF or XML)."""
 
@@ -89,6 +108,7 @@ class CityConfig(BaseModel):
     osm: OsmSource
     gtfs: list[FeedSource] = Field(default_factory=list)
     gbfs: list[FeedSource] = Field(default_factory=list)
+    gtfs_rt: list[RealtimeSource] = Field(default_factory=list)
     folder: Path = Field(default=Path(), exclude=True)
 
     @field_validator("timezone")

@@ -14,15 +14,47 @@ from dataclasses import asdict
 from typing import Any
 
 from correspondance.store import Event, StateStore
-from routing.overlay import OverlayHolder, SharedStation, SharedSystem, SharedVehicle
+from realtime.transit import TransitState
+from routing.overlay import LiveAlert, OverlayHolder, SharedStation, SharedSystem, SharedVehicle
 
 GBFS_UPDATED = "gbfs.updated"
+GTFSRT_UPDATED = "gtfsrt.updated"
 MAX_IDS_IN_EVENT = 1000
 
 
 def gbfs_state_key(city: str, system_id: str) -> str:
     """Store key of one shared-mobility system's latest state."""
     return f"live:{city}:gbfs:{system_id}"
+
+
+def gtfsrt_state_key(city: str) -> str:
+    """Store key of the merged live transit state of a city."""
+    return f"live:{city}:gtfsrt"
+
+
+def _live_alert(alert: Any) -> LiveAlert:
+    entities = alert.informed_entities
+    return LiveAlert(
+        alert_id=alert.alert_id,
+        effect=alert.effect,
+        header=alert.header_text,
+        description=alert.description_text,
+        route_ids=tuple(sorted({e.route_id for e in entities if e.route_id})),
+        stop_ids=tuple(sorted({e.stop_id for e in entities if e.stop_id})),
+        trip_ids=tuple(sorted({e.trip_id for e in entities if e.trip_id})),
+    )
+
+
+def _alert_from_json(a: dict[str, Any]) -> LiveAlert:
+    return LiveAlert(
+        alert_id=str(a["alert_id"]),
+        effect=str(a["effect"]),
+        header=a.get("header"),
+        description=a.get("description"),
+        route_ids=tuple(a.get("route_ids", ())),
+        stop_ids=tuple(a.get("stop_ids", ())),
+        trip_ids=tuple(a.get("trip_ids", ())),
+    )
 
 
 def _availability(s: SharedStation) -> tuple[int, int, bool, bool]:
@@ -36,6 +68,58 @@ class LiveWriter:
         self.city = city
         self.holder = holder
         self.store = store
+        self._transit: dict[str, TransitState] = {}
+
+    async def apply_transit(self, feed_id: str, state: TransitState) -> Event | None:
+        """Replace one GTFS-RT feed's delays, cancellations, closures and alerts.
+
+        The overlay holds the union over every realtime feed of the city. Returns the
+        ``gtfsrt.updated`` event naming the trips and stops that changed, or None.
+        """
+        before = self.holder.current
+        self._transit[feed_id] = state
+        delays: dict[str, int] = {}
+        cancelled: set[str] = set()
+        closed: set[str] = set()
+        alerts: list[LiveAlert] = []
+        for feed_state in self._transit.values():
+            delays.update(feed_state.delays)
+            cancelled |= feed_state.cancelled
+            closed |= feed_state.closed_stops
+            alerts += [_live_alert(a) for a in feed_state.alerts]
+        changed_trips = sorted(
+            t
+            for t in delays.keys() | before.trip_delays.keys()
+            if delays.get(t) != before.trip_delays.get(t)
+        ) + sorted(cancelled ^ set(before.cancelled_trips))
+        changed_stops = sorted(closed ^ set(before.closed_stops))
+        alerts_changed = tuple(alerts) != before.alerts
+        if not changed_trips and not changed_stops and not alerts_changed:
+            return None
+        overlay = self.holder.set_transit_state(
+            cancelled_trips=cancelled, closed_stops=closed, trip_delays=delays, alerts=alerts
+        )
+        stored = {
+            "delays": delays,
+            "cancelled": sorted(cancelled),
+            "closed_stops": sorted(closed),
+            "alerts": [asdict(a) for a in alerts],
+        }
+        await self.store.set(
+            gtfsrt_state_key(self.city), json.dumps(stored, separators=(",", ":")).encode()
+        )
+        return await self.store.publish(
+            GTFSRT_UPDATED,
+            self.city,
+            {
+                "feed_id": feed_id,
+                "trip_ids": changed_trips[:MAX_IDS_IN_EVENT],
+                "n_trips_changed": len(changed_trips),
+                "stop_ids": changed_stops[:MAX_IDS_IN_EVENT],
+                "n_alerts": len(alerts),
+                "overlay_version": overlay.version,
+            },
+        )
 
     async def apply_gbfs(
         self,
@@ -107,16 +191,34 @@ class LiveFollower:
         self.last_seq = 0
 
     async def catch_up(self) -> None:
-        """Load every stored system state (at start, or after losing events)."""
+        """Load every stored state (at start, or after losing events)."""
+        await self._load_transit()
         for key in await self.store.scan_keys(f"live:{self.city}:gbfs:*"):
             raw = await self.store.get(key)
             if raw is not None:
                 self.holder.replace_system(*decode_gbfs_state(raw))
 
+    async def _load_transit(self) -> bool:
+        raw = await self.store.get(gtfsrt_state_key(self.city))
+        if raw is None:
+            return False
+        stored = json.loads(raw)
+        self.holder.set_transit_state(
+            cancelled_trips=stored["cancelled"],
+            closed_stops=stored["closed_stops"],
+            trip_delays=stored["delays"],
+            alerts=[_alert_from_json(a) for a in stored["alerts"]],
+        )
+        return True
+
     async def apply(self, event: Event) -> bool:
         """Apply one event if it concerns this city; True if the overlay changed."""
         self.last_seq = event.seq
-        if event.city != self.city or event.type != GBFS_UPDATED:
+        if event.city != self.city:
+            return False
+        if event.type == GTFSRT_UPDATED:
+            return await self._load_transit()
+        if event.type != GBFS_UPDATED:
             return False
         raw = await self.store.get(gbfs_state_key(self.city, str(event.payload["system_id"])))
         if raw is None:

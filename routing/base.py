@@ -26,7 +26,7 @@ from routing.raptor import Footpaths
 from routing.streets import StreetNetwork, compile_street_graph
 from routing.timetable import BaseTimetable, build_base_timetable, crow_footpaths
 
-BUILD_VERSION = "5"  # bump when the cached layout or build logic changes
+BUILD_VERSION = "6"  # bump when the cached layout or build logic changes
 STOP_SNAP_M = 300.0
 
 
@@ -104,7 +104,7 @@ def input_hash(city: CityConfig) -> str:
     """Hash of the city config and every input file's bytes."""
     digest = hashlib.sha256(BUILD_VERSION.encode())
     # live feeds do not change the static base: editing them must not force a rebuild
-    digest.update(city.model_dump_json(exclude={"gbfs"}).encode())
+    digest.update(city.model_dump_json(exclude={"gbfs", "gtfs_rt"}).encode())
     for path in sorted(
         {city.resolve(city.osm.path), *(city.resolve(g.path) for g in city.gtfs if g.path)}
     ):

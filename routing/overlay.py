@@ -59,6 +59,19 @@ class SharedSystem:
     simulated: bool = False
 
 
+@dataclass(frozen=True)
+class LiveAlert:
+    """A service alert as travellers see it, with what it concerns."""
+
+    alert_id: str
+    effect: str
+    header: str | None
+    description: str | None
+    route_ids: tuple[str, ...] = ()
+    stop_ids: tuple[str, ...] = ()
+    trip_ids: tuple[str, ...] = ()
+
+
 def _readonly(array: NDArray[np.float64]) -> NDArray[np.float64]:
     array.setflags(write=False)
     return array
@@ -73,6 +86,7 @@ class LiveOverlay:
     cancelled_trips: frozenset[str] = frozenset()
     closed_stops: frozenset[str] = frozenset()
     trip_delays: Mapping[str, int] = field(default_factory=dict)  # trip_id → seconds late
+    alerts: tuple[LiveAlert, ...] = ()
     systems: Mapping[str, SharedSystem] = field(default_factory=dict)
     stations: tuple[SharedStation, ...] = ()
     vehicles: tuple[SharedVehicle, ...] = ()
@@ -88,11 +102,12 @@ class OverlayHolder:
     Writers are serialised by a lock; readers never take it (one reference read).
     """
 
-    def __init__(self, drive: StreetNetwork) -> None:
-        self._drive = drive
+    def __init__(self, drive: StreetNetwork | None) -> None:
+        # ``None``: a transit-only deployment (no street network, no drive multipliers)
+        self._n_edges = drive.n_edges if drive is not None else 0
         self._lock = threading.Lock()
-        self._current = LiveOverlay(version=0, drive_multiplier=_readonly(np.ones(drive.n_edges)))
-        self._way_edges = _index_way_edges(drive)
+        self._current = LiveOverlay(version=0, drive_multiplier=_readonly(np.ones(self._n_edges)))
+        self._way_edges = _index_way_edges(drive) if drive is not None else {}
 
     @property
     def current(self) -> LiveOverlay:
@@ -116,7 +131,7 @@ class OverlayHolder:
             return self._current
         edges = np.fromiter(updates.keys(), np.int64, len(updates))
         values = np.fromiter(updates.values(), np.float64, len(updates))
-        bad_edges = edges[(edges < 0) | (edges >= self._drive.n_edges)]
+        bad_edges = edges[(edges < 0) | (edges >= self._n_edges)]
         if len(bad_edges):
             raise InputError(f"unknown drive edge id(s): {bad_edges[:5].tolist()}", field="edge")
         if np.any(np.isnan(values) | (values < 1.0)):
@@ -139,10 +154,13 @@ class OverlayHolder:
         cancelled_trips: Iterable[str] | None = None,
         closed_stops: Iterable[str] | None = None,
         trip_delays: Mapping[str, int] | None = None,
+        alerts: Iterable[LiveAlert] | None = None,
     ) -> LiveOverlay:
-        """Replace the sets of cancelled trips and closed stops, and the trip delays (s)."""
+        """Replace the sets of cancelled trips and closed stops, the trip delays (s), alerts."""
         with self._lock:
             changes: dict[str, object] = {}
+            if alerts is not None:
+                changes["alerts"] = tuple(alerts)
             if trip_delays is not None:
                 changes["trip_delays"] = dict(trip_delays)
             if cancelled_trips is not None:

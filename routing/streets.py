@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from routing.errors import NoStreetNearbyError
-from routing.kernels import dijkstra
+from routing.kernels import astar, dijkstra
 
 # Urban free-flow speeds (km/h) by highway class when OSM has no maxspeed; osmnx imputes
 # the rest from the mean of tagged edges of the same class.
@@ -98,6 +98,7 @@ class StreetNetwork:
     _tree: cKDTree = field(init=False, repr=False)
     _vertex_edge: NDArray[np.int64] = field(init=False, repr=False)
     _lat0: float = field(init=False, repr=False)
+    _node_xy: NDArray[np.float64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # A KD-tree over every geometry vertex (equirectangular metres around the centre)
@@ -105,6 +106,7 @@ class StreetNetwork:
         lat0 = float(np.mean(self.node_lat)) if len(self.node_lat) else 0.0
         xy = self._project(self.geom_lat, self.geom_lon, lat0)
         object.__setattr__(self, "_lat0", lat0)
+        object.__setattr__(self, "_node_xy", self._project(self.node_lat, self.node_lon, lat0))
         object.__setattr__(self, "_tree", cKDTree(xy))
         counts = np.diff(self.geom_offset)
         object.__setattr__(self, "_vertex_edge", np.repeat(np.arange(len(counts)), counts))
@@ -217,8 +219,42 @@ class StreetNetwork:
         targets: NDArray[np.int64],
         limit: float = np.inf,
     ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-        """Compiled multi-source Dijkstra; see :func:`routing.kernels.dijkstra`."""
+        """Compiled multi-source search: A* for one unbounded target, else Dijkstra.
+
+        See :func:`routing.kernels.astar` and :func:`routing.kernels.dijkstra`.
+        """
+        if len(targets) == 1 and not np.isfinite(limit):
+            return self.point_to_point(weight, sources, source_cost, int(targets[0]))
         dist, pred = dijkstra(self.indptr, self.head, weight, sources, source_cost, limit, targets)
+        return dist, pred
+
+    def point_to_point(
+        self,
+        weight: NDArray[np.float64],
+        sources: NDArray[np.int64],
+        source_cost: NDArray[np.float64],
+        target: int,
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """A* to one target with a straight-line bound at the fastest edge speed.
+
+        The bound is scaled by 0.99 so the planar (equirectangular) distance can never
+        exceed the great-circle length it stands for: the result is exactly Dijkstra's.
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            speeds = np.where(weight > 0, self.length_m / weight, 0.0)
+        fastest = float(np.max(speeds[np.isfinite(speeds)], initial=0.0))
+        s_per_m = 0.99 / fastest if fastest > 0 else 0.0
+        dist, pred = astar(
+            self.indptr,
+            self.head,
+            weight,
+            self._node_xy[:, 0],
+            self._node_xy[:, 1],
+            sources,
+            source_cost,
+            np.int64(target),
+            s_per_m,
+        )
         return dist, pred
 
     def path_edges(self, pred: NDArray[np.int64], node: int) -> list[int]:

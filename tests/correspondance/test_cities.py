@@ -49,7 +49,9 @@ def test_both_bundled_cities_load() -> None:
     assert oslo.default_time == dt.time(8, 0)
     assert [g.id for g in poa.gtfs] == ["eptc", "trensurb"]
     assert [g.id for g in oslo.gtfs] == ["flybussekspressen", "flytoget"]
-    assert [g.id for g in oslo.gbfs] == ["oslo-bysykkel"]
+    assert [g.id for g in oslo.gbfs] == ["oslo-bysykkel", "oslo-cars-sim"]
+    assert [g.simulated for g in oslo.gbfs] == [False, True]  # the real feed is not labelled
+    assert all(g.simulated for g in poa.gbfs)  # Porto Alegre has no real shared mobility
     assert poa.folder == DATA_DIR / "porto-alegre"
     # every file a bundled config names exists
     for city in cities.values():
