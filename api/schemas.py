@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from routing.overlay import LiveOverlay
 from routing.plan import Itinerary, Leg, Place
 
 
@@ -38,6 +39,27 @@ class LineString(BaseModel):
     coordinates: list[tuple[float, float]]
 
 
+class AlertOut(BaseModel):
+    """A service alert touching a leg (GTFS-Realtime)."""
+
+    alert_id: str
+    effect: str
+    header: str | None
+    description: str | None
+
+
+def leg_alerts(leg: Leg, overlay: LiveOverlay | None) -> list[AlertOut]:
+    """Alerts whose informed entities name this leg's route, trip or end stops."""
+    if overlay is None or not overlay.alerts or leg.trip_id is None:
+        return []
+    stops = {leg.origin.stop_id, leg.destination.stop_id}
+    return [
+        AlertOut(alert_id=a.alert_id, effect=a.effect, header=a.header, description=a.description)
+        for a in overlay.alerts
+        if leg.route_id in a.route_ids or leg.trip_id in a.trip_ids or stops & set(a.stop_ids)
+    ]
+
+
 class LegOut(BaseModel):
     """One leg."""
 
@@ -58,15 +80,20 @@ class LegOut(BaseModel):
     intermediate_stops: int
     system_id: str | None = None
     simulated: bool = False
+    delay_s: int | None = None
+    alerts: list[AlertOut] = Field(default_factory=list)
     geometry: LineString
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
     @classmethod
-    def of(cls, leg: Leg) -> LegOut:
-        """From a routing Leg."""
+    def of(cls, leg: Leg, overlay: LiveOverlay | None = None) -> LegOut:
+        """From a routing Leg, with its live delay and alerts from the overlay."""
+        delay = overlay.trip_delays.get(leg.trip_id) if overlay and leg.trip_id else None
         return cls.model_validate(
             {
+                "delay_s": delay,
+                "alerts": leg_alerts(leg, overlay),
                 "mode": leg.mode,
                 "from": PlaceOut.of(leg.origin),
                 "to": PlaceOut.of(leg.destination),
@@ -103,7 +130,7 @@ class ItineraryOut(BaseModel):
     legs: list[LegOut]
 
     @classmethod
-    def of(cls, it: Itinerary) -> ItineraryOut:
+    def of(cls, it: Itinerary, overlay: LiveOverlay | None = None) -> ItineraryOut:
         """From a routing Itinerary."""
         return cls(
             departure=it.departure,
@@ -112,7 +139,7 @@ class ItineraryOut(BaseModel):
             transfers=it.transfers,
             walk_s=it.walk_seconds,
             walk_m=round(it.walk_metres, 1),
-            legs=[LegOut.of(leg) for leg in it.legs],
+            legs=[LegOut.of(leg, overlay) for leg in it.legs],
         )
 
 

@@ -22,6 +22,7 @@ from correspondance.store import StateStore
 from realtime.fetch import Fetcher
 from realtime.gbfs_poller import GbfsPoller
 from realtime.gbfs_server import GbfsServer
+from realtime.gtfsrt_poller import GtfsRtPoller
 from realtime.health import HealthBook
 from realtime.replay import Recording, VirtualClock
 from realtime.simulator import GbfsSimulator
@@ -54,7 +55,7 @@ class LiveService:
     store: StateStore
     replay_speed: float = 60.0
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    pollers: list[GbfsPoller] = field(default_factory=list)
+    pollers: list[GbfsPoller | GtfsRtPoller] = field(default_factory=list)
     servers: list[GbfsServer] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -81,6 +82,10 @@ class LiveService:
         self.health = HealthBook(self.store, self.city)
         for source in self.base.city.gbfs:
             self.pollers.append(self._poller(source, fetcher, writer))
+        for rt in self.base.city.gtfs_rt:
+            where = rt.url if rt.url is not None else str(self.base.city.resolve(rt.path or ""))
+            self.pollers.append(GtfsRtPoller(rt, fetcher, writer, self.health,
+                                             self.base.timetable, where))
         for poller in self.pollers:
             await poller.poll_once()  # first state before serving; faults only mark health
             self._tasks.append(asyncio.create_task(poller.run(self._stop)))

@@ -504,6 +504,33 @@ def direct_options(ctx: PlanContext, start: dt.datetime) -> list[Itinerary]:
     return itineraries
 
 
+def _revisits_a_stop(it: Itinerary) -> bool:
+    """True for a trip that comes back through a stop it already left (there and back).
+
+    Legal under the timetable (e.g. ride to the terminus and back to catch a pickup-only
+    service) but never what a traveller wants; transfers at one stop are not revisits.
+    """
+    seen: set[str] = set()
+    for leg in it.legs:
+        if leg.trip_id is None:
+            continue
+        board, alight = leg.origin.stop_id or "", leg.destination.stop_id or ""
+        if board in seen and board != "" and not _just_arrived(it, leg):
+            return True
+        seen.add(board)
+        if alight in seen:
+            return True
+        seen.add(alight)
+    return False
+
+
+def _just_arrived(it: Itinerary, leg: Leg) -> bool:
+    """Whether ``leg`` boards where the previous ride alighted (a same-stop transfer)."""
+    rides = [x for x in it.legs if x.trip_id is not None]
+    i = rides.index(leg)
+    return i > 0 and rides[i - 1].destination.stop_id == leg.origin.stop_id
+
+
 def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
     """Stage 6: drop options dominated by one of the same kind, earliest arrival first.
 
@@ -511,6 +538,7 @@ def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
     car trip never hides the transit options, while ten copies of one trip collapse to one.
     """
     kept: list[Itinerary] = []
+    itineraries = [it for it in itineraries if not _revisits_a_stop(it)]
     for it in sorted(
         itineraries,
         key=lambda i: (i.arrival, i.transfers, i.walk_seconds, -i.departure.timestamp()),

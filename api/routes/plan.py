@@ -118,6 +118,6 @@ async def get_plan(
             "from": LatLon(lat=origin[0], lon=origin[1]),
             "to": LatLon(lat=destination[0], lon=destination[1]),
             "depart": when.astimezone(city.tz),
-            "itineraries": [ItineraryOut.of(it) for it in itineraries],
+            "itineraries": [ItineraryOut.of(it, overlay) for it in itineraries],
         }
     )

@@ -148,23 +148,17 @@ def test_oslo_bysykkel_then_transit(
     itineraries = plan_trip(oslo_base, request, live)
     for it in itineraries:
         legs_chain(it)
-    combined = only_family(itineraries, ("bikeshare", "transit"))
-    modes = [leg.mode for leg in combined.legs]
-    assert modes[:3] == ["walk", "bikeshare", "walk"]
-    assert modes[-1] == "walk"
-    first_ride = combined.legs[3]
-    assert first_ride.trip_id is not None
-    assert first_ride.origin.name in ("Oslo S", "Nationaltheatret")
-    bike = combined.legs[1]
-    assert bike.system_id == BYSYKKEL_ID
-    dock = {s.station_id: s for s in bysykkel_stations}[station_key(bike.destination.station_id)]
-    assert dock.docks_available > 0
-    # the access legs take what the access chain says, then the traveller waits to board
-    access_s = (combined.legs[2].arrival - combined.legs[0].departure).total_seconds()
-    assert access_s == pytest.approx(cost[first_ride.origin.name], abs=2)
-    # Flytoget only picks up towards the airport (outside the extract), so the bike-share
-    # option stays the fastest of all
-    assert only_family(itineraries, ("bikeshare",)).arrival < combined.arrival
+    # Flytoget only picks up towards the airport (outside the extract): the only transit
+    # "options" ride to the airport and back. They are legal, absurd, and filtered out.
+    for it in itineraries:
+        rides = [leg for leg in it.legs if leg.trip_id]
+        ends = (
+            [leg.origin.stop_id for leg in rides] + [rides[-1].destination.stop_id] if rides else []
+        )
+        assert len(ends) == len(set(ends)), [
+            (leg.origin.name, leg.destination.name) for leg in rides
+        ]
+    assert only_family(itineraries, ("bikeshare",)).legs[1].system_id == BYSYKKEL_ID
 
 
 def carshare_stations(
@@ -267,19 +261,30 @@ def test_park_and_ride_to_the_oslo_s_car_park(oslo_base: CityBase, legs_chain: C
     assert segments[1].to_name == "Oslo S"
     assert segments[0].seconds > PARK_S  # driving, plus parking
 
+    # Oslo's bundled transit only runs to the airport and back, so the whole park & ride
+    # itinerary is checked in Porto Alegre (4 public car parks in its OSM extract)
+    del legs_chain
+
+
+def test_park_and_ride_itinerary_in_porto_alegre(poa_base: CityBase, legs_chain: Chain) -> None:
+    live = OverlayHolder(poa_base.streets["drive"]).current
+    parks = parking_points(poa_base)
     request = PlanRequest(
-        PR_FROM, PR_TO, oslo_depart(oslo_base), modes=frozenset({"car", "transit", "walk"})
+        (-30.0346, -51.2177),
+        (-30.0277, -51.1793),
+        dt.datetime(2019, 5, 15, 13, 0, tzinfo=poa_base.city.tz),
+        modes=frozenset({"car", "transit", "walk"}),
     )
-    itineraries = plan_trip(oslo_base, request, live)
+    itineraries = plan_trip(poa_base, request, live)
     for it in itineraries:
         legs_chain(it)
     pr = only_family(itineraries, ("car", "transit"))
     car, walk, ride = pr.legs[:3]
     assert (car.mode, walk.mode) == ("car", "walk")
-    assert car.destination.name == "Oslo S p-hus"
-    i = parks.names.index("Oslo S p-hus")
-    assert (car.destination.lat, car.destination.lon) == (parks.lat[i], parks.lon[i])
-    assert walk.destination.stop_id == ride.origin.stop_id == "RUT:StopArea:7600100"
+    assert (car.destination.lat, car.destination.lon) in set(
+        zip(parks.lat.tolist(), parks.lon.tolist(), strict=True)
+    )
+    assert walk.destination.stop_id == ride.origin.stop_id
     assert ride.trip_id is not None
     assert ride.departure >= walk.arrival
     assert car.drive_edges  # a real drive, with edges for live congestion matching
