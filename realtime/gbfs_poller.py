@@ -18,11 +18,16 @@ from dataclasses import dataclass, field
 
 from correspondance.cities import FeedSource
 from correspondance.errors import CorrespondanceError
-from feeds.gbfs import StationInfo, parse_station_information, parse_station_status
+from feeds.gbfs import (
+    StationInfo,
+    parse_geofencing_zones,
+    parse_station_information,
+    parse_station_status,
+)
 from realtime.fetch import Fetcher
 from realtime.health import FeedHealth, HealthBook
 from realtime.writer import LiveWriter
-from routing.overlay import SharedStation, SharedSystem, SharedVehicle
+from routing.overlay import GeoZone, SharedStation, SharedSystem, SharedVehicle
 
 log = logging.getLogger("correspondance.realtime")
 FUTURE_TOLERANCE_S = 300.0
@@ -175,7 +180,8 @@ class GbfsPoller:
             if s.is_installed and s.station_id in where
         ]
         vehicles = await self._vehicles(form)
-        await self.writer.apply_gbfs(self.system, stations, vehicles)
+        zones = await self._zones()
+        await self.writer.apply_gbfs(self.system, stations, vehicles, zones)
         self._last_count = len(stations)
         stale_after = max(3 * float(status.ttl or 0), 3600.0)
         await self.health.success(
@@ -188,6 +194,25 @@ class GbfsPoller:
             now=now,
         )
         return True
+
+    async def _zones(self) -> tuple[GeoZone, ...]:
+        """Geofencing zones, when the system publishes them (kept on 304)."""
+        if "geofencing_zones" not in self.urls:
+            return ()
+        doc = await self._json("geofencing_zones")
+        if doc is None:
+            return self.writer.holder.current.zones.get(self.source.id, ())
+        parsed = parse_geofencing_zones(doc)
+        return tuple(
+            GeoZone(
+                polygons=z.polygons,
+                ride_through_allowed=z.ride_through_allowed,
+                ride_end_allowed=z.ride_end_allowed,
+                ride_start_allowed=z.ride_start_allowed,
+            )
+            for z in parsed.records
+            if not z.is_global
+        )
 
     async def _vehicles(self, form: str) -> list[SharedVehicle]:
         name = next((n for n in ("vehicle_status", "free_bike_status") if n in self.urls), None)

@@ -84,8 +84,9 @@ class LiveService:
             self.pollers.append(self._poller(source, fetcher, writer))
         for rt in self.base.city.gtfs_rt:
             where = rt.url if rt.url is not None else str(self.base.city.resolve(rt.path or ""))
-            self.pollers.append(GtfsRtPoller(rt, fetcher, writer, self.health,
-                                             self.base.timetable, where))
+            self.pollers.append(
+                GtfsRtPoller(rt, fetcher, writer, self.health, self.base.timetable, where)
+            )
         for poller in self.pollers:
             await poller.poll_once()  # first state before serving; faults only mark health
             self._tasks.append(asyncio.create_task(poller.run(self._stop)))

@@ -15,7 +15,14 @@ from typing import Any
 
 from correspondance.store import Event, StateStore
 from realtime.transit import TransitState
-from routing.overlay import LiveAlert, OverlayHolder, SharedStation, SharedSystem, SharedVehicle
+from routing.overlay import (
+    GeoZone,
+    LiveAlert,
+    OverlayHolder,
+    SharedStation,
+    SharedSystem,
+    SharedVehicle,
+)
 
 GBFS_UPDATED = "gbfs.updated"
 GTFSRT_UPDATED = "gtfsrt.updated"
@@ -126,6 +133,7 @@ class LiveWriter:
         system: SharedSystem,
         stations: list[SharedStation],
         vehicles: list[SharedVehicle],
+        zones: tuple[GeoZone, ...] = (),
     ) -> Event | None:
         """Replace one system's stations and vehicles; publish ``gbfs.updated`` if changed.
 
@@ -145,13 +153,15 @@ class LiveWriter:
         old_vehicles = {v.vehicle_id for v in current.vehicles if v.system_id == system.system_id}
         new_vehicles = {v.vehicle_id for v in vehicles}
         known = system.system_id in current.systems
-        if known and not changed and old_vehicles == new_vehicles:
+        same_zones = current.zones.get(system.system_id, ()) == zones
+        if known and not changed and old_vehicles == new_vehicles and same_zones:
             return None
-        overlay = self.holder.replace_system(system, stations, vehicles)
+        overlay = self.holder.replace_system(system, stations, vehicles, zones)
         state = {
             "system": asdict(system),
             "stations": [asdict(s) for s in stations],
             "vehicles": [asdict(v) for v in vehicles],
+            "zones": [asdict(z) for z in zones],
         }
         await self.store.set(
             gbfs_state_key(self.city, system.system_id),
@@ -171,13 +181,29 @@ class LiveWriter:
         )
 
 
-def decode_gbfs_state(raw: bytes) -> tuple[SharedSystem, list[SharedStation], list[SharedVehicle]]:
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def decode_gbfs_state(
+    raw: bytes,
+) -> tuple[SharedSystem, list[SharedStation], list[SharedVehicle], tuple[GeoZone, ...]]:
     """The stored state of one system, back as routing models."""
     state: dict[str, Any] = json.loads(raw)
+    zones = tuple(
+        GeoZone(
+            polygons=_tuples(z["polygons"]),
+            ride_through_allowed=z["ride_through_allowed"],
+            ride_end_allowed=z["ride_end_allowed"],
+            ride_start_allowed=z["ride_start_allowed"],
+        )
+        for z in state.get("zones", [])
+    )
     return (
         SharedSystem(**state["system"]),
         [SharedStation(**s) for s in state["stations"]],
         [SharedVehicle(**v) for v in state["vehicles"]],
+        zones,
     )
 
 

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from routing.base import CityBase
 from routing.chains import Attachment, ChainResult, Phase, PointSet, attach, run_chain
+from routing.geofence import inside, ride_weights
 from routing.overlay import LiveOverlay, SharedStation, SharedSystem, SharedVehicle
 from routing.streets import StreetNetwork
 
@@ -144,15 +145,23 @@ def _phase(
     b: PointSet,
     exit_cost: NDArray[np.float64] | float,
     limit: float,
+    system: SharedSystem | None = None,
 ) -> Phase:
+    """A phase on network ``mode``; with ``system``, its geofencing zones apply to the
+    ride (no-ride edges closed) and to where the ride may end (no-parking points refused)."""
     if isinstance(exit_cost, float):
         exit_arr = np.full(b.size, exit_cost)
     else:
         exit_arr = np.asarray(exit_cost, float)
+    weight = ctx.weight(mode)
+    zones = ctx.overlay.zones.get(system.system_id, ()) if system is not None else ()
+    if zones:
+        weight = ride_weights(ctx.base.streets[mode], weight, zones)
+        exit_arr = np.where(inside(zones, "ride_end_allowed", b.lat, b.lon), np.inf, exit_arr)
     return Phase(
         mode=leg_mode,
         net=ctx.base.streets[mode],
-        weight=ctx.weight(mode),
+        weight=weight,
         offset_speed_m_s=ctx.speed(mode),
         source_set=a,
         source_att=ctx.attach(a, mode),
@@ -211,11 +220,11 @@ def shared_phases(
     ]
     walk_to = _phase(ctx, "walk", "walk", start, pickups, pickup_cost, ctx.max_walk_s)
     if system.free_floating_return:
-        ride = _phase(ctx, net, leg, pickups, end, DROPOFF_S.get(form, 60.0), MAX_DRIVE_S)
+        ride = _phase(ctx, net, leg, pickups, end, DROPOFF_S.get(form, 60.0), MAX_DRIVE_S, system)
         return [walk_to, ride]
     if not stations:
         return None  # nowhere to return the vehicle
-    ride = _phase(ctx, net, leg, pickups, points, _dropoff_cost(stations, form), MAX_RIDE_S)
+    ride = _phase(ctx, net, leg, pickups, points, _dropoff_cost(stations, form), MAX_RIDE_S, system)
     if not walk_after:
         return [walk_to, ride]
     walk_from = _phase(ctx, "walk", "walk", points, end, 0.0, ctx.max_walk_s)
@@ -268,9 +277,9 @@ def holding_phases(ctx: ModeContext, system: SharedSystem, end: PointSet) -> lis
     leg = LEG_MODE.get(form, "bikeshare")
     here = ctx.endpoint("origin")
     if system.free_floating_return:
-        return [_phase(ctx, net, leg, here, end, DROPOFF_S.get(form, 60.0), MAX_DRIVE_S)]
+        return [_phase(ctx, net, leg, here, end, DROPOFF_S.get(form, 60.0), MAX_DRIVE_S, system)]
     if not stations:
         return None
-    ride = _phase(ctx, net, leg, here, points, _dropoff_cost(stations, form), MAX_DRIVE_S)
+    ride = _phase(ctx, net, leg, here, points, _dropoff_cost(stations, form), MAX_DRIVE_S, system)
     walk = _phase(ctx, "walk", "walk", points, end, 0.0, ctx.max_walk_s)
     return [ride, walk]

@@ -49,6 +49,19 @@ class SharedVehicle:
 
 
 @dataclass(frozen=True)
+class GeoZone:
+    """A geofencing rule (GBFS geofencing_zones) for one system's vehicles.
+
+    ``polygons``: each polygon as rings of (lon, lat), exterior first, then holes.
+    """
+
+    polygons: tuple[tuple[tuple[tuple[float, float], ...], ...], ...]
+    ride_through_allowed: bool = True
+    ride_end_allowed: bool = True
+    ride_start_allowed: bool = True
+
+
+@dataclass(frozen=True)
 class SharedSystem:
     """One GBFS system: its vehicle kind and where a rental may end."""
 
@@ -87,6 +100,7 @@ class LiveOverlay:
     closed_stops: frozenset[str] = frozenset()
     trip_delays: Mapping[str, int] = field(default_factory=dict)  # trip_id → seconds late
     alerts: tuple[LiveAlert, ...] = ()
+    zones: Mapping[str, tuple[GeoZone, ...]] = field(default_factory=dict)  # per system
     systems: Mapping[str, SharedSystem] = field(default_factory=dict)
     stations: tuple[SharedStation, ...] = ()
     vehicles: tuple[SharedVehicle, ...] = ()
@@ -188,18 +202,21 @@ class OverlayHolder:
         system: SharedSystem,
         stations: Iterable[SharedStation],
         vehicles: Iterable[SharedVehicle] = (),
+        zones: Iterable[GeoZone] = (),
     ) -> LiveOverlay:
-        """Replace one shared-mobility system's stations and vehicles, keeping the others."""
+        """Replace one shared-mobility system's stations, vehicles and geofencing zones."""
         with self._lock:
             cur = self._current
             sid = system.system_id
             systems = {**cur.systems, sid: system}
+            all_zones = {**cur.zones, sid: tuple(zones)}
             kept_st = tuple(s for s in cur.stations if s.system_id != sid)
             kept_ve = tuple(v for v in cur.vehicles if v.system_id != sid)
             return self._publish(
                 systems=systems,
                 stations=kept_st + tuple(stations),
                 vehicles=kept_ve + tuple(vehicles),
+                zones=all_zones,
             )
 
     def _publish(self, **changes: object) -> LiveOverlay:

@@ -163,3 +163,49 @@ async def test_polling_loop_survives_faults_and_keeps_polling(rig: dict[str, Any
     await asyncio.wait_for(task, timeout=5)
     assert rig["server"].hits["station_status"] >= 3
     assert _stations(rig["holder"])["a"] == (3, 7)
+
+
+async def test_geofencing_zones_reach_the_overlay(rig: dict[str, Any]) -> None:
+    now = int(time.time())
+    docs = gbfs_docs(rig["server"].base_url, now=now)
+    names = [f["name"] for f in docs["gbfs"]["data"]["en"]["feeds"]] + ["geofencing_zones"]
+    docs["gbfs"]["data"]["en"]["feeds"] = [
+        {"name": n, "url": f"{rig['server'].base_url}/{n}.json"} for n in names
+    ]
+    ring = [
+        [-51.20, -30.04],
+        [-51.19, -30.04],
+        [-51.19, -30.03],
+        [-51.20, -30.03],
+        [-51.20, -30.04],
+    ]
+    rig["server"].set("gbfs", docs["gbfs"])
+    rig["server"].set(
+        "geofencing_zones",
+        {
+            "last_updated": now,
+            "ttl": 60,
+            "version": "2.3",
+            "data": {
+                "geofencing_zones": {
+                    "type": "FeatureCollection",
+                    "features": [
+                        {
+                            "type": "Feature",
+                            "properties": {
+                                "name": "Park",
+                                "rules": [{"ride_allowed": False, "ride_through_allowed": False}],
+                            },
+                            "geometry": {"type": "MultiPolygon", "coordinates": [[ring]]},
+                        }
+                    ],
+                }
+            },
+        },
+    )
+    assert await rig["poller"].poll_once()
+    zones = rig["holder"].current.zones["test-bikes"]
+    assert len(zones) == 1
+    assert zones[0].ride_end_allowed is False
+    assert zones[0].ride_through_allowed is False
+    assert zones[0].polygons[0][0][0] == (-51.20, -30.04)
