@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,10 @@ def load_bases(settings: Settings, city_ids: list[str] | None) -> tuple[dict[str
             settings.max_transfer_walk_m,
             progress=lambda msg: log.info("build: %s", msg),
         )
+    # The bases are millions of long-lived objects: move them out of the collector's way so
+    # full collections do not pause live updates for ~100 ms (measured in bench_live).
+    gc.collect()
+    gc.freeze()
     return bases, wanted[0]
 
 

@@ -2,6 +2,7 @@
 import {
   parseLatLon, formatLatLon, formatClock, formatDuration, formatDistance, plural,
   routeColour, textColourOn, modeLabel, escapeHtml, defaultDepartValue, departParam,
+  legKind, isTransitLeg, isSharedLeg, formatDelay,
 } from "./format.js";
 import { modeIcon } from "./icons.js";
 import { MapView } from "./mapview.js";
@@ -13,7 +14,10 @@ const els = {
   city: $("city"), from: $("from"), to: $("to"), depart: $("depart"), plan: $("plan"), swap: $("swap"),
   form: $("plan-form"), error: $("error"), list: $("itineraries"), resultsStatus: $("results-status"),
   mapStatus: $("map-status"),
+  modes: $("modes"), modesError: $("modes-error"), modesHint: $("modes-hint"), simNote: $("sim-note"),
+  feeds: $("feeds"), feedsSummary: $("feeds-summary"), feedsList: $("feeds-list"),
 };
+els.modeInputs = [...els.modes.querySelectorAll('input[type="checkbox"][name="modes"]')];
 
 const state = {
   cities: [],
@@ -22,6 +26,8 @@ const state = {
   planToken: 0,
   itineraries: [],
   selected: -1,
+  feeds: [],
+  feedsToken: 0,
 };
 
 class ApiError extends Error {
@@ -156,6 +162,7 @@ async function selectCity(city) {
   els.depart.max = city.service_end ? `${city.service_end}T23:59` : "";
   mapView.clearBasemap();
   mapView.showCity(city);
+  refreshFeeds();
   setMapStatus("Loading map…");
 
   const id = encodeURIComponent(city.id);
@@ -191,7 +198,37 @@ function clearResults() {
   els.list.replaceChildren();
   els.list.dataset.state = "idle";
   els.resultsStatus.textContent = "";
+  els.simNote.hidden = true;
   mapView.clearRoute();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modes
+
+function selectedModes() {
+  return els.modeInputs.filter((input) => input.checked).map((input) => input.value);
+}
+
+/** Inline check of the mode chips; returns true when at least one mode is chosen. */
+function validateModes() {
+  const ok = selectedModes().length > 0;
+  els.modesError.hidden = ok;
+  els.modesError.textContent = ok ? "" : "Choose at least one way to travel (for example Transit and Walk).";
+  if (ok) els.modes.removeAttribute("aria-invalid");
+  else els.modes.setAttribute("aria-invalid", "true");
+  updateModesHint();
+  return ok;
+}
+
+/** Under the chips: say so when the shared-vehicle systems of this city are simulated. */
+function updateModesHint() {
+  const shared = els.modeInputs.some((i) => i.checked && (i.value === "bikeshare" || i.value === "carshare"));
+  const simulated = state.feeds.filter((f) => f.kind === "gbfs" && f.simulated).map((f) => f.feed_id);
+  const show = shared && simulated.length > 0;
+  els.modesHint.hidden = !show;
+  els.modesHint.textContent = show
+    ? `Shared bikes and cars here come from simulated feeds (${simulated.join(", ")}): demonstration data, not a real service.`
+    : "";
 }
 
 async function plan(event) {
@@ -213,6 +250,10 @@ async function plan(event) {
     (from ? els.to : els.from).focus();
     return;
   }
+  if (!validateModes()) {
+    els.modeInputs[0].focus();
+    return;
+  }
   if (!depart) {
     els.depart.setAttribute("aria-invalid", "true");
     showError("Choose a departure date and time.", "client_validation");
@@ -227,6 +268,7 @@ async function plan(event) {
     from: `${from[0]},${from[1]}`,
     to: `${to[0]},${to[1]}`,
     depart,
+    modes: selectedModes().join(","),
   });
   clearResults();
   els.list.dataset.state = "loading";
@@ -250,22 +292,44 @@ async function plan(event) {
   }
 }
 
+const SIM_BADGE = '<span class="badge-simulated" title="From a simulated feed: not a real service">simulated</span>';
+const ALERT_ICON = '<svg class="alert-icon" viewBox="0 0 24 24" fill="currentColor" aria-hidden="true" focusable="false"><path d="M1 21h22L12 2 1 21zm12-3h-2v-2h2v2zm0-4h-2v-4h2v4z"/></svg>';
+
+function delayBadge(leg) {
+  const text = formatDelay(leg.delay_s);
+  return text ? ` <span class="delay" title="Live delay">${text}<span class="visually-hidden"> late</span></span>` : "";
+}
+
+function alertLine(alert) {
+  const header = alert?.header || alert?.description || "Service alert";
+  const title = alert?.description && alert.description !== header ? ` title="${escapeHtml(alert.description)}"` : "";
+  return `<span class="alert"${title}>${ALERT_ICON}<span class="visually-hidden">Alert: </span>${escapeHtml(header)}</span>`;
+}
+
 function legChip(leg) {
   const chip = document.createElement("span");
-  if (leg.mode === "walk") {
-    chip.className = "chip chip-walk";
+  const kind = legKind(leg.mode);
+  const label = modeLabel(leg.mode);
+  const sim = leg.simulated ? SIM_BADGE : "";
+  if (kind !== "transit") {
+    // Walk, bike, car, shared vehicles: icon + minutes (+ "simulated").
+    chip.className = kind === "walk" ? "chip chip-walk" : `chip chip-street chip-${kind} chip-${escapeHtml(leg.mode)}`;
     const mins = Math.max(1, Math.round((leg.duration_s ?? 0) / 60));
-    chip.innerHTML = `${modeIcon("walk")}<span>${mins}</span><span class="visually-hidden"> minutes walking</span>`;
-    chip.title = `Walk ${formatDistance(leg.distance_m)}`;
+    const how = kind === "walk" ? "walking" : `by ${label.toLowerCase()}`;
+    chip.innerHTML = `${modeIcon(leg.mode)}<span class="visually-hidden">${escapeHtml(label)} </span>`
+      + `<span>${mins}</span><span class="visually-hidden"> minutes ${escapeHtml(how)}</span>${sim}`;
+    chip.title = [label, formatDistance(leg.distance_m), leg.system_id && `· ${leg.system_id}`, leg.simulated && "(simulated)"]
+      .filter(Boolean).join(" ");
     return chip;
   }
   const bg = routeColour(leg);
   chip.className = `chip chip-transit chip-${escapeHtml(leg.mode)}`;
   chip.style.background = bg;
   chip.style.color = textColourOn(bg);
-  const name = leg.route_short_name || leg.route_long_name || modeLabel(leg.mode);
-  chip.innerHTML = `${modeIcon(leg.mode)}<span class="visually-hidden">${escapeHtml(modeLabel(leg.mode))} </span><span>${escapeHtml(name)}</span>`;
-  chip.title = [modeLabel(leg.mode), leg.route_short_name, leg.route_long_name, leg.headsign && `→ ${leg.headsign}`]
+  const name = leg.route_short_name || leg.route_long_name || label;
+  chip.innerHTML = `${modeIcon(leg.mode)}<span class="visually-hidden">${escapeHtml(label)} </span><span>${escapeHtml(name)}</span>`
+    + `${delayBadge(leg)}${sim}`;
+  chip.title = [label, leg.route_short_name, leg.route_long_name, leg.headsign && `→ ${leg.headsign}`]
     .filter(Boolean).join(" ");
   return chip;
 }
@@ -277,28 +341,60 @@ function legDetails(itinerary) {
   ol.setAttribute("aria-label", "Steps");
   for (const leg of itinerary.legs ?? []) {
     const li = document.createElement("li");
+    const kind = legKind(leg.mode);
+    li.dataset.mode = leg.mode ?? "";
     const t = formatClock(leg.departure, tz);
-    if (leg.mode === "walk") {
+    const sim = leg.simulated ? ` ${SIM_BADGE}` : "";
+    if (kind === "walk") {
       const dest = leg.to?.name ? ` to ${escapeHtml(leg.to.name)}` : "";
       li.innerHTML = `<span class="leg-time">${t}</span>Walk ${formatDistance(leg.distance_m)}${dest} `
-        + `<span class="leg-note">(${formatDuration(leg.duration_s)})</span>`;
+        + `<span class="leg-note">(${formatDuration(leg.duration_s)})</span>${sim}`;
+    } else if (kind !== "transit") {
+      // "Bike-share: Simulated station 3 → Simulated station 12"
+      const system = leg.system_id ? ` · ${escapeHtml(leg.system_id)}` : "";
+      li.innerHTML = `<span class="leg-time">${t}</span><span class="leg-mode leg-mode-${kind}">${modeIcon(leg.mode)}`
+        + `${escapeHtml(modeLabel(leg.mode))}:</span> ${escapeHtml(leg.from?.name ?? "?")} → ${escapeHtml(leg.to?.name ?? "?")}${sim}, `
+        + `arrive ${formatClock(leg.arrival, tz)} <span class="leg-note">(${formatDistance(leg.distance_m)}, `
+        + `${formatDuration(leg.duration_s)}${system})</span>`;
     } else {
       const name = escapeHtml(leg.route_short_name || leg.route_long_name || "");
       const head = leg.headsign ? ` towards ${escapeHtml(leg.headsign)}` : "";
       const agency = leg.agency_name ? ` · ${escapeHtml(leg.agency_name)}` : "";
       li.innerHTML = `<span class="leg-time">${t}</span>${escapeHtml(modeLabel(leg.mode))} <strong>${name}</strong>${head}`
         + ` from ${escapeHtml(leg.from?.name ?? "?")} to ${escapeHtml(leg.to?.name ?? "?")}, `
-        + `arrive ${formatClock(leg.arrival, tz)} <span class="leg-note">(${formatDuration(leg.duration_s)}${agency})</span>`;
+        + `arrive ${formatClock(leg.arrival, tz)}${delayBadge(leg)} <span class="leg-note">(${formatDuration(leg.duration_s)}${agency})</span>${sim}`;
+      for (const alert of Array.isArray(leg.alerts) ? leg.alerts : []) {
+        li.insertAdjacentHTML("beforeend", alertLine(alert));
+      }
     }
     ol.append(li);
   }
   return ol;
 }
 
+/** "1 transfer · 4.2 km by car-share · 19 min walk", "Walk only · 4.5 km", "Own bike only · 4.5 km". */
+function itineraryMeta(it) {
+  const legs = it.legs ?? [];
+  const transit = legs.filter(isTransitLeg);
+  const rides = new Map(); // mode → metres, for bikes and cars
+  for (const leg of legs) {
+    const kind = legKind(leg.mode);
+    if (kind === "bike" || kind === "drive") rides.set(leg.mode, (rides.get(leg.mode) ?? 0) + (Number(leg.distance_m) || 0));
+  }
+  const walkMin = Math.round((it.walk_s ?? 0) / 60);
+  if (!transit.length && !rides.size) return `Walk only · ${formatDistance(it.walk_m)}`;
+  const parts = [];
+  if (transit.length) parts.push(plural(it.transfers ?? 0, "transfer", "transfers"));
+  for (const [mode, metres] of rides) parts.push(`${formatDistance(metres)} by ${modeLabel(mode).toLowerCase()}`);
+  if (walkMin > 0 || transit.length) parts.push(`${walkMin} min walk`);
+  return parts.join(" · ");
+}
+
 function renderItineraries(itineraries) {
   const tz = state.city?.timezone;
   state.itineraries = itineraries;
   state.selected = -1;
+  let anySimulated = false;
   const items = itineraries.map((it, index) => {
     const li = document.createElement("li");
     const btn = document.createElement("button");
@@ -306,20 +402,20 @@ function renderItineraries(itineraries) {
     btn.className = "itinerary";
     btn.dataset.index = String(index);
     btn.setAttribute("aria-pressed", "false");
+    const legs = it.legs ?? [];
+    btn.dataset.modes = [...new Set(legs.map((l) => l.mode))].join(" ");
+    if (legs.some((l) => l.simulated)) {
+      btn.dataset.simulated = "true";
+      anySimulated = true;
+    }
     const dep = formatClock(it.departure, tz);
     const arr = formatClock(it.arrival, tz);
-    const walkMin = Math.round((it.walk_s ?? 0) / 60);
-    const transfers = it.transfers ?? 0;
-    const onlyWalk = (it.legs ?? []).every((l) => l.mode === "walk");
-    const meta = onlyWalk
-      ? `Walk only · ${formatDistance(it.walk_m)}`
-      : `${plural(transfers, "transfer", "transfers")} · ${walkMin} min walk`;
     btn.innerHTML = `<span class="it-head"><span class="it-times">${dep} → ${arr}</span>`
       + `<span class="it-duration">${formatDuration(it.duration_s)}</span></span>`
-      + `<span class="it-meta">${meta}</span>`;
+      + `<span class="it-meta">${escapeHtml(itineraryMeta(it))}</span>`;
     const chips = document.createElement("span");
     chips.className = "chips";
-    (it.legs ?? []).forEach((leg, i) => {
+    legs.forEach((leg, i) => {
       if (i > 0) {
         const sep = document.createElement("span");
         sep.className = "chip-sep";
@@ -330,14 +426,25 @@ function renderItineraries(itineraries) {
       chips.append(legChip(leg));
     });
     btn.append(chips);
+    // Live service alerts on any leg, once each.
+    const seen = new Set();
+    for (const leg of legs) {
+      for (const alert of Array.isArray(leg.alerts) ? leg.alerts : []) {
+        const key = alert?.alert_id ?? alert?.header;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        btn.insertAdjacentHTML("beforeend", alertLine(alert));
+      }
+    }
     btn.addEventListener("click", () => selectItinerary(index));
     li.append(btn);
     return li;
   });
   els.list.replaceChildren(...items);
+  els.simNote.hidden = !anySimulated;
   els.resultsStatus.textContent = itineraries.length
     ? `${plural(itineraries.length, "itinerary", "itineraries")} found`
-    : "No itinerary found for this trip and time. Try another departure time.";
+    : "No itinerary found for this trip and time. Try another departure time or other modes.";
   if (itineraries.length) selectItinerary(0, { focus: false });
   els.list.dataset.state = "planned";
 }
@@ -374,9 +481,111 @@ els.list.addEventListener("keydown", (e) => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Live feeds status (GET /api/v1/feeds), refreshed every 30 s while the page is visible
+
+const FEEDS_REFRESH_MS = 30_000;
+const FEEDS_TIMEOUT_MS = 10_000;
+const STATUS_ORDER = ["stale", "degraded", "pending", "ok"];
+
+function formatAge(seconds) {
+  const s = Number(seconds);
+  if (seconds === null || seconds === undefined || !Number.isFinite(s)) return "";
+  if (s < 90) return `${Math.max(0, Math.round(s))} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
+async function refreshFeeds() {
+  const city = state.city;
+  if (!city) return;
+  const token = ++state.feedsToken;
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), FEEDS_TIMEOUT_MS);
+  try {
+    const body = await getJSON(`${API}/feeds?city=${encodeURIComponent(city.id)}`, { signal: controller.signal });
+    if (token !== state.feedsToken) return;
+    renderFeeds(Array.isArray(body?.feeds) ? body.feeds : []);
+  } catch (e) {
+    // Never let a failing status endpoint disturb the page: say so quietly.
+    if (token !== state.feedsToken) return;
+    renderFeedsUnavailable(e?.name === "AbortError" ? "the server did not answer in time" : e?.message);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function renderFeeds(feeds) {
+  state.feeds = feeds.filter((f) => f && typeof f.feed_id === "string");
+  els.feeds.dataset.state = state.feeds.length ? "ok" : "empty";
+  if (!state.feeds.length) {
+    els.feedsSummary.textContent = "none for this city";
+    els.feedsList.replaceChildren();
+    updateModesHint();
+    return;
+  }
+  const counts = new Map();
+  for (const f of state.feeds) counts.set(f.status, (counts.get(f.status) ?? 0) + 1);
+  const worst = STATUS_ORDER.find((st) => counts.has(st)) ?? "pending";
+  els.feeds.dataset.worst = worst;
+  const parts = [...counts].sort((a, b) => STATUS_ORDER.indexOf(a[0]) - STATUS_ORDER.indexOf(b[0]))
+    .map(([st, n]) => `${n} ${st}`);
+  const nSim = state.feeds.filter((f) => f.simulated).length;
+  const nReplay = state.feeds.filter((f) => f.replay).length;
+  if (nSim) parts.push(nSim === state.feeds.length ? "all simulated" : `${nSim} simulated`);
+  if (nReplay) parts.push(`${nReplay} replay`);
+  els.feedsSummary.innerHTML = `<span class="feed-dot status-${escapeHtml(worst)}" aria-hidden="true"></span>${escapeHtml(parts.join(" · "))}`;
+  els.feedsList.replaceChildren(...state.feeds.map((f) => {
+    const li = document.createElement("li");
+    li.className = "feed";
+    li.dataset.feedId = f.feed_id;
+    li.dataset.status = String(f.status ?? "");
+    if (f.simulated) li.dataset.simulated = "true";
+    const tags = [
+      f.simulated ? '<span class="badge-simulated">simulated</span>' : "",
+      f.replay ? '<span class="badge-replay">replay</span>' : "",
+    ].join("");
+    const notes = [
+      f.kind ? String(f.kind).toUpperCase() : "",
+      Number.isFinite(f.records) ? `${f.records} records` : "",
+      f.records_rejected ? `${f.records_rejected} rejected` : "",
+      formatAge(f.staleness_s) && `${formatAge(f.staleness_s)} old`,
+      f.reason ? String(f.reason) : "",
+    ].filter(Boolean).join(" · ");
+    li.innerHTML = `<span class="feed-status status-${escapeHtml(f.status)}">${escapeHtml(f.status ?? "?")}</span>`
+      + `<span class="feed-id">${escapeHtml(f.feed_id)}</span>${tags}`
+      + (notes ? `<span class="feed-note">${escapeHtml(notes)}</span>` : "");
+    return li;
+  }));
+  updateModesHint();
+}
+
+function renderFeedsUnavailable(reason) {
+  state.feeds = [];
+  els.feeds.dataset.state = "error";
+  delete els.feeds.dataset.worst;
+  els.feedsSummary.textContent = "unavailable";
+  const li = document.createElement("li");
+  li.className = "feed feed-error";
+  li.textContent = `Live feeds unavailable${reason ? `: ${reason}` : ""}. Planning still works on the timetable.`;
+  els.feedsList.replaceChildren(li);
+  updateModesHint();
+}
+
+setInterval(() => {
+  if (!document.hidden) refreshFeeds();
+}, FEEDS_REFRESH_MS);
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) refreshFeeds();
+});
+
+// ---------------------------------------------------------------------------------------------
 // Wiring
 
 els.form.addEventListener("submit", plan);
+for (const label of els.modes.querySelectorAll(".mode-chip[data-icon]")) {
+  label.querySelector("span")?.insertAdjacentHTML("afterbegin", modeIcon(label.dataset.icon));
+}
+for (const input of els.modeInputs) input.addEventListener("change", validateModes);
 els.from.addEventListener("change", () => onCoordInput("from"));
 els.to.addEventListener("change", () => onCoordInput("to"));
 els.depart.addEventListener("change", () => els.depart.removeAttribute("aria-invalid"));

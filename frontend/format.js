@@ -48,6 +48,7 @@ export function plural(n, one, many) {
 const MODE_COLOURS = {
   bus: "#1f6fb2", rail: "#2e7d32", subway: "#6a1b9a", tram: "#c2185b", ferry: "#00838f",
   cable_car: "#8d6e63", gondola: "#8d6e63", funicular: "#8d6e63", trolleybus: "#1565c0", monorail: "#5d4037",
+  bicycle: "#00796b", bike: "#00796b", bikeshare: "#00796b", scooter: "#00796b", car: "#455a64", carshare: "#455a64",
 };
 export function routeColour(leg) {
   const c = leg?.route_color;
@@ -66,8 +67,31 @@ export function textColourOn(hex) {
 export const MODE_LABELS = {
   walk: "Walk", bus: "Bus", rail: "Train", subway: "Metro", tram: "Tram", ferry: "Ferry",
   cable_car: "Cable car", gondola: "Gondola", funicular: "Funicular", trolleybus: "Trolleybus", monorail: "Monorail",
-  bicycle: "Bike", bike: "Bike", car: "Car",
+  bicycle: "Bike", bike: "Bike", car: "Car", bikeshare: "Bike-share", carshare: "Car-share", scooter: "Scooter",
 };
+
+/** How a leg is travelled, for styling: "walk", "bike" (own or shared bike, scooter), "drive" (own or shared car)
+ *  or "transit" (anything with a timetable). */
+const LEG_KINDS = {
+  walk: "walk", bicycle: "bike", bike: "bike", bikeshare: "bike", scooter: "bike", car: "drive", carshare: "drive",
+};
+export function legKind(mode) {
+  return LEG_KINDS[mode] ?? "transit";
+}
+export function isTransitLeg(leg) {
+  return legKind(leg?.mode) === "transit";
+}
+/** Shared vehicles (bike-share, car-share, scooters): they come from a GBFS feed, which may be simulated. */
+export function isSharedLeg(leg) {
+  return Boolean(leg?.system_id) || ["bikeshare", "carshare", "scooter"].includes(leg?.mode);
+}
+
+/** "+N min" for a live delay of more than a minute; null otherwise (on time, early or unknown). */
+export function formatDelay(delayS) {
+  const d = Number(delayS);
+  if (delayS === null || delayS === undefined || !Number.isFinite(d) || d <= 60) return null;
+  return `+${Math.round(d / 60)} min`;
+}
 export function modeLabel(mode) {
   return MODE_LABELS[mode] ?? (mode ? mode[0].toUpperCase() + mode.slice(1).replace(/_/g, " ") : "Transit");
 }

@@ -1,7 +1,7 @@
 // Leaflet map: our own OSM basemap (GeoJSON lines on a canvas), transit stops, origin/destination pins
 // and the selected itinerary. No external tile server.
 import * as L from "/static/node_modules/leaflet/dist/leaflet-src.esm.js";
-import { routeColour } from "./format.js";
+import { routeColour, legKind } from "./format.js";
 
 const MAJOR = new Set(["motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link"]);
 const SECONDARY = new Set(["secondary", "secondary_link", "tertiary", "tertiary_link"]);
@@ -217,7 +217,33 @@ export class MapView {
       if (!latlngs && leg?.from && leg?.to) latlngs = [[leg.from.lat, leg.from.lon], [leg.to.lat, leg.to.lon]];
       if (!latlngs) continue;
       all.push(...latlngs);
-      if (leg.mode === "walk") {
+      const kind = legKind(leg.mode);
+      const shared = leg.simulated ? " leg-simulated" : "";
+      if (kind === "drive") {
+        // Car / car-share: a dark "road" with a dashed white centre line.
+        L.polyline(latlngs, {
+          renderer: this.routeRenderer, color: "#ffffff", weight: 10, opacity: 0.9, className: "leg-casing", interactive: false,
+        }).addTo(this.routeLayer);
+        L.polyline(latlngs, {
+          renderer: this.routeRenderer, color: routeColour(leg), weight: 7, opacity: 1, lineCap: "round",
+          className: `leg-line leg-drive leg-${leg.mode}${shared}`, interactive: false,
+        }).addTo(this.routeLayer);
+        L.polyline(latlngs, {
+          renderer: this.routeRenderer, color: "#ffffff", weight: 1.5, opacity: 0.95, dashArray: "6 6",
+          className: "leg-drive-centre", interactive: false,
+        }).addTo(this.routeLayer);
+        this.legEnds(latlngs, routeColour(leg));
+      } else if (kind === "bike") {
+        // Bike / bike-share / scooter: a teal dashed line on a white casing.
+        L.polyline(latlngs, {
+          renderer: this.routeRenderer, color: "#ffffff", weight: 8, opacity: 0.9, className: "leg-casing", interactive: false,
+        }).addTo(this.routeLayer);
+        L.polyline(latlngs, {
+          renderer: this.routeRenderer, color: routeColour(leg), weight: 4.5, opacity: 1, dashArray: "10 5", lineCap: "butt",
+          className: `leg-line leg-bike leg-${leg.mode}${shared}`, interactive: false,
+        }).addTo(this.routeLayer);
+        this.legEnds(latlngs, routeColour(leg));
+      } else if (kind === "walk") {
         L.polyline(latlngs, {
           renderer: this.routeRenderer, color: "#5f6368", weight: 4, opacity: 0.95, dashArray: "1 8",
           lineCap: "round", className: "leg-line leg-walk", interactive: false,
@@ -229,17 +255,22 @@ export class MapView {
         }).addTo(this.routeLayer);
         L.polyline(latlngs, {
           renderer: this.routeRenderer, color: colour, weight: 5.5, opacity: 1,
-          className: `leg-line leg-transit leg-${leg.mode}`, interactive: false,
+          className: `leg-line leg-transit leg-${leg.mode}${shared}`, interactive: false,
         }).addTo(this.routeLayer);
-        for (const end of [latlngs[0], latlngs[latlngs.length - 1]]) {
-          L.circleMarker(end, {
-            renderer: this.routeRenderer, radius: 4.5, weight: 2.5, color: colour, fillColor: "#ffffff", fillOpacity: 1,
-            className: "leg-stop", interactive: false,
-          }).addTo(this.routeLayer);
-        }
+        this.legEnds(latlngs, colour);
       }
     }
     if (all.length) this.map.fitBounds(L.latLngBounds(all), { padding: [28, 28], maxZoom: 17 });
+  }
+
+  /** White dots with a coloured ring at both ends of a ridden leg (stops, stations, vehicles, car parks). */
+  legEnds(latlngs, colour) {
+    for (const end of [latlngs[0], latlngs[latlngs.length - 1]]) {
+      L.circleMarker(end, {
+        renderer: this.routeRenderer, radius: 4.5, weight: 2.5, color: colour, fillColor: "#ffffff", fillOpacity: 1,
+        className: "leg-stop", interactive: false,
+      }).addTo(this.routeLayer);
+    }
   }
 
   invalidateSize() {

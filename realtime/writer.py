@@ -159,8 +159,9 @@ class LiveWriter:
         overlay = self.holder.replace_system(system, stations, vehicles, zones)
         state = {
             "system": asdict(system),
-            "stations": [asdict(s) for s in stations],
-            "vehicles": [asdict(v) for v in vehicles],
+            # flat frozen dataclasses: their __dict__ is the record (asdict deep-copies)
+            "stations": [dict(vars(s)) for s in stations],
+            "vehicles": [dict(vars(v)) for v in vehicles],
             "zones": [asdict(z) for z in zones],
         }
         await self.store.set(

@@ -102,14 +102,20 @@ def parking_points(base: CityBase) -> PointSet:
 
 
 @lru_cache(maxsize=64)
-def _station_points(stations: tuple[SharedStation, ...]) -> PointSet:
+def _places(places: tuple[tuple[str, str, float, float], ...]) -> PointSet:
+    # keyed by (id, name, lat, lon) only: availability changes every poll, positions rarely,
+    # so the point set and its street attachments stay cached across polls
     return PointSet(
         "station",
-        tuple(f"{s.system_id}:{s.station_id}" for s in stations),
-        tuple(s.name for s in stations),
-        np.array([s.lat for s in stations]),
-        np.array([s.lon for s in stations]),
+        tuple(p[0] for p in places),
+        tuple(p[1] for p in places),
+        np.array([p[2] for p in places]),
+        np.array([p[3] for p in places]),
     )
+
+
+def _station_points(stations: tuple[SharedStation, ...]) -> PointSet:
+    return _places(tuple((f"{s.system_id}:{s.station_id}", s.name, s.lat, s.lon) for s in stations))
 
 
 @lru_cache(maxsize=64)

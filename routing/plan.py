@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,7 +32,7 @@ from routing.modes import (
 from routing.overlay import LiveOverlay
 from routing.raptor import FootLeg, RideLeg, TransitJourney, run_raptor
 from routing.streets import Snap
-from routing.timetable import DayTimetable
+from routing.timetable import BaseTimetable, DayTimetable
 
 STREET_MODES = frozenset({"walk", "bicycle", "car", "bikeshare", "carshare"})
 ALL_MODES = STREET_MODES | {"transit"}
@@ -236,8 +237,18 @@ def _trip_mask(ctx: PlanContext, day: DayTimetable) -> np.ndarray | None:
     cancelled = ctx.overlay.cancelled_trips
     if not cancelled:
         return None
-    ids = ctx.base.timetable.trip_ids[day.trip_base]
-    return ~np.isin(ids.astype(str), list(cancelled))
+    return _cancelled_mask(ctx.base.timetable, day, cancelled)
+
+
+@lru_cache(maxsize=32)
+def _cancelled_mask(
+    tt: BaseTimetable, day: DayTimetable, cancelled: frozenset[str]
+) -> NDArray[np.bool_]:
+    """Per day-trip "may board" flags (cached: the overlay changes far less than plans run)."""
+    ids = tt.trip_ids[day.trip_base].astype(str)
+    mask: NDArray[np.bool_] = ~np.isin(ids, list(cancelled))
+    mask.setflags(write=False)
+    return mask
 
 
 def _closed_mask(ctx: PlanContext) -> np.ndarray | None:
