@@ -33,6 +33,7 @@ log = logging.getLogger("correspondance.realtime")
 FUTURE_TOLERANCE_S = 300.0
 MIN_INTERVAL_S = 1.0
 MAX_INTERVAL_S = 300.0
+STALE_AFTER_S = 3600.0
 
 
 class GbfsRejectedError(CorrespondanceError, ValueError):
@@ -155,6 +156,14 @@ class GbfsPoller:
             raise GbfsRejectedError(
                 f"station_status last_updated {status.last_updated} is in the future"
             )
+        stale_after = max(3 * float(status.ttl or 0), STALE_AFTER_S)
+        age = now - status.last_updated
+        if age > stale_after:
+            # availability this old is no better than a guess: never route on it
+            raise GbfsRejectedError(
+                f"station_status last_updated is {age / 3600:.1f} h old "
+                f"(more than {stale_after / 3600:.1f} h); keeping the last good state"
+            )
         if not status.records and self._last_count:
             raise GbfsRejectedError(
                 f"station_status suddenly lists zero stations "
@@ -183,14 +192,13 @@ class GbfsPoller:
         zones = await self._zones()
         await self.writer.apply_gbfs(self.system, stations, vehicles, zones)
         self._last_count = len(stations)
-        stale_after = max(3 * float(status.ttl or 0), 3600.0)
         await self.health.success(
             self.source.id,
             records=len(stations) + len(vehicles),
             rejected=status.rejected,
             last_updated=float(status.last_updated),
             ttl_s=float(status.ttl),
-            stale=now - status.last_updated > stale_after,
+            stale=age > 3 * float(status.ttl or 0) + 60,  # late, but still usable
             now=now,
         )
         return True

@@ -27,6 +27,7 @@ class TransitState:
     delays: dict[str, int] = field(default_factory=dict)
     cancelled: set[str] = field(default_factory=set)
     closed_stops: set[str] = field(default_factory=set)
+    skipped: dict[str, set[str]] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
     implausible: int = 0
 
@@ -87,6 +88,13 @@ def transit_state(
         trip = tt.trip_index(update.trip_id)
         if trip is None:
             continue
+        skipped = {
+            u.stop_id
+            for u in update.stop_time_updates
+            if u.schedule_relationship == "SKIPPED" and u.stop_id
+        }
+        if skipped:
+            state.skipped[update.trip_id] = skipped
         if update.delay is not None:
             delay: int | None = int(update.delay)
         else:

@@ -89,7 +89,9 @@ class LiveWriter:
         cancelled: set[str] = set()
         closed: set[str] = set()
         alerts: list[LiveAlert] = []
+        skipped: dict[str, frozenset[str]] = {}
         for feed_state in self._transit.values():
+            skipped.update({t: frozenset(s) for t, s in feed_state.skipped.items()})
             delays.update(feed_state.delays)
             cancelled |= feed_state.cancelled
             closed |= feed_state.closed_stops
@@ -99,18 +101,28 @@ class LiveWriter:
             for t in delays.keys() | before.trip_delays.keys()
             if delays.get(t) != before.trip_delays.get(t)
         ) + sorted(cancelled ^ set(before.cancelled_trips))
+        changed_trips += sorted(
+            t
+            for t in skipped.keys() | before.skipped_stops.keys()
+            if skipped.get(t) != before.skipped_stops.get(t) and t not in changed_trips
+        )
         changed_stops = sorted(closed ^ set(before.closed_stops))
         alerts_changed = tuple(alerts) != before.alerts
         if not changed_trips and not changed_stops and not alerts_changed:
             return None
         overlay = self.holder.set_transit_state(
-            cancelled_trips=cancelled, closed_stops=closed, trip_delays=delays, alerts=alerts
+            cancelled_trips=cancelled,
+            closed_stops=closed,
+            trip_delays=delays,
+            alerts=alerts,
+            skipped_stops=skipped,
         )
         stored = {
             "delays": delays,
             "cancelled": sorted(cancelled),
             "closed_stops": sorted(closed),
             "alerts": [asdict(a) for a in alerts],
+            "skipped": {t: sorted(s) for t, s in skipped.items()},
         }
         await self.store.set(
             gtfsrt_state_key(self.city), json.dumps(stored, separators=(",", ":")).encode()
@@ -235,6 +247,7 @@ class LiveFollower:
             closed_stops=stored["closed_stops"],
             trip_delays=stored["delays"],
             alerts=[_alert_from_json(a) for a in stored["alerts"]],
+            skipped_stops=stored.get("skipped", {}),
         )
         return True
 

@@ -100,6 +100,7 @@ class LiveOverlay:
     closed_stops: frozenset[str] = frozenset()
     trip_delays: Mapping[str, int] = field(default_factory=dict)  # trip_id → seconds late
     alerts: tuple[LiveAlert, ...] = ()
+    skipped_stops: Mapping[str, frozenset[str]] = field(default_factory=dict)  # trip → stops
     zones: Mapping[str, tuple[GeoZone, ...]] = field(default_factory=dict)  # per system
     systems: Mapping[str, SharedSystem] = field(default_factory=dict)
     stations: tuple[SharedStation, ...] = ()
@@ -169,12 +170,15 @@ class OverlayHolder:
         closed_stops: Iterable[str] | None = None,
         trip_delays: Mapping[str, int] | None = None,
         alerts: Iterable[LiveAlert] | None = None,
+        skipped_stops: Mapping[str, Iterable[str]] | None = None,
     ) -> LiveOverlay:
         """Replace the sets of cancelled trips and closed stops, the trip delays (s), alerts."""
         with self._lock:
             changes: dict[str, object] = {}
             if alerts is not None:
                 changes["alerts"] = tuple(alerts)
+            if skipped_stops is not None:
+                changes["skipped_stops"] = {t: frozenset(s) for t, s in skipped_stops.items()}
             if trip_delays is not None:
                 changes["trip_delays"] = dict(trip_delays)
             if cancelled_trips is not None:

@@ -603,14 +603,27 @@ def solve(
 
 
 def live_day(ctx: PlanContext, date: dt.date) -> DayTimetable:
-    """The day's timetable with the overlay's trip delays applied (cached per delay set)."""
+    """The day's timetable with the overlay's trip delays and skipped stops applied
+    (cached per delay and skip set)."""
     tt = ctx.base.timetable
     delays = sorted(
         (index, int(seconds))
         for trip_id, seconds in ctx.overlay.trip_delays.items()
         if (index := tt.trip_index(trip_id)) is not None and seconds
     )
-    return tt.day(date, tuple(delays))
+    skips = []
+    for trip_id, stop_ids in ctx.overlay.skipped_stops.items():
+        index = tt.trip_index(trip_id)
+        if index is None:
+            continue
+        p = int(tt.trip_pattern[index])
+        stops = tt.stop_ids[tt.pat_stops[tt.pat_stop_off[p] : tt.pat_stop_off[p + 1]]]
+        positions = tuple(
+            int(i) for i in np.flatnonzero(np.isin(stops.astype(str), list(stop_ids)))
+        )
+        if positions:
+            skips.append((index, positions))
+    return tt.day(date, tuple(delays), tuple(sorted(skips)))
 
 
 WALK_BUDGETS_S = (600.0, 300.0)

@@ -77,19 +77,25 @@ class BaseTimetable:
             raise UnknownStopError(f"unknown stop_id {stop_id!r}")
         return index
 
-    def day(self, day: dt.date, delays: tuple[tuple[int, int], ...] = ()) -> DayTimetable:
+    def day(
+        self,
+        day: dt.date,
+        delays: tuple[tuple[int, int], ...] = (),
+        skips: tuple[tuple[int, tuple[int, ...]], ...] = (),
+    ) -> DayTimetable:
         """The timetable of trips usable on ``day`` (cached).
 
         ``delays`` are (base trip index, seconds) pairs from the live overlay: a delayed
         trip's times shift as a whole and the FIFO split is redone, so overtaking caused
-        by a delay stays exact.
+        by a delay stays exact. ``skips`` are (base trip index, positions in its pattern)
+        of stops a trip will not serve today (GTFS-RT ``SKIPPED``).
 
         Raises
         ------
         NoServiceError
             If no trip runs on that date.
         """
-        return _build_day(self, day, delays)
+        return _build_day(self, day, delays, skips)
 
     def trip_index(self, trip_id: str) -> int | None:
         """Base index of a trip_id, or None."""
@@ -282,9 +288,13 @@ def _text(frame: pd.DataFrame, column: str) -> NDArray[np.object_]:
 
 @lru_cache(maxsize=16)
 def _build_day(
-    base: BaseTimetable, day: dt.date, delays: tuple[tuple[int, int], ...] = ()
+    base: BaseTimetable,
+    day: dt.date,
+    delays: tuple[tuple[int, int], ...] = (),
+    skips: tuple[tuple[int, tuple[int, ...]], ...] = (),
 ) -> DayTimetable:
     delay_of = dict(delays)
+    skip_of = dict(skips)
     lo, hi = base.validity
     if not lo - dt.timedelta(days=1) <= day <= hi + dt.timedelta(days=1):
         raise NoServiceError(
@@ -351,11 +361,25 @@ def _build_day(
                     break
             else:
                 chains.append([int(row)])
+        # trips skipping stops (GTFS-RT SKIPPED) serve them neither way: they get their own
+        # sub-pattern; a subset of a FIFO chain is still FIFO
+        pieces: list[tuple[tuple[int, ...], list[int]]] = []
         for chain in chains:
+            by_skip: dict[tuple[int, ...], list[int]] = {}
+            for row in chain:
+                by_skip.setdefault(skip_of.get(int(trips[group[row]]), ()), []).append(row)
+            pieces += list(by_skip.items())
+        for skipped, chain in pieces:
             rows = np.array(chain)
+            pick = base.pat_pick[s_lo:s_hi]
+            drop = base.pat_drop[s_lo:s_hi]
+            if skipped:
+                pick, drop = pick.copy(), drop.copy()
+                pick[list(skipped)] = False
+                drop[list(skipped)] = False
             pat_stops.append(base.pat_stops[s_lo:s_hi])
-            pat_pick.append(base.pat_pick[s_lo:s_hi])
-            pat_drop.append(base.pat_drop[s_lo:s_hi])
+            pat_pick.append(pick)
+            pat_drop.append(drop)
             pat_stop_off.append(pat_stop_off[-1] + n)
             pat_trip_off.append(pat_trip_off[-1] + len(rows))
             pat_time_off.append(pat_time_off[-1] + len(rows) * n)

@@ -92,6 +92,7 @@ def _fault_cases(base_url: str) -> dict[str, tuple[dict[str, Any], str]]:
     docs = gbfs_docs(base_url, now=now)
     zero = {**docs["station_status"], "data": {"stations": []}}
     future = {**docs["station_status"], "last_updated": now + 86_400}
+    ancient = {**docs["station_status"], "last_updated": now - 3 * 86_400}
     return {
         "timeout": ({"doc": docs["station_status"], "delay_s": 1.5}, "timeout"),
         "http 500": ({"doc": {"error": "boom"}, "status": 500}, "HTTP 500"),
@@ -99,13 +100,23 @@ def _fault_cases(base_url: str) -> dict[str, tuple[dict[str, Any], str]]:
         "truncated": ({"raw": b'{"last_updated": 1, "data": {"stations": [{"sta'}, "invalid JSON"),
         "zero stations": ({"doc": zero}, "suddenly lists zero stations"),
         "future": ({"doc": future}, "in the future"),
+        "far past": ({"doc": ancient}, "h old"),
         "not gbfs": ({"doc": {"hello": "world"}}, "data"),
     }
 
 
 @pytest.mark.parametrize(
     "fault",
-    ["timeout", "http 500", "invalid json", "truncated", "zero stations", "future", "not gbfs"],
+    [
+        "timeout",
+        "http 500",
+        "invalid json",
+        "truncated",
+        "zero stations",
+        "future",
+        "far past",
+        "not gbfs",
+    ],
 )
 async def test_fault_keeps_last_good_state_and_marks_degraded(
     rig: dict[str, Any], fault: str

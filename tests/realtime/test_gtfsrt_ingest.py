@@ -169,3 +169,40 @@ async def test_poller_faults_keep_the_last_good_state(nyc: BaseTimetable, tmp_pa
         assert health.feeds["rt"].status == "ok"
         assert holder.current.closed_stops == frozenset()
     await store.aclose()
+
+
+def test_skipped_stop_is_neither_boarded_nor_alighted_by_that_trip(poa_base) -> None:  # type: ignore[no-untyped-def]
+    from routing.plan import PlanRequest, plan_trip
+
+    holder = OverlayHolder(poa_base.streets["drive"])
+    request = PlanRequest(
+        (-30.0346, -51.2177),
+        (-30.0277, -51.1793),
+        dt.datetime(2019, 5, 15, 13, tzinfo=poa_base.city.tz),
+    )
+    before = plan_trip(poa_base, request, holder.current)
+    ride = next(leg for it in before for leg in it.legs if leg.trip_id)
+    assert ride.trip_id is not None
+    skipped = ride.destination.stop_id
+    holder.set_transit_state(skipped_stops={ride.trip_id: [skipped or ""]})
+    after = plan_trip(poa_base, request, holder.current)
+    for it in after:
+        for leg in it.legs:
+            if leg.trip_id == ride.trip_id:
+                assert skipped not in (leg.origin.stop_id, leg.destination.stop_id)
+    # the transit state reads SKIPPED from trip updates
+    feed = gtfs_realtime_pb2.FeedMessage()
+    feed.header.gtfs_realtime_version = "2.0"
+    feed.header.timestamp = int(time.time())
+    entity = feed.entity.add()
+    entity.id = "t"
+    entity.trip_update.trip.trip_id = ride.trip_id
+    stu = entity.trip_update.stop_time_update.add()
+    stu.stop_id = skipped or ""
+    stu.schedule_relationship = gtfs_realtime_pb2.TripUpdate.StopTimeUpdate.SKIPPED
+    from feeds.gtfsrt import ExactTripMatcher
+
+    message = parse_feed(feed.SerializeToString())
+    updates = parse_trip_updates(message, ExactTripMatcher([ride.trip_id]))
+    state = transit_state(poa_base.timetable, updates, [], dt.date(2019, 5, 15))
+    assert state.skipped == {ride.trip_id: {skipped}}
