@@ -23,6 +23,7 @@ from feeds.gbfs import (
     parse_geofencing_zones,
     parse_station_information,
     parse_station_status,
+    parse_vehicle_types,
 )
 from realtime.fetch import Fetcher
 from realtime.health import FeedHealth, HealthBook
@@ -40,6 +41,23 @@ class GbfsRejectedError(CorrespondanceError, ValueError):
     """A GBFS response that must not replace the last good state."""
 
     code = "gbfs_rejected"
+
+
+FORM_FACTORS = {
+    "bicycle": "bicycle",
+    "cargo_bicycle": "bicycle",
+    "car": "car",
+    "scooter": "scooter",
+    "scooter_standing": "scooter",
+    "scooter_seated": "scooter",
+    "moped": "scooter",
+}
+
+
+def routing_form_factor(form_factors: list[str]) -> str | None:
+    """The kind of vehicle routing should assume for a system: its most common type."""
+    kinds = [FORM_FACTORS[f] for f in form_factors if f in FORM_FACTORS]
+    return max(sorted(set(kinds)), key=kinds.count) if kinds else None
 
 
 def discover(doc: dict[str, object]) -> dict[str, str]:
@@ -70,6 +88,7 @@ class GbfsPoller:
     urls: dict[str, str] = field(default_factory=dict)
     _info: tuple[StationInfo, ...] = ()
     _last_count: int = 0
+    _form_from_feed: str | None = None
     interval_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -90,9 +109,12 @@ class GbfsPoller:
             system_id=self.source.id,
             name=self.source.name or self.source.id,
             form_factor=(
-                self.source.simulate.form_factor
-                if self.source.simulate
-                else self.source.form_factor
+                self._form_from_feed  # the feed's vehicle_types win over the config
+                or (
+                    self.source.simulate.form_factor
+                    if self.source.simulate
+                    else self.source.form_factor
+                )
             ),
             free_floating_return=(
                 self.source.simulate.free_floating_return
@@ -140,6 +162,12 @@ class GbfsPoller:
                 if needed not in self.urls:
                     self.urls = {}
                     raise GbfsRejectedError(f"gbfs.json does not list {needed}")
+        if "vehicle_types" in self.urls:
+            types_doc = await self._json("vehicle_types")
+            if types_doc is not None:
+                self._form_from_feed = routing_form_factor(
+                    [t.form_factor for t in parse_vehicle_types(types_doc).records]
+                )
         info_doc = await self._json("station_information")
         if info_doc is not None:
             info = parse_station_information(info_doc)

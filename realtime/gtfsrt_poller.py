@@ -24,6 +24,7 @@ from feeds.gtfsrt import (
     parse_alerts,
     parse_feed,
     parse_trip_updates,
+    parse_vehicle_positions,
 )
 from realtime.fetch import Fetcher
 from realtime.health import FeedHealth, HealthBook
@@ -88,7 +89,8 @@ class GtfsRtPoller:
             updates = parse_trip_updates(message, self.matcher)
             alerts = parse_alerts(message, self.matcher)
             today = dt.datetime.fromtimestamp(stamp or now, _tz(self.timetable.timezone)).date()
-            state = transit_state(self.timetable, updates, alerts, today)
+            positions = parse_vehicle_positions(message, self.matcher)
+            state = transit_state(self.timetable, updates, alerts, today, positions)
             await self.writer.apply_transit(self.source.id, state)
             await self.health.success(
                 self.source.id,

@@ -19,6 +19,10 @@ import numpy as np
 
 from correspondance.cities import FeedSource
 from correspondance.store import StateStore
+from crowdsource.decisions import OperatorDecisions
+from crowdsource.fuser import Fuser
+from crowdsource.fusion import ContributorWeights
+from crowdsource.repository import RAW_TTL_S, ReportRepository
 from realtime.fetch import Fetcher
 from realtime.gbfs_poller import GbfsPoller
 from realtime.gbfs_server import GbfsServer
@@ -60,6 +64,11 @@ class LiveService:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _client: httpx.AsyncClient | None = None
+    # crowdsourced congestion: fused every ``fusion_interval_s`` by the writer process only
+    fusion_interval_s: float = 1.0
+    fusion_k: int = 2
+    report_ttl_s: float = RAW_TTL_S
+    fuser: Fuser | None = None
 
     @property
     def city(self) -> str:
@@ -91,7 +100,28 @@ class LiveService:
             await poller.poll_once()  # first state before serving; faults only mark health
             self._tasks.append(asyncio.create_task(poller.run(self._stop)))
         self._tasks.append(asyncio.create_task(self._keep_lock()))
+        if "drive" in self.base.streets:
+            self._tasks.append(asyncio.create_task(self._fuse_reports(writer)))
         return True
+
+    async def _fuse_reports(self, writer: LiveWriter) -> None:
+        """Fuse crowdsourced reports into drive congestion, once per ``fusion_interval_s``."""
+        if self.fuser is None:
+            self.fuser = Fuser(
+                ReportRepository(self.store, self.city, self.report_ttl_s),
+                ContributorWeights(self.store),
+                self.holder,
+                writer,
+                self.fusion_k,
+                decisions=OperatorDecisions(self.store, self.city),
+            )
+        while not self._stop.is_set():
+            try:
+                await self.fuser.fuse_once()
+            except Exception:  # the store may be down: keep the last state, retry next tick
+                log.warning("fusing reports of %s failed", self.city, exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.fusion_interval_s)
 
     def _poller(self, source: FeedSource, fetcher: Fetcher, writer: LiveWriter) -> GbfsPoller:
         if source.simulate is not None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from feeds.gtfs import service_day_origin
-from feeds.gtfsrt import Alert, StopTimeUpdate, TripUpdates
+from feeds.gtfsrt import Alert, StopTimeUpdate, TripUpdates, VehiclePosition
+from routing.overlay import TransitVehicle
 from routing.timetable import BaseTimetable
 
 MAX_PLAUSIBLE_DELAY_S = 6 * 3600
@@ -28,6 +29,7 @@ class TransitState:
     cancelled: set[str] = field(default_factory=set)
     closed_stops: set[str] = field(default_factory=set)
     skipped: dict[str, set[str]] = field(default_factory=dict)
+    vehicles: list[TransitVehicle] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     implausible: int = 0
 
@@ -75,10 +77,30 @@ def _first_delay(
 
 
 def transit_state(
-    tt: BaseTimetable, trip_updates: TripUpdates, alerts: list[Alert], today: dt.date
+    tt: BaseTimetable,
+    trip_updates: TripUpdates,
+    alerts: list[Alert],
+    today: dt.date,
+    positions: list[VehiclePosition] | None = None,
 ) -> TransitState:
-    """Delays and cancellations of matched trips; stops closed by NO_SERVICE alerts."""
+    """Delays and cancellations of matched trips; stops closed by NO_SERVICE alerts;
+    vehicle positions (those with coordinates) for display."""
     state = TransitState(alerts=list(alerts))
+    for pos in positions or []:
+        if pos.lat is None or pos.lon is None:
+            continue  # NYC sends only the stop a train is at: nothing to draw
+        state.vehicles.append(
+            TransitVehicle(
+                vehicle_id=pos.vehicle_id or pos.entity_id,
+                trip_id=pos.trip_id,
+                route_id=pos.trip.route_id if pos.trip else None,
+                lat=pos.lat,
+                lon=pos.lon,
+                bearing=pos.bearing,
+                stop_id=pos.stop_id,
+                timestamp=pos.timestamp,
+            )
+        )
     for update in trip_updates.updates:
         if update.trip_id is None:
             continue

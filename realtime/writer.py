@@ -26,12 +26,35 @@ from routing.overlay import (
 
 GBFS_UPDATED = "gbfs.updated"
 GTFSRT_UPDATED = "gtfsrt.updated"
+CONGESTION_CHANGED = "congestion.changed"
 MAX_IDS_IN_EVENT = 1000
 
 
 def gbfs_state_key(city: str, system_id: str) -> str:
     """Store key of one shared-mobility system's latest state."""
     return f"live:{city}:gbfs:{system_id}"
+
+
+def congestion_state_key(city: str) -> str:
+    """Store key of the fused congestion map of a city (edge multipliers, no contributors)."""
+    return f"live:{city}:congestion"
+
+
+def encode_congestion(multipliers: dict[int, float]) -> bytes:
+    """The stored form of a fused congestion map (JSON has no infinity: closures apart)."""
+    state = {
+        "multipliers": {str(e): m for e, m in sorted(multipliers.items()) if m != float("inf")},
+        "closed": sorted(e for e, m in multipliers.items() if m == float("inf")),
+    }
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+def decode_congestion(raw: bytes) -> dict[int, float]:
+    """Read back :func:`encode_congestion`."""
+    state = json.loads(raw)
+    fused = {int(e): float(m) for e, m in state["multipliers"].items()}
+    fused.update({int(e): float("inf") for e in state["closed"]})
+    return fused
 
 
 def gtfsrt_state_key(city: str) -> str:
@@ -76,6 +99,7 @@ class LiveWriter:
         self.holder = holder
         self.store = store
         self._transit: dict[str, TransitState] = {}
+        self._congestion: dict[int, float] | None = None  # last fused map applied
 
     async def apply_transit(self, feed_id: str, state: TransitState) -> Event | None:
         """Replace one GTFS-RT feed's delays, cancellations, closures and alerts.
@@ -90,6 +114,7 @@ class LiveWriter:
         closed: set[str] = set()
         alerts: list[LiveAlert] = []
         skipped: dict[str, frozenset[str]] = {}
+        vehicles = [v for feed_state in self._transit.values() for v in feed_state.vehicles]
         for feed_state in self._transit.values():
             skipped.update({t: frozenset(s) for t, s in feed_state.skipped.items()})
             delays.update(feed_state.delays)
@@ -108,6 +133,10 @@ class LiveWriter:
         )
         changed_stops = sorted(closed ^ set(before.closed_stops))
         alerts_changed = tuple(alerts) != before.alerts
+        if tuple(vehicles) != before.transit_vehicles:
+            # positions move every poll: they update the overlay (for display) but are not
+            # an event — nothing is replanned because a bus moved as scheduled
+            self.holder.set_transit_state(transit_vehicles=vehicles)
         if not changed_trips and not changed_stops and not alerts_changed:
             return None
         overlay = self.holder.set_transit_state(
@@ -193,6 +222,44 @@ class LiveWriter:
             },
         )
 
+    # -- crowdsourced congestion (fused by crowdsource.fuser) ------------------------------
+
+    async def apply_congestion(self, multipliers: dict[int, float]) -> Event | None:
+        """Replace the fused congestion map: edge → multiplier (> 1, inf = closed).
+
+        Edges of the previous map that are absent now go back to 1.0. The map is stored
+        under :func:`congestion_state_key` (edge ids and multipliers only) and one
+        ``congestion.changed`` event names the edges that changed. Returns None (and
+        publishes nothing) when neither the map nor the overlay changes.
+        """
+        if self._congestion is None:
+            # a restarted writer takes over what followers hold, so it can reset it later
+            raw = await self.store.get(congestion_state_key(self.city))
+            self._congestion = decode_congestion(raw) if raw is not None else {}
+        previous = self._congestion
+        current = self.holder.current.drive_multiplier
+        touched = previous.keys() | multipliers.keys()
+        updates = {
+            e: multipliers.get(e, 1.0) for e in touched if current[e] != multipliers.get(e, 1.0)
+        }
+        changed = sorted(e for e in touched if previous.get(e, 1.0) != multipliers.get(e, 1.0))
+        if not updates and not changed:
+            return None
+        overlay = self.holder.set_multipliers(updates)
+        self._congestion = dict(multipliers)
+        await self.store.set(congestion_state_key(self.city), encode_congestion(multipliers))
+        edge_ids = sorted(set(changed) | updates.keys())
+        return await self.store.publish(
+            CONGESTION_CHANGED,
+            self.city,
+            {
+                "edge_ids": edge_ids[:MAX_IDS_IN_EVENT],
+                "n_edges_changed": len(edge_ids),
+                "n_congested": len(multipliers),
+                "overlay_version": overlay.version,
+            },
+        )
+
 
 def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
@@ -228,10 +295,12 @@ class LiveFollower:
         self.holder = holder
         self.store = store
         self.last_seq = 0
+        self._congestion: dict[int, float] = {}
 
     async def catch_up(self) -> None:
         """Load every stored state (at start, or after losing events)."""
         await self._load_transit()
+        await self._load_congestion()
         for key in await self.store.scan_keys(f"live:{self.city}:gbfs:*"):
             raw = await self.store.get(key)
             if raw is not None:
@@ -251,6 +320,14 @@ class LiveFollower:
         )
         return True
 
+    async def _load_congestion(self) -> bool:
+        raw = await self.store.get(congestion_state_key(self.city))
+        fused = decode_congestion(raw) if raw is not None else {}
+        updates = {e: fused.get(e, 1.0) for e in self._congestion.keys() | fused.keys()}
+        self.holder.set_multipliers(updates)
+        self._congestion = fused
+        return bool(updates)
+
     async def apply(self, event: Event) -> bool:
         """Apply one event if it concerns this city; True if the overlay changed."""
         self.last_seq = event.seq
@@ -258,6 +335,8 @@ class LiveFollower:
             return False
         if event.type == GTFSRT_UPDATED:
             return await self._load_transit()
+        if event.type == CONGESTION_CHANGED:
+            return await self._load_congestion()
         if event.type != GBFS_UPDATED:
             return False
         raw = await self.store.get(gbfs_state_key(self.city, str(event.payload["system_id"])))

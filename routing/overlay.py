@@ -49,6 +49,20 @@ class SharedVehicle:
 
 
 @dataclass(frozen=True)
+class TransitVehicle:
+    """Where a transit vehicle is (GTFS-RT VehiclePositions), for display only."""
+
+    vehicle_id: str
+    trip_id: str | None
+    route_id: str | None
+    lat: float
+    lon: float
+    bearing: float | None = None
+    stop_id: str | None = None
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True)
 class GeoZone:
     """A geofencing rule (GBFS geofencing_zones) for one system's vehicles.
 
@@ -101,6 +115,7 @@ class LiveOverlay:
     trip_delays: Mapping[str, int] = field(default_factory=dict)  # trip_id → seconds late
     alerts: tuple[LiveAlert, ...] = ()
     skipped_stops: Mapping[str, frozenset[str]] = field(default_factory=dict)  # trip → stops
+    transit_vehicles: tuple[TransitVehicle, ...] = ()
     zones: Mapping[str, tuple[GeoZone, ...]] = field(default_factory=dict)  # per system
     systems: Mapping[str, SharedSystem] = field(default_factory=dict)
     stations: tuple[SharedStation, ...] = ()
@@ -171,12 +186,15 @@ class OverlayHolder:
         trip_delays: Mapping[str, int] | None = None,
         alerts: Iterable[LiveAlert] | None = None,
         skipped_stops: Mapping[str, Iterable[str]] | None = None,
+        transit_vehicles: Iterable[TransitVehicle] | None = None,
     ) -> LiveOverlay:
         """Replace the sets of cancelled trips and closed stops, the trip delays (s), alerts."""
         with self._lock:
             changes: dict[str, object] = {}
             if alerts is not None:
                 changes["alerts"] = tuple(alerts)
+            if transit_vehicles is not None:
+                changes["transit_vehicles"] = tuple(transit_vehicles)
             if skipped_stops is not None:
                 changes["skipped_stops"] = {t: frozenset(s) for t, s in skipped_stops.items()}
             if trip_delays is not None:

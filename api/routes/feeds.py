@@ -21,3 +21,27 @@ async def list_feeds(state: State, base: CityBaseDep) -> dict[str, Any]:
     feeds = await read_health(state.store, base.city.id)
     overlay = state.overlay(base.city.id).current
     return {"city": base.city.id, "overlay_version": overlay.version, "feeds": feeds}
+
+
+@router.get("/vehicles", responses={404: {"model": ErrorOut}})
+async def transit_vehicles(state: State, base: CityBaseDep) -> dict[str, Any]:
+    """Transit vehicle positions from GTFS-Realtime, as GeoJSON points (display only)."""
+    overlay = state.overlay(base.city.id).current
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [v.lon, v.lat]},
+                "properties": {
+                    "vehicle_id": v.vehicle_id,
+                    "trip_id": v.trip_id,
+                    "route_id": v.route_id,
+                    "bearing": v.bearing,
+                    "stop_id": v.stop_id,
+                    "timestamp": v.timestamp,
+                },
+            }
+            for v in overlay.transit_vehicles
+        ],
+    }

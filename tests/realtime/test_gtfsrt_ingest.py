@@ -124,6 +124,11 @@ def _message_bytes(stamp: int, *, no_service_stop: str | None = None) -> bytes:
     feed = gtfs_realtime_pb2.FeedMessage()
     feed.header.gtfs_realtime_version = "2.0"
     feed.header.timestamp = stamp
+    bus = feed.entity.add()
+    bus.id = "veh-1"
+    bus.vehicle.vehicle.id = "bus-42"
+    bus.vehicle.position.latitude = 40.75
+    bus.vehicle.position.longitude = -73.99
     if no_service_stop:
         entity = feed.entity.add()
         entity.id = "alert-1"
@@ -151,6 +156,9 @@ async def test_poller_faults_keep_the_last_good_state(nyc: BaseTimetable, tmp_pa
         assert await poller.poll_once()
         assert holder.current.closed_stops == frozenset({"101N"})
         assert holder.current.alerts[0].header == "Station closed"
+        assert [(v.vehicle_id, v.lat, v.lon) for v in holder.current.transit_vehicles] == [
+            ("bus-42", pytest.approx(40.75), pytest.approx(-73.99))
+        ]
         good = holder.current.version
         for bad, reason in (
             (A_DIVISION.read_bytes()[:777], "GTFS-Realtime"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,29 @@ def test_simulator_documents_validate_against_the_official_gbfs_schemas() -> Non
 def test_a_simulator_source_is_always_labelled_simulated() -> None:
     source = FeedSource(id="sim", simulate=SimulatorConfig(form_factor="bicycle"))
     assert source.simulated is True
+
+
+async def test_vehicle_types_decide_the_form_factor(poa_base: CityBase) -> None:
+    sim = _simulator(clock=time.time)  # a car system, published with vehicle_types, live
+    server = GbfsServer(sim.document).start()
+    store = MemoryStateStore()
+    holder = OverlayHolder(poa_base.streets["drive"])
+    async with httpx.AsyncClient(trust_env=False) as client:
+        # configured without a form factor: the default would say bicycle
+        source = FeedSource(id="cars", url=server.discovery_url)
+        assert source.form_factor == "bicycle"
+        poller = GbfsPoller(
+            source,
+            server.discovery_url,
+            Fetcher(client),
+            LiveWriter("poa", holder, store),
+            HealthBook(store, "poa"),
+        )
+        try:
+            assert await poller.poll_once()
+            assert holder.current.systems["cars"].form_factor == "car"
+            assert {s.form_factor for s in holder.current.stations} == {"car"}
+            assert len(holder.current.vehicles) == 5  # free-floating cars from the feed
+        finally:
+            server.stop()
+            await store.aclose()
