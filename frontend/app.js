@@ -317,7 +317,7 @@ function legChip(leg) {
     const mins = Math.max(1, Math.round((leg.duration_s ?? 0) / 60));
     const how = kind === "walk" ? "walking" : `by ${label.toLowerCase()}`;
     chip.innerHTML = `${modeIcon(leg.mode)}<span class="visually-hidden">${escapeHtml(label)} </span>`
-      + `<span>${mins}</span><span class="visually-hidden"> minutes ${escapeHtml(how)}</span>${sim}`;
+      + `<span>${mins}</span><span class="visually-hidden"> ${mins === 1 ? "minute" : "minutes"} ${escapeHtml(how)}</span>${sim}`;
     chip.title = [label, formatDistance(leg.distance_m), leg.system_id && `· ${leg.system_id}`, leg.simulated && "(simulated)"]
       .filter(Boolean).join(" ");
     return chip;

@@ -515,6 +515,17 @@ def direct_options(ctx: PlanContext, start: dt.datetime) -> list[Itinerary]:
     return itineraries
 
 
+MIN_RENTAL_M = 100.0
+
+
+def _pointless_rental(it: Itinerary) -> bool:
+    """A shared vehicle taken and returned at (almost) the same place: never worth it."""
+    return any(
+        leg.mode in ("bikeshare", "carshare", "scooter") and leg.distance_m < MIN_RENTAL_M
+        for leg in it.legs
+    )
+
+
 def _revisits_a_stop(it: Itinerary) -> bool:
     """True for a trip that comes back through a stop it already left (there and back).
 
@@ -549,7 +560,9 @@ def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
     car trip never hides the transit options, while ten copies of one trip collapse to one.
     """
     kept: list[Itinerary] = []
-    itineraries = [it for it in itineraries if not _revisits_a_stop(it)]
+    itineraries = [
+        it for it in itineraries if not _revisits_a_stop(it) and not _pointless_rental(it)
+    ]
     for it in sorted(
         itineraries,
         key=lambda i: (i.arrival, i.transfers, i.walk_seconds, -i.departure.timestamp()),
