@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import cities, feeds, plan
+from api.routes import cities, feeds, operators, plan
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
 from correspondance.settings import Settings
@@ -111,7 +111,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loaded, default = (bases, next(iter(bases))) if bases else load_bases(settings, city_ids)
-        store = create_store(settings.redis_url)
+        store = create_store(settings.redis_url, prefix=settings.redis_prefix)
         state = AppState(
             settings=settings,
             store=store,
@@ -138,6 +138,7 @@ def create_app(
     app.include_router(cities.router)
     app.include_router(plan.router)
     app.include_router(feeds.router)
+    app.include_router(operators.router)
     frontend = settings.frontend_dir
     if frontend.is_dir():
         app.mount("/static", StaticFiles(directory=frontend), name="static")

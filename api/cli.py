@@ -1,4 +1,4 @@
-"""The ``correspondance`` command line: build, serve, plan, worker.
+"""The ``correspondance`` command line: build, serve, plan, worker, operator.
 
 Bad arguments print a message naming the argument and exit with status 2.
 """
@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
+import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from correspondance.cities import discover_cities, get_city
 from correspondance.errors import CorrespondanceError
 from correspondance.settings import Settings
+
+if TYPE_CHECKING:
+    from crowdsource.operators import OperatorAccounts
 
 log = logging.getLogger("correspondance")
 
@@ -105,7 +111,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     bases, _default = load_bases(settings, [args.city] if args.city else None)
 
     async def run() -> None:
-        store = create_store(settings.redis_url)
+        store = create_store(settings.redis_url, prefix=settings.redis_prefix)
         services = [
             LiveService(
                 base,
@@ -140,6 +146,79 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_serve(args, settings)
 
 
+PASSWORD_ENV = "CORRESPONDANCE_OPERATOR_PASSWORD"
+
+
+def _read_new_password() -> str:
+    """The new operator's password: from the environment, or typed twice at a terminal.
+
+    Never a command-line argument: those show in ``ps`` and shell history.
+    """
+    password = os.environ.get(PASSWORD_ENV)
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        raise CliError(f"password: set {PASSWORD_ENV} or run in a terminal to type it")
+    first = getpass.getpass("Password (at least 12 characters): ")
+    if getpass.getpass("Repeat the password: ") != first:
+        raise CliError("password: the two entries differ")
+    return first
+
+
+def _run_with_accounts(
+    settings: Settings, action: Callable[[OperatorAccounts], Awaitable[None]]
+) -> str:
+    """Run ``action`` on the deployment's operator accounts; return where they live."""
+    from correspondance.store import create_store
+    from crowdsource.operators import open_operator_accounts
+
+    async def run() -> None:
+        async with create_store(settings.redis_url, prefix=settings.redis_prefix) as store:
+            await store.ping()  # an unreachable Redis fails here, clearly, not mid-way
+            await action(open_operator_accounts(store, settings.operators_file))
+
+    asyncio.run(run())
+    # never print the Redis URL: it may carry a password
+    return "Redis (REDIS_URL)" if settings.redis_url else str(settings.operators_file)
+
+
+def cmd_operator_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Create an operator account (Redis with REDIS_URL, else the operators file)."""
+    from crowdsource.operators import check_password, check_username
+
+    check_username(args.username)  # before asking for a password
+    password = _read_new_password()
+    check_password(password)
+    where = _run_with_accounts(settings, lambda accounts: accounts.add(args.username, password))
+    print(f"operator {args.username!r} added to {where}", file=sys.stderr)
+    return 0
+
+
+def cmd_operator_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every operator's username, one per line."""
+    names: list[str] = []
+
+    async def collect(accounts: OperatorAccounts) -> None:
+        names.extend(await accounts.usernames())
+
+    _run_with_accounts(settings, collect)
+    for name in names:
+        print(name)
+    return 0
+
+
+def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``operator`` command: ``add`` and ``list`` operator accounts."""
+    operator = sub.add_parser("operator", help="manage operator accounts")
+    actions = operator.add_subparsers(dest="operator_command", required=True)
+    add = actions.add_parser(
+        "add", help=f"create an operator; the password comes from {PASSWORD_ENV} or a prompt"
+    )
+    add.add_argument("--username", required=True, help="3–32 characters of a-z 0-9 . _ -")
+    add.set_defaults(func=cmd_operator_add)
+    actions.add_parser("list", help="print operator usernames").set_defaults(func=cmd_operator_list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -167,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     from api.plan_cli import add_plan_parser
 
     add_plan_parser(sub)
+    add_operator_parser(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ Every error body is ``{"error": {"code": <stable machine code>, "message": <huma
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +15,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from correspondance.errors import CorrespondanceError, InputError, UnknownCityError
 from correspondance.store import StoreUnavailableError
+from crowdsource.operators import (
+    InvalidCredentialsError,
+    InvalidOperatorError,
+    NotAuthenticatedError,
+    OperatorExistsError,
+    TooManyAttemptsError,
+    UnknownEdgeError,
+)
 from routing.errors import (
     NoServiceError,
     NoStreetNearbyError,
@@ -31,6 +40,12 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (NoServiceError, 422),
     (InputError, 400),
     (StoreUnavailableError, 503),
+    (NotAuthenticatedError, 401),
+    (InvalidCredentialsError, 401),
+    (OperatorExistsError, 409),
+    (InvalidOperatorError, 400),
+    (TooManyAttemptsError, 429),
+    (UnknownEdgeError, 404),
 )
 
 
@@ -39,13 +54,28 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+def error_headers(exc: CorrespondanceError, status: int) -> dict[str, str] | None:
+    """Headers an error response owes the client: how to authenticate, when to retry."""
+    headers = {}
+    if status == 401:  # RFC 9110: a 401 names the scheme that would succeed
+        headers["WWW-Authenticate"] = "Bearer"
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return headers or None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors and unexpected failures to JSON responses."""
 
     @app.exception_handler(CorrespondanceError)
     async def _domain(_: Request, exc: CorrespondanceError) -> JSONResponse:
         status = next((s for kind, s in STATUS_BY_ERROR if isinstance(exc, kind)), 400)
-        return JSONResponse(error_body(exc.code, exc.message), status_code=status)
+        return JSONResponse(
+            error_body(exc.code, exc.message),
+            status_code=status,
+            headers=error_headers(exc, status),
+        )
 
     @app.exception_handler(StoreUnavailableError)
     async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:

@@ -12,27 +12,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from correspondance.errors import InputError
 from correspondance.settings import Settings
-from routing.stop_query import (
-    DEFAULT_MAX_TRANSFER_WALK_M,
-    DEFAULT_WALK_SPEED_M_S,
-    Endpoint,
-    ItineraryOut,
-    StopPoint,
-    StopQuery,
-    TransitNetwork,
-    answer,
-    answer_json,
-    check_endpoint,
-    load_network,
-    parse_depart,
-    parse_lat_lon,
-    parse_modes,
-    read_queries,
-)
+
+if TYPE_CHECKING:
+    from routing.stop_query import Endpoint, ItineraryOut, StopQuery, TransitNetwork
+
+# The routing stack loads only when ``plan`` runs: every other subcommand (and the
+# CLI's start-up) stays fast. Kept equal to routing.stop_query's defaults by a test.
+DEFAULT_WALK_SPEED_M_S = 1.3
+DEFAULT_MAX_TRANSFER_WALK_M = 400.0
 
 
 def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -96,6 +87,8 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _endpoint(point: str | None, stop: str | None, flag: str) -> Endpoint:
+    from routing.stop_query import StopPoint, parse_lat_lon
+
     if stop is not None:
         return StopPoint(stop)
     if point is not None:
@@ -104,6 +97,8 @@ def _endpoint(point: str | None, stop: str | None, flag: str) -> Endpoint:
 
 
 def _single_query(args: argparse.Namespace, network: TransitNetwork | None) -> StopQuery:
+    from routing.stop_query import StopQuery, check_endpoint, parse_depart
+
     origin = _endpoint(args.from_point, args.from_stop, "from")
     destination = _endpoint(args.to_point, args.to_stop, "to")
     if args.depart is None:
@@ -118,6 +113,8 @@ def _single_query(args: argparse.Namespace, network: TransitNetwork | None) -> S
 def _summary(network: TransitNetwork, itineraries: list[ItineraryOut]) -> str:
     if not itineraries:
         return "no itinerary"
+    from routing.stop_query import answer_json
+
     lines = []
     for it in answer_json(network, itineraries)["itineraries"]:
         lines.append(f"{it['departure']} → {it['arrival']}  ({it['transfers']} transfer(s))")
@@ -131,6 +128,8 @@ def _summary(network: TransitNetwork, itineraries: list[ItineraryOut]) -> str:
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from routing.stop_query import answer, answer_json, load_network, parse_modes, read_queries
+
     """Answer one query, or every row of ``--queries``, printing to stdout.
 
     Returns

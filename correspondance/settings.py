@@ -35,3 +35,13 @@ class Settings(BaseSettings):
     replay_speed: float = Field(
         default=60.0, gt=0, le=100_000, description="Speed of recorded GBFS days replayed as live."
     )
+    redis_prefix: str = Field(
+        default="corr:", min_length=1, max_length=64, description="Key namespace on Redis."
+    )
+    operators_file: Path = Field(
+        default=REPO_ROOT / "var" / "operators.json",
+        description="Operator accounts (argon2 hashes) of the embedded deployment, without Redis.",
+    )
+    operator_token_ttl_s: float = Field(
+        default=900.0, gt=0, le=86_400, description="Lifetime of operator bearer tokens."
+    )

@@ -19,10 +19,10 @@ import numpy as np
 
 from correspondance.cities import FeedSource
 from correspondance.store import StateStore
-from crowdsource.decisions import OperatorDecisions
+from crowdsource.decisions import DECISION_EVENTS, StoredDecisions
 from crowdsource.fuser import Fuser
 from crowdsource.fusion import ContributorWeights
-from crowdsource.repository import RAW_TTL_S, ReportRepository
+from crowdsource.repository import RAW_TTL_S, REPORTS_DELETED, ReportRepository
 from realtime.fetch import Fetcher
 from realtime.gbfs_poller import GbfsPoller
 from realtime.gbfs_server import GbfsServer
@@ -105,7 +105,10 @@ class LiveService:
         return True
 
     async def _fuse_reports(self, writer: LiveWriter) -> None:
-        """Fuse crowdsourced reports into drive congestion, once per ``fusion_interval_s``."""
+        """Fuse crowdsourced reports into drive congestion, once per ``fusion_interval_s``,
+        and at once after an operator decision or a contributor's deletion."""
+        given = self.fuser.decisions if self.fuser is not None else None
+        decisions = given if given is not None else StoredDecisions(self.store, self.city)
         if self.fuser is None:
             self.fuser = Fuser(
                 ReportRepository(self.store, self.city, self.report_ttl_s),
@@ -113,15 +116,40 @@ class LiveService:
                 self.holder,
                 writer,
                 self.fusion_k,
-                decisions=OperatorDecisions(self.store, self.city),
+                decisions=decisions,
             )
+        wake = asyncio.Event()
+        listener = asyncio.create_task(self._wake_fusion(decisions, wake))
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self.fuser.fuse_once()
+                except Exception:  # the store may be down: keep the last state, retry
+                    log.warning("fusing reports of %s failed", self.city, exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=self.fusion_interval_s)
+                wake.clear()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _wake_fusion(self, decisions: StoredDecisions, wake: asyncio.Event) -> None:
         while not self._stop.is_set():
             try:
-                await self.fuser.fuse_once()
-            except Exception:  # the store may be down: keep the last state, retry next tick
-                log.warning("fusing reports of %s failed", self.city, exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.fusion_interval_s)
+                async with self.store.subscribe() as events:
+                    async for event in events:
+                        if event.city != self.city:
+                            continue
+                        if event.type in DECISION_EVENTS:
+                            decisions.invalidate()
+                            wake.set()
+                        elif event.type == REPORTS_DELETED:
+                            wake.set()
+            except Exception:  # lost events or store down: decisions reread on rescan anyway
+                log.warning("fusion wake-ups of %s restarting", self.city, exc_info=True)
+                decisions.invalidate()
+                await asyncio.sleep(1.0)
 
     def _poller(self, source: FeedSource, fetcher: Fetcher, writer: LiveWriter) -> GbfsPoller:
         if source.simulate is not None:

@@ -417,3 +417,11 @@ def test_cli_unreadable_feed_exits_2(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert f"{broken}: not a readable GTFS zip" in done.stderr
+
+
+def test_cli_defaults_match_the_engine() -> None:
+    import api.plan_cli as cli
+    import routing.stop_query as engine
+
+    assert cli.DEFAULT_WALK_SPEED_M_S == engine.DEFAULT_WALK_SPEED_M_S
+    assert cli.DEFAULT_MAX_TRANSFER_WALK_M == engine.DEFAULT_MAX_TRANSFER_WALK_M

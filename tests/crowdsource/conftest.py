@@ -1,0 +1,52 @@
+"""Fixtures for crowdsource tests: stores of both backends, a secret, report factories.
+
+Redis tests use the real server (``CORRESPONDANCE_TEST_REDIS_URL``, default
+``redis://127.0.0.1:6379/0``) with a random key prefix, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+from crowdsource_helpers import REDIS_URL
+
+from correspondance.store import StateStore, create_store
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix no other test uses; every key under it is deleted afterwards."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[StateStore]:
+    """A store of each backend (Redis: the real server under a private prefix)."""
+    url = None if request.param == "memory" else REDIS_URL
+    state = create_store(url, prefix=redis_prefix)
+    yield state
+    await state.aclose()
+
+
+@pytest.fixture
+async def redis_store(redis_prefix: str) -> AsyncIterator[StateStore]:
+    """A Redis store only (for what the memory backend cannot show, e.g. a second process)."""
+    state = create_store(REDIS_URL, prefix=redis_prefix)
+    yield state
+    await state.aclose()
