@@ -23,6 +23,7 @@ from feeds.gbfs import (
     parse_geofencing_zones,
     parse_station_information,
     parse_station_status,
+    parse_vehicle_status,
     parse_vehicle_types,
 )
 from realtime.fetch import Fetcher
@@ -89,6 +90,7 @@ class GbfsPoller:
     _info: tuple[StationInfo, ...] = ()
     _last_count: int = 0
     _form_from_feed: str | None = None
+    _vehicles_rejected: int = 0
     interval_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -223,7 +225,7 @@ class GbfsPoller:
         await self.health.success(
             self.source.id,
             records=len(stations) + len(vehicles),
-            rejected=status.rejected,
+            rejected=status.rejected + self._vehicles_rejected,
             last_updated=float(status.last_updated),
             ttl_s=float(status.ttl),
             stale=age > 3 * float(status.ttl or 0) + 60,  # late, but still usable
@@ -257,28 +259,24 @@ class GbfsPoller:
         doc = await self._json(name)
         if doc is None:
             return [v for v in self.writer.holder.current.vehicles if v.system_id == self.source.id]
-        data = doc.get("data")
-        items: object = []
-        if isinstance(data, dict):
-            items = data.get("vehicles", data.get("bikes", [])) or []
-        out = []
-        for item in items if isinstance(items, list) else []:
-            try:
-                if item.get("is_reserved") or item.get("is_disabled"):
-                    continue
-                out.append(
-                    SharedVehicle(
-                        system_id=self.source.id,
-                        vehicle_id=str(item.get("vehicle_id", item.get("bike_id"))),
-                        lat=float(item["lat"]),
-                        lon=float(item["lon"]),
-                        form_factor=form,
-                        simulated=self.source.simulated,
-                    )
-                )
-            except (KeyError, TypeError, ValueError):
-                continue  # a broken vehicle record is dropped, not fatal
-        return out
+        parsed = parse_vehicle_status(doc)  # schema-checked; bad records dropped, counted
+        self._vehicles_rejected = parsed.rejected
+        return [
+            SharedVehicle(
+                system_id=self.source.id,
+                vehicle_id=v.vehicle_id,
+                lat=v.lat,
+                lon=v.lon,
+                form_factor=form,
+                simulated=self.source.simulated,
+            )
+            for v in parsed.records
+            if v.lat is not None
+            and v.lon is not None
+            and v.station_id is None
+            and not v.is_reserved
+            and not v.is_disabled
+        ]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set, every ``ttl`` seconds (clamped), backing off on faults."""

@@ -220,3 +220,45 @@ async def test_geofencing_zones_reach_the_overlay(rig: dict[str, Any]) -> None:
     assert zones[0].ride_end_allowed is False
     assert zones[0].ride_through_allowed is False
     assert zones[0].polygons[0][0][0] == (-51.20, -30.04)
+
+
+async def test_free_floating_vehicles_are_schema_checked(rig: dict[str, Any]) -> None:
+    now = int(time.time())
+    docs = gbfs_docs(rig["server"].base_url, now=now)
+    docs["gbfs"]["data"]["en"]["feeds"].append(
+        {"name": "free_bike_status", "url": f"{rig['server'].base_url}/free_bike_status.json"}
+    )
+    rig["server"].set("gbfs", docs["gbfs"])
+    bikes = [
+        {
+            "bike_id": "ok-1",
+            "lat": -30.031,
+            "lon": -51.21,
+            "is_reserved": False,
+            "is_disabled": False,
+            "last_reported": now,
+        },
+        {
+            "bike_id": "bad-1",
+            "lat": "north",
+            "lon": -51.21,
+            "is_reserved": False,
+            "is_disabled": False,
+            "last_reported": now,
+        },
+        {
+            "bike_id": "busy-1",
+            "lat": -30.032,
+            "lon": -51.21,
+            "is_reserved": True,
+            "is_disabled": False,
+            "last_reported": now,
+        },
+    ]
+    rig["server"].set(
+        "free_bike_status",
+        {"last_updated": now, "ttl": 10, "version": "2.3", "data": {"bikes": bikes}},
+    )
+    assert await rig["poller"].poll_once()
+    assert [v.vehicle_id for v in rig["holder"].current.vehicles] == ["ok-1"]
+    assert rig["health"].feeds["test-bikes"].records_rejected == 1
