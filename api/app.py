@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import cities, feeds, operators, plan
+from api.routes import cities, feeds, operators, plan, reports
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
 from correspondance.settings import Settings
@@ -65,7 +65,14 @@ async def start_live(state: AppState) -> LiveTasks:
     for city_id, base in state.bases.items():
         holder = state.overlay(city_id)
         if settings.role in ("all", "worker"):
-            service = LiveService(base, holder, state.store, replay_speed=settings.replay_speed)
+            service = LiveService(
+                base,
+                holder,
+                state.store,
+                replay_speed=settings.replay_speed,
+                fusion_k=settings.fusion_k,
+                report_ttl_s=settings.report_ttl_s,
+            )
             if await service.start():
                 live.services.append(service)
                 continue
@@ -120,6 +127,7 @@ def create_app(
             default_city=default,
         )
         app.state.correspondance = state
+        await reports.start_reports(app, state)
         live = await start_live(state)
         try:
             yield
@@ -139,6 +147,7 @@ def create_app(
     app.include_router(plan.router)
     app.include_router(feeds.router)
     app.include_router(operators.router)
+    app.include_router(reports.router)
     frontend = settings.frontend_dir
     if frontend.is_dir():
         app.mount("/static", StaticFiles(directory=frontend), name="static")

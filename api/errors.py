@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from correspondance.errors import CorrespondanceError, InputError, UnknownCityError
 from correspondance.store import StoreUnavailableError
+from crowdsource.errors import RateLimitedError, ReportRejectedError
 from crowdsource.operators import (
     InvalidCredentialsError,
     InvalidOperatorError,
@@ -32,6 +33,11 @@ from routing.errors import (
 
 log = logging.getLogger("correspondance.api")
 
+
+class ReportTooLargeError(ReportRejectedError):
+    """A request body larger than any report or batch may be (HTTP 413)."""
+
+
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (UnknownCityError, 404),
     (UnknownStopError, 404),
@@ -46,7 +52,21 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (InvalidOperatorError, 400),
     (TooManyAttemptsError, 429),
     (UnknownEdgeError, 404),
+    (ReportTooLargeError, 413),
+    (RateLimitedError, 429),
+    (ReportRejectedError, 422),  # invalid_report is 400: see REPORT_STATUS_BY_CODE
 )
+REPORT_STATUS_BY_CODE = {"invalid_report": 400}
+"""A malformed report is the client's syntax error (400); a well-formed one refused for
+where, when or how it was sent (outside_city, report_too_old, implausible_sequence, ...) is
+422, like the routing errors for places outside the city."""
+
+
+def status_of(exc: CorrespondanceError) -> int:
+    """The HTTP status of a domain error."""
+    if isinstance(exc, ReportRejectedError) and not isinstance(exc, ReportTooLargeError):
+        return REPORT_STATUS_BY_CODE.get(exc.code, 422)
+    return next((s for kind, s in STATUS_BY_ERROR if isinstance(exc, kind)), 400)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -70,7 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CorrespondanceError)
     async def _domain(_: Request, exc: CorrespondanceError) -> JSONResponse:
-        status = next((s for kind, s in STATUS_BY_ERROR if isinstance(exc, kind)), 400)
+        status = status_of(exc)
         return JSONResponse(
             error_body(exc.code, exc.message),
             status_code=status,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,4 +44,35 @@ class Settings(BaseSettings):
     )
     operator_token_ttl_s: float = Field(
         default=900.0, gt=0, le=86_400, description="Lifetime of operator bearer tokens."
+    )
+    # -- crowdsourced reports (issue 5) ---------------------------------------------------
+    contributor_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key of the HMAC that turns contributor tokens and client addresses into the only "
+            "form kept. Unset: a random secret is generated at first start and kept in the "
+            "store (Redis key 'cs:secret') or in 'secret_file' (embedded), so hashes stay "
+            "stable across restarts. Set it in production and keep it out of the store's "
+            "backups. Never logged."
+        ),
+    )
+    secret_file: Path = Field(
+        default=REPO_ROOT / "var" / "secret",
+        description="Where the embedded deployment keeps its generated contributor secret.",
+    )
+    report_ttl_s: float = Field(
+        default=86_400.0, gt=0, le=30 * 86_400, description="How long raw reports are kept."
+    )
+    report_max_age_s: float = Field(
+        default=3_600.0, gt=0, le=86_400, description="Oldest observation a report may carry."
+    )
+    fusion_k: int = Field(
+        default=2, ge=1, le=100, description="Distinct contributors (and networks) to corroborate."
+    )
+    report_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Overrides of crowdsource.abuse.AbuseLimits by field name, as JSON "
+            '(e.g. {"address_per_minute": 100000} for a load test from one address).'
+        ),
     )

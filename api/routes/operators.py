@@ -7,14 +7,18 @@ multipliers is the fusion engine's job, not this module's.
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Annotated, Literal
 
+import numpy as np
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import OperatorAccountsDep, OperatorDep, bearer_token
 from api.deps import CityBaseDep, State
 from api.schemas import ErrorOut
+from crowdsource.decisions import load_decisions
 from crowdsource.operators import (
     DEFAULT_DECISION_TTL_S,
     DEFAULT_INCIDENT_TTL_S,
@@ -24,7 +28,9 @@ from crowdsource.operators import (
     MIN_DECISION_TTL_S,
     OperatorDecisions,
 )
+from crowdsource.repository import ReportRepository
 
+FUSION_WINDOW_S = 900.0  # crowdsource.fuser.Fuser's default window
 router = APIRouter(prefix="/api/v1/operators", tags=["operators"])
 
 UNAUTHORIZED: dict[int | str, dict[str, object]] = {401: {"model": ErrorOut}}
@@ -210,3 +216,70 @@ async def dismiss_edge(
         base, edge_id, operator=operator, expires_in_s=options.expires_in_s
     )
     return EdgeDecisionOut.model_validate(decision, from_attributes=True)
+
+
+class CongestedEdgeOut(BaseModel):
+    """One congested drive edge, as an aggregate (never a report, a token or a position)."""
+
+    edge: int
+    way_id: int
+    multiplier: float | None = Field(description="Travel-time factor; null when closed.")
+    closed: bool
+    contributors: int | None = Field(
+        description="Distinct contributors behind it in the fusion window (at least k); "
+        "null where only an operator decision stands behind it."
+    )
+    operator_decision: Literal["confirmed", "declared"] | None
+
+
+class CongestionOut(BaseModel):
+    """The live congestion of a city as operators see it."""
+
+    city: str
+    k: int = Field(description="Distinct contributors needed before an edge is shown.")
+    window_s: int
+    edges: list[CongestedEdgeOut]
+
+
+@router.get("/congestion", response_model=CongestionOut, responses=UNAUTHORIZED)
+async def congestion(operator: OperatorDep, state: State, base: CityBaseDep) -> CongestionOut:
+    """Edges whose live multiplier is not 1, with how many distinct contributors stand
+    behind each. k-anonymity: an edge appears only if at least ``k`` distinct contributors
+    reported it in the fusion window, or an operator confirmed or declared it (then without
+    a contributor count). Report ids, tokens, hashes and positions are never shown."""
+    city = base.city.id
+    k = state.settings.fusion_k
+    now = time.time()
+    multipliers = state.overlay(city).current.drive_multiplier
+    moved = np.flatnonzero(multipliers != 1.0)
+    repository = ReportRepository(state.store, city, state.settings.report_ttl_s)
+    behind: dict[int, set[str]] = {}
+    for report in await repository.recent(FUSION_WINDOW_S, now):
+        for edge in report.edge_ids:
+            behind.setdefault(edge, set()).add(report.contributor)
+    decisions = await load_decisions(state.store, city, now)
+    way_ids = base.streets["drive"].way_id
+    edges = []
+    for edge in (int(e) for e in moved):
+        n = len(behind.get(edge, ()))
+        decision: Literal["confirmed", "declared"] | None = (
+            "declared"
+            if edge in decisions.declarations
+            else "confirmed"
+            if edge in decisions.confirmations
+            else None
+        )
+        if n < k and decision is None:
+            continue  # fewer than k voices: not shown, whatever moved it
+        value = float(multipliers[edge])
+        edges.append(
+            CongestedEdgeOut(
+                edge=edge,
+                way_id=int(way_ids[edge]),
+                multiplier=None if math.isinf(value) else round(value, 3),
+                closed=math.isinf(value),
+                contributors=n if n >= k else None,
+                operator_decision=decision,
+            )
+        )
+    return CongestionOut(city=city, k=k, window_s=int(FUSION_WINDOW_S), edges=edges)
