@@ -14,6 +14,7 @@ it becomes part of a key, and every counter expires with its window.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 
@@ -138,16 +139,22 @@ class AbuseGuard:
         limits = self.limits
         network = address_key(client_address, self.secret)
         # per network first: a flood of fresh tokens from one place stops here
-        await self._count(f"cs:addr:60:{network}", 60, limits.address_per_minute, "network")
-        await self._count(f"cs:addr:3600:{network}", 3600, limits.address_per_hour, "network")
-        await self._count(f"cs:tok:60:{contributor}", 60, limits.token_per_minute, "token")
-        await self._count(f"cs:tok:3600:{contributor}", 3600, limits.token_per_hour, "token")
+        # the per-network counters first, on their own: a flood of fresh tokens from one
+        # place stops there before touching any per-token state
+        await asyncio.gather(
+            self._count(f"cs:addr:60:{network}", 60, limits.address_per_minute, "network"),
+            self._count(f"cs:addr:3600:{network}", 3600, limits.address_per_hour, "network"),
+        )
         cy, cx = self._cell(report.lat, report.lon)
-        await self._count(
-            f"cs:{self.city}:area:{contributor}:{cy}:{cx}",
-            limits.area_window_s,
-            limits.token_per_area,
-            "token in this area",
+        await asyncio.gather(
+            self._count(f"cs:tok:60:{contributor}", 60, limits.token_per_minute, "token"),
+            self._count(f"cs:tok:3600:{contributor}", 3600, limits.token_per_hour, "token"),
+            self._count(
+                f"cs:{self.city}:area:{contributor}:{cy}:{cx}",
+                limits.area_window_s,
+                limits.token_per_area,
+                "token in this area",
+            ),
         )
         await self._check_sequence(contributor, report)
 

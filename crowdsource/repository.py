@@ -18,6 +18,7 @@ Keys (city ``c``; every id below is random or a keyed hash, never a token or an 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
@@ -115,16 +116,22 @@ class ReportRepository:
         previous = await self.store.get(dedup_key)
         if previous is not None and abs(float(previous) - report.observed_at) < DUPLICATE_WINDOW_S:
             return False
-        await self.store.set(self.report_key(report.report_id), report.to_json(), self.raw_ttl_s)
         by = self.contributor_key(report.contributor)
-        await self.store.sadd(by, report.report_id)
-        await self.store.expire(by, self.raw_ttl_s)
         bucket = self._bucket(report.received_at)
         pending = self._pending_key(bucket)
-        await self.store.hset(pending, {report.report_id: report.to_json(with_origin=True)})
+        # independent writes go out together (one round trip of latency, not five); all of
+        # them have completed, or this raises, before the report is acknowledged
+        await asyncio.gather(
+            self.store.set(self.report_key(report.report_id), report.to_json(), self.raw_ttl_s),
+            self.store.sadd(by, report.report_id),
+            self.store.hset(pending, {report.report_id: report.to_json(with_origin=True)}),
+        )
         # the bucket expires keep_s after it opened, whatever was added to it later
         expires_in = bucket * self.bucket_s + self.keep_s - time.time()
-        await self.store.expire(pending, max(expires_in, 0.001))
+        await asyncio.gather(
+            self.store.expire(by, self.raw_ttl_s),
+            self.store.expire(pending, max(expires_in, 0.001)),
+        )
         # written last: a report whose storing failed half-way is not "duplicate" on retry
         await self.store.set(dedup_key, repr(report.observed_at).encode(), 2 * DUPLICATE_WINDOW_S)
         return True
