@@ -30,7 +30,7 @@ from routing.modes import (
     shared_direct,
 )
 from routing.overlay import LiveOverlay
-from routing.raptor import FootLeg, RideLeg, TransitJourney, run_raptor
+from routing.raptor import FootLeg, RideLeg, TransitJourney, run_mc_raptor, run_raptor
 from routing.streets import Snap
 from routing.timetable import BaseTimetable, DayTimetable
 
@@ -265,11 +265,14 @@ def transit_search(
     depart_s: int,
     day: DayTimetable,
     walk_budget_s: float = np.inf,
+    multi_criteria: bool = False,
 ) -> list[TransitJourney]:
     """Stage 3: RAPTOR from the stops an access option reaches to the egress stops.
 
     ``walk_budget_s`` caps the walk at each end (walk access only), which is how the
-    pipeline finds the options that trade a later arrival for less walking.
+    pipeline finds the options that trade a later arrival for less walking. With
+    ``multi_criteria`` and pure-walk access, McRAPTOR gives instead the exact Pareto set
+    over (arrival, rides, walking: access, footpaths and egress) in one search.
     """
     closed = _closed_mask(ctx)
     reach = access.stop_cost
@@ -278,13 +281,30 @@ def transit_search(
     in_budget = reach <= walk_budget_s if access.label == "walk" else np.ones(len(reach), bool)
     usable_in = np.isfinite(reach) & open_stop & in_budget
     usable_out = np.isfinite(out) & open_stop & (out <= walk_budget_s)
-    sources = {int(s): depart_s + int(np.ceil(reach[s])) for s in np.flatnonzero(usable_in)}
+    access_s = {int(s): int(np.ceil(reach[s])) for s in np.flatnonzero(usable_in)}
+    sources = {s: depart_s + secs for s, secs in access_s.items()}
     targets = {int(s): int(np.ceil(out[s])) for s in np.flatnonzero(usable_out)}
+    tt = ctx.base.timetable
+    footpaths = ctx.base.footpaths(ctx.request.walk_speed_m_s)
+    if multi_criteria and access.label == "walk":
+        return run_mc_raptor(
+            day,
+            tt.n_stops,
+            footpaths,
+            tt.min_transfer_s,
+            sources,
+            targets,
+            source_walk=access_s,
+            target_walk=targets,  # the egress is walking
+            max_rides=ctx.request.max_rides,
+            trip_ok=_trip_mask(ctx, day),
+            closed_stops=closed,
+        )
     return run_raptor(
         day,
-        ctx.base.timetable.n_stops,
-        ctx.base.footpaths(ctx.request.walk_speed_m_s),
-        ctx.base.timetable.min_transfer_s,
+        tt.n_stops,
+        footpaths,
+        tt.min_transfer_s,
         sources,
         targets,
         ctx.request.max_rides,
@@ -608,9 +628,16 @@ def solve(
         depart_s = int(ctx.request.depart.timestamp()) - day.origin_unix
         egress = egress_walk(ctx.modes)
         for access in accesses:
-            for budget in _walk_budgets(ctx, access):
-                for journey in transit_search(ctx, access, egress, depart_s, day, budget):
-                    options.append(assemble_transit(ctx, access, egress, journey, day))
+            if EXACT_WALK_PARETO and access.label == "walk":
+                found = transit_search(ctx, access, egress, depart_s, day, multi_criteria=True)
+            else:
+                found = [
+                    journey
+                    for budget in _walk_budgets(ctx, access)
+                    for journey in transit_search(ctx, access, egress, depart_s, day, budget)
+                ]
+            for journey in found:
+                options.append(assemble_transit(ctx, access, egress, journey, day))
         options += _next_departures(ctx, accesses[0], egress, depart_s, day, options)
     return rank(options)
 
@@ -640,10 +667,16 @@ def live_day(ctx: PlanContext, date: dt.date) -> DayTimetable:
 
 
 WALK_BUDGETS_S = (600.0, 300.0)
+# Pure-walk access uses McRAPTOR (the exact Pareto set over arrival, rides and walking)
+# instead of the walk-budget re-runs below. It costs door-to-door latency (Porto Alegre
+# walk+bikeshare+transit p50 ~47 ms against the 50 ms target of benchmarks.bench_routing,
+# ~38 ms with the budgets): False restores the budget approximation.
+EXACT_WALK_PARETO = True
 
 
 def _walk_budgets(ctx: PlanContext, access: AccessOption) -> list[float]:
-    """The unbounded search, plus tighter walking caps for pure-walk access.
+    """The unbounded search, plus tighter walking caps for pure-walk access (the
+    approximation used when ``EXACT_WALK_PARETO`` is off).
 
     RAPTOR's rounds give the Pareto set over (arrival, rides); re-running with the walk at
     each end capped at 10 and 5 minutes adds the options that walk less for a later arrival.

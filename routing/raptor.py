@@ -14,7 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from routing.kernels import raptor_rounds
+from routing.kernels import (
+    L_APOS,
+    L_BPOS,
+    L_KIND,
+    L_PARENT,
+    L_PAT,
+    L_STOP,
+    L_TRIP,
+    mc_raptor_rounds,
+    raptor_rounds,
+)
 from routing.timetable import DayTimetable
 
 INF_T = np.int64(2**62)
@@ -47,6 +57,7 @@ class TransitJourney:
     egress_stop: int
     arrival: int  # at the destination, egress included
     legs: tuple[RideLeg | FootLeg, ...]
+    walk_s: int = 0  # access + footpaths + egress walking (McRAPTOR only; 0 from run_raptor)
 
 
 @dataclass(frozen=True)
@@ -171,6 +182,138 @@ def run_raptor(
                 egress_stop=int(dest_stop[k]),
                 arrival=int(dest_arr[k]),
                 legs=tuple(legs),
+            )
+        )
+    return journeys
+
+
+MC_BAG_CAPACITY = 16
+
+
+@dataclass(frozen=True)
+class McStats:
+    """What the last :func:`run_mc_raptor` call saw (labels created, bag overflows)."""
+
+    labels: int
+    overflows: int
+
+
+LAST_MC_STATS = [McStats(0, 0)]
+
+
+def run_mc_raptor(
+    day: DayTimetable,
+    n_stops: int,
+    footpaths: Footpaths,
+    min_transfer_s: NDArray[np.int64],
+    sources: dict[int, int],
+    targets: dict[int, int],
+    source_walk: dict[int, int] | None = None,
+    target_walk: dict[int, int] | None = None,
+    max_rides: int = 6,
+    trip_ok: NDArray[np.bool_] | None = None,
+    closed_stops: NDArray[np.bool_] | None = None,
+    bag_capacity: int = MC_BAG_CAPACITY,
+) -> list[TransitJourney]:
+    """McRAPTOR: the exact Pareto set over (arrival, rides, walking seconds).
+
+    Same rules and parameters as :func:`run_raptor`, plus the walking at each end:
+    ``source_walk`` (stop → seconds walked to reach it, default 0) and ``target_walk``
+    (stop → seconds walked from it to the destination, default 0). Walking is that access
+    and egress plus every footpath between rides. Each stop keeps at most
+    ``bag_capacity`` labels per kind; on overflow the earliest arrivals are kept and the
+    loss is counted in ``LAST_MC_STATS[0].overflows``.
+
+    Returns
+    -------
+    list of TransitJourney
+        One per Pareto-optimal (arrival, rides, walk_s), by rides then arrival.
+    """
+    if not sources or not targets:
+        LAST_MC_STATS[0] = McStats(0, 0)
+        return []
+    src = np.array(list(sources), np.int64)
+    src_t = np.array(list(sources.values()), np.int64)
+    sw = source_walk or {}
+    src_w = np.array([sw.get(s, 0) for s in sources], np.int64)
+    tgt = np.array(list(targets), np.int64)
+    tgt_c = np.array(list(targets.values()), np.int64)
+    tw = target_walk or {}
+    tgt_w = np.array([tw.get(s, 0) for s in targets], np.int64)
+    ok = np.ones(day.n_trips, np.bool_) if trip_ok is None else trip_ok
+    pick, drop = day.pat_pick, day.pat_drop
+    if closed_stops is not None and closed_stops.any():
+        open_at = ~closed_stops[day.pat_stops]
+        pick, drop = pick & open_at, drop & open_at
+    pool, n_pool, dest, n_dest, overflows = mc_raptor_rounds(
+        n_stops,
+        max_rides,
+        src,
+        src_t,
+        src_w,
+        day.pat_stop_off,
+        day.pat_stops,
+        pick,
+        drop,
+        day.pat_trip_off,
+        day.pat_time_off,
+        day.dep,
+        day.arr,
+        day.stop_pat_off,
+        day.stop_pat,
+        day.stop_pat_pos,
+        footpaths.offset,
+        footpaths.to,
+        footpaths.duration,
+        min_transfer_s,
+        tgt,
+        tgt_c,
+        tgt_w,
+        ok,
+        bag_capacity,
+    )
+    LAST_MC_STATS[0] = McStats(int(n_pool), int(overflows))
+    # first row of every distinct (rides, arrival, walk), then only the non-dominated ones
+    rows: dict[tuple[int, int, int], int] = {}
+    for i in range(int(n_dest)):
+        rows.setdefault((int(dest[i, 0]), int(dest[i, 1]), int(dest[i, 2])), i)
+    found = sorted(rows)
+    journeys: list[TransitJourney] = []
+    for rides, arrival, walk in found:
+        if any(
+            r <= rides and a <= arrival and w <= walk and (r, a, w) != (rides, arrival, walk)
+            for r, a, w in found
+        ):
+            continue
+        row = dest[rows[(rides, arrival, walk)]]
+        lab = int(row[3])
+        legs: list[RideLeg | FootLeg] = []
+        while True:
+            label = pool[lab]
+            parent = int(label[L_PARENT])
+            if label[L_KIND] == 1:
+                legs.append(
+                    RideLeg(
+                        int(label[L_PAT]),
+                        int(label[L_TRIP]),
+                        int(label[L_BPOS]),
+                        int(label[L_APOS]),
+                    )
+                )
+            elif parent >= 0:
+                legs.append(FootLeg(int(pool[parent, L_STOP]), int(label[L_STOP])))
+            else:
+                break
+            lab = parent
+        legs.reverse()
+        journeys.append(
+            TransitJourney(
+                rides=rides,
+                access_stop=int(pool[lab, L_STOP]),
+                egress_stop=int(row[4]),
+                arrival=arrival,
+                legs=tuple(legs),
+                walk_s=walk,
             )
         )
     return journeys
