@@ -30,7 +30,7 @@ class Attachment:
     head: NDArray[np.int64]
     fraction: NDArray[np.float64]
     offset_m: NDArray[np.float64]
-    edge_len_m: NDArray[np.float64]
+    edge: NDArray[np.int64]  # the tail → head edge whose weight prices the partial edge
 
     @property
     def size(self) -> int:
@@ -47,7 +47,7 @@ def attach(
     head = np.full(n, -1, np.int64)
     fraction = np.zeros(n)
     offset = np.zeros(n)
-    length = np.zeros(n)
+    edge = np.zeros(n, np.int64)
     for i in range(n):
         try:
             snap = net.snap(float(lat[i]), float(lon[i]), max_m)
@@ -55,8 +55,11 @@ def attach(
             continue
         e = snap.edge
         tail[i], head[i] = net.tail[e], net.head[e]
-        fraction[i], offset[i], length[i] = snap.fraction, snap.distance_m, net.length_m[e]
-    return Attachment(tail, head, fraction, offset, length)
+        fraction[i], offset[i] = snap.fraction, snap.distance_m
+        # the first tail → head edge of the CSR row (parallel edges: the same one every time)
+        row = net.head[net.indptr[tail[i]] : net.indptr[tail[i] + 1]]
+        edge[i] = net.indptr[tail[i]] + int(np.flatnonzero(row == head[i])[0])
+    return Attachment(tail, head, fraction, offset, edge)
 
 
 @dataclass
@@ -113,10 +116,11 @@ def launch(
     """
     best: dict[int, tuple[float, int]] = {}
     ok = np.flatnonzero(np.isfinite(point_cost) & (att.tail >= 0))
+    edge_t = weight[att.edge]
     for p in ok:
         base = float(point_cost[p]) + att.offset_m[p] / speed_m_s
         for node, part in ((att.tail[p], att.fraction[p]), (att.head[p], 1 - att.fraction[p])):
-            cost = base + part * _edge_time(net, weight, att, int(p))
+            cost = base + part * float(edge_t[p])
             if cost < best.get(int(node), (np.inf, -1))[0]:
                 best[int(node)] = (cost, int(p))
     nodes = np.fromiter(best.keys(), np.int64, len(best))
@@ -141,20 +145,6 @@ def launch(
     )
 
 
-def _edge_time(net: StreetNetwork, weight: NDArray[np.float64], att: Attachment, p: int) -> float:
-    """Time to traverse the whole edge point ``p`` lies on, at the search's weights."""
-    lo, hi = net.indptr[att.tail[p]], net.indptr[att.tail[p] + 1]
-    for e in range(lo, hi):
-        if net.head[e] == att.head[p]:
-            return float(weight[e])
-    # the reverse direction only (one-way street): use it
-    lo, hi = net.indptr[att.head[p]], net.indptr[att.head[p] + 1]
-    for e in range(lo, hi):
-        if net.head[e] == att.tail[p]:
-            return float(weight[e])
-    return float("inf")
-
-
 def reach(
     search: Search, att: Attachment, speed_m_s: float
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -166,15 +156,16 @@ def reach(
     cost = np.full(n, np.inf)
     via = np.full(n, -1, np.int64)
     ok = np.flatnonzero(att.tail >= 0)
-    for p in ok:
-        edge_t = _edge_time(search.net, search.weight, att, int(p))
-        a = search.dist[att.tail[p]] + att.fraction[p] * edge_t
-        b = search.dist[att.head[p]] + (1 - att.fraction[p]) * edge_t
-        best, node = (a, att.tail[p]) if a <= b else (b, att.head[p])
-        total = best + att.offset_m[p] / speed_m_s
-        if np.isfinite(total) and total - search.start_cost[node] <= search.limit:
-            cost[p] = total
-            via[p] = node
+    tail, head, frac = att.tail[ok], att.head[ok], att.fraction[ok]
+    edge_t = search.weight[att.edge[ok]]
+    a = search.dist[tail] + frac * edge_t
+    b = search.dist[head] + (1 - frac) * edge_t
+    node = np.where(a <= b, tail, head)
+    total = np.minimum(a, b) + att.offset_m[ok] / speed_m_s
+    with np.errstate(invalid="ignore"):  # inf − inf where neither end was reached
+        fine = np.isfinite(total) & (total - search.start_cost[node] <= search.limit)
+    cost[ok[fine]] = total[fine]
+    via[ok[fine]] = node[fine]
     return cost, via
 
 
