@@ -34,27 +34,17 @@ class TransitState:
     implausible: int = 0
 
 
-def _scheduled_at(tt: BaseTimetable, trip: int, stop_id: str | None, seq: int | None) -> int | None:
+def _scheduled_at(tt: BaseTimetable, trip: int, stop_id: str | None) -> int | None:
     """Scheduled arrival (s from the service day origin) of a trip at a stop."""
+    index = tt.find_stop_index(stop_id) if stop_id is not None else None
+    if index is None:
+        return None
     p = int(tt.trip_pattern[trip])
     stops = tt.pat_stops[tt.pat_stop_off[p] : tt.pat_stop_off[p + 1]]
-    lo = int(tt.trip_time_off[trip])
-    if stop_id is not None:
-        index = tt.stop_index(stop_id) if stop_id in _ids(tt) else None
-        where = np.flatnonzero(stops == index) if index is not None else np.zeros(0, int)
-        if len(where):
-            return int(tt.trip_arr[lo + int(where[0])])
-    return None
-
-
-_ID_CACHE: dict[int, frozenset[str]] = {}
-
-
-def _ids(tt: BaseTimetable) -> frozenset[str]:
-    key = id(tt)
-    if key not in _ID_CACHE:
-        _ID_CACHE[key] = frozenset(str(s) for s in tt.stop_ids)
-    return _ID_CACHE[key]
+    where = np.flatnonzero(stops == index)
+    if not len(where):
+        return None
+    return int(tt.trip_arr[int(tt.trip_time_off[trip]) + int(where[0])])
 
 
 def _first_delay(
@@ -70,7 +60,7 @@ def _first_delay(
             if event.delay is not None:
                 return int(event.delay)
             if event.time is not None:
-                scheduled = _scheduled_at(tt, trip, update.stop_id, update.stop_sequence)
+                scheduled = _scheduled_at(tt, trip, update.stop_id)
                 if scheduled is not None:
                     return int(event.time) - (origin + scheduled)
     return None

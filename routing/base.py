@@ -24,7 +24,7 @@ from routing.errors import BuildError, NoStreetNearbyError
 from routing.kernels import bounded_many_to_many
 from routing.raptor import Footpaths
 from routing.streets import StreetNetwork, compile_street_graph
-from routing.timetable import BaseTimetable, build_base_timetable, crow_footpaths
+from routing.timetable import BaseTimetable, build_base_timetable
 
 BUILD_VERSION = "6"  # bump when the cached layout or build logic changes
 STOP_SNAP_M = 300.0
@@ -224,13 +224,6 @@ def build_city(
         build_seconds=time.perf_counter() - started,
         warnings=tuple(warnings),
     )
-
-
-def crow_base_footpaths(
-    timetable: BaseTimetable, max_m: float
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Footpaths as the crow flies (used when no OSM extract is given)."""
-    return crow_footpaths(timetable, max_m)
 
 
 def cache_path(cache_dir: Path, city: CityConfig) -> Path:

@@ -35,7 +35,6 @@ from routing.plan import (
     PlanRequest,
     _chain_places,
     _ride_leg,
-    access_options,
     base_overlay,
     direct_options,
     live_day,
@@ -331,5 +330,4 @@ def _replan_aboard(
         legs = prefix(best_stop)
         legs += segments_to_legs(ctx, egress.describe(best_stop), legs[-1].arrival, reverse=True)
         stay.append(Itinerary(legs=_chain_places(legs), transfers=0))
-    _ = access_options  # the aboard state replaces the first stage entirely
     return solve(ctx, [aboard], stay)

@@ -64,6 +64,10 @@ class BaseTimetable:
         """Number of stops."""
         return len(self.stop_ids)
 
+    def find_stop_index(self, stop_id: str) -> int | None:
+        """Index of a stop_id, or None if the timetable has no such stop."""
+        return _stop_lookup(self).get(stop_id)
+
     def stop_index(self, stop_id: str) -> int:
         """Index of a stop_id.
 
