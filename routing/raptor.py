@@ -69,6 +69,23 @@ class Footpaths:
     duration: NDArray[np.int64]
 
 
+def _live_service(
+    day: DayTimetable,
+    trip_ok: NDArray[np.bool_] | None,
+    closed_stops: NDArray[np.bool_] | None,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+    """(boardable trips, pickup flags, drop-off flags) under live cancellations and closures.
+
+    A closed stop is served by nobody: no boarding, no alighting (copy-on-write).
+    """
+    ok = np.ones(day.n_trips, np.bool_) if trip_ok is None else trip_ok
+    pick, drop = day.pat_pick, day.pat_drop
+    if closed_stops is not None and closed_stops.any():
+        open_at = ~closed_stops[day.pat_stops]
+        pick, drop = pick & open_at, drop & open_at
+    return ok, pick, drop
+
+
 def run_raptor(
     day: DayTimetable,
     n_stops: int,
@@ -106,12 +123,7 @@ def run_raptor(
     src_t = np.array(list(sources.values()), np.int64)
     tgt = np.array(list(targets), np.int64)
     tgt_c = np.array(list(targets.values()), np.int64)
-    ok = np.ones(day.n_trips, np.bool_) if trip_ok is None else trip_ok
-    pick, drop = day.pat_pick, day.pat_drop
-    if closed_stops is not None and closed_stops.any():
-        # a closed stop is served by nobody: no boarding, no alighting (copy-on-write)
-        open_at = ~closed_stops[day.pat_stops]
-        pick, drop = pick & open_at, drop & open_at
+    ok, pick, drop = _live_service(day, trip_ok, closed_stops)
     (
         dest_arr,
         dest_stop,
@@ -240,11 +252,7 @@ def run_mc_raptor(
     tgt_c = np.array(list(targets.values()), np.int64)
     tw = target_walk or {}
     tgt_w = np.array([tw.get(s, 0) for s in targets], np.int64)
-    ok = np.ones(day.n_trips, np.bool_) if trip_ok is None else trip_ok
-    pick, drop = day.pat_pick, day.pat_drop
-    if closed_stops is not None and closed_stops.any():
-        open_at = ~closed_stops[day.pat_stops]
-        pick, drop = pick & open_at, drop & open_at
+    ok, pick, drop = _live_service(day, trip_ok, closed_stops)
     pool, n_pool, dest, n_dest, overflows = mc_raptor_rounds(
         n_stops,
         max_rides,
