@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,16 +18,21 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import cities, feeds, operators, plan, reports
+from api.routes import cities, feeds, operators, plan, reports, trips
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
 from correspondance.settings import Settings
 from correspondance.store import create_store
 from realtime.service import LiveService
+from realtime.trips.engine import TripEngine
+from realtime.trips.hub import TripHub
+from realtime.trips.policy import SwitchPolicy
 from realtime.writer import LiveFollower
 from routing.base import CityBase, load_or_build
 
 log = logging.getLogger("correspondance.api")
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+ENGINE_LOCK_TTL_S = 3600.0
 
 
 def load_bases(settings: Settings, city_ids: list[str] | None) -> tuple[dict[str, CityBase], str]:
@@ -50,10 +57,12 @@ def load_bases(settings: Settings, city_ids: list[str] | None) -> tuple[dict[str
 
 @dataclass
 class LiveTasks:
-    """What the lifespan started for live state: writers and followers."""
+    """What the lifespan started for live state: writers, followers, live-trip engines."""
 
     services: list[LiveService] = field(default_factory=list)
     followers: list[asyncio.Task[None]] = field(default_factory=list)
+    engines: list[TripEngine] = field(default_factory=list)
+    engine_locks: list[str] = field(default_factory=list)
 
 
 async def start_live(state: AppState) -> LiveTasks:
@@ -75,10 +84,41 @@ async def start_live(state: AppState) -> LiveTasks:
             )
             if await service.start():
                 live.services.append(service)
+                await start_engine(state, live, city_id)
                 continue
         if settings.redis_url:  # another process writes: mirror its state from the stream
             live.followers.append(asyncio.create_task(follow(state, city_id)))
     return live
+
+
+async def start_engine(state: AppState, live: LiveTasks, city_id: str) -> None:
+    """The city's live-trip engine, in the process that writes its live state."""
+    settings = state.settings
+    policy = SwitchPolicy(
+        min_saving_s=settings.trip_min_saving_s, min_fraction=settings.trip_min_fraction
+    )
+    engine = TripEngine(
+        state.bases[city_id],
+        state.overlay(city_id),
+        state.store,
+        policy,
+        walk_speed_m_s=settings.walk_speed_m_s,
+    )
+    await engine.start()
+    live.engines.append(engine)
+    state.engines[city_id] = engine
+
+
+async def start_trip_engines_without_feeds(state: AppState, live: LiveTasks) -> None:
+    """Without live feeds there is no writer: one process still runs each city's engine
+    (operator incidents and reports still change congestion), under its own lock."""
+    if state.settings.live_feeds or state.settings.role == "api":
+        return
+    for city_id in state.bases:
+        name = f"trips:{city_id}"
+        if await state.store.acquire_lock(name, OWNER, ENGINE_LOCK_TTL_S):
+            live.engine_locks.append(name)
+            await start_engine(state, live, city_id)
 
 
 async def follow(state: AppState, city_id: str) -> None:
@@ -97,7 +137,9 @@ async def follow(state: AppState, city_id: str) -> None:
 
 
 async def stop_live(live: LiveTasks) -> None:
-    """Stop writers and followers."""
+    """Stop engines, writers and followers."""
+    for engine in live.engines:
+        await engine.stop()
     for task in live.followers:
         task.cancel()
     for task in live.followers:
@@ -128,10 +170,14 @@ def create_app(
         )
         app.state.correspondance = state
         await reports.start_reports(app, state)
+        state.trip_hub = TripHub(store)
+        state.trip_hub.start()
         live = await start_live(state)
+        await start_trip_engines_without_feeds(state, live)
         try:
             yield
         finally:
+            await state.trip_hub.stop()
             await stop_live(live)
             await store.aclose()
 
@@ -148,6 +194,7 @@ def create_app(
     app.include_router(feeds.router)
     app.include_router(operators.router)
     app.include_router(reports.router)
+    app.include_router(trips.router)
     frontend = settings.frontend_dir
     if frontend.is_dir():
         app.mount("/static", StaticFiles(directory=frontend), name="static")

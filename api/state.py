@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from correspondance.cities import CityConfig
 from correspondance.settings import Settings
 from correspondance.store import StateStore
+from realtime.trips.engine import TripEngine
+from realtime.trips.hub import TripHub
 from routing.base import CityBase
 from routing.overlay import OverlayHolder
 
@@ -22,6 +24,8 @@ class AppState:
     default_city: str = ""
     basemaps: dict[str, bytes] = field(default_factory=dict)
     overlays: dict[str, OverlayHolder] = field(default_factory=dict)
+    trip_hub: TripHub | None = None
+    engines: dict[str, TripEngine] = field(default_factory=dict)  # where this process writes
 
     def overlay(self, city_id: str) -> OverlayHolder:
         """The live overlay holder of a served city (created with the city's base)."""

@@ -90,6 +90,17 @@ class OsmSource(BaseModel):
     path: str
 
 
+class DemoTrip(BaseModel):
+    """A scripted live-trip scenario on the city's real data (``?demo=1`` in the web app)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    origin: tuple[float, float] = Field(description="lat, lon")
+    destination: tuple[float, float] = Field(description="lat, lon")
+    depart: dt.time
+    modes: list[str] = Field(default_factory=lambda: ["walk", "transit", "carshare"])
+
+
 class CityConfig(BaseModel):
     """One city: where its feeds are, its extent, timezone and default service date."""
 
@@ -109,6 +120,7 @@ class CityConfig(BaseModel):
     gtfs: list[FeedSource] = Field(default_factory=list)
     gbfs: list[FeedSource] = Field(default_factory=list)
     gtfs_rt: list[RealtimeSource] = Field(default_factory=list)
+    demo: DemoTrip | None = None
     folder: Path = Field(default=Path(), exclude=True)
 
     @field_validator("timezone")

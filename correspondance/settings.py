@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     report_max_age_s: float = Field(
         default=3_600.0, gt=0, le=86_400, description="Oldest observation a report may carry."
     )
+    demo: bool = Field(
+        default=False,
+        description=(
+            "Enable the scripted live-trip demo (GET /api/v1/demo, POST /api/v1/trips/{id}/demo):"
+            " simulated contributors report a jam on a trip's route. Never on in production."
+        ),
+    )
+    trip_min_saving_s: float = Field(
+        default=180.0, ge=0, description="A switch must save at least this many seconds..."
+    )
+    trip_min_fraction: float = Field(
+        default=0.10, ge=0, le=1, description="...and this share of the remaining time."
+    )
     fusion_k: int = Field(
         default=2, ge=1, le=100, description="Distinct contributors (and networks) to corroborate."
     )
