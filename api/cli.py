@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from correspondance.cities import discover_cities, get_city
 from correspondance.errors import CorrespondanceError
@@ -73,12 +73,38 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+# The city `serve --workers N` hands to its worker processes (each builds its own app).
+SERVE_CITY_ENV = "CORRESPONDANCE_SERVE_WORKER_CITY"
+MAX_WORKERS = 64
+
+
+def worker_app() -> Any:
+    """The app of one of the processes of ``serve --workers N`` (a uvicorn factory).
+
+    Settings come from the environment, as in the parent; the city from
+    :data:`SERVE_CITY_ENV`. The bases load in the lifespan, from the cache the parent
+    filled; the processes share everything else through Redis.
+    """
+    from api.app import create_app
+
+    city = os.environ.get(SERVE_CITY_ENV) or None
+    return create_app(Settings(), city_ids=[city] if city else None)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Build if needed, then serve the API and web app."""
     import uvicorn
 
     from api.app import create_app, load_bases
 
+    workers = getattr(args, "workers", 1)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise CliError(f"--workers: {workers} must be between 1 and {MAX_WORKERS}")
+    if workers > 1 and not settings.redis_url:
+        raise CliError(
+            "--workers: several processes need shared state; set REDIS_URL (the in-process "
+            "store belongs to one process)"
+        )
     if not _port_free(args.host, args.port):
         raise CliError(f"--port: {args.host}:{args.port} is already in use")
     if args.city:
@@ -87,7 +113,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
     bases, _default = load_bases(settings, [args.city] if args.city else None)
-    app = create_app(settings, bases=bases)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     backend = f"Redis at {settings.redis_url}" if settings.redis_url else "in-process state"
     print(
@@ -95,7 +120,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         f"— API docs at http://{shown}:{args.port}/docs\n",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    if workers == 1:
+        app = create_app(settings, bases=bases)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        return 0
+    del bases  # built and cached: each worker process loads its own copy
+    # each worker process builds its own app; one of them takes the writer lock (role
+    # "all"), the others follow its events
+    os.environ[SERVE_CITY_ENV] = args.city or ""
+    uvicorn.run(
+        "api.cli:worker_app",
+        factory=True,
+        workers=workers,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+    )
     return 0
 
 
@@ -233,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--city", help="city id; default: the default city")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes sharing the port (more than 1 needs REDIS_URL); default 1",
+    )
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run the single writer of live state")
     worker.add_argument("--city", help="city id; default: the default city")

@@ -90,15 +90,75 @@ class AbuseGuard:
         self.secret = secret
         self.city = city
 
-    async def _count(self, key: str, window_s: float, limit: int, what: str) -> None:
+    # -- keys and verdicts, shared with crowdsource.admission ------------------------------
+
+    def _rules(self) -> tuple[tuple[str, float, int], ...]:
+        """(what, window s, limit) of the five counters, in the order they are checked."""
+        limits = self.limits
+        return (
+            ("network", 60, limits.address_per_minute),
+            ("network", 3600, limits.address_per_hour),
+            ("token", 60, limits.token_per_minute),
+            ("token", 3600, limits.token_per_hour),
+            ("token in this area", limits.area_window_s, limits.token_per_area),
+        )
+
+    def network_keys(self, client_address: str) -> tuple[str, str]:
+        """The network's minute and hour counters (keyed by a hash of the network)."""
+        network = address_key(client_address, self.secret)
+        return f"cs:addr:60:{network}", f"cs:addr:3600:{network}"
+
+    def token_keys(self, contributor: str) -> tuple[str, str]:
+        """The token's minute and hour counters."""
+        return f"cs:tok:60:{contributor}", f"cs:tok:3600:{contributor}"
+
+    def area_key(self, contributor: str, lat: float, lon: float) -> str:
+        """The token's counter in the grid cell of ``lat, lon``."""
+        cy, cx = self._cell(lat, lon)
+        return f"cs:{self.city}:area:{contributor}:{cy}:{cx}"
+
+    def last_key(self, contributor: str) -> str:
+        """Where the token's last position and time are kept."""
+        return f"cs:{self.city}:last:{contributor}"
+
+    _last_key = last_key
+
+    @staticmethod
+    def position_value(report: Report) -> bytes:
+        """What is remembered of a report for the next sequence check."""
+        return f"{report.lat:.6f},{report.lon:.6f},{report.observed_at:.3f}".encode()
+
+    def limited(self, rule: int, remaining_s: float | None) -> RateLimitedError:
+        """The refusal of counter ``rule`` (1-5, in :meth:`_rules` order).
+
+        Parameters
+        ----------
+        rule : int
+            Which counter is over its limit.
+        remaining_s : float or None
+            Time left in its window (``None``: unknown, the whole window).
+        """
+        what, window_s, limit = self._rules()[rule - 1]
+        return RateLimitedError(
+            f"too many reports from this {what} (at most {limit} per "
+            f"{window_s:.0f} s); try again later",
+            retry_after_s=math.ceil(remaining_s if remaining_s is not None else window_s),
+        )
+
+    @staticmethod
+    def implausible(gap_m: float, elapsed_s: float) -> ReportRejectedError:
+        """The refusal of a report too far from the token's previous one."""
+        return ReportRejectedError(
+            f"implausible sequence: {gap_m:.0f} m from this token's previous report "
+            f"{elapsed_s:.0f} s apart",
+            code="implausible_sequence",
+        )
+
+    async def _count(self, key: str, rule: int) -> None:
+        _, window_s, limit = self._rules()[rule - 1]
         count = await self.store.incr(key, ttl_s=window_s)
         if count > limit:
-            remaining = await self.store.ttl(key)
-            raise RateLimitedError(
-                f"too many reports from this {what} (at most {limit} per "
-                f"{window_s:.0f} s); try again later",
-                retry_after_s=math.ceil(remaining if remaining is not None else window_s),
-            )
+            raise self.limited(rule, await self.store.ttl(key))
 
     def _cell(self, lat: float, lon: float) -> tuple[int, int]:
         size = self.limits.area_cell_m
@@ -107,9 +167,6 @@ class AbuseGuard:
             math.floor(lat * METRES_PER_DEG_LAT / size),
             math.floor(lon * metres_per_deg_lon / size),
         )
-
-    def _last_key(self, contributor: str) -> str:
-        return f"cs:{self.city}:last:{contributor}"
 
     async def check(
         self, contributor: str, client_address: str, report: Report, now: float
@@ -136,30 +193,20 @@ class AbuseGuard:
             ``implausible_sequence`` if the token's previous report is too far away for the
             time between them.
         """
-        limits = self.limits
-        network = address_key(client_address, self.secret)
-        # per network first: a flood of fresh tokens from one place stops here
+        minute, hour = self.network_keys(client_address)
         # the per-network counters first, on their own: a flood of fresh tokens from one
         # place stops there before touching any per-token state
+        await asyncio.gather(self._count(minute, 1), self._count(hour, 2))
+        token_minute, token_hour = self.token_keys(contributor)
         await asyncio.gather(
-            self._count(f"cs:addr:60:{network}", 60, limits.address_per_minute, "network"),
-            self._count(f"cs:addr:3600:{network}", 3600, limits.address_per_hour, "network"),
-        )
-        cy, cx = self._cell(report.lat, report.lon)
-        await asyncio.gather(
-            self._count(f"cs:tok:60:{contributor}", 60, limits.token_per_minute, "token"),
-            self._count(f"cs:tok:3600:{contributor}", 3600, limits.token_per_hour, "token"),
-            self._count(
-                f"cs:{self.city}:area:{contributor}:{cy}:{cx}",
-                limits.area_window_s,
-                limits.token_per_area,
-                "token in this area",
-            ),
+            self._count(token_minute, 3),
+            self._count(token_hour, 4),
+            self._count(self.area_key(contributor, report.lat, report.lon), 5),
         )
         await self._check_sequence(contributor, report)
 
     async def _check_sequence(self, contributor: str, report: Report) -> None:
-        key = self._last_key(contributor)
+        key = self.last_key(contributor)
         raw = await self.store.get(key)
         if raw is not None:
             lat, lon, at = (float(v) for v in raw.decode().split(","))
@@ -167,13 +214,8 @@ class AbuseGuard:
             reach = self.limits.max_speed_m_s * elapsed + self.limits.position_slack_m
             gap = distance_m(lat, lon, report.lat, report.lon)
             if gap > reach:
-                raise ReportRejectedError(
-                    f"implausible sequence: {gap:.0f} m from this token's previous report "
-                    f"{elapsed:.0f} s apart",
-                    code="implausible_sequence",
-                )
-        value = f"{report.lat:.6f},{report.lon:.6f},{report.observed_at:.3f}".encode()
-        await self.store.set(key, value, self.limits.sequence_memory_s)
+                raise self.implausible(gap, elapsed)
+        await self.store.set(key, self.position_value(report), self.limits.sequence_memory_s)
 
     async def forget(self, contributor: str) -> int:
         """Delete every abuse record linked to a contributor (self-data deletion).
@@ -189,9 +231,8 @@ class AbuseGuard:
             Number of keys deleted.
         """
         keys = [
-            self._last_key(contributor),
-            f"cs:tok:60:{contributor}",
-            f"cs:tok:3600:{contributor}",
+            self.last_key(contributor),
+            *self.token_keys(contributor),
             *await self.store.scan_keys(f"cs:{self.city}:area:{contributor}:*"),
         ]
         return await self.store.delete(*keys)

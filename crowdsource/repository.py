@@ -77,15 +77,22 @@ class ReportRepository:
         """Key of a contributor's set of report ids."""
         return f"{self._prefix}by:{contributor}"
 
-    def _bucket(self, received_at: float) -> int:
+    def bucket_of(self, received_at: float) -> int:
+        """Number of the pending bucket a report received at that time goes to."""
         return math.floor(received_at / self.bucket_s)
 
-    def _pending_key(self, bucket: int) -> str:
+    def pending_key(self, bucket: int) -> str:
+        """Key of one pending bucket (see :meth:`bucket_of`)."""
         return f"{self._prefix}pending:{round(self.bucket_s * 1000)}:{bucket}"
 
-    def _dedup_key(self, report: Report) -> str:
+    def dedup_key(self, report: Report) -> str:
+        """Key of the duplicate marker of (contributor, edges, kind, level)."""
         what = f"{report.contributor}|{report.edge_ids}|{report.kind}|{report.level}"
         return f"{self._prefix}dedup:{hashlib.sha256(what.encode()).hexdigest()[:32]}"
+
+    _bucket = bucket_of
+    _pending_key = pending_key
+    _dedup_key = dedup_key
 
     # -- writing -------------------------------------------------------------------------
 

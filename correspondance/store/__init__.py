@@ -4,7 +4,7 @@
 ``create_store("redis://...")`` the Redis one, shared between processes. See ``README.md``.
 """
 
-from correspondance.store.base import Event, StateStore, Subscription
+from correspondance.store.base import Event, ScriptResult, StateStore, StoreScript, Subscription
 from correspondance.store.errors import (
     EventsLostError,
     StoreError,
@@ -20,8 +20,10 @@ __all__ = [
     "EventsLostError",
     "MemoryStateStore",
     "RedisStateStore",
+    "ScriptResult",
     "StateStore",
     "StoreError",
+    "StoreScript",
     "StoreTypeError",
     "StoreUnavailableError",
     "Subscription",

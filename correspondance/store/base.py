@@ -14,7 +14,8 @@ from __future__ import annotations
 import builtins
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -123,6 +124,74 @@ def check_seq(after_seq: int) -> None:
     """
     if after_seq < 0:
         raise ValueError(f"after_seq must be >= 0, got {after_seq}")
+
+
+ScriptArg = str | bytes | int | float
+"""What a script argument may be; it reaches the script as bytes (see :func:`encode_arg`)."""
+
+ScriptResult = list[int | bytes]
+"""What a script returns: a flat list of integers and byte strings."""
+
+LocalScript = Callable[["StateStore", list[str], list[bytes]], Coroutine[Any, Any, ScriptResult]]
+
+
+def encode_arg(value: ScriptArg) -> bytes:
+    """Encode a script argument the way Redis receives it (``redis-py``'s encoding).
+
+    Parameters
+    ----------
+    value : str, bytes, int or float
+        The argument (floats as ``repr``, so a number survives the round trip exactly).
+
+    Returns
+    -------
+    bytes
+        The argument as both implementations of a script read it.
+
+    Raises
+    ------
+    TypeError
+        If it is of another type (``bool`` included: say ``1`` or ``0``).
+    """
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"script arguments are str, bytes, int or float, not {type(value).__name__}"
+        )
+    return repr(value).encode()
+
+
+@dataclass(frozen=True, eq=False)
+class StoreScript:
+    """A multi-step operation on several keys that runs atomically, in one round trip.
+
+    Written twice, and both must behave the same (test them on both backends):
+
+    * ``lua`` for Redis (``EVALSHA``; ``KEYS`` carry the namespace prefix, ``ARGV`` are
+      the encoded arguments). It returns a flat table of integers and strings (no ``nil``
+      inside: use ``0`` or ``''``).
+    * ``local`` for the in-process backend: ``async def local(store, keys, args)`` over the
+      store's own methods, with ``args`` as bytes (:func:`encode_arg`), returning a list of
+      ``int`` and ``bytes``. It must await nothing but that store's methods: they never
+      suspend, so the whole function runs without another task in between, i.e. atomically
+      (the memory backend checks this and raises ``RuntimeError`` if it suspends).
+
+    Attributes
+    ----------
+    name : str
+        For error messages.
+    lua : str
+        The Redis implementation.
+    local : callable
+        The in-process implementation.
+    """
+
+    name: str
+    lua: str
+    local: LocalScript
 
 
 class Subscription(AsyncIterator[Event], ABC):
@@ -515,6 +584,41 @@ class StateStore(ABC):
             If the key holds something other than an integer.
         ValueError
             If ``ttl_s`` is not positive.
+        """
+
+    # -- scripts ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def run_script(
+        self, script: StoreScript, keys: Sequence[str], args: Sequence[ScriptArg] = ()
+    ) -> ScriptResult:
+        """Run a :class:`StoreScript` atomically: no other client sees half of it.
+
+        On Redis it is one ``EVALSHA`` (one round trip, and with ``appendfsync always``
+        one fsync before the reply, whatever the script wrote); in process it is the
+        script's ``local`` version, which never suspends.
+
+        Parameters
+        ----------
+        script : StoreScript
+            The operation.
+        keys : sequence of str
+            Keys it touches (without the namespace prefix; Redis needs every key a script
+            touches named here).
+        args : sequence of str, bytes, int or float
+            Arguments (encoded with :func:`encode_arg`).
+
+        Returns
+        -------
+        list of int and bytes
+            What the script returned.
+
+        Raises
+        ------
+        StoreTypeError
+            If a key holds another kind of value than the script expects.
+        StoreError
+            If the script itself failed (a Lua error).
         """
 
     # -- scanning --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import itertools
 import json
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,10 +30,14 @@ from correspondance.store.base import (
     EVENTS_KEY,
     EVENTS_SEQ_KEY,
     Event,
+    ScriptArg,
+    ScriptResult,
     StateStore,
+    StoreScript,
     Subscription,
     check_seq,
     check_ttl,
+    encode_arg,
     encode_payload,
     utc_now,
 )
@@ -208,6 +213,26 @@ class MemoryStateStore(StateStore):
         if ttl_s is not None and entry.expires_at is None:
             entry.expires_at = _deadline(ttl_s)
         return value
+
+    # -- scripts ---------------------------------------------------------------------------
+
+    async def run_script(
+        self, script: StoreScript, keys: Sequence[str], args: Sequence[ScriptArg] = ()
+    ) -> ScriptResult:
+        self._check_open()
+        running = script.local(self, list(keys), [encode_arg(a) for a in args])
+        # Driven by hand, one step: it must finish without suspending, so no other task
+        # runs in the middle of it (what makes it atomic, as EVALSHA is on Redis).
+        try:
+            running.send(None)
+        except StopIteration as finished:
+            result: ScriptResult = finished.value
+            return result
+        running.close()
+        raise RuntimeError(
+            f"script {script.name!r}: its local version suspended (it may await only the "
+            "store's own methods), so it would not be atomic"
+        )
 
     # -- scanning --------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import json
 import math
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, ClassVar
@@ -39,10 +39,14 @@ from correspondance.store.base import (
     EVENTS_KEY,
     EVENTS_SEQ_KEY,
     Event,
+    ScriptArg,
+    ScriptResult,
     StateStore,
+    StoreScript,
     Subscription,
     check_seq,
     check_ttl,
+    encode_arg,
     encode_payload,
     utc_now,
 )
@@ -173,6 +177,7 @@ class RedisStateStore(StateStore):
         self._refresh = self._client.register_script(_REFRESH_LOCK)
         self._release = self._client.register_script(_RELEASE_LOCK)
         self._publish = self._client.register_script(_PUBLISH)
+        self._scripts: dict[StoreScript, Any] = {}  # registered (EVALSHA, loaded on demand)
         self._subscriptions: set[_RedisSubscription] = set()
 
     @property
@@ -291,6 +296,23 @@ class RedisStateStore(StateStore):
         ttl_arg = "" if ttl_s is None else str(_ms(ttl_s))
         with self._translate():
             return int(await self._incr(keys=[self._key(key)], args=[amount, ttl_arg]))
+
+    # -- scripts ---------------------------------------------------------------------------
+
+    async def run_script(
+        self, script: StoreScript, keys: Sequence[str], args: Sequence[ScriptArg] = ()
+    ) -> ScriptResult:
+        registered = self._scripts.get(script)
+        if registered is None:
+            registered = self._scripts[script] = self._client.register_script(script.lua)
+        encoded = [encode_arg(a) for a in args]
+        with self._translate():
+            reply = await registered(keys=[self._key(k) for k in keys], args=encoded)
+        if not isinstance(reply, list) or not all(
+            isinstance(v, int | bytes) and not isinstance(v, bool) for v in reply
+        ):
+            raise StoreError(f"script {script.name!r} returned {reply!r}, not a flat list")
+        return reply
 
     # -- scanning --------------------------------------------------------------------------
 
