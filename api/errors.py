@@ -24,6 +24,8 @@ from crowdsource.operators import (
     TooManyAttemptsError,
     UnknownEdgeError,
 )
+from realtime.trips.demo import DemoDisabledError
+from realtime.trips.sessions import TripNotFoundError, TripTokenError
 from routing.errors import (
     NoServiceError,
     NoStreetNearbyError,
@@ -40,6 +42,9 @@ class ReportTooLargeError(ReportRejectedError):
 
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (UnknownCityError, 404),
+    (TripNotFoundError, 404),
+    (DemoDisabledError, 404),
+    (TripTokenError, 401),
     (UnknownStopError, 404),
     (OutsideCityError, 422),
     (NoStreetNearbyError, 422),

@@ -1,13 +1,13 @@
 // Correspondance trip planner page. Plain ES module, no build step.
 import {
   parseLatLon, formatLatLon, formatClock, formatDuration, formatDistance, plural,
-  routeColour, textColourOn, modeLabel, escapeHtml, defaultDepartValue, departParam,
-  legKind, isTransitLeg, isSharedLeg, formatDelay,
+  modeLabel, escapeHtml, defaultDepartValue, departParam, legKind, isTransitLeg,
 } from "./format.js";
 import { modeIcon } from "./icons.js";
 import { MapView } from "./mapview.js";
-
-const API = "/api/v1";
+import { API, ApiError, getJSON } from "./api.js";
+import { alertLine, legChips, legDetails } from "./legs.js";
+import { LiveTrips } from "./trip.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -28,41 +28,8 @@ const state = {
   selected: -1,
   feeds: [],
   feedsToken: 0,
+  planned: null, // {city, modes} of the request the shown itineraries answer
 };
-
-class ApiError extends Error {
-  constructor(message, { status = 0, code = "" } = {}) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-async function getJSON(path, { signal } = {}) {
-  let res;
-  try {
-    res = await fetch(path, { headers: { Accept: "application/json" }, signal });
-  } catch (e) {
-    if (e?.name === "AbortError") throw e;
-    throw new ApiError("Cannot reach the Correspondance server. Check your connection and try again.");
-  }
-  let body = null;
-  const text = await res.text();
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;
-  }
-  if (!res.ok) {
-    const err = body?.error;
-    const message = (err && typeof err.message === "string" && err.message)
-      || (typeof body?.detail === "string" && body.detail)
-      || `The server answered ${res.status} ${res.statusText}`.trim();
-    throw new ApiError(message, { status: res.status, code: err?.code ?? "" });
-  }
-  if (body === null) throw new ApiError("The server sent an unreadable answer.", { status: res.status });
-  return body;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Errors and status
@@ -89,6 +56,7 @@ function setMapStatus(text) {
 
 const mapView = new MapView($("map"), {
   onTap: (latlng) => {
+    if (trips.active) return; // on a live trip the map shows the trip, taps plan nothing
     const hasFrom = parseLatLon(els.from.value);
     const hasTo = parseLatLon(els.to.value);
     if (!hasFrom) {
@@ -263,12 +231,13 @@ async function plan(event) {
   els.depart.removeAttribute("aria-invalid");
 
   const token = ++state.planToken;
+  const modes = selectedModes();
   const params = new URLSearchParams({
     city: city.id,
     from: `${from[0]},${from[1]}`,
     to: `${to[0]},${to[1]}`,
     depart,
-    modes: selectedModes().join(","),
+    modes: modes.join(","),
   });
   clearResults();
   els.list.dataset.state = "loading";
@@ -278,6 +247,7 @@ async function plan(event) {
   try {
     const body = await getJSON(`${API}/plan?${params}`);
     if (token !== state.planToken) return;
+    state.planned = { city: city.id, modes };
     renderItineraries(Array.isArray(body?.itineraries) ? body.itineraries : []);
   } catch (e) {
     if (token !== state.planToken) return;
@@ -290,86 +260,6 @@ async function plan(event) {
       els.list.removeAttribute("aria-busy");
     }
   }
-}
-
-const SIM_BADGE = '<span class="badge-simulated" title="From a simulated feed: not a real service">simulated</span>';
-const ALERT_ICON = '<svg class="alert-icon" viewBox="0 0 24 24" fill="currentColor" aria-hidden="true" focusable="false"><path d="M1 21h22L12 2 1 21zm12-3h-2v-2h2v2zm0-4h-2v-4h2v4z"/></svg>';
-
-function delayBadge(leg) {
-  const text = formatDelay(leg.delay_s);
-  return text ? ` <span class="delay" title="Live delay">${text}<span class="visually-hidden"> late</span></span>` : "";
-}
-
-function alertLine(alert) {
-  const header = alert?.header || alert?.description || "Service alert";
-  const title = alert?.description && alert.description !== header ? ` title="${escapeHtml(alert.description)}"` : "";
-  return `<span class="alert"${title}>${ALERT_ICON}<span class="visually-hidden">Alert: </span>${escapeHtml(header)}</span>`;
-}
-
-function legChip(leg) {
-  const chip = document.createElement("span");
-  const kind = legKind(leg.mode);
-  const label = modeLabel(leg.mode);
-  const sim = leg.simulated ? SIM_BADGE : "";
-  if (kind !== "transit") {
-    // Walk, bike, car, shared vehicles: icon + minutes (+ "simulated").
-    chip.className = kind === "walk" ? "chip chip-walk" : `chip chip-street chip-${kind} chip-${escapeHtml(leg.mode)}`;
-    const mins = Math.max(1, Math.round((leg.duration_s ?? 0) / 60));
-    const how = kind === "walk" ? "walking" : `by ${label.toLowerCase()}`;
-    chip.innerHTML = `${modeIcon(leg.mode)}<span class="visually-hidden">${escapeHtml(label)} </span>`
-      + `<span>${mins}</span><span class="visually-hidden"> ${mins === 1 ? "minute" : "minutes"} ${escapeHtml(how)}</span>${sim}`;
-    chip.title = [label, formatDistance(leg.distance_m), leg.system_id && `· ${leg.system_id}`, leg.simulated && "(simulated)"]
-      .filter(Boolean).join(" ");
-    return chip;
-  }
-  const bg = routeColour(leg);
-  chip.className = `chip chip-transit chip-${escapeHtml(leg.mode)}`;
-  chip.style.background = bg;
-  chip.style.color = textColourOn(bg);
-  const name = leg.route_short_name || leg.route_long_name || label;
-  chip.innerHTML = `${modeIcon(leg.mode)}<span class="visually-hidden">${escapeHtml(label)} </span><span>${escapeHtml(name)}</span>`
-    + `${delayBadge(leg)}${sim}`;
-  chip.title = [label, leg.route_short_name, leg.route_long_name, leg.headsign && `→ ${leg.headsign}`]
-    .filter(Boolean).join(" ");
-  return chip;
-}
-
-function legDetails(itinerary) {
-  const tz = state.city?.timezone;
-  const ol = document.createElement("ol");
-  ol.className = "legs";
-  ol.setAttribute("aria-label", "Steps");
-  for (const leg of itinerary.legs ?? []) {
-    const li = document.createElement("li");
-    const kind = legKind(leg.mode);
-    li.dataset.mode = leg.mode ?? "";
-    const t = formatClock(leg.departure, tz);
-    const sim = leg.simulated ? ` ${SIM_BADGE}` : "";
-    if (kind === "walk") {
-      const dest = leg.to?.name ? ` to ${escapeHtml(leg.to.name)}` : "";
-      li.innerHTML = `<span class="leg-time">${t}</span>Walk ${formatDistance(leg.distance_m)}${dest} `
-        + `<span class="leg-note">(${formatDuration(leg.duration_s)})</span>${sim}`;
-    } else if (kind !== "transit") {
-      // "Bike-share: Simulated station 3 → Simulated station 12"
-      const system = leg.system_id ? ` · ${escapeHtml(leg.system_id)}` : "";
-      li.innerHTML = `<span class="leg-time">${t}</span><span class="leg-mode leg-mode-${kind}">${modeIcon(leg.mode)}`
-        + `${escapeHtml(modeLabel(leg.mode))}:</span> ${escapeHtml(leg.from?.name ?? "?")} → ${escapeHtml(leg.to?.name ?? "?")}${sim}, `
-        + `arrive ${formatClock(leg.arrival, tz)} <span class="leg-note">(${formatDistance(leg.distance_m)}, `
-        + `${formatDuration(leg.duration_s)}${system})</span>`;
-    } else {
-      const name = escapeHtml(leg.route_short_name || leg.route_long_name || "");
-      const head = leg.headsign ? ` towards ${escapeHtml(leg.headsign)}` : "";
-      const agency = leg.agency_name ? ` · ${escapeHtml(leg.agency_name)}` : "";
-      li.innerHTML = `<span class="leg-time">${t}</span>${escapeHtml(modeLabel(leg.mode))} <strong>${name}</strong>${head}`
-        + ` from ${escapeHtml(leg.from?.name ?? "?")} to ${escapeHtml(leg.to?.name ?? "?")}, `
-        + `arrive ${formatClock(leg.arrival, tz)}${delayBadge(leg)} <span class="leg-note">(${formatDuration(leg.duration_s)}${agency})</span>${sim}`;
-      for (const alert of Array.isArray(leg.alerts) ? leg.alerts : []) {
-        li.insertAdjacentHTML("beforeend", alertLine(alert));
-      }
-    }
-    ol.append(li);
-  }
-  return ol;
 }
 
 /** "1 transfer · 4.2 km by car-share · 19 min walk", "Walk only · 4.5 km", "Own bike only · 4.5 km". */
@@ -413,19 +303,7 @@ function renderItineraries(itineraries) {
     btn.innerHTML = `<span class="it-head"><span class="it-times">${dep} → ${arr}</span>`
       + `<span class="it-duration">${formatDuration(it.duration_s)}</span></span>`
       + `<span class="it-meta">${escapeHtml(itineraryMeta(it))}</span>`;
-    const chips = document.createElement("span");
-    chips.className = "chips";
-    legs.forEach((leg, i) => {
-      if (i > 0) {
-        const sep = document.createElement("span");
-        sep.className = "chip-sep";
-        sep.setAttribute("aria-hidden", "true");
-        sep.textContent = "›";
-        chips.append(sep);
-      }
-      chips.append(legChip(leg));
-    });
-    btn.append(chips);
+    btn.append(legChips(legs));
     // Live service alerts on any leg, once each.
     const seen = new Set();
     for (const leg of legs) {
@@ -437,7 +315,13 @@ function renderItineraries(itineraries) {
       }
     }
     btn.addEventListener("click", () => selectItinerary(index));
-    li.append(btn);
+    const start = document.createElement("button");
+    start.type = "button";
+    start.className = "btn btn-secondary start-trip";
+    start.dataset.index = String(index);
+    start.innerHTML = `Start trip<span class="visually-hidden"> leaving ${dep}, arriving ${arr}</span>`;
+    start.addEventListener("click", () => startTrip(index));
+    li.append(btn, start);
     return li;
   });
   els.list.replaceChildren(...items);
@@ -458,7 +342,7 @@ function selectItinerary(index, { focus = false } = {}) {
     btn.setAttribute("aria-pressed", on ? "true" : "false");
     const li = btn.parentElement;
     li.querySelector(".legs")?.remove();
-    if (on) li.append(legDetails(it));
+    if (on) li.querySelector(".start-trip")?.before(legDetails(it, state.city?.timezone));
     if (on && focus) btn.focus();
   }
   mapView.drawItinerary(it);
@@ -479,6 +363,78 @@ els.list.addEventListener("keydown", (e) => {
   e.preventDefault();
   selectItinerary(Number(buttons[next].dataset.index), { focus: true });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Live trips (trip.js): start one from an itinerary, resume it after a reload, or the demo
+
+const trips = new LiveTrips({
+  mapView,
+  timezone: () => state.city?.timezone,
+  onLeave: (lastPlan) => {
+    els.city.disabled = false;
+    clearError();
+    if (state.itineraries.length) {
+      selectItinerary(Math.max(0, state.selected), { focus: true });
+      return;
+    }
+    // After a reload the results are gone: keep the trip's ends, ready to plan again.
+    const legs = lastPlan?.legs ?? [];
+    const from = legs[0]?.from;
+    const to = legs[legs.length - 1]?.to;
+    if (from && !parseLatLon(els.from.value)) setPoint("from", [from.lat, from.lon]);
+    if (to && !parseLatLon(els.to.value)) setPoint("to", [to.lat, to.lon]);
+    els.plan.focus();
+  },
+});
+
+async function startTrip(index, { demo = false } = {}) {
+  const it = state.itineraries[index];
+  if (!it || trips.active || !state.planned) return;
+  clearError();
+  const button = els.list.querySelector(`.start-trip[data-index="${index}"]`);
+  if (button) button.disabled = true;
+  try {
+    await trips.start(it, { city: state.planned.city, modes: state.planned.modes, demo });
+    els.city.disabled = true;
+  } catch (e) {
+    showError(`Could not start the trip: ${e.message}`, e.code);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+/** `?demo=1`: plan the server's demo trip (GET /api/v1/demo) and start its first car-share itinerary. */
+async function runDemo() {
+  let demo;
+  try {
+    demo = await getJSON(`${API}/demo`);
+  } catch (e) {
+    const off = e.code === "demo_disabled" || e.status === 404;
+    showError(off ? "Demo mode is off on this server (scripts/run.sh turns it on)." : `Demo unavailable: ${e.message}`, e.code);
+    return;
+  }
+  const city = state.cities.find((c) => c.id === demo.city);
+  if (city && city !== state.city) {
+    els.city.value = city.id;
+    await selectCity(city);
+  }
+  setPoint("from", [demo.from.lat, demo.from.lon]);
+  setPoint("to", [demo.to.lat, demo.to.lon]);
+  const depart = String(demo.depart ?? "").slice(0, 16);
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(depart)) els.depart.value = depart;
+  if (Array.isArray(demo.modes)) {
+    for (const input of els.modeInputs) input.checked = demo.modes.includes(input.value);
+  }
+  validateModes();
+  await plan();
+  const index = state.itineraries.findIndex((it) => (it.legs ?? []).some((l) => l.mode === "carshare"));
+  if (index < 0) {
+    if (els.list.dataset.state === "planned") showError("The demo trip has no car-share itinerary to start.");
+    return;
+  }
+  selectItinerary(index);
+  await startTrip(index, { demo: true });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Live feeds status (GET /api/v1/feeds), refreshed every 30 s while the page is visible
@@ -599,6 +555,7 @@ els.swap.addEventListener("click", () => {
   mapView.setMarker("to", a);
 });
 els.city.addEventListener("change", () => {
+  if (trips.active) return;
   const city = state.cities.find((c) => c.id === els.city.value);
   if (city) selectCity(city);
 });
@@ -607,7 +564,16 @@ window.addEventListener("resize", () => mapView.invalidateSize());
 (async () => {
   try {
     const city = await loadCities();
-    await selectCity(city);
+    const stored = LiveTrips.stored();
+    const tripCity = stored && state.cities.find((c) => c.id === stored.city);
+    if (tripCity) els.city.value = tripCity.id;
+    await selectCity(tripCity ?? city);
+    if (stored) {
+      trips.follow(stored); // a reload: resume the trip with after_seq
+      els.city.disabled = true;
+    } else if (new URLSearchParams(location.search).get("demo") === "1") {
+      await runDemo();
+    }
   } catch (e) {
     setMapStatus("");
     els.city.replaceChildren(new Option("Unavailable", ""));
@@ -616,4 +582,4 @@ window.addEventListener("resize", () => mapView.invalidateSize());
 })();
 
 // For tests and debugging in the console: `(await import("/static/app.js")).mapView.map`.
-export { mapView, state };
+export { mapView, state, trips };

@@ -89,6 +89,9 @@ export class MapView {
     this.groups = {};
     this.stopsLayer = null;
     this.routeLayer = L.layerGroup().addTo(this.map);
+    this.suggestionLayer = L.layerGroup().addTo(this.map);
+    this.liveMarker = null;
+    this.routeBounds = null;
     this.markers = { from: null, to: null };
     this.attribution = "";
     this.onDrag = onDrag;
@@ -206,15 +209,14 @@ export class MapView {
 
   clearRoute() {
     this.routeLayer.clearLayers();
+    this.routeBounds = null;
   }
 
-  drawItinerary(itinerary) {
+  drawItinerary(itinerary, { fit = true } = {}) {
     this.clearRoute();
     const all = [];
     for (const leg of itinerary?.legs ?? []) {
-      let coords = leg?.geometry?.coordinates;
-      let latlngs = Array.isArray(coords) && coords.length >= 2 ? coords.map(([lon, lat]) => [lat, lon]) : null;
-      if (!latlngs && leg?.from && leg?.to) latlngs = [[leg.from.lat, leg.from.lon], [leg.to.lat, leg.to.lon]];
+      const latlngs = legLatLngs(leg);
       if (!latlngs) continue;
       all.push(...latlngs);
       const kind = legKind(leg.mode);
@@ -260,7 +262,68 @@ export class MapView {
         this.legEnds(latlngs, colour);
       }
     }
-    if (all.length) this.map.fitBounds(L.latLngBounds(all), { padding: [28, 28], maxZoom: 17 });
+    if (all.length && fit) this.map.fitBounds(L.latLngBounds(all), { padding: [28, 28], maxZoom: 17 });
+    this.routeBounds = all.length ? L.latLngBounds(all) : null;
+  }
+
+  /** A suggested itinerary (live trips): dashed lines beside the current plan, and where to switch. */
+  drawSuggestion(itinerary, switchAt) {
+    this.clearSuggestion();
+    const all = [];
+    for (const leg of itinerary?.legs ?? []) {
+      const latlngs = legLatLngs(leg);
+      if (!latlngs) continue;
+      all.push(...latlngs);
+      // Transit in its route colour, everything else in the suggestion card's amber; dashed on a white casing.
+      const kind = legKind(leg.mode);
+      const colour = kind === "transit" ? routeColour(leg) : "#c77700";
+      const weight = kind === "walk" ? 3 : 5;
+      L.polyline(latlngs, {
+        renderer: this.routeRenderer, color: "#ffffff", weight: weight + 3, opacity: 0.85, className: "leg-casing", interactive: false,
+      }).addTo(this.suggestionLayer);
+      L.polyline(latlngs, {
+        renderer: this.routeRenderer, color: colour, weight, opacity: 1, dashArray: "8 7", lineCap: "butt",
+        className: `leg-suggested leg-suggested-${kind}${leg.simulated ? " leg-simulated" : ""}`, interactive: false,
+      }).addTo(this.suggestionLayer);
+    }
+    if (Number.isFinite(switchAt?.lat) && Number.isFinite(switchAt?.lon)) {
+      L.circleMarker([switchAt.lat, switchAt.lon], {
+        renderer: this.routeRenderer, radius: 7, weight: 3, color: "#b26a00", fillColor: "#fff4e5", fillOpacity: 1,
+        className: "switch-at-marker",
+      }).bindTooltip(`Switch here: ${String(switchAt.name ?? "")}`, { direction: "top", offset: [0, -6] }).addTo(this.suggestionLayer);
+    }
+    if (all.length) {
+      const bounds = L.latLngBounds(all);
+      if (this.routeBounds) bounds.extend(this.routeBounds);
+      this.map.fitBounds(bounds, { padding: [28, 28], maxZoom: 17 });
+    }
+  }
+
+  clearSuggestion() {
+    this.suggestionLayer.clearLayers();
+  }
+
+  /** The traveller's position on a live trip (from the timetable or from the device). */
+  setLivePosition(latlon, title = "You are here") {
+    if (!latlon) {
+      this.liveMarker?.remove();
+      this.liveMarker = null;
+      return;
+    }
+    if (!this.liveMarker) {
+      this.liveMarker = L.marker(latlon, {
+        icon: L.divIcon({ className: "live-position-icon", html: '<div class="live-position"></div>', iconSize: [20, 20], iconAnchor: [10, 10] }),
+        interactive: false, keyboard: false, zIndexOffset: 1000,
+      }).addTo(this.map);
+    } else {
+      this.liveMarker.setLatLng(latlon);
+    }
+    this.liveMarker.getElement()?.setAttribute("title", title);
+  }
+
+  clearTrip() {
+    this.clearSuggestion();
+    this.setLivePosition(null);
   }
 
   /** White dots with a coloured ring at both ends of a ridden leg (stops, stations, vehicles, car parks). */
@@ -276,6 +339,14 @@ export class MapView {
   invalidateSize() {
     this.map.invalidateSize();
   }
+}
+
+/** [[lat, lon], …] of a leg: its geometry, or a straight line between its ends. */
+function legLatLngs(leg) {
+  const coords = leg?.geometry?.coordinates;
+  if (Array.isArray(coords) && coords.length >= 2) return coords.map(([lon, lat]) => [lat, lon]);
+  if (leg?.from && leg?.to) return [[leg.from.lat, leg.from.lon], [leg.to.lat, leg.to.lon]];
+  return null;
 }
 
 function stopRadius(zoom) {

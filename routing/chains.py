@@ -158,8 +158,10 @@ def reach(
     ok = np.flatnonzero(att.tail >= 0)
     tail, head, frac = att.tail[ok], att.head[ok], att.fraction[ok]
     edge_t = search.weight[att.edge[ok]]
-    a = search.dist[tail] + frac * edge_t
-    b = search.dist[head] + (1 - frac) * edge_t
+    # a point exactly at an end of its edge costs nothing more than that end, even when the
+    # edge itself is closed (infinite weight: inf × 0 would be NaN)
+    a = search.dist[tail] + frac * np.where(frac > 0, edge_t, 0.0)
+    b = search.dist[head] + (1 - frac) * np.where(frac < 1, edge_t, 0.0)
     node = np.where(a <= b, tail, head)
     total = np.minimum(a, b) + att.offset_m[ok] / speed_m_s
     with np.errstate(invalid="ignore"):  # inf − inf where neither end was reached

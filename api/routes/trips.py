@@ -21,9 +21,9 @@ from pydantic import BaseModel, Field
 from api.auth import get_operator_accounts
 from api.deps import State, get_state
 from api.schemas import ErrorOut
-from correspondance.errors import CorrespondanceError, InputError, UnknownCityError
+from correspondance.errors import InputError, UnknownCityError
 from crowdsource.repository import ReportRepository
-from realtime.trips.demo import into_first_drive, jam_ahead
+from realtime.trips.demo import DemoDisabledError, into_first_drive, jam_ahead
 from realtime.trips.hub import TripConnection, TripHub
 from realtime.trips.plan_view import parse_plan
 from realtime.trips.protocol import ProtocolError, error, parse_client_message
@@ -43,12 +43,6 @@ OPERATOR_PUSH_S = 2.0
 STAT_NAMES = ("started", "suggested", "accepted", "declined", "ended")
 TRIP_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 TripId = Annotated[str, Path(pattern=TRIP_ID.pattern, description="Trip id")]
-
-
-class DemoDisabledError(CorrespondanceError, LookupError):
-    """The scripted demo is off on this server."""
-
-    code = "demo_disabled"
 
 
 class TripStartIn(BaseModel):
@@ -247,15 +241,12 @@ async def trip_socket(ws: WebSocket, trip_id: str) -> None:
         await ws.close(close_code, exc.message[:120])
         return
 
-    async def send(msg: dict[str, Any]) -> None:
-        await ws.send_text(json.dumps(msg, separators=(",", ":")))
-
     async def close(code: int, reason: str) -> None:
         if ws.application_state != WebSocketState.DISCONNECTED:
             await ws.close(code, reason)
 
-    conn = TripConnection(hub_of(state), session, send, close, after_seq)
-    await conn.serve(_frames(ws))
+    conn = TripConnection(hub_of(state), session, ws.send_text, close, after_seq)
+    await conn.serve(session, _frames(ws))
 
 
 def k_threshold(count: int, k: int) -> int | None:

@@ -16,11 +16,19 @@ import time
 
 import numpy as np
 
+from correspondance.errors import CorrespondanceError
 from crowdsource.models import Report
 from crowdsource.repository import ReportRepository
 from realtime.trips.plan_view import TripPlan, leg_fraction
 from realtime.trips.sessions import TripSession
 from routing.base import CityBase
+
+
+class DemoDisabledError(CorrespondanceError, LookupError):
+    """The scripted demo is off on this server."""
+
+    code = "demo_disabled"
+
 
 JAM_RADIUS_M = 1200.0
 

@@ -1,15 +1,19 @@
 """The websocket side of live trips, in every API worker: one connection per traveller.
 
-A :class:`TripHub` per process follows ``trip.messages`` events on the shared stream and
-wakes the connections it holds for those trips. Each :class:`TripConnection` then reads
-the messages after its cursor from the trip's outbox and sends them in order — the same
-path a reconnecting client's replay takes, so live delivery and resume cannot disagree.
-Every connection has its own sender task: a slow client only delays itself, and one that
-falls further behind than the outbox keeps (or does not take a frame within
-:data:`SEND_TIMEOUT_S`) is closed with 4409 to resume later.
+A :class:`TripHub` per process follows ``trip.messages`` events on the shared stream. For
+the trips it holds sockets for, it reads the new messages of *all* of them from their
+outboxes in one store round trip (:meth:`TripBook.fetch_many`) and hands each connection
+its frames, already serialised as stored. A connection replays what it missed on connect
+through the same outboxes, so live delivery and resume cannot disagree; a gap in what it
+is handed (an event raced its replay) makes it re-read the outbox itself.
+
+Every connection has its own sender task and queue: a slow client only delays itself. One
+whose queue grows past :data:`MAX_QUEUE` frames, or that does not take a frame within
+:data:`SEND_TIMEOUT_S`, is closed with 4409 and resumes later with ``after_seq``.
 
 Progress (where the schedule or the last reported position puts the traveller) and
-heartbeats are computed here, per connection, without touching the store.
+heartbeats come from one ticker per hub, computed per connection without the store. A
+connection keeps only what that needs (clock, a float32 shape of the plan), not the plan.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -31,6 +37,7 @@ from realtime.trips import commands
 from realtime.trips.plan_view import _along
 from realtime.trips.protocol import ProtocolError, error, message, parse_client_message, stamp
 from realtime.trips.sessions import (
+    OUTBOX_KEEP,
     TRIP_ENDED,
     TRIP_MESSAGES,
     TRIP_UPDATED,
@@ -44,13 +51,18 @@ log = logging.getLogger("correspondance.trips")
 PROGRESS_S = 5.0
 HEARTBEAT_S = 15.0
 SEND_TIMEOUT_S = 10.0
+MAX_QUEUE = OUTBOX_KEEP
 POSITION_MIN_INTERVAL_S = 1.0
 CLOSE_TOO_SLOW = 4409
 CLOSE_GONE = 4404
 CLOSE_ENDED = 1000
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Send = Callable[[str], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
+
+
+def _dumps(msg: dict[str, Any]) -> str:
+    return json.dumps(msg, separators=(",", ":"))
 
 
 class Track:
@@ -78,7 +90,7 @@ class Track:
         if position is None:
             fraction = min(max((t - dep) / (arr - dep), 0.0), 1.0) if arr > dep else 1.0
             geometry = tuple((float(x), float(y)) for x, y in shape)
-            lat, lon = _along(geometry, fraction) if len(geometry) else (0.0, 0.0)
+            lat, lon = _along(geometry, fraction) if geometry else (0.0, 0.0)
         else:
             lat, lon = position
         eta = dt.datetime.fromtimestamp(max(self.arrival, t), now.tzinfo)
@@ -93,26 +105,28 @@ class Track:
 
 
 class TripHub:
-    """This process's open trip connections, woken by ``trip.messages`` events."""
+    """This process's open trip connections, fed by ``trip.messages`` events."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, progress_s: float = PROGRESS_S) -> None:
         self.book = TripBook(store)
+        self.progress_s = progress_s
         self.connections: dict[str, set[TripConnection]] = defaultdict(set)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        """Follow the event stream."""
-        self._task = asyncio.create_task(self._follow())
+        """Follow the event stream and tick progress."""
+        self._tasks = [asyncio.create_task(self._follow()), asyncio.create_task(self._ticker())]
 
     async def stop(self) -> None:
         """Stop following and close every connection."""
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         for conns in list(self.connections.values()):
             for conn in list(conns):
-                conn.stop()
+                conn.finish(1001, "server going away")
 
     async def _follow(self) -> None:
         while True:
@@ -120,23 +134,45 @@ class TripHub:
                 async with self.book.store.subscribe() as events:
                     async for event in events:
                         if event.type == TRIP_MESSAGES:
-                            for trip_id, last in event.payload["trips"].items():
-                                for conn in self.connections.get(trip_id, ()):
-                                    conn.announce(int(last))
+                            await self.deliver(event.payload["trips"])
                         elif event.type == TRIP_UPDATED:
                             for conn in self.connections.get(event.payload["trip_id"], ()):
                                 conn.refresh()
                         elif event.type == TRIP_ENDED and event.payload.get("deleted"):
                             for conn in list(self.connections.get(event.payload["trip_id"], ())):
-                                conn.gone()
+                                conn.finish(CLOSE_GONE, "trip deleted")
             except asyncio.CancelledError:
                 raise
             except Exception:  # lost events or a store outage: every connection re-reads
                 log.warning("trip hub restarting", exc_info=True)
                 for conns in self.connections.values():
                     for conn in conns:
-                        conn.announce(None)
+                        conn.resync()
                 await asyncio.sleep(1.0)
+
+    async def deliver(self, announced: dict[str, int]) -> None:
+        """Read the announced messages of the trips held here (one round trip), hand them on."""
+        wanted: dict[str, tuple[int, int]] = {}
+        for trip_id, last in announced.items():
+            conns = self.connections.get(trip_id)
+            if conns:
+                lowest = min(c.pushed for c in conns)
+                if int(last) > lowest:
+                    wanted[trip_id] = (lowest, int(last))
+        if not wanted:
+            return
+        frames = await self.book.fetch_many(wanted)
+        for trip_id, raw in frames.items():
+            for conn in list(self.connections.get(trip_id, ())):
+                conn.push(raw)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.progress_s)
+            wall = time.time()
+            for conns in list(self.connections.values()):
+                for conn in list(conns):
+                    conn.tick(wall)
 
     def attach(self, conn: TripConnection) -> None:
         """Route a trip's messages to ``conn``."""
@@ -159,157 +195,185 @@ class TripHub:
 class TripConnection:
     """One websocket following one trip: replay, live messages, progress, commands."""
 
+    __slots__ = (
+        "_close",
+        "_done",
+        "_last_position",
+        "_last_sent",
+        "_reload",
+        "_resync",
+        "_wake",
+        "active",
+        "city",
+        "close_raw",
+        "hub",
+        "offset_s",
+        "position",
+        "pushed",
+        "queue",
+        "send_raw",
+        "track",
+        "trip_id",
+        "tz",
+    )
+
     def __init__(
         self, hub: TripHub, session: TripSession, send: Send, close: Close, after_seq: int
     ) -> None:
         self.hub = hub
         self.trip_id = session.trip_id
-        self.session = session
+        self.city = session.city
         self.send_raw = send
         self.close_raw = close
-        self.cursor = max(0, min(after_seq, session.last_seq))
-        self.known = session.last_seq
-        self.track = Track(session.plan)
+        self.pushed = max(0, min(after_seq, session.last_seq))  # highest seq queued
+        self.queue: deque[str] = deque()
         self.position: tuple[float, float] | None = None
         self._last_position = 0.0
         self._last_sent = time.monotonic()
         self._wake = asyncio.Event()
         self._done = asyncio.Event()
         self._close: tuple[int, str] | None = None
+        self._resync = True  # replay what was missed first...
         self._reload = False
+        self._adopt(session)
+        self._wake.set()  # ...as soon as the sender starts
 
-    # -- wake-ups from the hub --------------------------------------------------------------
+    def _adopt(self, session: TripSession) -> None:
+        self.tz = ZoneInfo(session.timezone)
+        self.offset_s = session.clock_offset_s
+        self.track = Track(session.plan)
+        self.active = session.status == "active"
 
-    def announce(self, last_seq: int | None) -> None:
-        """New messages up to ``last_seq`` (None: unknown, re-read) are in the outbox."""
-        if last_seq is None or last_seq > self.known:
-            self.known = max(self.known, last_seq or self.known)
-            self._wake.set()
+    def now(self, wall: float | None = None) -> dt.datetime:
+        """The trip clock."""
+        t = (time.time() if wall is None else wall) + self.offset_s
+        return dt.datetime.fromtimestamp(t, self.tz)
+
+    # -- fed by the hub -----------------------------------------------------------------------
+
+    def push(self, frames: list[bytes]) -> None:
+        """Queue stored messages (in seq order); a gap makes the sender re-read the outbox."""
+        for raw in frames:
+            seq = _seq_of(raw)
+            if seq <= self.pushed:
+                continue
+            if seq > self.pushed + 1:
+                self.resync()
+                return
+            self.queue.append(raw.decode())
+            self.pushed = seq
+        self._check_backlog()
+        self._wake.set()
+
+    def tick(self, wall: float) -> None:
+        """Queue progress while the trip runs, a heartbeat when idle."""
+        now = self.now(wall)
+        if self.active and now.timestamp() <= self.track.arrival + 60:
+            body = self.track.progress(now, self.position)
+            self.queue.append(_dumps(message("progress", self.trip_id, now, **body)))
+        elif time.monotonic() - self._last_sent >= HEARTBEAT_S:
+            self.queue.append(_dumps(message("heartbeat", self.trip_id, now)))
+        else:
+            return
+        self._check_backlog()
+        self._wake.set()
+
+    def resync(self) -> None:
+        """Re-read the outbox after ``pushed`` (events may have been missed)."""
+        self._resync = True
+        self._wake.set()
 
     def refresh(self) -> None:
         """The stored session changed (its plan or clock): read it again."""
         self._reload = True
         self._wake.set()
 
-    def gone(self) -> None:
-        """The trip was deleted."""
-        self._finish(CLOSE_GONE, "trip deleted")
-
-    def stop(self) -> None:
-        """Server shutdown."""
-        self._finish(1001, "server going away")
-
-    def _finish(self, code: int, reason: str) -> None:
+    def finish(self, code: int, reason: str) -> None:
+        """End the connection (code 0: the client left, nothing to send)."""
         if self._close is None:
             self._close = (code, reason)
         self._done.set()
         self._wake.set()
 
+    def _check_backlog(self) -> None:
+        if len(self.queue) > MAX_QUEUE:
+            self.queue.clear()
+            self.finish(CLOSE_TOO_SLOW, "client too slow: reconnect with after_seq")
+
     # -- the connection's life --------------------------------------------------------------
 
-    async def send(self, msg: dict[str, Any]) -> None:
-        """Send one message, or give up on a client that does not read."""
-        try:
-            await asyncio.wait_for(self.send_raw(msg), SEND_TIMEOUT_S)
-        except TimeoutError:
-            self._finish(CLOSE_TOO_SLOW, "client too slow: reconnect with after_seq")
-            raise
-        self._last_sent = time.monotonic()
-
-    async def serve(self, frames: AsyncIterator[str]) -> None:
+    async def serve(self, session: TripSession, frames: AsyncIterator[str]) -> None:
         """Hello, replay, then live until the client leaves or the trip ends."""
         self.hub.attach(self)
-        tasks = [
-            asyncio.create_task(self._pump()),
-            asyncio.create_task(self._ticker()),
-            asyncio.create_task(self._receive(frames)),
-        ]
+        receiver = asyncio.create_task(self._receive(frames))
         try:
-            await self._hello()
-            self._wake.set()
-            await self._done.wait()
+            now = session.now()
+            await self._send(
+                _dumps(
+                    message(
+                        "hello",
+                        session.trip_id,
+                        now,
+                        status="active" if session.status == "active" else "ended",
+                        last_seq=session.last_seq,
+                        itinerary=session.plan,
+                        suggestion=session.suggestion,
+                        progress=self.track.progress(now, None) if self.active else None,
+                    )
+                )
+            )
+            del session  # the plan is not kept per connection
+            await self._sender()
+        except (TimeoutError, TripNotFoundError):
+            pass
+        except Exception:
+            log.warning("trip connection %s failed", self.trip_id, exc_info=True)
+            self.finish(1011, "server error")
         finally:
             self.hub.detach(self)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receiver
             if self._close is not None and self._close[0] != 0:
                 with contextlib.suppress(Exception):
                     await self.close_raw(*self._close)
 
-    async def _hello(self) -> None:
-        s = self.session
-        now = s.now()
-        await self.send(
-            message(
-                "hello",
-                s.trip_id,
-                now,
-                status="active" if s.status == "active" else "ended",
-                last_seq=s.last_seq,
-                itinerary=s.plan,
-                suggestion=s.suggestion,
-                progress=self.track.progress(now, self.position) if s.status == "active" else None,
-            )
-        )
-
-    async def _pump(self) -> None:
+    async def _send(self, frame: str) -> None:
         try:
-            while not self._done.is_set():
-                await self._wake.wait()
-                self._wake.clear()
-                if self._done.is_set():
-                    break
-                if self._reload:
-                    self._reload = False
-                    self.session = await self.hub.book.get(self.trip_id)
-                    self.track = Track(self.session.plan)
-                pending = await self.hub.book.messages_after(self.trip_id, self.cursor)
-                if pending and int(pending[0]["seq"]) > self.cursor + 1:
-                    self._finish(CLOSE_TOO_SLOW, "messages were dropped: reconnect to resync")
-                    break
-                for msg in pending:
-                    await self.send(msg)
-                    self.cursor = int(msg["seq"])
-                    self._apply(msg)
-                    if msg["type"] == "trip_ended":
-                        self._finish(CLOSE_ENDED, "trip ended")
-                        return
-        except TripNotFoundError:
-            self._finish(CLOSE_GONE, "trip expired or deleted")
+            await asyncio.wait_for(self.send_raw(frame), SEND_TIMEOUT_S)
         except TimeoutError:
-            pass
-        except Exception:
-            log.warning("trip connection %s failed", self.trip_id, exc_info=True)
-            self._finish(1011, "server error")
+            self.finish(CLOSE_TOO_SLOW, "client too slow: reconnect with after_seq")
+            raise
+        self._last_sent = time.monotonic()
 
-    def _apply(self, msg: dict[str, Any]) -> None:
-        kind = msg["type"]
-        if kind == "plan_updated":
-            self.session.plan = msg["itinerary"]
+    async def _sender(self) -> None:
+        while not self._done.is_set():
+            await self._wake.wait()
+            self._wake.clear()
+            if self._reload:
+                self._reload = False
+                self._adopt(await self.hub.book.get(self.trip_id))
+            if self._resync:
+                self._resync = False
+                missed = await self.hub.book.messages_after(self.trip_id, self.pushed)
+                if missed and int(missed[0]["seq"]) > self.pushed + 1:
+                    self.finish(CLOSE_TOO_SLOW, "messages were dropped: reconnect to resync")
+                    break
+                self.push([_dumps(m).encode() for m in missed])
+            while self.queue and not self._done.is_set():
+                frame = self.queue.popleft()
+                await self._send(frame)
+                if frame.startswith('{"v":1,"type":"plan_updated"') or frame.startswith(
+                    '{"v":1,"type":"trip_ended"'
+                ):
+                    self._after(json.loads(frame))
+
+    def _after(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "plan_updated":
             self.track = Track(msg["itinerary"])
-        elif kind == "switch_suggestion":
-            self.session.suggestion = {
-                k: msg[k] for k in msg if k not in ("v", "type", "trip_id", "sent_at", "seq")
-            }
-        elif kind == "suggestion_closed":
-            self.session.suggestion = None
-
-    async def _ticker(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            while not self._done.is_set():
-                await asyncio.sleep(PROGRESS_S)
-                now = self.session.now()
-                if now.timestamp() <= self.track.arrival + 60:
-                    await self.send(
-                        message(
-                            "progress", self.trip_id, now, **self.track.progress(now, self.position)
-                        )
-                    )
-                elif time.monotonic() - self._last_sent >= HEARTBEAT_S:
-                    await self.send(message("heartbeat", self.trip_id, now))
+        elif msg["type"] == "trip_ended":
+            self.active = False
+            self.finish(CLOSE_ENDED, "trip ended")
 
     async def _receive(self, frames: AsyncIterator[str]) -> None:
         try:
@@ -317,37 +381,41 @@ class TripConnection:
                 await self.on_frame(frame)
         except Exception:
             log.debug("trip socket %s receive ended", self.trip_id, exc_info=True)
-        self._finish(0, "client left")
+        self.finish(0, "client left")
 
     async def on_frame(self, frame: str) -> None:
         """Handle one client message; a bad one is answered with ``error``."""
-        now = self.session.now()
+        now = self.now()
+        book = self.hub.book
         try:
             msg = parse_client_message(frame)
             kind = msg["type"]
             if kind == "ping":
-                await self.send(message("heartbeat", self.trip_id, now))
+                self._reply(message("heartbeat", self.trip_id, now))
             elif kind == "auth":
                 raise ProtocolError("'auth' is only accepted as the first message")
             elif kind == "position":
                 await self._position(float(msg["lat"]), float(msg["lon"]), now)
             elif kind == "accept":
-                await self.hub.book.change(self.trip_id, commands.accept(msg["suggestion_id"], now))
-                await self.hub.book.count(self.session.city, "accepted")
+                await book.change(self.trip_id, commands.accept(msg["suggestion_id"], now))
+                await book.count(self.city, "accepted")
             elif kind == "decline":
-                await self.hub.book.change(
+                await book.change(
                     self.trip_id,
                     commands.close_suggestion(msg["suggestion_id"], "declined", now),
                     event=None,
                 )
-                await self.hub.book.count(self.session.city, "declined")
+                await book.count(self.city, "declined")
             elif kind == "end":
-                await self.hub.book.change(
-                    self.trip_id, commands.end("ended", now), event=TRIP_ENDED
-                )
-                await self.hub.book.count(self.session.city, "ended")
+                await book.change(self.trip_id, commands.end("ended", now), event=TRIP_ENDED)
+                await book.count(self.city, "ended")
         except CorrespondanceError as exc:
-            await self.send(error(self.trip_id, now, exc.code, exc.message))
+            self._reply(error(self.trip_id, now, exc.code, exc.message))
+
+    def _reply(self, msg: dict[str, Any]) -> None:
+        self.queue.append(_dumps(msg))
+        self._check_backlog()
+        self._wake.set()
 
     async def _position(self, lat: float, lon: float, now: dt.datetime) -> None:
         wall = time.monotonic()
@@ -357,7 +425,20 @@ class TripConnection:
             )
         self._last_position = wall
         self.position = (lat, lon)
-        await self.hub.book.set_position(self.session, lat, lon)
-        await self.send(
+        session = await self.hub.book.get(self.trip_id)
+        await self.hub.book.set_position(session, lat, lon)
+        self._reply(
             message("progress", self.trip_id, now, **self.track.progress(now, self.position))
         )
+
+
+def _seq_of(raw: bytes) -> int:
+    """The ``seq`` of a stored message (stored messages always carry one)."""
+    i = raw.rfind(b'"seq":')
+    if i < 0:
+        return int(json.loads(raw)["seq"])
+    j = i + 6
+    k = j
+    while k < len(raw) and raw[k : k + 1].isdigit():
+        k += 1
+    return int(raw[j:k])

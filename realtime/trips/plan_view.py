@@ -54,7 +54,7 @@ class PlanLeg:
     board_index: int | None = None
     alight_index: int | None = None
     system_id: str | None = None
-    pickup_station: str | None = None  # shared vehicle taken at this station
+    pickup_station: str | None = None  # GBFS station id where the shared vehicle is taken
     dropoff_station: str | None = None  # ...and left at this one
     drive_edges: tuple[int, ...] = ()
 
@@ -108,6 +108,15 @@ class TripPlan:
             if leg.trip_id:
                 trips.add(leg.trip_id)
         return edges, stations, trips
+
+
+def _station_id(system_id: str | None, place_id: str | None) -> str | None:
+    """The GBFS station id of a place's ``station_id`` (plans write ``<system>:<station>``;
+    the overlay and ``gbfs.updated`` events use the bare station id)."""
+    if not place_id:
+        return None
+    prefix = f"{system_id}:"
+    return place_id[len(prefix) :] if system_id and place_id.startswith(prefix) else place_id
 
 
 def _fail(message: str, field: str = "itinerary") -> ItineraryError:
@@ -199,10 +208,10 @@ def parse_plan(base: CityBase, body: Any, overlay: LiveOverlay | None = None) ->
                 board_index=leg.board_index,
                 alight_index=leg.alight_index,
                 system_id=leg.system_id,
-                pickup_station=leg.from_.station_id
+                pickup_station=_station_id(leg.system_id, leg.from_.station_id)
                 if leg.mode in ("bikeshare", "carshare")
                 else None,
-                dropoff_station=leg.to.station_id
+                dropoff_station=_station_id(leg.system_id, leg.to.station_id)
                 if leg.mode in ("bikeshare", "carshare")
                 else None,
                 drive_edges=tuple(int(e) for e in leg.drive_edges),

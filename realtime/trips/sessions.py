@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from correspondance.errors import CorrespondanceError
-from correspondance.store import StateStore
+from correspondance.store import ScriptResult, StateStore, StoreScript
 from correspondance.store.errors import StoreUnavailableError
 
 OUTBOX_KEEP = 500
@@ -44,6 +44,33 @@ TRIP_UPDATED = "trip.updated"
 TRIP_ENDED = "trip.ended"
 TRIP_MESSAGES = "trip.messages"
 TRIP_EVENTS = frozenset({TRIP_STARTED, TRIP_UPDATED, TRIP_ENDED, TRIP_MESSAGES})
+
+
+_FETCH_LUA = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local lo = tonumber(ARGV[2 * i - 1])
+  local hi = tonumber(ARGV[2 * i])
+  for seq = lo + 1, hi do
+    local value = redis.call('HGET', key, tostring(seq))
+    out[#out + 1] = value or ''
+  end
+end
+return out
+"""
+
+
+async def _fetch_local(store: StateStore, keys: list[str], args: list[bytes]) -> ScriptResult:
+    out: ScriptResult = []
+    for i, key in enumerate(keys):
+        lo, hi = int(args[2 * i]), int(args[2 * i + 1])
+        for seq in range(lo + 1, hi + 1):
+            out.append(await store.hget(key, str(seq)) or b"")
+    return out
+
+
+FETCH_MESSAGES = StoreScript("fetch_trip_messages", _FETCH_LUA, _fetch_local)
+"""Outbox messages of many trips in one round trip: for each key, seqs lo+1..hi."""
 
 
 class TripNotFoundError(CorrespondanceError, LookupError):
@@ -251,6 +278,25 @@ class TripBook:
         stored = await self.store.hgetall(outbox_key(trip_id))
         out = [json.loads(v) for k, v in stored.items() if int(k) > after_seq]
         return sorted(out, key=lambda m: int(m["seq"]))
+
+    async def fetch_many(self, wanted: dict[str, tuple[int, int]]) -> dict[str, list[bytes]]:
+        """For each trip, its stored messages with seq in (after, upto], as stored JSON
+        (missing ones, trimmed or expired, are left out). One store round trip."""
+        if not wanted:
+            return {}
+        trips = list(wanted)
+        args: list[int] = []
+        for trip_id in trips:
+            args += [wanted[trip_id][0], wanted[trip_id][1]]
+        flat = await self.store.run_script(FETCH_MESSAGES, [outbox_key(t) for t in trips], args)
+        out: dict[str, list[bytes]] = {}
+        k = 0
+        for trip_id in trips:
+            after, upto = wanted[trip_id]
+            n = max(upto - after, 0)
+            out[trip_id] = [v for v in flat[k : k + n] if isinstance(v, bytes) and v]
+            k += n
+        return out
 
     async def set_position(self, session: TripSession, lat: float, lon: float) -> None:
         """Keep the latest reported position (only it, and only while the trip lives)."""

@@ -176,3 +176,87 @@ def page(chromium: Any, live_server: str) -> Iterator[Any]:
         yield pg
     finally:
         context.close()
+
+
+# --- Live trips (issue 6): a second server with the demo mode on --------------------------------
+
+
+def _demo_ok(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/v1/demo", timeout=5) as resp:
+            status: int = resp.status
+            return status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+@pytest.fixture
+def demo_server() -> Iterator[str]:
+    """Base URL of a server started with ``CORRESPONDANCE_DEMO=true`` (``POST
+    /api/v1/trips/{id}/demo`` makes simulated contributors report a jam on the trip's drive).
+
+    One server per test: the simulated congestion of one test must not leak into the next one's
+    plan. With ``CORRESPONDANCE_BROWSER_BASE_URL`` set, that server is used and must have the
+    demo mode on. ``REDIS_URL`` is dropped: this server keeps its state in-process, alone.
+    """
+    external = os.environ.get("CORRESPONDANCE_BROWSER_BASE_URL")
+    if external:
+        base = external.rstrip("/")
+        if not _demo_ok(base):
+            pytest.fail(f"{base} has no demo mode (GET /api/v1/demo): set CORRESPONDANCE_DEMO=true")
+        yield base
+        return
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--city", "porto-alegre"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["CORRESPONDANCE_DEMO"] = "true"
+    with tempfile.TemporaryDirectory(prefix="correspondance-demo-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while not _health_ok(base):
+                if proc.poll() is not None:
+                    pytest.fail(f"demo server exited with {proc.returncode}:\n{_tail(log_path)}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"demo server not healthy in time:\n{_tail(log_path)}")
+                time.sleep(0.5)
+            yield base
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def demo_page(chromium: Any, demo_server: str) -> Iterator[Any]:
+    """Like ``page``, on the demo server, at the narrowest common phone width (360 px)."""
+    context = chromium.new_context(
+        viewport={"width": 360, "height": 740}, device_scale_factor=1, base_url=demo_server
+    )
+    context.set_default_timeout(30_000)
+    pg = context.new_page()
+    problems = ConsoleProblems()
+    pg.on("console", problems.on_console)
+    pg.on("pageerror", problems.on_pageerror)
+    pg.on("requestfailed", problems.on_requestfailed)
+    pg.console_problems = problems
+    try:
+        yield pg
+    finally:
+        context.close()

@@ -1,0 +1,46 @@
+// The HTTP side of the API: JSON in, JSON out, errors as `{"error": {"code", "message"}}`.
+
+export const API = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(message, { status = 0, code = "" } = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** fetch() a JSON endpoint. `body` is sent as JSON, `token` as a bearer token; resolves to the parsed
+ *  answer (null for an empty 2xx answer when `allowEmpty`), or throws an ApiError saying what went wrong. */
+export async function requestJSON(path, { method = "GET", body, token, signal, allowEmpty = false } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(path, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    if (e?.name === "AbortError") throw e;
+    throw new ApiError("Cannot reach the Correspondance server. Check your connection and try again.");
+  }
+  let parsed = null;
+  const text = await res.text();
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = null;
+  }
+  if (!res.ok) {
+    const err = parsed?.error;
+    const message = (err && typeof err.message === "string" && err.message)
+      || (typeof parsed?.detail === "string" && parsed.detail)
+      || `The server answered ${res.status} ${res.statusText}`.trim();
+    throw new ApiError(message, { status: res.status, code: err?.code ?? "" });
+  }
+  if (parsed === null && !allowEmpty) throw new ApiError("The server sent an unreadable answer.", { status: res.status });
+  return parsed;
+}
+
+export function getJSON(path, { signal } = {}) {
+  return requestJSON(path, { signal });
+}
