@@ -91,6 +91,11 @@ def worker_app() -> Any:
     return create_app(Settings(), city_ids=[city] if city else None)
 
 
+# websockets' Sans-I/O protocol: no keep-alive and transfer tasks of its own per connection
+# (the legacy protocol runs three), so a worker holds many more live-trip sockets.
+WS_IMPL = "websockets-sansio"
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Build if needed, then serve the API and web app."""
     import uvicorn
@@ -122,7 +127,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     if workers == 1:
         app = create_app(settings, bases=bases)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws=WS_IMPL)
         return 0
     del bases  # built and cached: each worker process loads its own copy
     # each worker process builds its own app; one of them takes the writer lock (role
@@ -135,6 +140,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         log_level="warning",
+        ws=WS_IMPL,
     )
     return 0
 

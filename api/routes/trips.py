@@ -246,7 +246,8 @@ async def trip_socket(ws: WebSocket, trip_id: str) -> None:
             await ws.close(code, reason)
 
     conn = TripConnection(hub_of(state), session, ws.send_text, close, after_seq)
-    await conn.serve(session, _frames(ws))
+    del session  # a connection keeps its clock and a compact shape, not the whole plan
+    await conn.serve(_frames(ws))
 
 
 def k_threshold(count: int, k: int) -> int | None:

@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -236,6 +237,7 @@ class TripConnection:
         self._resync = True  # replay what was missed first...
         self._reload = False
         self._adopt(session)
+        self.queue.append(self.hello(session))  # the first frame, before any replay
         self._wake.set()  # ...as soon as the sender starts
 
     def _adopt(self, session: TripSession) -> None:
@@ -302,27 +304,27 @@ class TripConnection:
 
     # -- the connection's life --------------------------------------------------------------
 
-    async def serve(self, session: TripSession, frames: AsyncIterator[str]) -> None:
+    def hello(self, session: TripSession) -> str:
+        """The ``hello`` frame: the trip as it stands (the plan is not kept afterwards)."""
+        now = session.now()
+        return _dumps(
+            message(
+                "hello",
+                session.trip_id,
+                now,
+                status="active" if session.status == "active" else "ended",
+                last_seq=session.last_seq,
+                itinerary=session.plan,
+                suggestion=session.suggestion,
+                progress=self.track.progress(now, None) if self.active else None,
+            )
+        )
+
+    async def serve(self, frames: AsyncIterator[str]) -> None:
         """Hello, replay, then live until the client leaves or the trip ends."""
         self.hub.attach(self)
         receiver = asyncio.create_task(self._receive(frames))
         try:
-            now = session.now()
-            await self._send(
-                _dumps(
-                    message(
-                        "hello",
-                        session.trip_id,
-                        now,
-                        status="active" if session.status == "active" else "ended",
-                        last_seq=session.last_seq,
-                        itinerary=session.plan,
-                        suggestion=session.suggestion,
-                        progress=self.track.progress(now, None) if self.active else None,
-                    )
-                )
-            )
-            del session  # the plan is not kept per connection
             await self._sender()
         except (TimeoutError, TripNotFoundError):
             pass
@@ -355,6 +357,8 @@ class TripConnection:
                 self._adopt(await self.hub.book.get(self.trip_id))
             if self._resync:
                 self._resync = False
+                while self.queue and self.queue[0].startswith('{"v":1,"type":"hello"'):
+                    await self._send(self.queue.popleft())
                 missed = await self.hub.book.messages_after(self.trip_id, self.pushed)
                 if missed and int(missed[0]["seq"]) > self.pushed + 1:
                     self.finish(CLOSE_TOO_SLOW, "messages were dropped: reconnect to resync")
@@ -433,12 +437,9 @@ class TripConnection:
 
 
 def _seq_of(raw: bytes) -> int:
-    """The ``seq`` of a stored message (stored messages always carry one)."""
-    i = raw.rfind(b'"seq":')
-    if i < 0:
-        return int(json.loads(raw)["seq"])
-    j = i + 6
-    k = j
-    while k < len(raw) and raw[k : k + 1].isdigit():
-        k += 1
-    return int(raw[j:k])
+    """The ``seq`` of a stored message (the last key :meth:`TripBook.change` writes)."""
+    match = _SEQ.search(raw, max(0, len(raw) - 40))
+    return int(match[1]) if match else int(json.loads(raw)["seq"])
+
+
+_SEQ = re.compile(rb'"seq":\s*(\d+)\s*}\s*$')
