@@ -137,3 +137,65 @@ def test_a_broken_city_config_exits_2_naming_the_problem(tmp_path: Path, command
         result.stderr
     )
     assert "unknown timezone 'America/Atlantis'" in result.stderr
+
+
+def test_serve_with_several_workers_needs_redis() -> None:
+    result = run_cli("serve", "--workers", "2")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(
+        "correspondance serve: error: --workers: several processes need shared state; set REDIS_URL"
+    )
+
+
+@pytest.mark.parametrize("workers", ["0", "65"])
+def test_serve_with_an_impossible_worker_count_exits_2(workers: str) -> None:
+    result = run_cli("serve", "--workers", workers)
+    assert result.returncode == 2
+    assert f"--workers: {workers} must be between 1 and" in result.stderr
+
+
+def test_serve_with_two_workers_on_redis_answers_from_both_processes(
+    poa_base: CityBase,  # the warm cache the workers load
+) -> None:
+    import time
+    import uuid
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRESPONDANCE_")}
+    env |= {
+        "CORRESPONDANCE_CACHE_DIR": str(CACHE_DIR),
+        "CORRESPONDANCE_LIVE_FEEDS": "false",
+        "CORRESPONDANCE_REDIS_PREFIX": f"cli-{uuid.uuid4().hex[:8]}:",
+        "REDIS_URL": os.environ.get("CORRESPONDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--workers", "2", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        # uvicorn's supervisor forks two workers sharing the listening socket
+        children = subprocess.run(
+            ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) >= 2, children
+        with httpx.Client(base_url=url, timeout=30) as client:
+            answers = [client.get("/api/v1/health").json()["backend"] for _ in range(20)]
+        assert set(answers) == {"redis"}
+    finally:
+        server.terminate()
+        server.wait(30)
