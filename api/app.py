@@ -81,6 +81,7 @@ async def start_live(state: AppState) -> LiveTasks:
                 replay_speed=settings.replay_speed,
                 fusion_k=settings.fusion_k,
                 report_ttl_s=settings.report_ttl_s,
+                simulated_at=settings.simulated_feeds_at,
             )
             if await service.start():
                 live.services.append(service)

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     report_max_age_s: float = Field(
         default=3_600.0, gt=0, le=86_400, description="Oldest observation a report may carry."
     )
+    simulated_feeds_at: float | None = Field(
+        default=None,
+        description=(
+            "Freeze simulated GBFS feeds at this Unix time instead of following the wall "
+            "clock (their availability follows the time of day): reproducible tests and demos."
+        ),
+    )
     demo: bool = Field(
         default=False,
         description=(

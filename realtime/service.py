@@ -69,6 +69,8 @@ class LiveService:
     fusion_k: int = 2
     report_ttl_s: float = RAW_TTL_S
     fuser: Fuser | None = None
+    # simulated feeds follow the wall clock, or stay at this Unix time (tests, demos)
+    simulated_at: float | None = None
 
     @property
     def city(self) -> str:
@@ -159,6 +161,7 @@ class LiveService:
                 source.simulate,
                 street_points(self.base),
                 self.base.city.timezone,
+                frozen_at=self.simulated_at,
             )
             server = GbfsServer(sim.document).start()
             self.servers.append(server)

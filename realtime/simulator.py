@@ -43,6 +43,8 @@ class GbfsSimulator:
     points: np.ndarray  # (n, 2) candidate street positions
     timezone: str = "UTC"
     clock: Callable[[], float] = time.time
+    # the simulated situation frozen at this Unix time (tests, demos); feeds stay fresh
+    frozen_at: float | None = None
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.config.seed)
@@ -55,8 +57,9 @@ class GbfsSimulator:
         self.vehicle_type_id = f"{self.config.form_factor}-sim"
 
     def tick(self) -> int:
-        """The simulation step in force now."""
-        return int(self.clock() // self.config.tick_s)
+        """The simulation step in force now (or at ``frozen_at``)."""
+        at = self.frozen_at if self.frozen_at is not None else self.clock()
+        return int(at // self.config.tick_s)
 
     def available(self, tick: int) -> np.ndarray:
         """Vehicles at each station at ``tick``: between 0 and capacity."""
@@ -81,7 +84,7 @@ class GbfsSimulator:
                 "is_reserved": False,
                 "is_disabled": False,
                 "vehicle_type_id": self.vehicle_type_id,
-                "last_reported": int(tick * self.config.tick_s),
+                "last_reported": int(self.clock() // self.config.tick_s * self.config.tick_s),
             }
             for j, p in enumerate(picks)
         ]
@@ -89,7 +92,7 @@ class GbfsSimulator:
     def document(self, feed: str, base_url: str) -> dict[str, Any] | None:
         """The GBFS 2.3 document named ``feed``, or None."""
         tick = self.tick()
-        now = int(tick * self.config.tick_s)
+        now = int(self.clock() // self.config.tick_s * self.config.tick_s)  # a fresh feed
         ttl = int(self.config.tick_s)
 
         def wrap(data: dict[str, Any], ttl_s: int = ttl) -> dict[str, Any]:

@@ -17,6 +17,12 @@ from correspondance.cities import CityConfig, discover_cities
 from correspondance.settings import REPO_ROOT, Settings
 from routing.base import CityBase, load_or_build
 
+# Simulated GBFS feeds follow the time of day; every test server sees them as they were at
+# one fixed moment (2026-11-23 14:50 UTC: car-share cars near the demo trip, and the demo's
+# closure turning it into a bus ride), so plans do not depend on when the suite runs.
+SIMULATED_FEEDS_AT = "1795445400"
+os.environ.setdefault("CORRESPONDANCE_SIMULATED_FEEDS_AT", SIMULATED_FEEDS_AT)
+
 DATA_DIR = REPO_ROOT / "data"
 CACHE_DIR = Path(os.environ.get("CORRESPONDANCE_CACHE_DIR", REPO_ROOT / "var" / "cache"))
 

@@ -196,6 +196,8 @@ def serve_process(settings: Settings, log: Path) -> Iterator[str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if settings.simulated_feeds_at is not None:
+        env["CORRESPONDANCE_SIMULATED_FEEDS_AT"] = repr(settings.simulated_feeds_at)
     if settings.contributor_secret is not None:
         env["CORRESPONDANCE_CONTRIBUTOR_SECRET"] = settings.contributor_secret.get_secret_value()
     if settings.redis_url:
