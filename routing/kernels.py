@@ -14,7 +14,7 @@ INF = np.inf
 INT_INF = np.int64(2**62)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dijkstra(indptr, head, weight, src_nodes, src_cost, limit, targets):
     """Multi-source Dijkstra on a CSR graph, bounded by ``limit``.
 
@@ -63,7 +63,7 @@ def dijkstra(indptr, head, weight, src_nodes, src_cost, limit, targets):
     return dist, pred
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bounded_many_to_many(indptr, head, weight, src_nodes, limit, node_target):
     """From each source node, every target reachable within ``limit``.
 
@@ -106,7 +106,7 @@ def bounded_many_to_many(indptr, head, weight, src_nodes, limit, node_target):
     return np.array(out_s, np.int64), np.array(out_t, np.int64), np.array(out_c, np.float64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def raptor_rounds(
     n_stops,
     max_rounds,
@@ -279,7 +279,7 @@ def raptor_rounds(
     )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def astar(indptr, head, weight, node_x, node_y, src_nodes, src_cost, target, s_per_m):
     """Point-to-point A* (multi-source) with a straight-line lower bound.
 
@@ -337,7 +337,7 @@ L_ROUND = 9
 L_FIELDS = 10
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mc_new_label(pool, n_pool, a, w, kind, stop, pat, trip, bpos, apos, parent, rnd):
     if n_pool >= pool.shape[0]:
         grown = np.empty((pool.shape[0] * 2, L_FIELDS), np.int64)
@@ -357,7 +357,7 @@ def _mc_new_label(pool, n_pool, a, w, kind, stop, pat, trip, bpos, apos, parent,
     return pool, n_pool + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mc_bag_slot(bag_a, bag_w, bag_id, bag_n, s, a, w):
     """Where a new (a, w) label goes in stop s's bag, or -1 (dominated / overflow).
 
@@ -397,7 +397,7 @@ def _mc_bag_slot(bag_a, bag_w, bag_id, bag_n, s, a, w):
     return -1, True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mc_dest_prunes(front_a, front_w, n_front, a, w):
     """Whether the destination front (by arrival, walk strictly falling) dominates (a, w)."""
     if n_front == 0 or a < front_a[0]:
@@ -413,7 +413,7 @@ def _mc_dest_prunes(front_a, front_w, n_front, a, w):
     return front_w[lo] <= w
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mc_front_add(front_a, front_w, n_front, a, w):
     """Add a non-dominated (a, w) to the front, dropping what it dominates."""
     if n_front + 1 > front_a.shape[0]:
@@ -446,7 +446,7 @@ def _mc_front_add(front_a, front_w, n_front, a, w):
     return front_a, front_w, m
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mc_raptor_rounds(
     n_stops,
     max_rounds,

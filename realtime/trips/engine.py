@@ -17,9 +17,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +172,7 @@ class TripEngine:
         self.policy = policy or SwitchPolicy()
         self.walk_speed_m_s = walk_speed_m_s
         self.tick_s = tick_s
+        self.concurrency = max(1, min(4, os.cpu_count() or 1))
         self.index = TripIndex()
         self.stats = EngineStats()
         self._plans: dict[str, tuple[int, TripPlan]] = {}  # trip → (plan version, plan)
@@ -308,17 +311,25 @@ class TripEngine:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                trip_id, reason = next(iter(self._pending.items()))
-                del self._pending[trip_id]
-                try:
-                    await self.evaluate(trip_id, reason)
-                except asyncio.CancelledError:
-                    raise
-                except (TripNotFoundError, CommandRefusedError):
-                    self._forget(trip_id)
-                except Exception:
-                    log.warning("evaluating trip %s failed", trip_id, exc_info=True)
+                # a few trips at a time: replans run in threads, and the compiled kernels
+                # release the GIL, so they overlap on several cores
+                batch: list[Coroutine[Any, Any, None]] = []
+                while self._pending and len(batch) < self.concurrency:
+                    trip_id, reason = next(iter(self._pending.items()))
+                    del self._pending[trip_id]
+                    batch.append(self._evaluate_safely(trip_id, reason))
+                await asyncio.gather(*batch)
             self.idle.set()
+
+    async def _evaluate_safely(self, trip_id: str, reason: str) -> None:
+        try:
+            await self.evaluate(trip_id, reason)
+        except asyncio.CancelledError:
+            raise
+        except (TripNotFoundError, CommandRefusedError):
+            self._forget(trip_id)
+        except Exception:
+            log.warning("evaluating trip %s failed", trip_id, exc_info=True)
 
     async def evaluate(self, trip_id: str, reason: str = "congestion") -> dict[str, Any] | None:
         """Re-time one trip under the current overlay; suggest, withdraw or update.
