@@ -25,7 +25,7 @@ import os
 import secrets
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -156,7 +156,8 @@ class TripSession:
 
     def encode(self) -> bytes:
         """The stored form."""
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        # every field is already JSON; asdict() would deep-copy the whole plan first
+        return json.dumps(vars(self), separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> TripSession:
