@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,38 +66,20 @@ def _tail(path: Path, n: int = 60) -> str:
         return "(no log)"
 
 
-@pytest.fixture(scope="package")
-def live_server() -> Iterator[str]:
-    """Base URL (no trailing slash) of a running Correspondance server for Porto Alegre."""
-    external = os.environ.get("CORRESPONDANCE_BROWSER_BASE_URL")
-    if external:
-        base = external.rstrip("/")
-        if not _health_ok(base):
-            pytest.fail(f"CORRESPONDANCE_BROWSER_BASE_URL={base} does not answer /api/v1/health")
-        yield base
-        return
-
+@contextmanager
+def _server_process(env: dict[str, str], prefix: str) -> Iterator[str]:
+    """A ``correspondance serve`` process for Porto Alegre on a free port, until healthy."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "api.cli",
-        "serve",
-        "--city",
-        "porto-alegre",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with tempfile.TemporaryDirectory(prefix="correspondance-browser-") as tmp:
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--city", "porto-alegre"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         log_path = Path(tmp) / "server.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 cmd,
                 cwd=REPO_ROOT,
-                env=os.environ.copy(),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -123,6 +106,21 @@ def live_server() -> Iterator[str]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="package")
+def live_server() -> Iterator[str]:
+    """Base URL (no trailing slash) of a running Correspondance server for Porto Alegre."""
+    external = os.environ.get("CORRESPONDANCE_BROWSER_BASE_URL")
+    if external:
+        base = external.rstrip("/")
+        if not _health_ok(base):
+            pytest.fail(f"CORRESPONDANCE_BROWSER_BASE_URL={base} does not answer /api/v1/health")
+        yield base
+        return
+
+    with _server_process(os.environ.copy(), "correspondance-browser-") as base:
+        yield base
 
 
 @pytest.fixture(scope="package")
@@ -207,40 +205,10 @@ def demo_server() -> Iterator[str]:
         yield base
         return
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "api.cli", "serve", "--city", "porto-alegre"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["CORRESPONDANCE_DEMO"] = "true"
-    with tempfile.TemporaryDirectory(prefix="correspondance-demo-") as tmp:
-        log_path = Path(tmp) / "server.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while not _health_ok(base):
-                if proc.poll() is not None:
-                    pytest.fail(f"demo server exited with {proc.returncode}:\n{_tail(log_path)}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"demo server not healthy in time:\n{_tail(log_path)}")
-                time.sleep(0.5)
-            yield base
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+    with _server_process(env, "correspondance-demo-") as base:
+        yield base
 
 
 @pytest.fixture
