@@ -94,6 +94,18 @@ def worker_app() -> Any:
 # websockets' Sans-I/O protocol: no keep-alive and transfer tasks of its own per connection
 # (the legacy protocol runs three), so a worker holds many more live-trip sockets.
 WS_IMPL = "websockets-sansio"
+# Uvicorn options of every worker, for 10,000+ live-trip sockets each:
+# * no permessage-deflate: its zlib streams cost ~46 KiB per socket (over half of one) and
+#   compressing every frame is most of a fan-out's CPU; trip messages are small JSON;
+# * client messages are small JSON commands: a megabyte is plenty;
+# * a deep accept backlog, so that thousands of clients reconnecting at once after a
+#   restart wait in the kernel rather than being refused (capped by net.core.somaxconn).
+UVICORN_OPTIONS: dict[str, Any] = {
+    "ws": WS_IMPL,
+    "ws_per_message_deflate": False,
+    "ws_max_size": 1 << 20,
+    "backlog": 4096,
+}
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -127,7 +139,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     if workers == 1:
         app = create_app(settings, bases=bases)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws=WS_IMPL)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **UVICORN_OPTIONS)
         return 0
     del bases  # built and cached: each worker process loads its own copy
     # each worker process builds its own app; one of them takes the writer lock (role
@@ -140,7 +152,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         log_level="warning",
-        ws=WS_IMPL,
+        **UVICORN_OPTIONS,
     )
     return 0
 

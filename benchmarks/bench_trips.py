@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import json
+import multiprocessing
 import os
 import resource
 import socket
@@ -31,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +89,199 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-async def sessions_and_fanout(n: int, rounds: int) -> dict[str, float]:
-    import websockets
+# -- sessions and fan-out ------------------------------------------------------------------------
 
+CLIENT_PROCESSES = 2
+CONNECT_BATCH = 250
+_LIVE_UPDATE = b'"type":"live_update"'
+_HANDSHAKE = (
+    "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+)
+
+
+class _Fleet:
+    """One client process's connections and how far each has read."""
+
+    def __init__(self) -> None:
+        self.want = 0  # live_update frames each connection must have for the round
+        self.reached = 0
+        self.last = 0.0  # perf_counter of the round's last arrival (CLOCK_MONOTONIC)
+        self.hellos = 0
+        self.closed = 0
+        self.refused = 0
+        self.watchers: list[_Watcher] = []
+        self.done = asyncio.Event()
+        self.settled = asyncio.Event()
+
+
+class _Watcher(asyncio.Protocol):
+    """A minimal websocket client (RFC 6455) that counts ``live_update`` frames: cheap
+    enough that the server, not the clients, is what the fan-out measures. It offers
+    permessage-deflate as browsers do, so a server that accepts it pays what it would pay
+    for a browser (and this client inflates)."""
+
+    def __init__(self, fleet: _Fleet, path: str, port: int) -> None:
+        self.fleet = fleet
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.request = _HANDSHAKE.format(path=path, port=port, key=key).encode()
+        self.buf = bytearray()
+        self.open = False
+        self.hello = False
+        self.inflate: Any = None
+        self.count = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fleet.closed += 1
+        self.fleet.settled.set()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.open:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buf[:end]).lower()
+            del buf[: end + 4]
+            if not head.startswith(b"http/1.1 101"):
+                self.fleet.refused += 1
+                self.fleet.settled.set()
+                return
+            if b"permessage-deflate" in head:
+                self.inflate = zlib.decompressobj(-15)
+            self.open = True
+        while len(buf) >= 2:
+            size, at = buf[1] & 0x7F, 2
+            if size == 126:
+                if len(buf) < 4:
+                    return
+                size, at = int.from_bytes(buf[2:4], "big"), 4
+            elif size == 127:
+                if len(buf) < 10:
+                    return
+                size, at = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < at + size:
+                return
+            head0, payload = buf[0], bytes(buf[at : at + size])
+            del buf[: at + size]
+            self.frame(head0, payload)
+
+    def frame(self, head0: int, payload: bytes) -> None:
+        opcode = head0 & 0x0F
+        if head0 & 0x40 and self.inflate is not None:
+            payload = self.inflate.decompress(payload + b"\x00\x00\xff\xff")
+        if opcode in (0, 1):  # text (the server sends no fragments)
+            if not self.hello:
+                self.hello = True
+                self.fleet.hellos += 1
+                self.fleet.settled.set()
+            elif _LIVE_UPDATE in payload:
+                self.count += 1
+                if self.count == self.fleet.want:
+                    fleet = self.fleet
+                    fleet.reached += 1
+                    fleet.last = time.perf_counter()
+                    if fleet.reached == len(fleet.watchers):
+                        fleet.done.set()
+        elif opcode == 9 and self.transport is not None:  # ping: pong, masked (zero key)
+            self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+        elif opcode == 8 and self.transport is not None:
+            self.transport.close()
+
+
+async def _watch(port: int, paths: list[str], pipe: Any) -> None:
+    loop = asyncio.get_running_loop()
+    fleet = _Fleet()
+    for i in range(0, len(paths), CONNECT_BATCH):
+        batch = paths[i : i + CONNECT_BATCH]
+        made = await asyncio.gather(
+            *(
+                loop.create_connection(
+                    lambda p=p: _Watcher(fleet, p, port),  # type: ignore[misc]
+                    "127.0.0.1",
+                    port,
+                )
+                for p in batch
+            )
+        )
+        fleet.watchers += [w for _, w in made]
+        deadline = time.monotonic() + 60
+        while fleet.hellos + fleet.refused + fleet.closed < len(fleet.watchers):
+            fleet.settled.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(fleet.settled.wait(), max(deadline - time.monotonic(), 0))
+            if time.monotonic() > deadline:
+                break
+    pipe.send(("ready", fleet.hellos, fleet.refused, fleet.closed))
+    while True:
+        command, arg = await loop.run_in_executor(None, pipe.recv)
+        if command == "stop":
+            break
+        fleet.want, fleet.reached, fleet.last = int(arg), 0, 0.0
+        fleet.reached = sum(1 for w in fleet.watchers if w.count >= fleet.want)
+        fleet.done.clear()
+        if fleet.reached == len(fleet.watchers):
+            fleet.done.set()
+        pipe.send(("armed", 0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fleet.done.wait(), 120)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        pipe.send(("done", fleet.last, fleet.reached, usage.ru_utime + usage.ru_stime))
+    for w in fleet.watchers:
+        if w.transport is not None:
+            w.transport.close()
+    pipe.send(("stopped", 0))
+
+
+def _client_process(port: int, paths: list[str], pipe: Any) -> None:
+    """One client process (spawned): holds ``paths``' websockets, answers the parent."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        import uvloop
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover
+        factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_watch(port, paths, pipe))
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _ask(pipes: list[Any], message: tuple[str, int] | None, timeout: float) -> list[Any]:
+    """Send ``message`` to every client process (if any) and gather one answer from each."""
+    loop = asyncio.get_running_loop()
+    if message is not None:
+        for pipe in pipes:
+            pipe.send(message)
+    answers = [loop.run_in_executor(None, pipe.recv) for pipe in pipes]
+    return list(await asyncio.wait_for(asyncio.gather(*answers), timeout))
+
+
+async def _in_chunks(calls: list[Any], size: int = 400) -> list[Any]:
+    out: list[Any] = []
+    for i in range(0, len(calls), size):
+        out += await asyncio.gather(*(make() for make in calls[i : i + size]))
+    return out
+
+
+async def sessions_and_fanout(
+    n: int, rounds: int, processes: int = CLIENT_PROCESSES
+) -> dict[str, float]:
+    """Open ``n`` trip sockets on one API worker from ``processes`` client processes, then
+    time ``rounds`` fan-outs of one ``live_update`` to every trip."""
     redis_proc, url = start_redis()
     port = free_port()
     env = os.environ | {
@@ -104,7 +297,8 @@ async def sessions_and_fanout(n: int, rounds: int) -> dict[str, float]:
         stderr=subprocess.DEVNULL,
     )
     store = RedisStateStore(url)
-    clients: list[Any] = []
+    children: list[Any] = []
+    pipes: list[Any] = []
     try:
         base_url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
@@ -123,46 +317,40 @@ async def sessions_and_fanout(n: int, rounds: int) -> dict[str, float]:
         book = TripBook(store)
         template = await book.get(started["trip_id"])
         departure = dt.datetime.fromisoformat(itinerary["departure"])
-        trips: list[tuple[str, str]] = []
-        for _ in range(n):
-            session, token = await book.create(
-                template.city, template.timezone, template.plan, template.modes, departure
-            )
-            trips.append((session.trip_id, token))
+        created = await _in_chunks(
+            [
+                lambda: book.create(
+                    template.city, template.timezone, template.plan, template.modes, departure
+                )
+            ]
+            * n
+        )
+        trips = [(session.trip_id, token) for session, token in created]
+        paths = [f"/ws/v1/trips/{t}?token={token}" for t, token in trips]
         await asyncio.sleep(1.0)
         before = rss_kib(server.pid)
-        received = np.zeros(n, dtype=np.int64)
-        done = asyncio.Event()
-        want = [0]
-
-        async def client(i: int, trip_id: str, token: str) -> None:
-            ws = await websockets.connect(
-                f"ws://127.0.0.1:{port}/ws/v1/trips/{trip_id}?token={token}",
-                max_queue=None,
-                ping_interval=None,
-                open_timeout=120,
+        opening = time.perf_counter()
+        ctx = multiprocessing.get_context("spawn")
+        for k in range(processes):
+            ours, theirs = ctx.Pipe()
+            child = ctx.Process(
+                target=_client_process, args=(port, paths[k::processes], theirs), daemon=True
             )
-            clients.append(ws)
-            async for frame in ws:
-                if b'"live_update"' in (frame if isinstance(frame, bytes) else frame.encode()):
-                    received[i] += 1
-                    if received[i] >= want[0] and (received >= want[0]).all():
-                        done.set()
-
-        tasks = []
-        for i, (trip_id, token) in enumerate(trips):
-            tasks.append(asyncio.create_task(client(i, trip_id, token)))
-            if i % 200 == 199:
-                await asyncio.sleep(0.2)
-        while len(clients) < n:
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(2.0)
+            child.start()
+            children.append(child)
+            pipes.append(ours)
+        ready = await _ask(pipes, None, 240)
+        opened = sum(r[1] for r in ready)
+        opening = time.perf_counter() - opening
+        if opened < n:
+            raise RuntimeError(f"only {opened} of {n} sockets opened: {ready}")
+        await asyncio.sleep(3.0)
         after = rss_kib(server.pid)
         per_session = (after - before) / n
-        rates = []
+        rates: list[float] = []
+        server_us: list[float] = []
+        client_cpu = [0.0] * processes
         for r in range(1, rounds + 1):
-            want[0] = r
-            done.clear()
             msg = {
                 "v": 1,
                 "type": "live_update",
@@ -179,21 +367,53 @@ async def sessions_and_fanout(n: int, rounds: int) -> dict[str, float]:
                 ],
                 "eta": itinerary["arrival"],
             }
+            writes = []
             for trip_id, _ in trips:
                 msg["trip_id"], msg["seq"] = trip_id, r
                 frame = json.dumps(msg, separators=(",", ":")).encode()
-                await store.hset(outbox_key(trip_id), {str(r): frame})
+                writes.append(
+                    lambda t=trip_id, f=frame, r=r: store.hset(outbox_key(t), {str(r): f})
+                )
+            await _in_chunks(writes)
+            await _ask(pipes, ("round", r), 30)
+            server_cpu = cpu_s(server.pid)
             t0 = time.perf_counter()
             await store.publish(TRIP_MESSAGES, template.city, {"trips": {t: r for t, _ in trips}})
-            await asyncio.wait_for(done.wait(), 300)
-            rates.append(n / (time.perf_counter() - t0))
-        for task in tasks:
-            task.cancel()
-        return {"per_session_kib": per_session, "fanout_msgs_s": statistics.median(rates)}
+            done = await _ask(pipes, None, 180)
+            server_cpu = cpu_s(server.pid) - server_cpu
+            if sum(d[2] for d in done) < n:
+                raise RuntimeError(f"round {r}: only {sum(d[2] for d in done)} of {n} got it")
+            rates.append(n / (max(d[1] for d in done) - t0))
+            server_us.append(server_cpu / n * 1e6)
+            client_s = [d[3] - c for d, c in zip(done, client_cpu, strict=True)]
+            client_cpu = [d[3] for d in done]
+            print(
+                f"  fan-out round {r}: {rates[-1]:,.0f} msg/s, server CPU "
+                f"{server_us[-1]:.1f} µs/msg, client CPU "
+                + " + ".join(f"{c:.2f}" for c in client_s)
+                + " s",
+                flush=True,
+            )
+            await asyncio.sleep(0.5)
+        print(
+            f"  {n} sockets from {processes} client processes opened in {opening:.1f} s; "
+            f"worker RSS {before / 1024:.0f} → {after / 1024:.0f} MiB; fan-out rounds "
+            + ", ".join(f"{x:,.0f}" for x in rates)
+            + " msg/s",
+            flush=True,
+        )
+        return {
+            "per_session_kib": per_session,
+            "fanout_msgs_s": statistics.median(rates),
+            "server_cpu_us_per_msg": statistics.median(server_us),
+        }
     finally:
-        for ws in clients:
-            with contextlib.suppress(Exception):
-                await ws.close()
+        with contextlib.suppress(Exception):
+            await _ask(pipes, ("stop", 0), 30)
+        for child in children:
+            child.join(10)
+            if child.is_alive():
+                child.kill()
         server.terminate()
         server.wait(30)
         await store.aclose()
@@ -292,11 +512,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--affected", type=int, default=1_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=CLIENT_PROCESSES,
+        help="processes holding the benchmark's websockets (the worker is measured)",
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * args.sessions + 1024), hard))
-    fan = asyncio.run(sessions_and_fanout(args.sessions, args.rounds))
+    fan = asyncio.run(sessions_and_fanout(args.sessions, args.rounds, args.client_processes))
     ev = asyncio.run(event_to_suggestion(args.sessions, args.affected))
     rows = [
         (

@@ -7,13 +7,18 @@ its frames, already serialised as stored. A connection replays what it missed on
 through the same outboxes, so live delivery and resume cannot disagree; a gap in what it
 is handed (an event raced its replay) makes it re-read the outbox itself.
 
-Every connection has its own sender task and queue: a slow client only delays itself. One
-whose queue grows past :data:`MAX_QUEUE` frames, or that does not take a frame within
-:data:`SEND_TIMEOUT_S`, is closed with 4409 and resumes later with ``after_seq``.
+Every connection has its own sender (the socket's task) and queue: a slow client only
+delays itself. One whose queue grows past :data:`MAX_QUEUE` frames, or that does not take a
+frame within :data:`SEND_TIMEOUT_S`, is closed with 4409 and resumes later with
+``after_seq``. The send timeout is watched by the hub's ticker (a send that does not
+complete at once is rare), not by a timer per frame: fan-out to thousands of sockets stays
+a plain write per frame.
 
 Progress (where the schedule or the last reported position puts the traveller) and
 heartbeats come from one ticker per hub, computed per connection without the store. A
-connection keeps only what that needs (clock, a float32 shape of the plan), not the plan.
+connection keeps only what that needs (clock, a float32 shape of the plan), not the plan,
+and no more asyncio objects than it must (a future while it waits, a list while it has
+frames queued): one process holds tens of thousands.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import re
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +41,6 @@ import numpy as np
 from correspondance.errors import CorrespondanceError
 from correspondance.store import StateStore
 from realtime.trips import commands
-from realtime.trips.plan_view import _along
 from realtime.trips.protocol import ProtocolError, error, message, parse_client_message, stamp
 from realtime.trips.sessions import (
     OUTBOX_KEEP,
@@ -57,6 +62,11 @@ POSITION_MIN_INTERVAL_S = 1.0
 CLOSE_TOO_SLOW = 4409
 CLOSE_GONE = 4404
 CLOSE_ENDED = 1000
+TICK_S = 1.0  # how often the ticker looks for stuck sends
+TICK_BATCH = 500  # connections ticked between two yields to the event loop
+_HELLO = '{"v":1,"type":"hello"'
+_PLAN_UPDATED = '{"v":1,"type":"plan_updated"'
+_TRIP_ENDED = '{"v":1,"type":"trip_ended"'
 
 Send = Callable[[str], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
@@ -69,9 +79,12 @@ def _dumps(msg: dict[str, Any]) -> str:
 class Track:
     """The plan reduced to what progress needs: leg times, modes and float32 shapes."""
 
-    __slots__ = ("arrival", "legs")
+    __slots__ = ("_leg", "_steps", "_total", "arrival", "legs")
 
     def __init__(self, plan: dict[str, Any]) -> None:
+        self._leg = -1  # the leg whose segment lengths are kept (the current one)
+        self._steps: np.ndarray[Any, Any] | None = None
+        self._total = 0.0
         self.legs = [
             (
                 dt.datetime.fromisoformat(leg["departure"]).timestamp(),
@@ -90,8 +103,12 @@ class Track:
         dep, arr, mode, shape = self.legs[index]
         if position is None:
             fraction = min(max((t - dep) / (arr - dep), 0.0), 1.0) if arr > dep else 1.0
-            geometry = tuple((float(x), float(y)) for x, y in shape)
-            lat, lon = _along(geometry, fraction) if geometry else (0.0, 0.0)
+            if len(shape) > 1:
+                lat, lon = self._along(index, shape, fraction)
+            elif len(shape) == 1:
+                lat, lon = float(shape[0, 1]), float(shape[0, 0])
+            else:
+                lat, lon = 0.0, 0.0
         else:
             lat, lon = position
         eta = dt.datetime.fromtimestamp(max(self.arrival, t), now.tzinfo)
@@ -103,6 +120,29 @@ class Track:
             "eta": stamp(eta),
             "remaining_s": int(max(self.arrival - t, 0.0)),
         }
+
+    def _along(
+        self, index: int, shape: np.ndarray[Any, Any], fraction: float
+    ) -> tuple[float, float]:
+        """:func:`~realtime.trips.plan_view._along` on a leg's shape, the same float64
+        arithmetic, with the segment lengths of the current leg kept between ticks."""
+        if self._leg != index:
+            xy = shape.astype(np.float64)
+            scale = math.cos(math.radians(float(xy[:, 1].mean())))
+            lengths = np.hypot(np.diff(xy[:, 0]) * scale, np.diff(xy[:, 1]))
+            self._leg, self._steps, self._total = index, lengths, float(lengths.sum())
+        steps = self._steps
+        assert steps is not None
+        if self._total == 0.0:
+            return float(shape[0, 1]), float(shape[0, 0])
+        target = min(max(fraction, 0.0), 1.0) * self._total
+        cum = np.concatenate(([0.0], np.cumsum(steps)))
+        k = min(int(np.searchsorted(cum, target, side="right")) - 1, len(steps) - 1)
+        t = (target - cum[k]) / steps[k] if steps[k] > 0 else 0.0
+        x0, y0 = float(shape[k, 0]), float(shape[k, 1])
+        lon = x0 + t * (float(shape[k + 1, 0]) - x0)
+        lat = y0 + t * (float(shape[k + 1, 1]) - y0)
+        return float(lat), float(lon)
 
 
 class TripHub:
@@ -168,12 +208,23 @@ class TripHub:
                 conn.push(raw)
 
     async def _ticker(self) -> None:
+        """Progress every ``progress_s``; every second, give up on sends stuck too long."""
+        step = min(self.progress_s, TICK_S)
+        due = time.monotonic() + self.progress_s
         while True:
-            await asyncio.sleep(self.progress_s)
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            progress = now >= due - step / 10
+            if progress:
+                due = max(due + self.progress_s, now + step)
             wall = time.time()
-            for conns in list(self.connections.values()):
-                for conn in list(conns):
+            held = [conn for conns in self.connections.values() for conn in conns]
+            for i, conn in enumerate(held, 1):
+                conn.check_send(now)
+                if progress:
                     conn.tick(wall)
+                if i % TICK_BATCH == 0:  # thousands of sockets: let deliveries through
+                    await asyncio.sleep(0)
 
     def attach(self, conn: TripConnection) -> None:
         """Route a trip's messages to ``conn``."""
@@ -198,12 +249,16 @@ class TripConnection:
 
     __slots__ = (
         "_close",
-        "_done",
+        "_head",
         "_last_position",
         "_last_sent",
+        "_receiving",
         "_reload",
         "_resync",
-        "_wake",
+        "_sending_since",
+        "_stalled",
+        "_task",
+        "_waiter",
         "active",
         "city",
         "close_raw",
@@ -227,18 +282,21 @@ class TripConnection:
         self.send_raw = send
         self.close_raw = close
         self.pushed = max(0, min(after_seq, session.last_seq))  # highest seq queued
-        self.queue: deque[str] = deque()
+        self.queue: list[str] = []  # frames to send from queue[_head]
+        self._head = 0
         self.position: tuple[float, float] | None = None
         self._last_position = 0.0
         self._last_sent = time.monotonic()
-        self._wake = asyncio.Event()
-        self._done = asyncio.Event()
+        self._sending_since = 0.0  # monotonic start of the send in progress (0: none)
+        self._stalled = False  # the ticker gave up on the send in progress
+        self._waiter: asyncio.Future[None] | None = None  # the sender, while idle
+        self._task: asyncio.Task[Any] | None = None  # the sender's task
+        self._receiving: asyncio.Task[Any] | None = None  # the socket's, while it reads
         self._close: tuple[int, str] | None = None
         self._resync = True  # replay what was missed first...
         self._reload = False
         self._adopt(session)
         self.queue.append(self.hello(session))  # the first frame, before any replay
-        self._wake.set()  # ...as soon as the sender starts
 
     def _adopt(self, session: TripSession) -> None:
         self.tz = ZoneInfo(session.timezone)
@@ -265,7 +323,7 @@ class TripConnection:
             self.queue.append(raw.decode())
             self.pushed = seq
         self._check_backlog()
-        self._wake.set()
+        self._wake()
 
     def tick(self, wall: float) -> None:
         """Queue progress while the trip runs, a heartbeat when idle."""
@@ -278,29 +336,54 @@ class TripConnection:
         else:
             return
         self._check_backlog()
-        self._wake.set()
+        self._wake()
 
     def resync(self) -> None:
         """Re-read the outbox after ``pushed`` (events may have been missed)."""
         self._resync = True
-        self._wake.set()
+        self._wake()
 
     def refresh(self) -> None:
         """The stored session changed (its plan or clock): read it again."""
         self._reload = True
-        self._wake.set()
+        self._wake()
 
     def finish(self, code: int, reason: str) -> None:
         """End the connection (code 0: the client left, nothing to send)."""
         if self._close is None:
             self._close = (code, reason)
-        self._done.set()
-        self._wake.set()
+        self._wake()
+
+    def check_send(self, now: float) -> None:
+        """Give up on a send that has not completed for :data:`SEND_TIMEOUT_S` (``now``:
+        monotonic): the client is closed with 4409."""
+        since = self._sending_since
+        if since and now - since > SEND_TIMEOUT_S and not self._stalled and self._task:
+            self._stalled = True
+            self.finish(CLOSE_TOO_SLOW, "client too slow: reconnect with after_seq")
+            self._task.cancel()  # turned into TimeoutError by _send
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _check_backlog(self) -> None:
-        if len(self.queue) > MAX_QUEUE:
+        if len(self.queue) - self._head > MAX_QUEUE:
             self.queue.clear()
+            self._head = 0
             self.finish(CLOSE_TOO_SLOW, "client too slow: reconnect with after_seq")
+
+    def _next(self) -> str:
+        frame = self.queue[self._head]
+        self._head += 1
+        if self._head == len(self.queue):
+            self.queue.clear()
+            self._head = 0
+        elif self._head >= 256:  # a client that stays a little behind: forget sent frames
+            del self.queue[: self._head]
+            self._head = 0
+        return frame
 
     # -- the connection's life --------------------------------------------------------------
 
@@ -321,55 +404,89 @@ class TripConnection:
         )
 
     async def serve(self, frames: AsyncIterator[str]) -> None:
-        """Hello, replay, then live until the client leaves or the trip ends."""
+        """Hello, replay, then live until the client leaves or the trip ends.
+
+        The socket's task reads the client; sending runs in a task of its own, shallow
+        (the socket's task is deep in the ASGI stack, and the sender wakes for every frame).
+        """
+        receiving = asyncio.current_task()
         self.hub.attach(self)
-        receiver = asyncio.create_task(self._receive(frames))
+        sender = self._task = asyncio.create_task(self._sending())
+        sender.add_done_callback(lambda _: self._stop_receiving(receiving))
+        self._receiving = receiving
+        try:
+            await self._receive(frames)
+        except asyncio.CancelledError:
+            if self._receiving is not None or receiving is None:  # not by the sender
+                sender.cancel()
+                raise
+            receiving.uncancel()
+        finally:
+            self._receiving = None
+        if not sender.done():  # the client left: the sender notices at once
+            await sender
+
+    def _stop_receiving(self, receiving: asyncio.Task[Any] | None) -> None:
+        if self._receiving is not None and receiving is not None:
+            self._receiving = None  # tells serve the cancellation is this one
+            receiving.cancel()
+
+    async def _sending(self) -> None:
         try:
             await self._sender()
         except (TimeoutError, TripNotFoundError):
             pass
         except Exception:
-            log.warning("trip connection %s failed", self.trip_id, exc_info=True)
+            if self._close is None or self._close[0] != 0:  # not only the client leaving
+                log.warning("trip connection %s failed", self.trip_id, exc_info=True)
             self.finish(1011, "server error")
         finally:
             self.hub.detach(self)
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await receiver
+            self._task = None
             if self._close is not None and self._close[0] != 0:
                 with contextlib.suppress(Exception):
                     await self.close_raw(*self._close)
 
     async def _send(self, frame: str) -> None:
+        self._sending_since = started = time.monotonic()
         try:
-            await asyncio.wait_for(self.send_raw(frame), SEND_TIMEOUT_S)
-        except TimeoutError:
-            self.finish(CLOSE_TOO_SLOW, "client too slow: reconnect with after_seq")
-            raise
-        self._last_sent = time.monotonic()
+            await self.send_raw(frame)
+        except asyncio.CancelledError:
+            if not self._stalled:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            raise TimeoutError("client too slow") from None
+        finally:
+            self._sending_since = 0.0
+        self._last_sent = started
 
     async def _sender(self) -> None:
-        while not self._done.is_set():
-            await self._wake.wait()
-            self._wake.clear()
+        while self._close is None:
+            if not (self._head < len(self.queue) or self._resync or self._reload):
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+                continue
             if self._reload:
                 self._reload = False
                 self._adopt(await self.hub.book.get(self.trip_id))
             if self._resync:
                 self._resync = False
-                while self.queue and self.queue[0].startswith('{"v":1,"type":"hello"'):
-                    await self._send(self.queue.popleft())
+                while self._head < len(self.queue) and self.queue[self._head].startswith(_HELLO):
+                    await self._send(self._next())
                 missed = await self.hub.book.messages_after(self.trip_id, self.pushed)
                 if missed and int(missed[0]["seq"]) > self.pushed + 1:
                     self.finish(CLOSE_TOO_SLOW, "messages were dropped: reconnect to resync")
                     break
                 self.push([_dumps(m).encode() for m in missed])
-            while self.queue and not self._done.is_set():
-                frame = self.queue.popleft()
+            while self._head < len(self.queue) and self._close is None:
+                frame = self._next()
                 await self._send(frame)
-                if frame.startswith('{"v":1,"type":"plan_updated"') or frame.startswith(
-                    '{"v":1,"type":"trip_ended"'
-                ):
+                if frame.startswith(_PLAN_UPDATED) or frame.startswith(_TRIP_ENDED):
                     self._after(json.loads(frame))
 
     def _after(self, msg: dict[str, Any]) -> None:
@@ -419,7 +536,7 @@ class TripConnection:
     def _reply(self, msg: dict[str, Any]) -> None:
         self.queue.append(_dumps(msg))
         self._check_backlog()
-        self._wake.set()
+        self._wake()
 
     async def _position(self, lat: float, lon: float, now: dt.datetime) -> None:
         wall = time.monotonic()
