@@ -157,34 +157,39 @@ def fuse_reports(
     # -- one row per (report, edge) --------------------------------------------------------
     contributors: dict[str, int] = {}
     origins: dict[str, int] = {}
-    edge_l: list[int] = []
-    row_report: list[int] = []
-    for i, report in enumerate(reports):
-        if not (now - window_s < report.observed_at <= now + FUTURE_SLACK_S):
-            continue
-        for edge_id in report.edge_ids:
-            edge_l.append(edge_id)
-            row_report.append(i)
-    if not edge_l:
+    # columns built once per call with comprehensions (thousands of reports each second)
+    n_reports = len(reports)
+    observed = np.fromiter([r.observed_at for r in reports], np.float64, n_reports)
+    n_edges_of = np.fromiter([len(r.edge_ids) for r in reports], np.int64, n_reports)
+    every_edge = np.fromiter(
+        [e for r in reports for e in r.edge_ids], np.int64, int(n_edges_of.sum())
+    )
+    in_window = (now - window_s < observed) & (observed <= now + FUTURE_SLACK_S)
+    every_row_report = np.repeat(np.arange(n_reports, dtype=np.int64), n_edges_of)
+    counted = in_window[every_row_report]
+    edge = every_edge[counted]
+    report_idx = every_row_report[counted]
+    if not len(edge):
         return _with_operator_levels(
             Fusion({}, frozenset(), frozenset(), ()), confirmations, dismissals
         )
-    report_idx = np.asarray(row_report, np.int64)
     used = np.unique(report_idx)
-    per_report_contrib = np.full(len(reports), -1, np.int64)
-    per_report_origin = np.full(len(reports), -1, np.int64)
-    per_report_t = np.zeros(len(reports))
-    per_report_kind = np.zeros(len(reports), np.int64)
-    per_report_level = np.zeros(len(reports), np.int64)
-    for i in used.tolist():
-        report = reports[i]
-        per_report_contrib[i] = contributors.setdefault(report.contributor, len(contributors))
-        origin = report.origin if report.origin is not None else _UNKNOWN_ORIGIN
-        per_report_origin[i] = origins.setdefault(origin, len(origins))
-        per_report_t[i] = report.observed_at
-        per_report_kind[i] = _KIND_CODE[report.kind]
-        per_report_level[i] = report.level or 0
-    edge = np.asarray(edge_l, np.int64)
+    used_reports = [reports[i] for i in used.tolist()]
+    per_report_contrib = np.full(n_reports, -1, np.int64)
+    per_report_origin = np.full(n_reports, -1, np.int64)
+    per_report_t = observed
+    per_report_kind = np.zeros(n_reports, np.int64)
+    per_report_level = np.zeros(n_reports, np.int64)
+    # numbered in order of first appearance, as the verdicts' order depends on it
+    per_report_contrib[used] = [
+        contributors.setdefault(r.contributor, len(contributors)) for r in used_reports
+    ]
+    per_report_origin[used] = [
+        origins.setdefault(_UNKNOWN_ORIGIN if r.origin is None else r.origin, len(origins))
+        for r in used_reports
+    ]
+    per_report_kind[used] = [_KIND_CODE[r.kind] for r in used_reports]
+    per_report_level[used] = [r.level or 0 for r in used_reports]
     contrib = per_report_contrib[report_idx]
     t = per_report_t[report_idx]
     # -- discard reports an operator dismissed ------------------------------------------------
@@ -257,8 +262,10 @@ def fuse_reports(
     agrees = (row_consensus[judged] == 1) == congested[judged]
     names = list(contributors)
     verdicts = tuple(
-        Verdict(reports[int(i)].report_id, names[int(c)], bool(a))
-        for i, c, a in zip(report_idx[judged], contrib[judged], agrees, strict=True)
+        Verdict(reports[i].report_id, names[c], a)
+        for i, c, a in zip(
+            report_idx[judged].tolist(), contrib[judged].tolist(), agrees.tolist(), strict=True
+        )
     )
     fusion = Fusion(
         multipliers={

@@ -66,6 +66,7 @@ class ReportRepository:
         # ten buckets per kept span, at most a minute each: few keys to read per fusion
         self.bucket_s = min(60.0, self.keep_s / 10)
         self._prefix = f"cs:{city}:"
+        self._decoded: dict[bytes, Report] = {}  # pending value → its report, last read
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -163,13 +164,19 @@ class ReportRepository:
         now = time.time() if now is None else now
         window_s = min(window_s, self.keep_s - self.bucket_s)
         first, last = self._bucket(now - window_s - self.bucket_s), self._bucket(now)
-        reports: list[Report] = []
+        raws: list[bytes] = []
         for bucket in range(first, last + 1):
-            for raw in (await self.store.hgetall(self._pending_key(bucket))).values():
-                report = Report.from_json(raw)
-                if now - window_s <= report.observed_at:
-                    reports.append(report)
-        return reports
+            raws += (await self.store.hgetall(self._pending_key(bucket))).values()
+        # pending values never change once written, and the fuser reads the same ones
+        # every second: only those new since the last call are decoded
+        known = self._decoded
+        missing = [raw for raw in raws if raw not in known]
+        if missing:
+            known = {**known, **dict(zip(missing, Report.many_from_json(missing), strict=True))}
+        reports = [known[raw] for raw in raws]
+        self._decoded = dict(zip(raws, reports, strict=True))  # only what is still pending
+        since = now - window_s
+        return [r for r in reports if since <= r.observed_at]
 
     async def _reports_of(self, contributor: str) -> list[Report]:
         ids = sorted(await self.store.smembers(self.contributor_key(contributor)))

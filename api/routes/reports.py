@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -331,8 +332,48 @@ REPORT_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/reports", status_code=202, response_model=ReportAck, responses=REPORT_ERRORS)
-async def post_report(request: Request, city: CityQuery = None) -> Response:
+MAX_CITY_LENGTH = 64
+# ``city`` of POST /reports, documented here and read by hand (same rules as CityQuery)
+CITY_PARAMETER = {
+    "name": "city",
+    "in": "query",
+    "required": False,
+    "description": "City id; the default city if omitted.",
+    "schema": {
+        "anyOf": [{"type": "string", "maxLength": MAX_CITY_LENGTH}, {"type": "null"}],
+        "description": "City id; the default city if omitted.",
+        "title": "City",
+    },
+}
+
+
+def city_query(request: Request) -> str | None:
+    """The ``city`` query parameter, checked as :data:`CityQuery` would be (400
+    ``invalid_parameter`` if too long), without FastAPI's parameter solving."""
+    city = request.query_params.get("city")
+    if city is not None and len(city) > MAX_CITY_LENGTH:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_too_long",
+                    "loc": ("query", "city"),
+                    "msg": f"String should have at most {MAX_CITY_LENGTH} characters",
+                    "input": city,
+                    "ctx": {"max_length": MAX_CITY_LENGTH},
+                }
+            ]
+        )
+    return city
+
+
+@router.post(
+    "/reports",
+    status_code=202,
+    response_model=ReportAck,
+    responses=REPORT_ERRORS,
+    openapi_extra={"parameters": [CITY_PARAMETER]},
+)
+async def post_report(request: Request) -> Response:
     """Report congestion, a closure, an incident or all-clear at a point of the city.
 
     Body: ``lat``, ``lon``, ``kind`` (``congestion`` needs ``level`` 1–4), optional
@@ -341,7 +382,7 @@ async def post_report(request: Request, city: CityQuery = None) -> Response:
     # the dependencies of the other routes, resolved in the same order by hand: FastAPI's
     # dependency solver is a large share of this route's time at thousands of reports/s
     state = await get_state(request)
-    base = get_city_base(state, city)
+    base = get_city_base(state, city_query(request))
     crowd = await get_crowd(request, state)
     contributor = await contributor_of(request, crowd)
     raw = await read_body(request)

@@ -229,6 +229,25 @@ def test_an_unknown_city_is_404(api: Running) -> None:
     assert response.json()["error"]["code"] == "unknown_city"
 
 
+def test_a_too_long_city_is_400_and_documented(api: Running) -> None:
+    with client(new_address()) as http:
+        response = http.post(
+            f"{api.url}/api/v1/reports",
+            params={"city": "x" * 65},
+            json=report_at("lonely"),
+            headers={TOKEN_HEADER: new_token(), "Accept-Encoding": "gzip"},
+        )
+        assert response.status_code == 400
+        assert response.json()["error"] == {
+            "code": "invalid_parameter",
+            "message": "city: String should have at most 64 characters",
+        }
+        spec = http.get(f"{api.url}/openapi.json").json()
+    (city,) = spec["paths"]["/api/v1/reports"]["post"]["parameters"]
+    assert city["name"] == "city"
+    assert city["schema"]["anyOf"][0]["maxLength"] == 64
+
+
 # -- batches -------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from crowdsource_helpers import CITY, SECRET, make_report
 from correspondance.store import StateStore
 from crowdsource.abuse import AbuseGuard, AbuseLimits
 from crowdsource.fusion import ContributorWeights, Verdict
+from crowdsource.models import Report
 from crowdsource.repository import REPORTS_DELETED, ReportRepository
 from crowdsource.selfdata import delete_contributor, export_contributor
 from crowdsource.tokens import address_key, contributor_key
@@ -146,3 +147,41 @@ async def test_export_and_delete_everything_linked_to_a_token(store: StateStore)
     assert await export_contributor(mine, [repo], weights) == {"reports": [], "weight": None}
     assert [r.edge_ids for r in await repo.recent(900)] == [(302,)]
     assert await repo.delete_all(mine) == 0  # idempotent, and no event for nothing
+
+
+async def test_recent_reads_additions_and_deletions_between_calls(store: StateStore) -> None:
+    repo = ReportRepository(store, CITY)
+    first = make_report(contributor="a" * 64, origin="net-a")
+    second = make_report(contributor="b" * 64, edges=(7, 8), origin=None)
+    await repo.add(first)
+    assert await repo.recent(900) == [first]
+    await repo.add(second)  # decoded once, then reused from the previous read
+    assert sorted(await repo.recent(900), key=lambda r: r.contributor) == [first, second]
+    assert sorted(await repo.recent(900), key=lambda r: r.contributor) == [first, second]
+    await repo.delete_all("a" * 64)
+    assert await repo.recent(900) == [second]
+
+
+def test_many_from_json_reads_what_from_json_reads() -> None:
+    reports = [
+        make_report(origin="net-a"),
+        make_report(kind="closure", edges=(1, 2, 3), origin=None),
+        make_report(heading=90.5, mode=None),
+    ]
+    raws = [r.to_json(with_origin=True) for r in reports] + [reports[2].to_json()]
+    many = Report.many_from_json(raws)
+    assert many == [Report.from_json(raw) for raw in raws] == [*reports, reports[2]]
+    assert [type(r.edge_ids) for r in many] == [tuple] * 4
+    assert [vars(r) for r in many] == [vars(Report.from_json(raw)) for raw in raws]
+    assert Report.many_from_json([]) == []
+
+
+@pytest.mark.parametrize(
+    "bad", [b"{", b'{"report_id": "x"}', b'{"a": 1}, {"b": 2}', b"[1]", b"", b"1"]
+)
+def test_many_from_json_refuses_what_from_json_refuses(bad: bytes) -> None:
+    good = make_report().to_json(with_origin=True)
+    with pytest.raises((ValueError, TypeError, KeyError)):
+        Report.from_json(bad)
+    with pytest.raises((ValueError, TypeError, KeyError)):
+        Report.many_from_json([good, bad])
