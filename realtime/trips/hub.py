@@ -152,7 +152,6 @@ class TripHub:
         self.book = TripBook(store)
         self.progress_s = progress_s
         self.connections: dict[str, set[TripConnection]] = defaultdict(set)
-        self._attached = 0  # connections ever attached: spreads them over ticker slices
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -209,29 +208,26 @@ class TripHub:
                 conn.push(raw)
 
     async def _ticker(self) -> None:
-        """Every step, give up on sends stuck too long and send progress to one slice of the
-        connections: each gets progress every ``progress_s``, but never all in one burst
-        (10,000 sockets at once would hold back every other message for a while)."""
+        """Progress every ``progress_s``; every second, give up on sends stuck too long."""
         step = min(self.progress_s, TICK_S)
-        slices = max(1, round(self.progress_s / step))
-        phase = 0
+        due = time.monotonic() + self.progress_s
         while True:
             await asyncio.sleep(step)
             now = time.monotonic()
-            phase = (phase + 1) % slices
+            progress = now >= due - step / 10
+            if progress:
+                due = max(due + self.progress_s, now + step)
             wall = time.time()
             held = [conn for conns in self.connections.values() for conn in conns]
             for i, conn in enumerate(held, 1):
                 conn.check_send(now)
-                if conn.slot % slices == phase:
+                if progress:
                     conn.tick(wall)
                 if i % TICK_BATCH == 0:  # thousands of sockets: let deliveries through
                     await asyncio.sleep(0)
 
     def attach(self, conn: TripConnection) -> None:
-        """Route a trip's messages to ``conn`` (and give it its slice of the ticker)."""
-        self._attached += 1
-        conn.slot = self._attached
+        """Route a trip's messages to ``conn``."""
         self.connections[conn.trip_id].add(conn)
 
     def detach(self, conn: TripConnection) -> None:
@@ -272,7 +268,6 @@ class TripConnection:
         "pushed",
         "queue",
         "send_raw",
-        "slot",
         "track",
         "trip_id",
         "tz",
@@ -287,7 +282,6 @@ class TripConnection:
         self.send_raw = send
         self.close_raw = close
         self.pushed = max(0, min(after_seq, session.last_seq))  # highest seq queued
-        self.slot = 0  # which slice of the hub's ticker sends this one progress
         self.queue: list[str] = []  # frames to send from queue[_head]
         self._head = 0
         self.position: tuple[float, float] | None = None
