@@ -19,9 +19,9 @@ from fastapi.websockets import WebSocketDisconnect, WebSocketState
 from pydantic import BaseModel, Field
 
 from api.auth import get_operator_accounts
-from api.deps import State, get_state
+from api.deps import State, get_city_base, get_state
 from api.schemas import ErrorOut
-from correspondance.errors import InputError, UnknownCityError
+from correspondance.errors import InputError
 from crowdsource.repository import ReportRepository
 from realtime.trips.demo import DemoDisabledError, into_first_drive, jam_ahead
 from realtime.trips.hub import TripConnection, TripHub
@@ -33,7 +33,6 @@ from realtime.trips.sessions import (
     TripSession,
     TripTokenError,
 )
-from routing.base import CityBase
 from routing.plan import ALL_MODES
 
 log = logging.getLogger("correspondance.api")
@@ -62,14 +61,6 @@ class TripStartOut(BaseModel):
     websocket: str
 
 
-def _base(state: Any, city: str | None) -> CityBase:
-    city_id = city or state.default_city
-    base: CityBase | None = state.bases.get(city_id)
-    if base is None:
-        raise UnknownCityError(f"unknown city {city_id!r}; served: {', '.join(state.bases)}")
-    return base
-
-
 def _book(state: Any) -> TripBook:
     return TripBook(state.store)
 
@@ -87,7 +78,7 @@ def _trip_token(request: Request) -> str | None:
 )
 async def start_trip(state: State, body: Annotated[TripStartIn, Body()]) -> TripStartOut:
     """Start following one itinerary live; answers the trip id and its (only) token."""
-    base = _base(state, body.city)
+    base = get_city_base(state, body.city)
     overlay = state.overlay(base.city.id).current
     plan = parse_plan(base, body.itinerary, overlay)
     modes = set(body.modes) if body.modes is not None else set(plan.modes()) - {"transit"}
@@ -145,7 +136,7 @@ async def delete_trip(state: State, trip_id: TripId, request: Request) -> Respon
 @router.get("/api/v1/demo", responses={404: {"model": ErrorOut}})
 async def demo_trip(state: State) -> dict[str, Any]:
     """The default city's scripted demo trip (only with ``CORRESPONDANCE_DEMO=true``)."""
-    base = _base(state, None)
+    base = get_city_base(state, None)
     demo = base.city.demo
     if not state.settings.demo or demo is None:
         raise DemoDisabledError("the demo is not enabled on this server")
@@ -170,7 +161,7 @@ async def demo_jam(state: State, trip_id: TripId, request: Request) -> dict[str,
     if not state.settings.demo:
         raise DemoDisabledError("the demo is not enabled on this server")
     session = await _authorized(state, trip_id, request)
-    base = _base(state, session.city)
+    base = get_city_base(state, session.city)
     plan = parse_plan(base, session.plan)
     book = _book(state)
 

@@ -159,10 +159,10 @@ class ConsoleProblems:
         assert self.messages == [], "browser console problems:\n" + "\n".join(self.messages)
 
 
-@pytest.fixture
-def page(chromium: Any, live_server: str) -> Iterator[Any]:
-    """A fresh phone-sized page; ``page.console_problems`` collects console errors/warnings."""
-    context = chromium.new_context(viewport=VIEWPORT, device_scale_factor=1, base_url=live_server)
+@contextmanager
+def _phone_page(chromium: Any, base_url: str, viewport: dict[str, int]) -> Iterator[Any]:
+    """A fresh page of its own context; ``page.console_problems`` collects console problems."""
+    context = chromium.new_context(viewport=viewport, device_scale_factor=1, base_url=base_url)
     context.set_default_timeout(30_000)
     pg = context.new_page()
     problems = ConsoleProblems()
@@ -174,6 +174,13 @@ def page(chromium: Any, live_server: str) -> Iterator[Any]:
         yield pg
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(chromium: Any, live_server: str) -> Iterator[Any]:
+    """A fresh phone-sized page; ``page.console_problems`` collects console errors/warnings."""
+    with _phone_page(chromium, live_server, VIEWPORT) as pg:
+        yield pg
 
 
 # --- Live trips (issue 6): a second server with the demo mode on --------------------------------
@@ -214,17 +221,5 @@ def demo_server() -> Iterator[str]:
 @pytest.fixture
 def demo_page(chromium: Any, demo_server: str) -> Iterator[Any]:
     """Like ``page``, on the demo server, at the narrowest common phone width (360 px)."""
-    context = chromium.new_context(
-        viewport={"width": 360, "height": 740}, device_scale_factor=1, base_url=demo_server
-    )
-    context.set_default_timeout(30_000)
-    pg = context.new_page()
-    problems = ConsoleProblems()
-    pg.on("console", problems.on_console)
-    pg.on("pageerror", problems.on_pageerror)
-    pg.on("requestfailed", problems.on_requestfailed)
-    pg.console_problems = problems
-    try:
+    with _phone_page(chromium, demo_server, {"width": 360, "height": 740}) as pg:
         yield pg
-    finally:
-        context.close()
