@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
@@ -24,16 +19,10 @@ from api.state import AppState
 from correspondance.cities import discover_cities, get_city
 from correspondance.settings import Settings
 from correspondance.store import create_store
-from realtime.service import LiveService
-from realtime.trips.engine import TripEngine
-from realtime.trips.hub import TripHub
-from realtime.trips.policy import SwitchPolicy
-from realtime.writer import LiveFollower
+from realtime.runtime import LiveRuntime
 from routing.base import CityBase, load_or_build
 
 log = logging.getLogger("correspondance.api")
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
-ENGINE_LOCK_TTL_S = 3600.0
 
 
 def load_bases(settings: Settings, city_ids: list[str] | None) -> tuple[dict[str, CityBase], str]:
@@ -79,101 +68,6 @@ class GZipLargeResponses:
             await self.gzip(scope, receive, send)
 
 
-@dataclass
-class LiveTasks:
-    """What the lifespan started for live state: writers, followers, live-trip engines."""
-
-    services: list[LiveService] = field(default_factory=list)
-    followers: list[asyncio.Task[None]] = field(default_factory=list)
-    engines: list[TripEngine] = field(default_factory=list)
-    engine_locks: list[str] = field(default_factory=list)
-
-
-async def start_live(state: AppState) -> LiveTasks:
-    """Start the single writer (embedded or worker role) or followers (API role with Redis)."""
-    live = LiveTasks()
-    settings = state.settings
-    if not settings.live_feeds:
-        return live
-    for city_id, base in state.bases.items():
-        holder = state.overlay(city_id)
-        if settings.role in ("all", "worker"):
-            service = LiveService(
-                base,
-                holder,
-                state.store,
-                replay_speed=settings.replay_speed,
-                fusion_k=settings.fusion_k,
-                report_ttl_s=settings.report_ttl_s,
-                simulated_at=settings.simulated_feeds_at,
-            )
-            if await service.start():
-                live.services.append(service)
-                await start_engine(state, live, city_id)
-                continue
-        if settings.redis_url:  # another process writes: mirror its state from the stream
-            live.followers.append(asyncio.create_task(follow(state, city_id)))
-    return live
-
-
-async def start_engine(state: AppState, live: LiveTasks, city_id: str) -> None:
-    """The city's live-trip engine, in the process that writes its live state."""
-    settings = state.settings
-    policy = SwitchPolicy(
-        min_saving_s=settings.trip_min_saving_s, min_fraction=settings.trip_min_fraction
-    )
-    engine = TripEngine(
-        state.bases[city_id],
-        state.overlay(city_id),
-        state.store,
-        policy,
-        walk_speed_m_s=settings.walk_speed_m_s,
-    )
-    await engine.start()
-    live.engines.append(engine)
-    state.engines[city_id] = engine
-
-
-async def start_trip_engines_without_feeds(state: AppState, live: LiveTasks) -> None:
-    """Without live feeds there is no writer: one process still runs each city's engine
-    (operator incidents and reports still change congestion), under its own lock."""
-    if state.settings.live_feeds or state.settings.role == "api":
-        return
-    for city_id in state.bases:
-        name = f"trips:{city_id}"
-        if await state.store.acquire_lock(name, OWNER, ENGINE_LOCK_TTL_S):
-            live.engine_locks.append(name)
-            await start_engine(state, live, city_id)
-
-
-async def follow(state: AppState, city_id: str) -> None:
-    """Keep this worker's overlay in step with the writer's events."""
-    follower = LiveFollower(city_id, state.overlay(city_id), state.store)
-    while True:
-        try:
-            await follower.catch_up()
-            async for event in state.store.subscribe(after_seq=None):
-                await follower.apply(event)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # lost events or a Redis outage: reload everything, then resume
-            log.warning("live follower for %s restarting", city_id, exc_info=True)
-            await asyncio.sleep(1.0)
-
-
-async def stop_live(live: LiveTasks) -> None:
-    """Stop engines, writers and followers."""
-    for engine in live.engines:
-        await engine.stop()
-    for task in live.followers:
-        task.cancel()
-    for task in live.followers:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    for service in live.services:
-        await service.stop()
-
-
 def create_app(
     settings: Settings | None = None,
     city_ids: list[str] | None = None,
@@ -195,15 +89,16 @@ def create_app(
         )
         app.state.correspondance = state
         await reports.start_reports(app, state)
-        state.trip_hub = TripHub(store)
-        state.trip_hub.start()
-        live = await start_live(state)
-        await start_trip_engines_without_feeds(state, live)
+        runtime = LiveRuntime(
+            settings, store, state.bases, {c: state.overlay(c) for c in state.bases}
+        )
+        state.runtime = runtime
+        await runtime.start()
+        state.trip_hub = runtime.hub
         try:
             yield
         finally:
-            await state.trip_hub.stop()
-            await stop_live(live)
+            await runtime.stop()
             await store.aclose()
 
     app = FastAPI(

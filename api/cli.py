@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -158,38 +159,41 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the single writer of live state (feed polling) for the served cities."""
+    """Run the live side without HTTP: writer election (feeds, fusion) and trip engines.
+
+    Exactly the composition ``serve`` uses (:class:`realtime.runtime.LiveRuntime`), with
+    role ``worker``; any number of workers may run: one writes each city, the others stand
+    by, and all of them share the live trips' partitions.
+    """
     from api.app import load_bases
     from correspondance.store import create_store
-    from realtime.service import LiveService
+    from realtime.runtime import LiveRuntime
     from routing.overlay import OverlayHolder
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not settings.redis_url:
+        raise CliError(
+            "worker: a worker shares state with API processes; set REDIS_URL (the embedded "
+            "`correspondance serve` runs the live side itself)"
+        )
+    settings = settings.model_copy(update={"role": "worker"})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     bases, _default = load_bases(settings, [args.city] if args.city else None)
 
     async def run() -> None:
         store = create_store(settings.redis_url, prefix=settings.redis_prefix)
-        services = [
-            LiveService(
-                base,
-                OverlayHolder(base.streets["drive"]),
-                store,
-                replay_speed=settings.replay_speed,
-            )
-            for base in bases.values()
-        ]
-        started: set[int] = set()
+        overlays = {c: OverlayHolder(b.streets["drive"]) for c, b in bases.items()}
+        runtime = LiveRuntime(settings, store, bases, overlays)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
+        print(f"worker {runtime.owner} running for {', '.join(bases)}", file=sys.stderr, flush=True)
         try:
-            while True:  # a standby worker takes over when the writer's lock expires
-                for i, service in enumerate(services):
-                    if i not in started and await service.start():
-                        started.add(i)
-                        print(f"writing live state for {service.city}", file=sys.stderr, flush=True)
-                await asyncio.sleep(5)
+            await stop.wait()
         finally:
-            for i in started:
-                await services[i].stop()
+            await runtime.stop()
             await store.aclose()
 
     asyncio.run(run())

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from correspondance.cities import CityConfig
 from correspondance.settings import Settings
 from correspondance.store import StateStore
-from realtime.trips.engine import TripEngine
+from realtime.runtime import LiveRuntime
 from realtime.trips.hub import TripHub
 from routing.base import CityBase
 from routing.overlay import OverlayHolder
@@ -25,7 +25,7 @@ class AppState:
     basemaps: dict[str, bytes] = field(default_factory=dict)
     overlays: dict[str, OverlayHolder] = field(default_factory=dict)
     trip_hub: TripHub | None = None
-    engines: dict[str, TripEngine] = field(default_factory=dict)  # where this process writes
+    runtime: LiveRuntime | None = None  # the live side this process runs (its role)
 
     def overlay(self, city_id: str) -> OverlayHolder:
         """The live overlay holder of a served city (created with the city's base)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,7 +27,14 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, validation_alias="REDIS_URL", description="Redis for shared state."
     )
-    role: str = Field(default="all", description="all | api | worker: which loops this runs.")
+    role: Literal["all", "api", "worker"] = Field(
+        default="all",
+        description=(
+            "Which live parts this process runs (realtime/runtime.py): all (embedded: writer "
+            "election, trip engine, websockets), api (websockets; mirrors the writer), worker "
+            "(writer election and trip engine, no HTTP)."
+        ),
+    )
     walk_speed_m_s: float = Field(default=1.3, gt=0.2, lt=5.0)
     max_access_walk_s: float = Field(default=1200.0, gt=0, description="Walk to/from transit.")
     max_transfer_walk_m: float = Field(default=400.0, gt=0)
@@ -95,4 +103,23 @@ class Settings(BaseSettings):
             "Overrides of crowdsource.abuse.AbuseLimits by field name, as JSON "
             '(e.g. {"address_per_minute": 100000} for a load test from one address).'
         ),
+    )
+    # -- the live runtime: election and partitions (issue 10/11) -------------------------
+    writer_lock_ttl_s: float = Field(
+        default=15.0,
+        ge=1.0,
+        le=300.0,
+        description=(
+            "Expiry of a city's writer lock. Standbys take over within about this long after "
+            "the writer dies; a writer that cannot confirm its lock for half of it stops."
+        ),
+    )
+    trip_partitions: int = Field(
+        default=16, ge=1, le=1024, description="Partitions of each city's active trips."
+    )
+    trip_lease_ttl_s: float = Field(
+        default=6.0,
+        ge=1.0,
+        le=60.0,
+        description="Expiry of an engine's lease on a trip partition (takeover after a crash).",
     )

@@ -1,8 +1,10 @@
 """The live side of one city: feed servers (replays, simulators), pollers, the writer.
 
-Exactly one process per city runs it, holding the store's ``writer:<city>`` lock (with
-expiry, refreshed while alive), so fusion and ingestion never happen twice. In the embedded
-default that process is the API server itself; with Redis it is ``correspondance worker``.
+Exactly one process per city runs it: the one whose :class:`~realtime.runtime.WriterElection`
+holds the store's ``writer:<city>`` lock, and every write it makes is fenced by that lock, so
+fusion and ingestion never happen twice. In the embedded default that process is the API
+server itself; with Redis it is ``correspondance worker`` (or a ``serve`` process of role
+``all``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import httpx
 import numpy as np
 
 from correspondance.cities import FeedSource
-from correspondance.store import StateStore
+from correspondance.store import Fence, StateStore
 from crowdsource.decisions import DECISION_EVENTS, StoredDecisions
 from crowdsource.fuser import Fuser
 from crowdsource.fusion import ContributorWeights
@@ -35,7 +37,6 @@ from routing.base import CityBase
 from routing.overlay import OverlayHolder
 
 log = logging.getLogger("correspondance.realtime")
-LOCK_TTL_S = 15.0
 
 
 def street_points(base: CityBase, limit: int = 20_000) -> np.ndarray:
@@ -52,7 +53,7 @@ def street_points(base: CityBase, limit: int = 20_000) -> np.ndarray:
 
 @dataclass
 class LiveService:
-    """Runs a city's live feeds into its overlay while it holds the writer lock."""
+    """Runs a city's live feeds into its overlay, for the writer elected by the runtime."""
 
     base: CityBase
     holder: OverlayHolder
@@ -77,19 +78,11 @@ class LiveService:
         """City id."""
         return self.base.city.id
 
-    @property
-    def lock_name(self) -> str:
-        """The single-writer lock of this city."""
-        return f"writer:{self.city}"
-
-    async def start(self) -> bool:
-        """Take the writer lock and start polling. False if another process is the writer."""
-        if not await self.store.acquire_lock(self.lock_name, self.owner, LOCK_TTL_S):
-            log.info("another process writes live state for %s", self.city)
-            return False
+    async def start(self, fence: Fence | None = None, epoch: int = 0) -> None:
+        """Start feed servers, pollers and fusion; every write is fenced by ``fence``."""
         self._client = httpx.AsyncClient(trust_env=False)
         fetcher = Fetcher(self._client)
-        writer = LiveWriter(self.city, self.holder, self.store)
+        writer = LiveWriter(self.city, self.holder, self.store, fence=fence, epoch=epoch)
         self.health = HealthBook(self.store, self.city)
         for source in self.base.city.gbfs:
             self.pollers.append(self._poller(source, fetcher, writer))
@@ -101,10 +94,8 @@ class LiveService:
         for poller in self.pollers:
             await poller.poll_once()  # first state before serving; faults only mark health
             self._tasks.append(asyncio.create_task(poller.run(self._stop)))
-        self._tasks.append(asyncio.create_task(self._keep_lock()))
         if "drive" in self.base.streets:
             self._tasks.append(asyncio.create_task(self._fuse_reports(writer)))
-        return True
 
     async def _fuse_reports(self, writer: LiveWriter) -> None:
         """Fuse crowdsourced reports into drive congestion, once per ``fusion_interval_s``,
@@ -177,18 +168,8 @@ class LiveService:
         assert source.url is not None
         return GbfsPoller(source, source.url, fetcher, writer, self.health)
 
-    async def _keep_lock(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=LOCK_TTL_S / 3)
-            if not self._stop.is_set() and not await self.store.refresh_lock(
-                self.lock_name, self.owner, LOCK_TTL_S
-            ):
-                log.error("lost the writer lock of %s; stopping ingestion", self.city)
-                self._stop.set()
-
     async def stop(self) -> None:
-        """Stop polling, release the lock, stop feed servers."""
+        """Stop polling and fusion, stop feed servers."""
         self._stop.set()
         for task in self._tasks:
             task.cancel()
@@ -199,5 +180,3 @@ class LiveService:
             await self._client.aclose()
         for server in self.servers:
             server.stop()
-        with contextlib.suppress(Exception):
-            await self.store.release_lock(self.lock_name, self.owner)

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from correspondance.store import Event, StateStore
+from correspondance.store import Event, Fence, StateStore
 from realtime.transit import TransitState
 from routing.overlay import (
     GeoZone,
@@ -94,10 +94,21 @@ def _availability(s: SharedStation) -> tuple[int, int, bool, bool]:
 class LiveWriter:
     """Applies live updates for one city: overlay first, then store, then the event."""
 
-    def __init__(self, city: str, holder: OverlayHolder, store: StateStore) -> None:
+    def __init__(
+        self,
+        city: str,
+        holder: OverlayHolder,
+        store: StateStore,
+        fence: Fence | None = None,
+        epoch: int = 0,
+    ) -> None:
         self.city = city
         self.holder = holder
         self.store = store
+        # Every write is fenced by the writer lock (when given): a writer that lost it gets
+        # FencedOutError and writes nothing; every event names the writer's epoch.
+        self.fence = fence
+        self.epoch = epoch
         self._transit: dict[str, TransitState] = {}
         self._congestion: dict[int, float] | None = None  # last fused map applied
 
@@ -153,12 +164,9 @@ class LiveWriter:
             "alerts": [asdict(a) for a in alerts],
             "skipped": {t: sorted(s) for t, s in skipped.items()},
         }
-        await self.store.set(
-            gtfsrt_state_key(self.city), json.dumps(stored, separators=(",", ":")).encode()
-        )
-        return await self.store.publish(
+        return await self._publish(
             GTFSRT_UPDATED,
-            self.city,
+            {gtfsrt_state_key(self.city): json.dumps(stored, separators=(",", ":")).encode()},
             {
                 "feed_id": feed_id,
                 "trip_ids": changed_trips[:MAX_IDS_IN_EVENT],
@@ -205,13 +213,13 @@ class LiveWriter:
             "vehicles": [dict(vars(v)) for v in vehicles],
             "zones": [asdict(z) for z in zones],
         }
-        await self.store.set(
-            gbfs_state_key(self.city, system.system_id),
-            json.dumps(state, separators=(",", ":")).encode(),
-        )
-        return await self.store.publish(
+        return await self._publish(
             GBFS_UPDATED,
-            self.city,
+            {
+                gbfs_state_key(self.city, system.system_id): json.dumps(
+                    state, separators=(",", ":")
+                ).encode()
+            },
             {
                 "system_id": system.system_id,
                 "simulated": system.simulated,
@@ -247,17 +255,26 @@ class LiveWriter:
             return None
         overlay = self.holder.set_multipliers(updates)
         self._congestion = dict(multipliers)
-        await self.store.set(congestion_state_key(self.city), encode_congestion(multipliers))
         edge_ids = sorted(set(changed) | updates.keys())
-        return await self.store.publish(
+        return await self._publish(
             CONGESTION_CHANGED,
-            self.city,
+            {congestion_state_key(self.city): encode_congestion(multipliers)},
             {
                 "edge_ids": edge_ids[:MAX_IDS_IN_EVENT],
                 "n_edges_changed": len(edge_ids),
                 "n_congested": len(multipliers),
                 "overlay_version": overlay.version,
             },
+        )
+
+    async def _publish(self, kind: str, state: dict[str, bytes], payload: dict[str, Any]) -> Event:
+        """Store ``state`` and publish the event in one fenced step."""
+        return await self.store.publish(
+            kind,
+            self.city,
+            {**payload, "writer_epoch": self.epoch},
+            fence=self.fence,
+            state=state,
         )
 
 

@@ -4,9 +4,17 @@
 ``create_store("redis://...")`` the Redis one, shared between processes. See ``README.md``.
 """
 
-from correspondance.store.base import Event, ScriptResult, StateStore, StoreScript, Subscription
+from correspondance.store.base import (
+    Event,
+    Fence,
+    ScriptResult,
+    StateStore,
+    StoreScript,
+    Subscription,
+)
 from correspondance.store.errors import (
     EventsLostError,
+    FencedOutError,
     StoreError,
     StoreTypeError,
     StoreUnavailableError,
@@ -18,6 +26,8 @@ from correspondance.store.redis import RedisStateStore
 __all__ = [
     "Event",
     "EventsLostError",
+    "Fence",
+    "FencedOutError",
     "MemoryStateStore",
     "RedisStateStore",
     "ScriptResult",

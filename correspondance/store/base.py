@@ -29,6 +29,19 @@ EVENTS_KEY = "events"
 EVENTS_SEQ_KEY = "events:seq"
 
 
+@dataclass(frozen=True)
+class Fence:
+    """A lock that guards writes: a fenced write happens only while ``owner`` holds ``lock``.
+
+    The check and the write are one atomic step in the store (a Lua script on Redis), so a
+    writer that lost its lock — expired during an outage, or taken over by a standby — can
+    never write again, however late its request arrives.
+    """
+
+    lock: str
+    owner: str
+
+
 class Event(BaseModel):
     """One change to live state, as carried on the event stream.
 
@@ -706,7 +719,15 @@ class StateStore(ABC):
     # -- events ----------------------------------------------------------------------------
 
     @abstractmethod
-    async def publish(self, type: str, city: str, payload: dict[str, Any]) -> Event:
+    async def publish(
+        self,
+        type: str,
+        city: str,
+        payload: dict[str, Any],
+        *,
+        fence: Fence | None = None,
+        state: dict[str, bytes] | None = None,
+    ) -> Event:
         """Append an event to the stream, giving it the next ``seq``.
 
         Parameters
@@ -717,6 +738,13 @@ class StateStore(ABC):
             City id.
         payload : dict
             JSON-compatible description of what changed.
+        fence : Fence, optional
+            Publish only while ``fence.owner`` holds the lock ``fence.lock``; otherwise raise
+            :class:`~correspondance.store.errors.FencedOutError` with nothing written.
+        state : dict of str to bytes, optional
+            Keys to set (no expiry) in the same atomic step, before the event: the state an
+            event announces is never missing when a follower reads it, and a fenced-out
+            writer never overwrites the new writer's state.
 
         Returns
         -------
@@ -727,6 +755,8 @@ class StateStore(ABC):
         ------
         TypeError, ValueError
             If the payload is not JSON-compatible (checked before anything is stored).
+        FencedOutError
+            If ``fence`` is given and its owner no longer holds the lock.
         """
 
     @abstractmethod

@@ -24,6 +24,16 @@ class StoreUnavailableError(StoreError, ConnectionError):
     code = "store_unavailable"
 
 
+class FencedOutError(StoreError):
+    """A fenced write was refused: the lock that guards it is no longer held by its owner.
+
+    The writer that gets this lost its lock (it expired, or another process took it) and
+    must stop writing at once; nothing of the refused write was stored.
+    """
+
+    code = "fenced_out"
+
+
 class StoreTypeError(StoreError, TypeError):
     """A key holds another kind of value than the operation expects (Redis ``WRONGTYPE``)."""
 

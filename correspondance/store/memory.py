@@ -30,6 +30,7 @@ from correspondance.store.base import (
     EVENTS_KEY,
     EVENTS_SEQ_KEY,
     Event,
+    Fence,
     ScriptArg,
     ScriptResult,
     StateStore,
@@ -41,7 +42,7 @@ from correspondance.store.base import (
     encode_payload,
     utc_now,
 )
-from correspondance.store.errors import StoreTypeError, StoreUnavailableError
+from correspondance.store.errors import FencedOutError, StoreTypeError, StoreUnavailableError
 
 _Value = bytes | dict[str, bytes] | set[str]
 
@@ -272,9 +273,27 @@ class MemoryStateStore(StateStore):
 
     # -- events ----------------------------------------------------------------------------
 
-    async def publish(self, type: str, city: str, payload: dict[str, Any]) -> Event:
+    async def publish(
+        self,
+        type: str,
+        city: str,
+        payload: dict[str, Any],
+        *,
+        fence: Fence | None = None,
+        state: dict[str, bytes] | None = None,
+    ) -> Event:
         self._check_open()
         encoded = encode_payload(payload)
+        Event(seq=1, type=type, city=city, at=utc_now())
+        for value in (state or {}).values():
+            if not isinstance(value, bytes):
+                raise TypeError(f"state values must be bytes, not {value.__class__.__name__}")
+        if fence is not None:
+            held = self._typed(_lock_key(fence.lock), bytes)
+            if held is None or held.value != fence.owner.encode():
+                raise FencedOutError(f"lock {fence.lock!r} is no longer held by this writer")
+        for key, value in (state or {}).items():
+            self._data[key] = _Entry(value, None)
         event = Event(
             seq=self._seq + 1, type=type, city=city, at=utc_now(), payload=json.loads(encoded)
         )

@@ -39,6 +39,7 @@ from correspondance.store.base import (
     EVENTS_KEY,
     EVENTS_SEQ_KEY,
     Event,
+    Fence,
     ScriptArg,
     ScriptResult,
     StateStore,
@@ -50,7 +51,12 @@ from correspondance.store.base import (
     encode_payload,
     utc_now,
 )
-from correspondance.store.errors import StoreError, StoreTypeError, StoreUnavailableError
+from correspondance.store.errors import (
+    FencedOutError,
+    StoreError,
+    StoreTypeError,
+    StoreUnavailableError,
+)
 
 # Adds to a counter and, if it has no expiry yet (just created), sets one: INCRBY alone
 # followed by PEXPIRE from the client could leave an immortal counter if the client died
@@ -95,7 +101,15 @@ return 0
 # Next seq = 1 + max(counter, newest id on the stream), so losing either key alone does not
 # make XADD fail or seqs repeat. XADD runs before the counter moves: if it fails, the script
 # stops with nothing written, and seqs stay gap-free (subscribers treat a gap as lost events).
+# Fenced (ARGV[6] not empty): nothing is written unless the lock KEYS[3] holds ARGV[6]. State
+# keys KEYS[4..] get ARGV[7..] in the same step, before the event.
 _PUBLISH = """
+if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[6] then
+  return -1
+end
+for i = 4, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 3])
+end
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if newest[1] then
@@ -343,16 +357,45 @@ class RedisStateStore(StateStore):
 
     # -- events ----------------------------------------------------------------------------
 
-    async def publish(self, type: str, city: str, payload: dict[str, Any]) -> Event:
+    async def publish(
+        self,
+        type: str,
+        city: str,
+        payload: dict[str, Any],
+        *,
+        fence: Fence | None = None,
+        state: dict[str, bytes] | None = None,
+    ) -> Event:
         encoded = encode_payload(payload)
         at = utc_now()
         # Validate before writing, so a bad type or city never reaches the stream.
         Event(seq=1, type=type, city=city, at=at)
+        state = state or {}
+        for value in state.values():
+            if not isinstance(value, bytes):
+                raise TypeError(f"state values must be bytes, not {value.__class__.__name__}")
+        lock_key = self._key(f"lock:{fence.lock}") if fence is not None else self._key("nolock")
         with self._translate():
             seq = await self._publish(
-                keys=[self._key(EVENTS_KEY), self._key(EVENTS_SEQ_KEY)],
-                args=[self._history_size, type, city, at.isoformat(), encoded],
+                keys=[
+                    self._key(EVENTS_KEY),
+                    self._key(EVENTS_SEQ_KEY),
+                    lock_key,
+                    *(self._key(k) for k in state),
+                ],
+                args=[
+                    self._history_size,
+                    type,
+                    city,
+                    at.isoformat(),
+                    encoded,
+                    fence.owner if fence is not None else "",
+                    *state.values(),
+                ],
             )
+        if int(seq) < 0:
+            assert fence is not None
+            raise FencedOutError(f"lock {fence.lock!r} is no longer held by this writer")
         return Event(seq=int(seq), type=type, city=city, at=at, payload=json.loads(encoded))
 
     async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[Event]:

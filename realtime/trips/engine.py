@@ -21,7 +21,7 @@ import os
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,6 +182,8 @@ class TripEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self.idle = asyncio.Event()  # set when nothing is pending (tests, benchmarks)
         self.idle.set()
+        # which trips this process evaluates (its trip partitions; all when alone)
+        self.owns: Callable[[str], bool] = lambda trip_id: True
 
     @property
     def city(self) -> str:
@@ -190,15 +192,26 @@ class TripEngine:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Index the city's active trips, then follow events and tick."""
-        for trip_id in await self.book.active(self.city):
-            await self._reindex(trip_id)
+    async def start(self, follow: bool = True) -> None:
+        """Index the city's active trips, then tick and (unless the caller hands it the
+        events, as :class:`~realtime.runtime.LiveRuntime` does) follow events."""
+        await self.reindex_all()
         self._tasks = [
-            asyncio.create_task(self._follow()),
             asyncio.create_task(self._work()),
             asyncio.create_task(self._tick_loop()),
         ]
+        if follow:
+            self._tasks.append(asyncio.create_task(self._follow()))
+
+    async def reindex_all(self) -> None:
+        """Re-read the city's active trips: index those this process owns, forget others."""
+        active = set(await self.book.active(self.city))
+        for trip_id in self.index.trips:
+            if trip_id not in active or not self.owns(trip_id):
+                self._forget(trip_id)
+        for trip_id in sorted(active):
+            if self.owns(trip_id):
+                await self._reindex(trip_id)
 
     async def stop(self) -> None:
         """Stop following events."""
@@ -271,6 +284,9 @@ class TripEngine:
             self._wake.set()
 
     async def _reindex(self, trip_id: str) -> None:
+        if not self.owns(trip_id):
+            self._forget(trip_id)
+            return
         try:
             session = await self.book.get(trip_id)
         except TripNotFoundError:

@@ -9,8 +9,9 @@ import time
 import pytest
 from crowdsource_helpers import CITY, make_report
 
-from correspondance.store import StateStore
+from correspondance.store import Fence, StateStore
 from crowdsource.repository import ReportRepository
+from realtime.runtime import WriterElection
 from realtime.service import LiveService
 from routing.base import CityBase
 from routing.overlay import OverlayHolder
@@ -33,9 +34,23 @@ async def test_the_writer_process_fuses_every_interval(
     holder = OverlayHolder(poa_base.streets["drive"])
     service = LiveService(poa_base, holder, store, fusion_interval_s=0.2, owner="writer-1")
     other = LiveService(poa_base, OverlayHolder(poa_base.streets["drive"]), store, owner="writer-2")
-    assert await service.start()
+
+    async def nothing() -> None:
+        return None
+
+    async def start(fence: Fence, epoch: int) -> None:
+        await service.start(fence, epoch)
+
+    async def start_other(fence: Fence, epoch: int) -> None:
+        await other.start(fence, epoch)
+
+    election = WriterElection(store, CITY, "writer-1", 15.0, start, nothing)
+    standby = WriterElection(store, CITY, "writer-2", 15.0, start_other, nothing)
+    await election.step()
+    assert election.leader
     try:
-        assert not await other.start()  # not the writer: no fusion there
+        await standby.step()
+        assert not standby.leader  # not the writer: no fusion there
         assert other.fuser is None
         repo = ReportRepository(store, CITY)
         await repo.add(make_report(contributor="a" * 64, origin="n1", edges=(42,)))
@@ -50,3 +65,4 @@ async def test_the_writer_process_fuses_every_interval(
         assert waited < 1.0
     finally:
         await service.stop()
+        await store.release_lock(election.lock, "writer-1")

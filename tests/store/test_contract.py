@@ -12,6 +12,8 @@ import pytest
 from correspondance.store import (
     Event,
     EventsLostError,
+    Fence,
+    FencedOutError,
     ScriptResult,
     StateStore,
     StoreError,
@@ -365,6 +367,33 @@ async def test_lock_expires_and_refresh_extends(store: StateStore) -> None:
     assert await store.refresh_lock("w", "a", 10) is False
     assert await store.release_lock("w", "a") is False
     assert await store.get("lock:w") == b"b"
+
+
+async def test_fenced_publish_writes_state_and_event_only_while_the_lock_is_held(
+    store: StateStore,
+) -> None:
+    assert await store.acquire_lock("writer:x", "a", 10)
+    fence = Fence("writer:x", "a")
+    event = await store.publish("t", "x", {"n": 1}, fence=fence, state={"live:x:s": b"one"})
+    assert await store.get("live:x:s") == b"one"
+    assert (await store.read_events())[-1].seq == event.seq
+    # Another process takes the lock (the first one's expired): the old writer is fenced out,
+    # and nothing of its write lands — neither the state nor the event.
+    assert await store.release_lock("writer:x", "a")
+    assert await store.acquire_lock("writer:x", "b", 10)
+    with pytest.raises(FencedOutError):
+        await store.publish("t", "x", {"n": 2}, fence=fence, state={"live:x:s": b"stale"})
+    assert await store.get("live:x:s") == b"one"
+    assert await store.last_event_seq() == event.seq
+    # No lock at all is fenced out too; the new holder writes.
+    with pytest.raises(FencedOutError):
+        await store.publish("t", "x", {}, fence=Fence("writer:none", "a"))
+    await store.publish("t", "x", {"n": 3}, fence=Fence("writer:x", "b"), state={"live:x:s": b"b"})
+    assert await store.get("live:x:s") == b"b"
+    # State values are bytes, checked before anything is written.
+    with pytest.raises(TypeError):
+        await store.publish("t", "x", {}, state={"live:x:s": "text"})  # type: ignore[dict-item]
+    assert await store.get("live:x:s") == b"b"
 
 
 async def test_concurrent_acquire_has_exactly_one_winner(store: StateStore) -> None:
