@@ -114,6 +114,10 @@ class Settings(BaseSettings):
             "the writer dies; a writer that cannot confirm its lock for half of it stops."
         ),
     )
+    warm_up: bool = Field(
+        default=True,
+        description="Plan one trip at start-up so compiled kernels are loaded before users come.",
+    )
     trip_partitions: int = Field(
         default=16, ge=1, le=1024, description="Partitions of each city's active trips."
     )

@@ -52,6 +52,7 @@ from realtime.trips.policy import SwitchPolicy
 from realtime.writer import LiveFollower
 from routing.base import CityBase
 from routing.overlay import OverlayHolder
+from routing.warmup import warm_up
 
 log = logging.getLogger("correspondance.runtime")
 
@@ -381,6 +382,9 @@ class LiveRuntime:
             self.hub.start()
         for city_id in self.bases:
             await self._start_city(city_id)
+        if self.settings.warm_up:  # with the first live state in (shared vehicles to replan)
+            for city_id, base in self.bases.items():
+                await asyncio.to_thread(warm_up, base, self.overlays[city_id].current)
 
     async def _start_city(self, city_id: str) -> None:
         settings = self.settings
@@ -406,6 +410,9 @@ class LiveRuntime:
                 self.supervisor.spawn(f"writer-election:{city_id}", live.election.run)
         if shared and (self.role == "api" or live.election is not None):
             live.follower = LiveFollower(city_id, self.overlays[city_id], self.store)
+            if not self._writes(live):
+                with contextlib.suppress(ConnectionError):  # the pump retries
+                    await live.follower.catch_up()
         if live.engine is not None or live.follower is not None:
             self.supervisor.spawn(f"events:{city_id}", lambda: self._pump(live))
 

@@ -12,17 +12,16 @@ no longer drives the closed street.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from report_helpers import new_address, new_token, post_report
 from trip_helpers import (
     InThread,
+    closure_ahead,
     plan,
     serve_in_thread,
     start_trip,
@@ -47,31 +46,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, poa_base: CityBase) -> Iter
     folder: Path = tmp_path_factory.mktemp("trip-reports")
     with serve_in_thread(trip_settings(folder), poa_base) as running:
         yield running
-
-
-def closure_ahead(base: CityBase, itinerary: dict[str, Any]) -> tuple[dict[str, Any], set[int]]:
-    """A closure report in the middle of the trip's drive, heading the way the car goes,
-    and the edges of the drive leg near that point (what it should close)."""
-    leg = next(leg for leg in itinerary["legs"] if leg["drive_edges"])
-    edges = leg["drive_edges"]
-    drive = base.streets["drive"]
-    # the longest edge of the second half: a report on it cannot match a neighbour instead
-    half = edges[len(edges) // 2 :]
-    edge = max(half, key=lambda e: float(drive.length_m[e]))
-    tail, head = int(drive.tail[edge]), int(drive.head[edge])
-    lat = float(drive.node_lat[tail] + drive.node_lat[head]) / 2
-    lon = float(drive.node_lon[tail] + drive.node_lon[head]) / 2
-    dy = float(drive.node_lat[head] - drive.node_lat[tail])
-    dx = float(drive.node_lon[head] - drive.node_lon[tail]) * math.cos(math.radians(lat))
-    heading = math.degrees(math.atan2(dx, dy)) % 360.0
-    report = {
-        "lat": lat,
-        "lon": lon,
-        "heading": round(heading, 1),
-        "kind": "closure",
-        "mode": "car",
-    }
-    return report, {edge}
 
 
 async def test_contributors_close_the_road_ahead_and_a_switch_arrives_within_2_s(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -32,6 +33,7 @@ from websockets.exceptions import ConnectionClosed
 
 from correspondance.settings import REPO_ROOT, Settings
 from realtime.trips.protocol import load_schema
+from routing.base import CityBase
 
 REDIS_URL = os.environ.get("CORRESPONDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHE_DIR = Path(os.environ.get("CORRESPONDANCE_CACHE_DIR", REPO_ROOT / "var" / "cache"))
@@ -324,3 +326,28 @@ async def start_trip(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def closure_ahead(base: CityBase, itinerary: dict[str, Any]) -> tuple[dict[str, Any], set[int]]:
+    """A closure report in the middle of the trip's drive, heading the way the car goes,
+    and the edges of the drive leg near that point (what it should close)."""
+    leg = next(leg for leg in itinerary["legs"] if leg["drive_edges"])
+    edges = leg["drive_edges"]
+    drive = base.streets["drive"]
+    # the longest edge of the second half: a report on it cannot match a neighbour instead
+    half = edges[len(edges) // 2 :]
+    edge = max(half, key=lambda e: float(drive.length_m[e]))
+    tail, head = int(drive.tail[edge]), int(drive.head[edge])
+    lat = float(drive.node_lat[tail] + drive.node_lat[head]) / 2
+    lon = float(drive.node_lon[tail] + drive.node_lon[head]) / 2
+    dy = float(drive.node_lat[head] - drive.node_lat[tail])
+    dx = float(drive.node_lon[head] - drive.node_lon[tail]) * math.cos(math.radians(lat))
+    heading = math.degrees(math.atan2(dx, dy)) % 360.0
+    report = {
+        "lat": lat,
+        "lon": lon,
+        "heading": round(heading, 1),
+        "kind": "closure",
+        "mode": "car",
+    }
+    return report, {edge}
