@@ -190,6 +190,10 @@ class WriterElection:
         self.epoch = 0
         self.terms = 0
         self._confirmed_at = 0.0
+        # the writer's start-up (first feed polls) runs beside the lock keeping, never
+        # delaying a refresh
+        self.starting: asyncio.Task[None] | None = None
+        self.failed_starts = 0
 
     @property
     def lock(self) -> str:
@@ -213,39 +217,57 @@ class WriterElection:
     async def step(self) -> None:
         """One round: refresh (leader) or try to take the lock (standby)."""
         try:
+            sent = time.monotonic()
             if self.leader:
-                sent = time.monotonic()
                 held = await asyncio.wait_for(
-                    self.store.refresh_lock(self.lock, self.owner, self.ttl_s), self.ttl_s / 5
+                    self.store.refresh_lock(self.lock, self.owner, self.ttl_s), self.ttl_s / 4
                 )
                 if held:
                     self._confirmed_at = sent
                 else:
                     await self._step_down("lost the writer lock")
-            else:
-                sent = time.monotonic()
-                if await asyncio.wait_for(
-                    self.store.acquire_lock(self.lock, self.owner, self.ttl_s), self.ttl_s / 5
-                ):
-                    self._confirmed_at = sent
-                    self.epoch = await self.store.incr(f"writer-epoch:{self.city}")
-                    self.leader = True
-                    self.terms += 1
-                    log.info("writing live state for %s (epoch %d)", self.city, self.epoch)
-                    await self._elected(Fence(self.lock, self.owner), self.epoch)
+            elif await asyncio.wait_for(
+                self.store.acquire_lock(self.lock, self.owner, self.ttl_s), self.ttl_s / 4
+            ):
+                self._confirmed_at = sent
+                self.epoch = await self.store.incr(f"writer-epoch:{self.city}")
+                self.leader = True
+                self.terms += 1
+                log.info("writing live state for %s (epoch %d)", self.city, self.epoch)
+                self.starting = asyncio.create_task(
+                    self._elected(Fence(self.lock, self.owner), self.epoch)
+                )
+                self.starting.add_done_callback(self._started)
         except (TimeoutError, ConnectionError) as exc:
             log.warning("writer lock of %s: store unreachable (%s)", self.city, exc)
         if self.leader and time.monotonic() - self._confirmed_at > self.ttl_s / 2:
             await self._step_down("could not confirm the writer lock")
 
+    def _started(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # leave the lock to expire for another process: this one cannot write
+            log.error("starting the writer of %s failed", self.city, exc_info=task.exception())
+            self.failed_starts += 1
+            self._confirmed_at = -math.inf
+
     async def _step_down(self, why: str) -> None:
         log.error("%s: stepping down as writer of %s (epoch %d)", why, self.city, self.epoch)
         self.leader = False
+        starting, self.starting = self.starting, None
+        if starting is not None and not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
         await self._demoted()
 
     def health(self) -> dict[str, Any]:
         """JSON form for health."""
-        return {"leader": self.leader, "epoch": self.epoch, "terms": self.terms}
+        return {
+            "leader": self.leader,
+            "epoch": self.epoch,
+            "terms": self.terms,
+            "failed_starts": self.failed_starts,
+        }
 
 
 # -- trip partitions ------------------------------------------------------------------------
@@ -407,6 +429,9 @@ class LiveRuntime:
             if settings.live_feeds:
                 live.election = self._election(live)
                 await live.election.step()  # the first writer starts before serving
+                if live.election.starting is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(live.election.starting)
                 self.supervisor.spawn(f"writer-election:{city_id}", live.election.run)
         if shared and (self.role == "api" or live.election is not None):
             live.follower = LiveFollower(city_id, self.overlays[city_id], self.store)
@@ -435,7 +460,7 @@ class LiveRuntime:
         base = self.bases[live.city]
 
         async def elected(fence: Fence, epoch: int) -> None:
-            service = LiveService(
+            live.service = service = LiveService(
                 base,
                 self.overlays[live.city],
                 self.store,
@@ -446,7 +471,6 @@ class LiveRuntime:
                 owner=self.owner,
             )
             await service.start(fence, epoch)
-            live.service = service
 
         async def demoted() -> None:
             service, live.service = live.service, None
