@@ -102,7 +102,17 @@ def test_api_and_worker_share_redis_and_the_city_cache(
 
 def test_api_and_worker_commands_and_health(services: dict[str, dict[str, Any]]) -> None:
     api, worker = services["api"], services["worker"]
-    assert _command(api) == ["correspondance", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    # two API processes (what tests/api/test_topology.py starts as real processes)
+    assert _command(api) == [
+        "correspondance",
+        "serve",
+        "--workers",
+        "2",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]
     assert _command(worker) == ["correspondance", "worker"]
     assert api["ports"] == ["8000:8000"]
     assert "ports" not in worker
