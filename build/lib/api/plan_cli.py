@@ -1,0 +1,180 @@
+"""``correspondance plan``: earliest-arrival itineraries straight from GTFS files.
+
+A thin adapter over :mod:`routing.stop_query`: parse arguments, load the network once,
+answer one query (or every line of ``--queries``), print JSON. Bad input raises a
+:class:`~correspondance.errors.CorrespondanceError`, which ``api.cli.main`` prints with
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from correspondance.errors import InputError
+from correspondance.settings import Settings
+
+if TYPE_CHECKING:
+    from routing.stop_query import Endpoint, ItineraryOut, StopQuery, TransitNetwork
+
+# The routing stack loads only when ``plan`` runs: every other subcommand (and the
+# CLI's start-up) stays fast. Kept equal to routing.stop_query's defaults by a test.
+DEFAULT_WALK_SPEED_M_S = 1.3
+DEFAULT_MAX_TRANSFER_WALK_M = 400.0
+
+
+def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``plan`` subcommand on the CLI's subparsers.
+
+    Parameters
+    ----------
+    subparsers
+        What ``ArgumentParser.add_subparsers`` returned.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``plan`` parser (``func`` defaults to :func:`cmd_plan`).
+    """
+    plan = subparsers.add_parser(
+        "plan",
+        help="earliest-arrival itineraries from GTFS files (no city build needed)",
+        description=(
+            "Plan with walk and transit straight from GTFS feeds. Footpaths join stops at "
+            "most --max-transfer-walk metres apart, as the crow flies or, with --osm, over "
+            "the walk network. --depart is local time in the feed's agency timezone."
+        ),
+    )
+    plan.add_argument(
+        "--gtfs", action="append", required=True, type=Path, metavar="FEED.zip", help="repeatable"
+    )
+    plan.add_argument("--osm", type=Path, metavar="CITY.osm.pbf", help="walk over OSM streets")
+    origin = plan.add_mutually_exclusive_group()
+    origin.add_argument("--from", dest="from_point", metavar="LAT,LON")
+    origin.add_argument("--from-stop", metavar="STOP_ID")
+    destination = plan.add_mutually_exclusive_group()
+    destination.add_argument("--to", dest="to_point", metavar="LAT,LON")
+    destination.add_argument("--to-stop", metavar="STOP_ID")
+    plan.add_argument("--depart", metavar="YYYY-MM-DDTHH:MM:SS")
+    plan.add_argument(
+        "--queries",
+        type=Path,
+        metavar="FILE.csv",
+        help="answer every row (from_stop,to_stop,depart); one JSON object per line",
+    )
+    plan.add_argument("--modes", default="walk,transit", help="walk,transit (default both)")
+    plan.add_argument(
+        "--max-transfer-walk",
+        type=float,
+        default=DEFAULT_MAX_TRANSFER_WALK_M,
+        metavar="METRES",
+        help=f"longest footpath (default {DEFAULT_MAX_TRANSFER_WALK_M:g})",
+    )
+    plan.add_argument(
+        "--walk-speed",
+        type=float,
+        default=DEFAULT_WALK_SPEED_M_S,
+        metavar="M_PER_S",
+        help=f"default {DEFAULT_WALK_SPEED_M_S:g}",
+    )
+    plan.add_argument("--json", action="store_true", help="print JSON (else a short summary)")
+    plan.set_defaults(func=cmd_plan)
+    parser: argparse.ArgumentParser = plan
+    return parser
+
+
+def _endpoint(point: str | None, stop: str | None, flag: str) -> Endpoint:
+    from routing.stop_query import StopPoint, parse_lat_lon
+
+    if stop is not None:
+        return StopPoint(stop)
+    if point is not None:
+        return parse_lat_lon(point, f"--{flag}")
+    raise InputError(f"give --{flag} LAT,LON or --{flag}-stop STOP_ID (or --queries FILE.csv)")
+
+
+def _single_query(args: argparse.Namespace, network: TransitNetwork | None) -> StopQuery:
+    from routing.stop_query import StopQuery, check_endpoint, parse_depart
+
+    origin = _endpoint(args.from_point, args.from_stop, "from")
+    destination = _endpoint(args.to_point, args.to_stop, "to")
+    if args.depart is None:
+        raise InputError("--depart is required (YYYY-MM-DDTHH:MM:SS, local time)")
+    depart = parse_depart(args.depart)
+    if network is not None:
+        check_endpoint(network, origin, "--from-stop")
+        check_endpoint(network, destination, "--to-stop")
+    return StopQuery(origin, destination, depart)
+
+
+def _summary(network: TransitNetwork, itineraries: list[ItineraryOut]) -> str:
+    if not itineraries:
+        return "no itinerary"
+    from routing.stop_query import answer_json
+
+    lines = []
+    for it in answer_json(network, itineraries)["itineraries"]:
+        lines.append(f"{it['departure']} → {it['arrival']}  ({it['transfers']} transfer(s))")
+        for leg in it["legs"]:
+            via = f" {leg['route_short_name'] or leg['route_id']}" if leg["route_id"] else ""
+            lines.append(
+                f"  {leg['departure'][11:19]} {leg['mode']}{via}: "
+                f"{leg['from']['name']} → {leg['to']['name']} ({leg['arrival'][11:19]})"
+            )
+    return "\n".join(lines)
+
+
+def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from routing.stop_query import answer, answer_json, load_network, parse_modes, read_queries
+
+    """Answer one query, or every row of ``--queries``, printing to stdout.
+
+    Returns
+    -------
+    int
+        0, also when no itinerary exists (``{"itineraries": []}``).
+
+    Raises
+    ------
+    InputError
+        Malformed coordinates, times, modes, numbers, or a --queries file.
+    routing.errors.UnknownStopError
+        A stop_id the feeds do not have.
+    feeds.errors.FeedError
+        A feed or extract that is missing, unreadable or invalid.
+    """
+    modes = parse_modes(args.modes)
+    if args.queries is not None:
+        given = [
+            name
+            for name, value in (
+                ("--from", args.from_point),
+                ("--from-stop", args.from_stop),
+                ("--to", args.to_point),
+                ("--to-stop", args.to_stop),
+                ("--depart", args.depart),
+            )
+            if value is not None
+        ]
+        if given:
+            raise InputError(f"--queries replaces {', '.join(given)}: give one or the other")
+    else:
+        _single_query(args, None)  # malformed input fails before the feeds are read
+    network = load_network(args.gtfs, args.osm, args.walk_speed, args.max_transfer_walk)
+    queries = (
+        read_queries(network, args.queries)
+        if args.queries is not None
+        else [_single_query(args, network)]
+    )
+    out = sys.stdout
+    for query in queries:
+        itineraries = answer(network, query, modes)
+        if args.json or args.queries is not None:
+            out.write(json.dumps(answer_json(network, itineraries), ensure_ascii=False) + "\n")
+        else:
+            out.write(_summary(network, itineraries) + "\n")
+        out.flush()
+    return 0

@@ -1,0 +1,113 @@
+"""City metadata and the map layers drawn from our own OSM and GTFS data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from fastapi import APIRouter, Response
+
+from api.deps import State, get_city_base
+from api.schemas import CitiesOut, CityOut, ErrorOut
+from routing.base import CityBase
+from routing.streets import HIGHWAY_CLASSES
+
+router = APIRouter(prefix="/api/v1", tags=["cities"])
+GEOJSON = "application/geo+json"
+
+
+@router.get("/health")
+async def health(state: State) -> dict[str, object]:
+    """Liveness plus what this process serves."""
+    return {
+        "status": "ok",
+        "cities": sorted(state.bases),
+        "backend": "redis" if state.settings.redis_url else "memory",
+    }
+
+
+@router.get("/cities", response_model=CitiesOut)
+async def list_cities(state: State) -> CitiesOut:
+    """The cities this server serves."""
+    out = []
+    for city_id, base in sorted(state.bases.items()):
+        city = base.city
+        start, end = base.timetable.validity
+        out.append(
+            CityOut(
+                id=city.id,
+                name=city.name,
+                timezone=city.timezone,
+                bbox=city.bbox,
+                center=city.center,
+                default_date=city.default_date,
+                default_time=city.default_time.strftime("%H:%M"),
+                default=city_id == state.default_city,
+                attribution=city.attribution,
+                service_start=start,
+                service_end=end,
+            )
+        )
+    return CitiesOut(cities=out)
+
+
+def basemap_geojson(base: CityBase) -> bytes:
+    """Street lines of the walk and drive networks as GeoJSON (one feature per way piece).
+
+    Each undirected street is emitted once; coordinates are rounded to ~1 m.
+    """
+    features = []
+    seen: set[tuple[int, int]] = set()
+    for mode in ("drive", "walk"):
+        net = base.streets[mode]
+        for e in range(net.n_edges):
+            key = (int(min(net.tail[e], net.head[e])), int(max(net.tail[e], net.head[e])))
+            key = (key[0] * 2 + (mode == "walk"), key[1])
+            if key in seen:
+                continue
+            seen.add(key)
+            coords = np.round(net.edge_coords(e), 5).tolist()
+            name = net.names[int(net.name_idx[e])] or None
+            features.append(
+                {
+                    "type": "Feature",
+                    "properties": {"highway": HIGHWAY_CLASSES[int(net.highway[e])], "name": name},
+                    "geometry": {"type": "LineString", "coordinates": coords},
+                }
+            )
+    return json.dumps(
+        {"type": "FeatureCollection", "features": features}, separators=(",", ":")
+    ).encode()
+
+
+@router.get("/cities/{city}/basemap", responses={404: {"model": ErrorOut}})
+async def basemap(city: str, state: State) -> Response:
+    """Street lines for the base map (no external tile server is used)."""
+    base = get_city_base(state, city)
+    body = state.basemaps.get(city)
+    if body is None:
+        body = state.basemaps[city] = basemap_geojson(base)
+    return Response(body, media_type=GEOJSON, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/cities/{city}/stops", responses={404: {"model": ErrorOut}})
+async def stops(city: str, state: State) -> Response:
+    """Transit stops inside the city's extent, as GeoJSON points."""
+    base = get_city_base(state, city)
+    tt = base.timetable
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"stop_id": str(tt.stop_ids[i]), "stop_name": str(tt.stop_names[i])},
+            "geometry": {
+                "type": "Point",
+                "coordinates": [round(float(tt.stop_lon[i]), 6), round(float(tt.stop_lat[i]), 6)],
+            },
+        }
+        for i in range(tt.n_stops)
+        if base.city.contains(float(tt.stop_lat[i]), float(tt.stop_lon[i]))
+    ]
+    body = json.dumps(
+        {"type": "FeatureCollection", "features": features}, separators=(",", ":")
+    ).encode()
+    return Response(body, media_type=GEOJSON)

@@ -1,0 +1,47 @@
+"""``GET /api/v1/feeds``: the health of every live feed of a city."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import CityBaseDep, State
+from api.schemas import ErrorOut
+from realtime.health import read_health
+
+router = APIRouter(prefix="/api/v1", tags=["feeds"])
+
+
+@router.get("/feeds", responses={404: {"model": ErrorOut}, 503: {"model": ErrorOut}})
+async def list_feeds(state: State, base: CityBaseDep) -> dict[str, Any]:
+    """Each live feed: status (pending, ok, degraded, stale) with the reason, last success
+    and error, staleness against its own ``last_updated``, records applied and rejected,
+    and whether it is simulated or a replay."""
+    feeds = await read_health(state.store, base.city.id)
+    overlay = state.overlay(base.city.id).current
+    return {"city": base.city.id, "overlay_version": overlay.version, "feeds": feeds}
+
+
+@router.get("/vehicles", responses={404: {"model": ErrorOut}})
+async def transit_vehicles(state: State, base: CityBaseDep) -> dict[str, Any]:
+    """Transit vehicle positions from GTFS-Realtime, as GeoJSON points (display only)."""
+    overlay = state.overlay(base.city.id).current
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [v.lon, v.lat]},
+                "properties": {
+                    "vehicle_id": v.vehicle_id,
+                    "trip_id": v.trip_id,
+                    "route_id": v.route_id,
+                    "bearing": v.bearing,
+                    "stop_id": v.stop_id,
+                    "timestamp": v.timestamp,
+                },
+            }
+            for v in overlay.transit_vehicles
+        ],
+    }

@@ -1,0 +1,327 @@
+"""Live trips: start, follow over a websocket, export, delete; the operators' aggregate feed.
+
+The protocol is ``docs/protocol.md`` (JSON Schema: ``docs/protocol.schema.json``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Request, Response, WebSocket
+from fastapi.websockets import WebSocketDisconnect, WebSocketState
+from pydantic import BaseModel, Field
+
+from api.auth import get_operator_accounts
+from api.deps import State, get_city_base, get_state
+from api.schemas import ErrorOut
+from correspondance.errors import InputError
+from crowdsource.repository import ReportRepository
+from realtime.trips.demo import DemoDisabledError, into_first_drive, jam_ahead
+from realtime.trips.hub import TripConnection, TripHub
+from realtime.trips.plan_view import parse_plan
+from realtime.trips.protocol import ProtocolError, error, parse_client_message
+from realtime.trips.sessions import (
+    TripBook,
+    TripNotFoundError,
+    TripSession,
+    TripTokenError,
+)
+from routing.plan import ALL_MODES
+
+log = logging.getLogger("correspondance.api")
+router = APIRouter(tags=["trips"])
+AUTH_TIMEOUT_S = 5.0
+OPERATOR_PUSH_S = 2.0
+STAT_NAMES = ("started", "suggested", "accepted", "declined", "ended")
+TRIP_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+TripId = Annotated[str, Path(pattern=TRIP_ID.pattern, description="Trip id")]
+
+
+class TripStartIn(BaseModel):
+    """Body of ``POST /api/v1/trips``."""
+
+    itinerary: dict[str, Any] = Field(description="One itinerary exactly as /api/v1/plan gave it.")
+    city: str | None = Field(default=None, max_length=64)
+    modes: list[str] | None = Field(default=None, max_length=6)
+
+
+class TripStartOut(BaseModel):
+    """A started trip: keep the token, it is shown once."""
+
+    trip_id: str
+    token: str
+    expires_at: dt.datetime
+    websocket: str
+
+
+def _book(state: Any) -> TripBook:
+    return TripBook(state.store)
+
+
+def _trip_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+@router.post(
+    "/api/v1/trips",
+    status_code=201,
+    response_model=TripStartOut,
+    responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+)
+async def start_trip(state: State, body: Annotated[TripStartIn, Body()]) -> TripStartOut:
+    """Start following one itinerary live; answers the trip id and its (only) token."""
+    base = get_city_base(state, body.city)
+    overlay = state.overlay(base.city.id).current
+    plan = parse_plan(base, body.itinerary, overlay)
+    modes = set(body.modes) if body.modes is not None else set(plan.modes()) - {"transit"}
+    unknown = modes - ALL_MODES
+    if unknown:
+        raise InputError(f"'modes' accepts {', '.join(sorted(ALL_MODES))}", field="modes")
+    session, token = await _book(state).create(
+        base.city.id,
+        base.city.timezone,
+        plan.json,
+        sorted(modes | {"walk", "transit"}),
+        plan.departure,
+    )
+    return TripStartOut(
+        trip_id=session.trip_id,
+        token=token,
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=session.ttl_s()),
+        websocket=f"/ws/v1/trips/{session.trip_id}",
+    )
+
+
+async def _authorized(state: Any, trip_id: str, request: Request) -> TripSession:
+    return await _book(state).authorize(trip_id, _trip_token(request))
+
+
+@router.get(
+    "/api/v1/trips/{trip_id}",
+    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+)
+async def export_trip(state: State, trip_id: TripId, request: Request) -> dict[str, Any]:
+    """Everything the server holds about this trip (``Authorization: Bearer <trip token>``)."""
+    session = await _authorized(state, trip_id, request)
+    book = _book(state)
+    document = {k: v for k, v in session.__dict__.items() if k != "token_hash"}
+    position = await book.position(trip_id, max_age_s=float("inf"))
+    return {
+        "trip": document,
+        "position": {"lat": position[0], "lon": position[1]} if position else None,
+        "messages": await book.messages_after(trip_id, 0),
+    }
+
+
+@router.delete(
+    "/api/v1/trips/{trip_id}",
+    status_code=204,
+    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+)
+async def delete_trip(state: State, trip_id: TripId, request: Request) -> Response:
+    """Delete the trip and everything kept with it, at once; its sockets close (4404)."""
+    session = await _authorized(state, trip_id, request)
+    await _book(state).delete(session)
+    return Response(status_code=204)
+
+
+@router.get("/api/v1/demo", responses={404: {"model": ErrorOut}})
+async def demo_trip(state: State) -> dict[str, Any]:
+    """The default city's scripted demo trip (only with ``CORRESPONDANCE_DEMO=true``)."""
+    base = get_city_base(state, None)
+    demo = base.city.demo
+    if not state.settings.demo or demo is None:
+        raise DemoDisabledError("the demo is not enabled on this server")
+    depart = dt.datetime.combine(base.city.default_date, demo.depart, tzinfo=base.city.tz)
+    return {
+        "city": base.city.id,
+        "from": {"lat": demo.origin[0], "lon": demo.origin[1]},
+        "to": {"lat": demo.destination[0], "lon": demo.destination[1]},
+        "depart": depart.isoformat(),
+        "modes": demo.modes,
+        "simulated": True,
+    }
+
+
+@router.post(
+    "/api/v1/trips/{trip_id}/demo",
+    status_code=202,
+    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def demo_jam(state: State, trip_id: TripId, request: Request) -> dict[str, Any]:
+    """Demo only: simulated contributors report a jam on this trip's road ahead."""
+    if not state.settings.demo:
+        raise DemoDisabledError("the demo is not enabled on this server")
+    session = await _authorized(state, trip_id, request)
+    base = get_city_base(state, session.city)
+    plan = parse_plan(base, session.plan)
+    book = _book(state)
+
+    def at_the_wheel(s: TripSession) -> list[dict[str, Any]]:
+        if not into_first_drive(plan, s):
+            raise InputError(
+                "this trip does not drive any further: nothing to jam", code="no_road_ahead"
+            )
+        return []
+
+    session, _ = await book.change(trip_id, at_the_wheel)
+    repository = ReportRepository(state.store, session.city, state.settings.report_ttl_s)
+    edges = await jam_ahead(repository, base, plan, session, max(state.settings.fusion_k, 2) + 3)
+    scenario = "road closed ahead (simulated contributors)"
+    return {"scenario": scenario, "edges": edges, "simulated": True}
+
+
+# -- websockets ---------------------------------------------------------------------------------
+
+
+def hub_of(state: Any) -> TripHub:
+    """This process's trip hub (started by the lifespan)."""
+    hub: TripHub = state.trip_hub
+    return hub
+
+
+async def _frames(ws: WebSocket) -> AsyncIterator[str]:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            yield await ws.receive_text()
+
+
+async def _first_auth(ws: WebSocket) -> tuple[str | None, int]:
+    try:
+        frame = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT_S)
+    except TimeoutError:
+        await ws.close(4408, "no auth message in time")
+        raise
+    msg = parse_client_message(frame)
+    if msg["type"] != "auth":
+        raise ProtocolError("the first message must be 'auth' when the URL has no token")
+    return str(msg["token"]), int(msg.get("after_seq", 0))
+
+
+@router.websocket("/ws/v1/trips/{trip_id}")
+async def trip_socket(ws: WebSocket, trip_id: str) -> None:
+    """Follow a live trip (see docs/protocol.md)."""
+    state = get_state(ws)  # type: ignore[arg-type]
+    await ws.accept()
+    now = dt.datetime.now(dt.UTC)
+    try:
+        token = ws.query_params.get("token")
+        after = ws.query_params.get("after_seq", "0")
+        after_seq = int(after) if after.isdigit() else -1
+        if after_seq < 0:
+            raise ProtocolError("'after_seq' must be a whole number >= 0")
+        if token is None:
+            token, after_seq = await _first_auth(ws)
+        session = await _book(state).authorize(trip_id, token)
+    except TimeoutError:
+        return
+    except WebSocketDisconnect:
+        return
+    except (TripNotFoundError, TripTokenError, ProtocolError) as exc:
+        close_code = {TripNotFoundError: 4404, TripTokenError: 4401}.get(type(exc), 4400)
+        if TRIP_ID.match(trip_id):
+            await ws.send_text(json.dumps(error(trip_id, now, exc.code, exc.message)))
+        await ws.close(close_code, exc.message[:120])
+        return
+
+    async def close(code: int, reason: str) -> None:
+        if ws.application_state != WebSocketState.DISCONNECTED:
+            await ws.close(code, reason)
+
+    conn = TripConnection(hub_of(state), session, ws.send_text, close, after_seq)
+    del session  # a connection keeps its clock and a compact shape, not the whole plan
+    await conn.serve(_frames(ws))
+
+
+def k_threshold(count: int, k: int) -> int | None:
+    """A count of trips, or None when 0 < count < k (too few to show without singling out)."""
+    return count if count == 0 or count >= k else None
+
+
+async def operator_aggregates(state: Any, city: str) -> dict[str, Any]:
+    """What operators see of live trips: counts only, k-thresholded where small."""
+    book = _book(state)
+    k = state.settings.fusion_k
+    counters = await book.counters(city, STAT_NAMES)
+    incidents = []
+    prefix = f"tripstats:{city}:incident:"
+    for key in sorted(await state.store.scan_keys(prefix + "*")):
+        raw = await state.store.get(key)
+        if raw is not None:
+            incidents.append(
+                {"incident_id": key[len(prefix) :], "trips_touched": k_threshold(int(raw), k)}
+            )
+    active = len(await book.active(city))
+    return {
+        "type": "aggregates",
+        "v": 1,
+        "city": city,
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "k": k,
+        "active_trips": k_threshold(active, k),
+        "suggestions_made": counters["suggested"],
+        "suggestions_accepted": counters["accepted"],
+        "suggestions_declined": counters["declined"],
+        "trips_started": counters["started"],
+        "trips_ended": counters["ended"],
+        "incidents": incidents,
+    }
+
+
+@router.websocket("/ws/v1/operator")
+async def operator_socket(ws: WebSocket) -> None:
+    """Operators only: live-trip aggregates every few seconds; never an individual trip."""
+    state = get_state(ws)  # type: ignore[arg-type]
+    await ws.accept()
+    token = ws.query_params.get("token")
+    city = ws.query_params.get("city") or state.default_city
+    try:
+        if token is None:
+            frame = await asyncio.wait_for(ws.receive_json(), AUTH_TIMEOUT_S)
+            token = (
+                frame.get("token")
+                if isinstance(frame, dict) and frame.get("type") == "auth"
+                else None
+            )
+        username = await get_operator_accounts(state).resolve(token or "")
+    except (TimeoutError, WebSocketDisconnect, ValueError):
+        username = None
+    if username is None or city not in state.bases:
+        await ws.send_json(
+            {
+                "type": "error",
+                "v": 1,
+                "code": "unauthorized" if username is None else "unknown_city",
+                "message": "operators only: send a valid bearer token"
+                if username is None
+                else f"unknown city {city!r}",
+            }
+        )
+        await ws.close(4401 if username is None else 4404)
+        return
+    receiver = asyncio.create_task(_drain(ws))
+    try:
+        while not receiver.done():
+            await ws.send_json(await operator_aggregates(state, city))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(receiver), OPERATOR_PUSH_S)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await receiver
+
+
+async def _drain(ws: WebSocket) -> None:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await ws.receive_text()

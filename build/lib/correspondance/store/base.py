@@ -1,0 +1,851 @@
+"""The state/events interface every backend implements, and the :class:`Event` model.
+
+Two backends implement :class:`StateStore`: :mod:`.memory` (the embedded default, one process)
+and :mod:`.redis` (shared by many processes). Both pass the same contract tests in
+``tests/store/``, so code written against this interface behaves the same on either.
+
+Keys are plain strings chosen by callers (``"report:abc"``); backends add their own namespace
+prefix, so keys given to and returned by the store never carry it. The names ``events`` and
+``events:seq`` are reserved for the event stream.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from correspondance.store.errors import EventsLostError
+
+# Stored names of the event stream; reserved in the key space of every backend.
+EVENTS_KEY = "events"
+EVENTS_SEQ_KEY = "events:seq"
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A lock that guards writes: a fenced write happens only while ``owner`` holds ``lock``.
+
+    The check and the write are one atomic step in the store (a Lua script on Redis), so a
+    writer that lost its lock — expired during an outage, or taken over by a standby — can
+    never write again, however late its request arrives.
+    """
+
+    lock: str
+    owner: str
+
+
+class Event(BaseModel):
+    """One change to live state, as carried on the event stream.
+
+    Attributes
+    ----------
+    seq : int
+        Position on the stream: 1 for the first event, then +1 per event, with no gaps.
+    type : str
+        What happened, dotted (``"gbfs.updated"``, ``"incident.declared"``).
+    city : str
+        City id the change belongs to.
+    at : datetime
+        When it was published (UTC, publisher's clock).
+    payload : dict
+        JSON-compatible description of exactly what changed (edge ids, station ids, ...).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seq: int = Field(ge=1)
+    type: str = Field(min_length=1)
+    city: str = Field(min_length=1)
+    at: datetime
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("at")
+    @classmethod
+    def _require_utc(cls, value: datetime) -> datetime:
+        # A naive datetime would be compared with aware ones elsewhere and fail late; refuse it.
+        if value.tzinfo is None:
+            raise ValueError("Event.at must be timezone-aware")
+        return value.astimezone(UTC)
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    """Serialize an event payload to JSON, the form both backends store.
+
+    The memory backend round-trips through this too, so a payload that Redis could not carry
+    fails in tests on the embedded backend as well, and no subscriber shares a mutable dict
+    with the publisher.
+
+    Parameters
+    ----------
+    payload : dict
+        The payload to encode.
+
+    Returns
+    -------
+    str
+        Compact JSON.
+
+    Raises
+    ------
+    TypeError
+        If the payload holds values JSON cannot represent (sets, datetimes, objects).
+    ValueError
+        If it holds NaN or infinity, or a circular reference.
+    """
+    if not isinstance(payload, dict):
+        raise TypeError(f"event payload must be a dict, not {type(payload).__name__}")
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+
+
+def check_ttl(ttl_s: float) -> None:
+    """Refuse non-positive TTLs, which Redis rejects and which would mean "already expired".
+
+    Parameters
+    ----------
+    ttl_s : float
+        Time to live in seconds.
+
+    Raises
+    ------
+    ValueError
+        If ``ttl_s`` is not strictly positive.
+    """
+    if not ttl_s > 0:
+        raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
+
+
+def check_seq(after_seq: int) -> None:
+    """Refuse negative sequence numbers (seq starts at 1; 0 means "from the beginning").
+
+    Parameters
+    ----------
+    after_seq : int
+        The sequence number to check.
+
+    Raises
+    ------
+    ValueError
+        If it is negative.
+    """
+    if after_seq < 0:
+        raise ValueError(f"after_seq must be >= 0, got {after_seq}")
+
+
+ScriptArg = str | bytes | int | float
+"""What a script argument may be; it reaches the script as bytes (see :func:`encode_arg`)."""
+
+ScriptResult = list[int | bytes]
+"""What a script returns: a flat list of integers and byte strings."""
+
+LocalScript = Callable[["StateStore", list[str], list[bytes]], Coroutine[Any, Any, ScriptResult]]
+
+
+def encode_arg(value: ScriptArg) -> bytes:
+    """Encode a script argument the way Redis receives it (``redis-py``'s encoding).
+
+    Parameters
+    ----------
+    value : str, bytes, int or float
+        The argument (floats as ``repr``, so a number survives the round trip exactly).
+
+    Returns
+    -------
+    bytes
+        The argument as both implementations of a script read it.
+
+    Raises
+    ------
+    TypeError
+        If it is of another type (``bool`` included: say ``1`` or ``0``).
+    """
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"script arguments are str, bytes, int or float, not {type(value).__name__}"
+        )
+    return repr(value).encode()
+
+
+@dataclass(frozen=True, eq=False)
+class StoreScript:
+    """A multi-step operation on several keys that runs atomically, in one round trip.
+
+    Written twice, and both must behave the same (test them on both backends):
+
+    * ``lua`` for Redis (``EVALSHA``; ``KEYS`` carry the namespace prefix, ``ARGV`` are
+      the encoded arguments). It returns a flat table of integers and strings (no ``nil``
+      inside: use ``0`` or ``''``).
+    * ``local`` for the in-process backend: ``async def local(store, keys, args)`` over the
+      store's own methods, with ``args`` as bytes (:func:`encode_arg`), returning a list of
+      ``int`` and ``bytes``. It must await nothing but that store's methods: they never
+      suspend, so the whole function runs without another task in between, i.e. atomically
+      (the memory backend checks this and raises ``RuntimeError`` if it suspends).
+
+    Attributes
+    ----------
+    name : str
+        For error messages.
+    lua : str
+        The Redis implementation.
+    local : callable
+        The in-process implementation.
+    """
+
+    name: str
+    lua: str
+    local: LocalScript
+
+
+class Subscription(AsyncIterator[Event], ABC):
+    """An ordered, gap-checked iterator over the event stream, for one consumer.
+
+    Every subscription sees every event (fan-out, not work-sharing), in ``seq`` order. Its
+    starting point is fixed when it is entered (``async with``) or first iterated, whichever
+    comes first: events published after that are delivered, even if published before the
+    first ``__anext__``. Prefer ``async with store.subscribe() as events: async for ...`` so
+    the starting point is pinned before you publish and resources are released on exit.
+
+    If an event the subscriber needs is no longer available (trimmed from the bounded
+    history), iteration raises :class:`~correspondance.store.errors.EventsLostError` rather
+    than silently skipping: the consumer must rebuild its state and resubscribe.
+    """
+
+    def __init__(self, after_seq: int | None) -> None:
+        if after_seq is not None:
+            check_seq(after_seq)
+        self._after_seq = after_seq
+        self._last_seq: int | None = None
+        self._finished = False
+
+    @property
+    def last_seq(self) -> int | None:
+        """Seq of the last event delivered (or the starting point); ``None`` before start."""
+        return self._last_seq
+
+    async def start(self) -> None:
+        """Pin the starting point now (idempotent).
+
+        Raises
+        ------
+        StoreUnavailableError
+            If the backend cannot be reached.
+        EventsLostError
+            If ``after_seq`` is ahead of the newest event (the stream was reset).
+        """
+        if self._last_seq is None:
+            head = await self._head_seq()
+            if self._after_seq is None:
+                start = head
+            elif self._after_seq > head:
+                # The consumer remembers events this stream never had: the stream was reset
+                # (new Redis, restarted embedded process). Waiting would skip the new events.
+                raise EventsLostError(
+                    self._after_seq,
+                    head + 1,
+                    message=(
+                        f"resume point {self._after_seq} is ahead of the newest event {head}: "
+                        "the event stream was reset; rebuild state and resubscribe"
+                    ),
+                )
+            else:
+                start = self._after_seq
+            self._last_seq = start
+            await self._on_start(start)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._finished:
+            raise StopAsyncIteration
+        await self.start()
+        assert self._last_seq is not None  # set by start()
+        while True:
+            event = await self._next_event()
+            if event is None:
+                self._finished = True
+                await self._on_close()
+                raise StopAsyncIteration
+            # Backends may hand over an event twice while switching between history and
+            # live delivery; skipping here keeps each backend simple.
+            if event.seq <= self._last_seq:
+                continue
+            if event.seq != self._last_seq + 1:
+                raise EventsLostError(self._last_seq, event.seq)
+            self._last_seq = event.seq
+            return event
+
+    async def aclose(self) -> None:
+        """Stop the subscription and release what it holds (idempotent)."""
+        if not self._finished:
+            self._finished = True
+            await self._on_close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @abstractmethod
+    async def _head_seq(self) -> int:
+        """Return the seq of the newest event (0 if none)."""
+
+    @abstractmethod
+    async def _on_start(self, start_seq: int) -> None:
+        """Begin receiving events after ``start_seq``."""
+
+    @abstractmethod
+    async def _next_event(self) -> Event | None:
+        """Wait for the next event after :attr:`last_seq`; ``None`` once the store is closed."""
+
+    @abstractmethod
+    async def _on_close(self) -> None:
+        """Release backend resources."""
+
+
+class StateStore(ABC):
+    """Shared key/value state, indexes, counters, locks and the one event stream.
+
+    All methods are coroutines and may raise
+    :class:`~correspondance.store.errors.StoreUnavailableError` when the backend cannot be
+    reached, and :class:`~correspondance.store.errors.StoreTypeError` when a key holds another
+    kind of value than the operation expects. TTLs are in seconds (floats; Redis rounds up to
+    the millisecond).
+    """
+
+    backend: ClassVar[str]
+    """Short backend name for health reports: ``"memory"`` or ``"redis"``."""
+
+    # -- key/value -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """Return the value of ``key``, or ``None`` if it is missing or expired.
+
+        Parameters
+        ----------
+        key : str
+            The key, without namespace prefix.
+
+        Returns
+        -------
+        bytes or None
+            The stored value (a counter reads as its decimal digits, e.g. ``b"3"``).
+        """
+
+    @abstractmethod
+    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        """Store ``value`` under ``key``, replacing any value and any previous TTL.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        value : bytes
+            The value.
+        ttl_s : float, optional
+            Expire the key after this many seconds; ``None`` keeps it until deleted.
+
+        Raises
+        ------
+        ValueError
+            If ``ttl_s`` is not positive.
+        """
+
+    @abstractmethod
+    async def delete(self, *keys: str) -> int:
+        """Delete keys of any kind.
+
+        Parameters
+        ----------
+        *keys : str
+            Keys to delete.
+
+        Returns
+        -------
+        int
+            How many of them existed.
+        """
+
+    @abstractmethod
+    async def exists(self, *keys: str) -> int:
+        """Count how many of ``keys`` exist (a key named twice counts twice, as in Redis).
+
+        Parameters
+        ----------
+        *keys : str
+            Keys to check.
+
+        Returns
+        -------
+        int
+            Number of existing keys.
+        """
+
+    @abstractmethod
+    async def expire(self, key: str, ttl_s: float) -> bool:
+        """Set the time to live of an existing key of any kind.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        ttl_s : float
+            Seconds from now.
+
+        Returns
+        -------
+        bool
+            ``False`` if the key does not exist.
+
+        Raises
+        ------
+        ValueError
+            If ``ttl_s`` is not positive.
+        """
+
+    @abstractmethod
+    async def ttl(self, key: str) -> float | None:
+        """Return the remaining time to live of ``key`` in seconds.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        float or None
+            Seconds left; ``None`` if the key does not exist or has no expiry (tell them
+            apart with :meth:`exists`).
+        """
+
+    # -- hashes ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def hset(self, key: str, mapping: dict[str, bytes]) -> int:
+        """Set fields of the hash at ``key``, creating it if needed; its TTL is kept.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        mapping : dict of str to bytes
+            Fields and values to set (must not be empty).
+
+        Returns
+        -------
+        int
+            Number of fields that were new.
+
+        Raises
+        ------
+        ValueError
+            If ``mapping`` is empty.
+        """
+
+    @abstractmethod
+    async def hget(self, key: str, field: str) -> bytes | None:
+        """Return one field of a hash, or ``None`` if the hash or field is missing.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        field : str
+            The field.
+
+        Returns
+        -------
+        bytes or None
+            The field's value.
+        """
+
+    @abstractmethod
+    async def hgetall(self, key: str) -> dict[str, bytes]:
+        """Return every field of a hash (empty if the key is missing).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        dict of str to bytes
+            Fields and values.
+        """
+
+    @abstractmethod
+    async def hdel(self, key: str, *fields: str) -> int:
+        """Delete fields of a hash; the key disappears with its last field.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        *fields : str
+            Fields to delete.
+
+        Returns
+        -------
+        int
+            Number of fields that existed.
+        """
+
+    # -- sets ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def sadd(self, key: str, *members: str) -> int:
+        """Add members to the set at ``key``, creating it if needed; its TTL is kept.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        *members : str
+            Members to add (at least one).
+
+        Returns
+        -------
+        int
+            Number of members that were new.
+
+        Raises
+        ------
+        ValueError
+            If no member is given.
+        """
+
+    @abstractmethod
+    async def srem(self, key: str, *members: str) -> int:
+        """Remove members from a set; the key disappears with its last member.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        *members : str
+            Members to remove.
+
+        Returns
+        -------
+        int
+            Number of members that were present.
+        """
+
+    @abstractmethod
+    async def smembers(self, key: str) -> builtins.set[str]:
+        """Return the members of a set (empty if the key is missing).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        set of str
+            The members.
+        """
+
+    # -- counters --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def incr(self, key: str, amount: int = 1, ttl_s: float | None = None) -> int:
+        """Atomically add ``amount`` to the counter at ``key`` (missing counts as 0).
+
+        The TTL is applied only when the counter has no expiry yet, i.e. when this call
+        creates it: later increments do not extend the window, which is what a fixed-window
+        rate limit needs.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        amount : int, default 1
+            Increment (may be negative).
+        ttl_s : float, optional
+            Expiry of a newly created counter, in seconds.
+
+        Returns
+        -------
+        int
+            The value after the increment.
+
+        Raises
+        ------
+        StoreTypeError
+            If the key holds something other than an integer.
+        ValueError
+            If ``ttl_s`` is not positive.
+        """
+
+    # -- scripts ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def run_script(
+        self, script: StoreScript, keys: Sequence[str], args: Sequence[ScriptArg] = ()
+    ) -> ScriptResult:
+        """Run a :class:`StoreScript` atomically: no other client sees half of it.
+
+        On Redis it is one ``EVALSHA`` (one round trip, and with ``appendfsync always``
+        one fsync before the reply, whatever the script wrote); in process it is the
+        script's ``local`` version, which never suspends.
+
+        Parameters
+        ----------
+        script : StoreScript
+            The operation.
+        keys : sequence of str
+            Keys it touches (without the namespace prefix; Redis needs every key a script
+            touches named here).
+        args : sequence of str, bytes, int or float
+            Arguments (encoded with :func:`encode_arg`).
+
+        Returns
+        -------
+        list of int and bytes
+            What the script returned.
+
+        Raises
+        ------
+        StoreTypeError
+            If a key holds another kind of value than the script expects.
+        StoreError
+            If the script itself failed (a Lua error).
+        """
+
+    # -- scanning --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def scan_keys(self, pattern: str = "*") -> list[str]:
+        """List existing keys matching a glob pattern (Redis ``MATCH`` syntax: ``* ? [..]``).
+
+        Meant for maintenance and privacy tests ("no key holds a raw token"), not for hot
+        paths: it walks the whole namespace.
+
+        Parameters
+        ----------
+        pattern : str, default "*"
+            Glob over keys without the namespace prefix.
+
+        Returns
+        -------
+        list of str
+            Matching keys, without prefix, sorted. Includes the reserved ``events`` and
+            ``events:seq`` once something has been published.
+        """
+
+    # -- locks -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def acquire_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take the lock ``name`` for ``owner`` unless someone else holds it.
+
+        Re-acquiring a lock you already hold succeeds and extends it, so a writer loop may
+        simply call this every tick. ``owner`` must be unique per process (e.g. host, pid and
+        a random part): two holders with the same owner string are indistinguishable.
+
+        Parameters
+        ----------
+        name : str
+            Lock name (stored under key ``lock:<name>``).
+        owner : str
+            Identity of the would-be holder.
+        ttl_s : float
+            Lock expiry in seconds; a holder that dies releases it after this long.
+
+        Returns
+        -------
+        bool
+            ``True`` if ``owner`` holds the lock now.
+        """
+
+    @abstractmethod
+    async def refresh_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Extend a lock held by ``owner`` to ``ttl_s`` seconds from now.
+
+        Parameters
+        ----------
+        name : str
+            Lock name.
+        owner : str
+            Identity of the holder.
+        ttl_s : float
+            New expiry in seconds.
+
+        Returns
+        -------
+        bool
+            ``False`` if ``owner`` no longer holds it (expired or taken): stop writing.
+        """
+
+    @abstractmethod
+    async def release_lock(self, name: str, owner: str) -> bool:
+        """Release a lock if, and only if, ``owner`` holds it.
+
+        Parameters
+        ----------
+        name : str
+            Lock name.
+        owner : str
+            Identity of the holder.
+
+        Returns
+        -------
+        bool
+            ``True`` if it was held by ``owner`` and is now free.
+        """
+
+    # -- events ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def publish(
+        self,
+        type: str,
+        city: str,
+        payload: dict[str, Any],
+        *,
+        fence: Fence | None = None,
+        state: dict[str, bytes] | None = None,
+    ) -> Event:
+        """Append an event to the stream, giving it the next ``seq``.
+
+        Parameters
+        ----------
+        type : str
+            Event type, e.g. ``"gbfs.updated"``.
+        city : str
+            City id.
+        payload : dict
+            JSON-compatible description of what changed.
+        fence : Fence, optional
+            Publish only while ``fence.owner`` holds the lock ``fence.lock``; otherwise raise
+            :class:`~correspondance.store.errors.FencedOutError` with nothing written.
+        state : dict of str to bytes, optional
+            Keys to set (no expiry) in the same atomic step, before the event: the state an
+            event announces is never missing when a follower reads it, and a fenced-out
+            writer never overwrites the new writer's state.
+
+        Returns
+        -------
+        Event
+            The event as stored, with its ``seq`` and ``at``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If the payload is not JSON-compatible (checked before anything is stored).
+        FencedOutError
+            If ``fence`` is given and its owner no longer holds the lock.
+        """
+
+    @abstractmethod
+    async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[Event]:
+        """Return up to ``limit`` stored events with ``seq > after_seq``, oldest first.
+
+        The history is bounded: events older than the oldest kept are gone. A caller that
+        needs continuity checks that the first event is ``after_seq + 1``.
+
+        Parameters
+        ----------
+        after_seq : int, default 0
+            Return events after this one (0: from the oldest kept).
+        limit : int, default 1000
+            Maximum number of events.
+
+        Returns
+        -------
+        list of Event
+            Consecutive events in ``seq`` order.
+
+        Raises
+        ------
+        ValueError
+            If ``after_seq`` is negative or ``limit`` is not positive.
+        """
+
+    @abstractmethod
+    async def last_event_seq(self) -> int:
+        """Return the seq of the newest event, 0 if none was ever published.
+
+        Returns
+        -------
+        int
+            The newest seq.
+        """
+
+    @abstractmethod
+    def subscribe(self, after_seq: int | None = None) -> Subscription:
+        """Follow the event stream.
+
+        Parameters
+        ----------
+        after_seq : int, optional
+            Deliver events after this one (a restarted consumer passes the last seq it
+            processed and gets what it missed from history). ``None``: only events published
+            after the subscription starts (see :class:`Subscription`).
+
+        Returns
+        -------
+        Subscription
+            An async iterator of :class:`Event` and an async context manager.
+        """
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Check that the backend answers.
+
+        Raises
+        ------
+        StoreUnavailableError
+            If it does not.
+        """
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release connections and end open subscriptions; later calls raise
+        :class:`~correspondance.store.errors.StoreUnavailableError`. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def utc_now() -> datetime:
+    """Return the current time, timezone-aware in UTC.
+
+    Returns
+    -------
+    datetime
+        Now, in UTC.
+    """
+    return datetime.now(UTC)

@@ -1,0 +1,602 @@
+"""Redis backend: state shared by every process of a deployment (``redis.asyncio``).
+
+Every multi-step operation that must be atomic (counter with TTL, locks, publish) is one Lua
+script, so concurrent processes never see half of it.
+
+The event stream is a Redis Stream whose entry ids are ``<seq>-0``: the seq is the id, so
+"events after seq N" is ``XREAD``/``XRANGE`` from id ``N`` with no lookup table, and seq order
+is stream order by construction. Subscribers use plain ``XREAD BLOCK`` with their own cursor
+rather than consumer groups: a group shares work between its consumers, whereas every API
+worker must see every event; a restarted consumer resumes by passing the last seq it
+processed. The stream is capped with ``MAXLEN ~`` (cheap, trims whole nodes).
+
+Driver exceptions never leave this module: connection failures and timeouts become
+:class:`~correspondance.store.errors.StoreUnavailableError`, ``WRONGTYPE`` replies
+:class:`~correspondance.store.errors.StoreTypeError`, anything else
+:class:`~correspondance.store.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import math
+import re
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from redis import exceptions as redis_errors
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from correspondance.store.base import (
+    EVENTS_KEY,
+    EVENTS_SEQ_KEY,
+    Event,
+    Fence,
+    ScriptArg,
+    ScriptResult,
+    StateStore,
+    StoreScript,
+    Subscription,
+    check_seq,
+    check_ttl,
+    encode_arg,
+    encode_payload,
+    utc_now,
+)
+from correspondance.store.errors import (
+    FencedOutError,
+    StoreError,
+    StoreTypeError,
+    StoreUnavailableError,
+)
+
+# Adds to a counter and, if it has no expiry yet (just created), sets one: INCRBY alone
+# followed by PEXPIRE from the client could leave an immortal counter if the client died
+# in between, and a rate limit would then block forever.
+_INCR = """
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return value
+"""
+
+_ACQUIRE_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# Compare-and-act: only the holder may extend or delete, so a writer whose lock expired and
+# was taken by another cannot free or prolong the new holder's lock.
+_REFRESH_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# Next seq = 1 + max(counter, newest id on the stream), so losing either key alone does not
+# make XADD fail or seqs repeat. XADD runs before the counter moves: if it fails, the script
+# stops with nothing written, and seqs stay gap-free (subscribers treat a gap as lost events).
+# Fenced (ARGV[6] not empty): nothing is written unless the lock KEYS[3] holds ARGV[6]. State
+# keys KEYS[4..] get ARGV[7..] in the same step, before the event.
+_PUBLISH = """
+if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[6] then
+  return -1
+end
+for i = 4, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 3])
+end
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if newest[1] then
+  local on_stream = tonumber(string.match(newest[1][1], '^(%d+)-'))
+  if on_stream > last then last = on_stream end
+end
+local seq = last + 1
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.format('%d-0', seq),
+  'type', ARGV[2], 'city', ARGV[3], 'at', ARGV[4], 'payload', ARGV[5])
+redis.call('SET', KEYS[2], string.format('%d', seq))
+return seq
+"""
+
+
+class RedisStateStore(StateStore):
+    """The :class:`~correspondance.store.base.StateStore` shared through a Redis server.
+
+    Parameters
+    ----------
+    url : str
+        ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
+    prefix : str, default "corr:"
+        Namespace put before every key, so deployments and tests can share a server.
+    history_size : int, default 100_000
+        Approximate number of events kept on the stream (``XADD MAXLEN ~``).
+    socket_timeout_s : float, default 5.0
+        Maximum wait for any reply; a dead server surfaces as an error, never a hang.
+    connect_timeout_s : float, default 2.0
+        Maximum wait to open a connection.
+    retries : int, default 1
+        Retries of a command after a connection error, before giving up. Kept low: the
+        caller (an HTTP request) would rather get a 503 fast than wait through backoffs.
+    block_s : float, default 1.0
+        How long one ``XREAD BLOCK`` waits before a subscription checks again whether it was
+        closed; must stay below ``socket_timeout_s``.
+    max_connections : int, default 64
+        Connections this store may open; callers beyond that wait for one to be free.
+    """
+
+    backend: ClassVar[str] = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "corr:",
+        history_size: int = 100_000,
+        socket_timeout_s: float = 5.0,
+        connect_timeout_s: float = 2.0,
+        retries: int = 1,
+        block_s: float = 1.0,
+        max_connections: int = 64,
+    ) -> None:
+        if history_size < 1:
+            raise ValueError("history_size must be >= 1")
+        if not 0 < block_s < socket_timeout_s:
+            raise ValueError("block_s must be > 0 and below socket_timeout_s")
+        self._prefix = prefix
+        self._history_size = history_size
+        self._block_ms = max(1, round(block_s * 1000))
+        self._safe_url = _redact(url)
+        self._closed = False
+        # A blocking pool caps connections per process: a burst of concurrent calls waits
+        # for a free connection (up to socket_timeout_s) instead of failing or opening
+        # thousands of sockets. Each open subscription holds one connection while it blocks.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=socket_timeout_s,
+            protocol=2,
+            decode_responses=False,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=connect_timeout_s,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries),
+        )
+        self._client: Redis = Redis.from_pool(pool)
+        self._incr = self._client.register_script(_INCR)
+        self._acquire = self._client.register_script(_ACQUIRE_LOCK)
+        self._refresh = self._client.register_script(_REFRESH_LOCK)
+        self._release = self._client.register_script(_RELEASE_LOCK)
+        self._publish = self._client.register_script(_PUBLISH)
+        self._scripts: dict[StoreScript, Any] = {}  # registered (EVALSHA, loaded on demand)
+        self._subscriptions: set[_RedisSubscription] = set()
+
+    @property
+    def prefix(self) -> str:
+        """Namespace prefix of every key this store writes."""
+        return self._prefix
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        return self._prefix + key
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Turn driver exceptions into store errors (see module docstring)."""
+        if self._closed:
+            raise StoreUnavailableError(f"the Redis store for {self._safe_url} is closed")
+        try:
+            yield
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            # OSError: socket errors the driver did not wrap (e.g. during reconnect).
+            raise StoreUnavailableError(
+                f"Redis at {self._safe_url} is unavailable ({type(exc).__name__}: {exc})"
+            ) from exc
+        except redis_errors.ResponseError as exc:
+            text = str(exc)
+            if text.startswith("WRONGTYPE") or "not an integer" in text:
+                raise StoreTypeError(f"Redis refused the operation: {text}") from exc
+            raise StoreError(f"Redis error: {text}") from exc
+        except redis_errors.RedisError as exc:
+            raise StoreError(f"Redis error ({type(exc).__name__}: {exc})") from exc
+
+    # -- key/value -------------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        with self._translate():
+            value = await self._client.get(self._key(key))
+        return _optional_bytes(value)
+
+    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        if not isinstance(value, bytes):
+            raise TypeError(f"value must be bytes, not {type(value).__name__}")
+        px = None if ttl_s is None else _ms(ttl_s)
+        with self._translate():
+            await self._client.set(self._key(key), value, px=px)
+
+    async def delete(self, *keys: str) -> int:
+        if not keys:
+            return 0
+        with self._translate():
+            return int(await self._client.delete(*map(self._key, keys)))
+
+    async def exists(self, *keys: str) -> int:
+        if not keys:
+            return 0
+        with self._translate():
+            return int(await self._client.exists(*map(self._key, keys)))
+
+    async def expire(self, key: str, ttl_s: float) -> bool:
+        ms = _ms(ttl_s)
+        with self._translate():
+            return bool(await self._client.pexpire(self._key(key), ms))
+
+    async def ttl(self, key: str) -> float | None:
+        with self._translate():
+            ms = int(await self._client.pttl(self._key(key)))
+        # -2: no such key, -1: no expiry.
+        return None if ms < 0 else ms / 1000
+
+    # -- hashes ----------------------------------------------------------------------------
+
+    async def hset(self, key: str, mapping: dict[str, bytes]) -> int:
+        if not mapping:
+            raise ValueError("hset needs at least one field")
+        with self._translate():
+            return int(await self._client.hset(self._key(key), mapping=dict[Any, Any](mapping)))
+
+    async def hget(self, key: str, field: str) -> bytes | None:
+        with self._translate():
+            value = await self._client.hget(self._key(key), field)
+        return _optional_bytes(value)
+
+    async def hgetall(self, key: str) -> dict[str, bytes]:
+        with self._translate():
+            raw = await self._client.hgetall(self._key(key))
+        return {_text(name): _as_bytes(value) for name, value in raw.items()}
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        if not fields:
+            return 0
+        with self._translate():
+            return int(await self._client.hdel(self._key(key), *fields))
+
+    # -- sets ------------------------------------------------------------------------------
+
+    async def sadd(self, key: str, *members: str) -> int:
+        if not members:
+            raise ValueError("sadd needs at least one member")
+        with self._translate():
+            return int(await self._client.sadd(self._key(key), *members))
+
+    async def srem(self, key: str, *members: str) -> int:
+        if not members:
+            return 0
+        with self._translate():
+            return int(await self._client.srem(self._key(key), *members))
+
+    async def smembers(self, key: str) -> builtins.set[str]:
+        with self._translate():
+            raw = await self._client.smembers(self._key(key))
+        return {_text(member) for member in raw}
+
+    # -- counters --------------------------------------------------------------------------
+
+    async def incr(self, key: str, amount: int = 1, ttl_s: float | None = None) -> int:
+        ttl_arg = "" if ttl_s is None else str(_ms(ttl_s))
+        with self._translate():
+            return int(await self._incr(keys=[self._key(key)], args=[amount, ttl_arg]))
+
+    # -- scripts ---------------------------------------------------------------------------
+
+    async def run_script(
+        self, script: StoreScript, keys: Sequence[str], args: Sequence[ScriptArg] = ()
+    ) -> ScriptResult:
+        registered = self._scripts.get(script)
+        if registered is None:
+            registered = self._scripts[script] = self._client.register_script(script.lua)
+        encoded = [encode_arg(a) for a in args]
+        with self._translate():
+            reply = await registered(keys=[self._key(k) for k in keys], args=encoded)
+        if not isinstance(reply, list) or not all(
+            isinstance(v, int | bytes) and not isinstance(v, bool) for v in reply
+        ):
+            raise StoreError(f"script {script.name!r} returned {reply!r}, not a flat list")
+        return reply
+
+    # -- scanning --------------------------------------------------------------------------
+
+    async def scan_keys(self, pattern: str = "*") -> list[str]:
+        match = _escape_glob(self._prefix) + pattern
+        found: set[str] = set()
+        with self._translate():
+            # SCAN may return a key twice across iterations; the set removes repeats.
+            async for raw in self._client.scan_iter(match=match, count=1000):
+                found.add(_text(raw)[len(self._prefix) :])
+        return sorted(found)
+
+    # -- locks -----------------------------------------------------------------------------
+
+    async def acquire_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        ms = _ms(ttl_s)
+        with self._translate():
+            return bool(await self._acquire(keys=[self._key(f"lock:{name}")], args=[owner, ms]))
+
+    async def refresh_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        ms = _ms(ttl_s)
+        with self._translate():
+            return bool(await self._refresh(keys=[self._key(f"lock:{name}")], args=[owner, ms]))
+
+    async def release_lock(self, name: str, owner: str) -> bool:
+        with self._translate():
+            return bool(await self._release(keys=[self._key(f"lock:{name}")], args=[owner]))
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        type: str,
+        city: str,
+        payload: dict[str, Any],
+        *,
+        fence: Fence | None = None,
+        state: dict[str, bytes] | None = None,
+    ) -> Event:
+        encoded = encode_payload(payload)
+        at = utc_now()
+        # Validate before writing, so a bad type or city never reaches the stream.
+        Event(seq=1, type=type, city=city, at=at)
+        state = state or {}
+        for value in state.values():
+            if not isinstance(value, bytes):
+                raise TypeError(f"state values must be bytes, not {value.__class__.__name__}")
+        lock_key = self._key(f"lock:{fence.lock}") if fence is not None else self._key("nolock")
+        with self._translate():
+            seq = await self._publish(
+                keys=[
+                    self._key(EVENTS_KEY),
+                    self._key(EVENTS_SEQ_KEY),
+                    lock_key,
+                    *(self._key(k) for k in state),
+                ],
+                args=[
+                    self._history_size,
+                    type,
+                    city,
+                    at.isoformat(),
+                    encoded,
+                    fence.owner if fence is not None else "",
+                    *state.values(),
+                ],
+            )
+        if int(seq) < 0:
+            assert fence is not None
+            raise FencedOutError(f"lock {fence.lock!r} is no longer held by this writer")
+        return Event(seq=int(seq), type=type, city=city, at=at, payload=json.loads(encoded))
+
+    async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[Event]:
+        check_seq(after_seq)
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        with self._translate():
+            entries = await self._client.xrange(
+                self._key(EVENTS_KEY), min=f"{after_seq + 1}-0", max="+", count=limit
+            )
+        return [_parse_entry(entry_id, fields) for entry_id, fields in entries or []]
+
+    async def last_event_seq(self) -> int:
+        with self._translate():
+            raw = await self._client.get(self._key(EVENTS_SEQ_KEY))
+        return 0 if raw is None else int(raw)
+
+    def subscribe(self, after_seq: int | None = None) -> Subscription:
+        return _RedisSubscription(self, after_seq)
+
+    async def read_events_blocking(self, after_seq: int, limit: int) -> list[Event]:
+        """Wait up to ``block_s`` for events after ``after_seq`` (used by subscriptions).
+
+        Parameters
+        ----------
+        after_seq : int
+            Seq to start after.
+        limit : int
+            Maximum number of events.
+
+        Returns
+        -------
+        list of Event
+            Possibly empty if nothing was published meanwhile.
+        """
+        with self._translate():
+            reply = await self._client.xread(
+                {self._key(EVENTS_KEY): f"{after_seq}-0"}, count=limit, block=self._block_ms
+            )
+        events: list[Event] = []
+        # RESP2 replies [[stream, entries]]; tolerate RESP3's {stream: entries} as well.
+        streams: Any = reply.items() if isinstance(reply, dict) else (reply or [])
+        for _stream, entries in streams:
+            events.extend(_parse_entry(entry_id, fields) for entry_id, fields in entries)
+        return events
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    def track(self, subscription: _RedisSubscription, active: bool) -> None:
+        """Register or forget an open subscription, so :meth:`aclose` can end it.
+
+        Parameters
+        ----------
+        subscription : _RedisSubscription
+            The subscription.
+        active : bool
+            ``True`` to register, ``False`` to forget.
+        """
+        if active:
+            self._subscriptions.add(subscription)
+        else:
+            self._subscriptions.discard(subscription)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        with self._translate():
+            await self._client.ping()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Cancel blocked XREADs first and let them unwind: the driver then drops their
+        # connections itself, instead of a retry reconnecting after the pool was closed.
+        reads = [sub.stop_reading() for sub in self._subscriptions]
+        self._subscriptions.clear()
+        await asyncio.gather(*(read for read in reads if read is not None), return_exceptions=True)
+        # Closing connections to a dead server can fail; there is nothing left to do then.
+        with suppress(redis_errors.RedisError, OSError):
+            await self._client.aclose()
+
+
+class _RedisSubscription(Subscription):
+    """Cursor over the stream, advanced with ``XREAD BLOCK``."""
+
+    _BATCH = 500
+
+    def __init__(self, store: RedisStateStore, after_seq: int | None) -> None:
+        super().__init__(after_seq)
+        self._store = store
+        self._pending: deque[Event] = deque()
+        self._reading: asyncio.Task[list[Event]] | None = None
+        self._stopped = False
+
+    def stop_reading(self) -> asyncio.Task[list[Event]] | None:
+        """End iteration because the store is closing; cancel a blocked read.
+
+        Returns
+        -------
+        asyncio.Task or None
+            The cancelled read, for the store to await before closing connections.
+        """
+        reading = self._reading
+        if reading is not None:
+            reading.cancel()
+        return reading
+
+    async def _head_seq(self) -> int:
+        return await self._store.last_event_seq()
+
+    async def _on_start(self, start_seq: int) -> None:
+        self._store.track(self, True)
+
+    async def _next_event(self) -> Event | None:
+        while not self._pending:
+            if self._stopped or self._store.closed:
+                return None
+            assert self._last_seq is not None
+            # A task of its own, so aclose() can cancel the read without cancelling the
+            # consumer; cancelling the consumer still cancels the read (await propagates).
+            self._reading = asyncio.ensure_future(
+                self._store.read_events_blocking(self._last_seq, self._BATCH)
+            )
+            try:
+                batch = await self._reading
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                # Cancelled by aclose() of the store or of this subscription (possibly from
+                # another task): that ends the iteration; a cancelled consumer re-raises.
+                stopping = self._stopped or self._store.closed
+                if stopping and current is not None and not current.cancelling():
+                    return None
+                raise
+            except StoreUnavailableError:
+                # A real outage propagates to the consumer, who may resubscribe later.
+                if self._store.closed:
+                    return None
+                raise
+            finally:
+                self._reading = None
+            self._pending.extend(batch)
+        return self._pending.popleft()
+
+    async def _on_close(self) -> None:
+        self._stopped = True
+        self._store.track(self, False)
+        self._pending.clear()
+        if self._reading is not None:
+            self._reading.cancel()
+
+
+def _ms(ttl_s: float) -> int:
+    check_ttl(ttl_s)
+    # Round up so a short TTL never becomes 0 ms, which Redis rejects.
+    return max(1, math.ceil(ttl_s * 1000))
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _as_bytes(raw: Any) -> bytes:
+    if isinstance(raw, bytes):
+        return raw
+    raise StoreError(f"unexpected reply from Redis: {raw!r}")
+
+
+def _optional_bytes(raw: Any) -> bytes | None:
+    return None if raw is None else _as_bytes(raw)
+
+
+def _parse_entry(entry_id: Any, fields: Any) -> Event:
+    if not isinstance(entry_id, bytes | str) or not isinstance(fields, dict):
+        raise StoreError(f"unexpected stream entry from Redis: {entry_id!r}")
+    values = {_text(name): _text(value) for name, value in fields.items()}
+    return Event(
+        seq=int(_text(entry_id).split("-", 1)[0]),
+        type=values["type"],
+        city=values["city"],
+        at=datetime.fromisoformat(values["at"]),
+        payload=json.loads(values["payload"]),
+    )
+
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def _escape_glob(text: str) -> str:
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def _redact(url: str) -> str:
+    """Drop credentials from a URL before it goes into an error message or a log."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))

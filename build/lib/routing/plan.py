@@ -1,0 +1,725 @@
+"""A plan request as a pipeline of named stages.
+
+``snap_endpoints`` → ``access_options`` / ``egress_walk`` (street chains per mode) →
+``transit_search`` (RAPTOR per access option) → ``direct_options`` (street-only trips) →
+``assemble`` (legs with names, times, geometry) → ``rank``. Each stage is a plain function.
+Every stage reads one :class:`~routing.overlay.LiveOverlay`, taken once per request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from feeds.gtfs import haversine_m
+from routing.base import CityBase
+from routing.chains import ChainResult, Segment
+from routing.errors import OutsideCityError
+from routing.modes import (
+    ModeContext,
+    access_park_and_ride,
+    access_shared,
+    access_walk,
+    direct,
+    egress_walk,
+    shared_direct,
+)
+from routing.overlay import LiveOverlay
+from routing.raptor import FootLeg, RideLeg, TransitJourney, run_mc_raptor, run_raptor
+from routing.streets import Snap
+from routing.timetable import BaseTimetable, DayTimetable
+
+STREET_MODES = frozenset({"walk", "bicycle", "car", "bikeshare", "carshare"})
+ALL_MODES = STREET_MODES | {"transit"}
+DEFAULT_MODES = frozenset({"walk", "transit"})
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What the traveller asks: from, to, when (aware datetime), how."""
+
+    origin: tuple[float, float]
+    destination: tuple[float, float]
+    depart: dt.datetime
+    walk_speed_m_s: float = 1.3
+    max_access_walk_s: float = 1200.0
+    max_snap_m: float = 500.0
+    max_rides: int = 5
+    modes: frozenset[str] = DEFAULT_MODES
+
+
+@dataclass(frozen=True)
+class Place:
+    """A named point; ``stop_id`` for transit stops, ``station_id`` for shared mobility."""
+
+    name: str
+    lat: float
+    lon: float
+    stop_id: str | None = None
+    station_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One leg of an itinerary (times are aware datetimes in the city's timezone)."""
+
+    mode: str
+    origin: Place
+    destination: Place
+    departure: dt.datetime
+    arrival: dt.datetime
+    distance_m: float
+    geometry: list[tuple[float, float]]  # (lon, lat)
+    route_id: str | None = None
+    route_short_name: str | None = None
+    route_long_name: str | None = None
+    route_color: str | None = None
+    trip_id: str | None = None
+    headsign: str | None = None
+    agency_name: str | None = None
+    intermediate_stops: int = 0
+    system_id: str | None = None
+    simulated: bool = False
+    board_index: int | None = None  # position of the boarding stop in the trip
+    alight_index: int | None = None
+    drive_edges: tuple[int, ...] = ()  # drive-network edges, for live congestion matching
+
+
+@dataclass(frozen=True)
+class Itinerary:
+    """A door-to-door option."""
+
+    legs: list[Leg]
+    transfers: int
+
+    @property
+    def departure(self) -> dt.datetime:
+        """When the first leg starts."""
+        return self.legs[0].departure
+
+    @property
+    def arrival(self) -> dt.datetime:
+        """When the last leg ends."""
+        return self.legs[-1].arrival
+
+    @property
+    def walk_seconds(self) -> int:
+        """Seconds spent walking."""
+        return int(
+            sum(
+                (leg.arrival - leg.departure).total_seconds()
+                for leg in self.legs
+                if leg.mode == "walk"
+            )
+        )
+
+    @property
+    def walk_metres(self) -> float:
+        """Metres walked."""
+        return sum(leg.distance_m for leg in self.legs if leg.mode == "walk")
+
+    @property
+    def family(self) -> tuple[str, ...]:
+        """The non-walking modes used, in order: what makes two options different in kind."""
+        seen: list[str] = []
+        for leg in self.legs:
+            kind = "transit" if leg.trip_id else leg.mode
+            if kind != "walk" and kind not in seen:
+                seen.append(kind)
+        return tuple(seen) or ("walk",)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Stage 1 output: origin and destination snapped to the walk network."""
+
+    origin: Snap
+    destination: Snap
+
+
+@dataclass
+class AccessOption:
+    """A way to reach transit stops from the origin: a chain and its label."""
+
+    label: str
+    chain: ChainResult | None
+    system_id: str | None = None
+    simulated: bool = False
+    cost: NDArray[np.float64] | None = None  # seconds from the start to each stop
+    prefix: Callable[[int], list[Leg]] | None = None  # fixed legs to a stop (aboard a trip)
+
+    @property
+    def stop_cost(self) -> NDArray[np.float64]:
+        """Seconds from the start to every stop (inf where unreachable)."""
+        if self.cost is not None:
+            return self.cost
+        assert self.chain is not None
+        return self.chain.final_cost
+
+
+@dataclass
+class PlanContext:
+    """Everything the stages share for one request."""
+
+    base: CityBase
+    request: PlanRequest
+    overlay: LiveOverlay
+    modes: ModeContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.modes = ModeContext(
+            base=self.base,
+            overlay=self.overlay,
+            origin=self.request.origin,
+            destination=self.request.destination,
+            walk_speed_m_s=self.request.walk_speed_m_s,
+            max_walk_s=self.request.max_access_walk_s,
+        )
+
+    @property
+    def tz(self) -> dt.tzinfo:
+        """The city's timezone."""
+        return self.base.city.tz
+
+    def systems(self, form_factor: str) -> list[tuple[str, bool, bool]]:
+        """(system_id, free_floating_return, simulated) of live systems of a vehicle kind."""
+        return [
+            (s.system_id, s.free_floating_return, s.simulated)
+            for s in self.overlay.systems.values()
+            if s.form_factor == form_factor
+        ]
+
+
+def snap_endpoints(base: CityBase, request: PlanRequest) -> Endpoints:
+    """Stage 1: check both points lie in the city and snap them to walkable streets.
+
+    Raises
+    ------
+    OutsideCityError, NoStreetNearbyError
+    """
+    for label, (lat, lon) in (("from", request.origin), ("to", request.destination)):
+        if not base.city.contains(lat, lon):
+            raise OutsideCityError(
+                f"'{label}' {lat:.6f},{lon:.6f} is outside {base.city.name} "
+                f"(bbox {', '.join(f'{v:g}' for v in base.city.bbox)})"
+            )
+    walk = base.streets["walk"]
+    return Endpoints(
+        origin=walk.snap(*request.origin, request.max_snap_m),
+        destination=walk.snap(*request.destination, request.max_snap_m),
+    )
+
+
+def access_options(ctx: PlanContext) -> list[AccessOption]:
+    """Stage 2a: every way of reaching stops the requested modes allow."""
+    options = [AccessOption("walk", access_walk(ctx.modes))]
+    modes = ctx.request.modes
+    for form, mode in (("bicycle", "bikeshare"), ("car", "carshare")):
+        if mode not in modes:
+            continue
+        for system_id, _free, simulated in ctx.systems(form):
+            chain = access_shared(ctx.modes, ctx.overlay.systems[system_id])
+            if chain is not None:
+                options.append(AccessOption(mode, chain, system_id, simulated))
+    if "car" in modes:
+        chain = access_park_and_ride(ctx.modes)
+        if chain is not None:
+            options.append(AccessOption("park_and_ride", chain))
+    return options
+
+
+def _trip_mask(ctx: PlanContext, day: DayTimetable) -> np.ndarray | None:
+    cancelled = ctx.overlay.cancelled_trips
+    if not cancelled:
+        return None
+    return _cancelled_mask(ctx.base.timetable, day, cancelled)
+
+
+@lru_cache(maxsize=32)
+def _cancelled_mask(
+    tt: BaseTimetable, day: DayTimetable, cancelled: frozenset[str]
+) -> NDArray[np.bool_]:
+    """Per day-trip "may board" flags (cached: the overlay changes far less than plans run)."""
+    ids = tt.trip_ids[day.trip_base].astype(str)
+    mask: NDArray[np.bool_] = ~np.isin(ids, list(cancelled))
+    mask.setflags(write=False)
+    return mask
+
+
+def _closed_mask(ctx: PlanContext) -> np.ndarray | None:
+    closed = ctx.overlay.closed_stops
+    if not closed:
+        return None
+    return np.isin(ctx.base.timetable.stop_ids.astype(str), list(closed))
+
+
+def transit_search(
+    ctx: PlanContext,
+    access: AccessOption,
+    egress: ChainResult,
+    depart_s: int,
+    day: DayTimetable,
+    walk_budget_s: float = np.inf,
+    multi_criteria: bool = False,
+) -> list[TransitJourney]:
+    """Stage 3: RAPTOR from the stops an access option reaches to the egress stops.
+
+    ``walk_budget_s`` caps the walk at each end (walk access only), which is how the
+    pipeline finds the options that trade a later arrival for less walking. With
+    ``multi_criteria`` and pure-walk access, McRAPTOR gives instead the exact Pareto set
+    over (arrival, rides, walking: access, footpaths and egress) in one search.
+    """
+    closed = _closed_mask(ctx)
+    reach = access.stop_cost
+    out = egress.final_cost
+    open_stop = np.ones(len(reach), bool) if closed is None else ~closed
+    in_budget = reach <= walk_budget_s if access.label == "walk" else np.ones(len(reach), bool)
+    usable_in = np.isfinite(reach) & open_stop & in_budget
+    usable_out = np.isfinite(out) & open_stop & (out <= walk_budget_s)
+    access_s = {int(s): int(np.ceil(reach[s])) for s in np.flatnonzero(usable_in)}
+    sources = {s: depart_s + secs for s, secs in access_s.items()}
+    targets = {int(s): int(np.ceil(out[s])) for s in np.flatnonzero(usable_out)}
+    tt = ctx.base.timetable
+    footpaths = ctx.base.footpaths(ctx.request.walk_speed_m_s)
+    if multi_criteria and access.label == "walk":
+        return run_mc_raptor(
+            day,
+            tt.n_stops,
+            footpaths,
+            tt.min_transfer_s,
+            sources,
+            targets,
+            source_walk=access_s,
+            target_walk=targets,  # the egress is walking
+            max_rides=ctx.request.max_rides,
+            trip_ok=_trip_mask(ctx, day),
+            closed_stops=closed,
+        )
+    return run_raptor(
+        day,
+        tt.n_stops,
+        footpaths,
+        tt.min_transfer_s,
+        sources,
+        targets,
+        ctx.request.max_rides,
+        trip_ok=_trip_mask(ctx, day),
+        closed_stops=closed,
+    )
+
+
+def _segment_place(kind: str, ident: str, name: str, latlon: tuple[float, float]) -> Place:
+    if kind == "stop":
+        return Place(name, *latlon, stop_id=ident)
+    if kind == "station":
+        return Place(name, *latlon, station_id=ident)
+    return Place(name, *latlon)
+
+
+def segments_to_legs(
+    ctx: PlanContext,
+    segments: list[Segment],
+    start: dt.datetime,
+    reverse: bool = False,
+    system_id: str | None = None,
+    simulated: bool = False,
+) -> list[Leg]:
+    """Timed legs from chain segments, starting at ``start``.
+
+    ``reverse`` flips segments found from the destination outwards (egress walks).
+    """
+    legs: list[Leg] = []
+    clock = start
+    ordered = list(reversed(segments)) if reverse else segments
+    for seg in ordered:
+        a = _segment_place(seg.from_kind, seg.from_id, seg.from_name, seg.from_latlon)
+        b = _segment_place(seg.to_kind, seg.to_id, seg.to_name, seg.to_latlon)
+        coords = seg.coords
+        if reverse:
+            a, b, coords = b, a, list(reversed(coords))
+        end = clock + dt.timedelta(seconds=round(seg.seconds))
+        shared = seg.mode in ("bikeshare", "carshare", "scooter")
+        legs.append(
+            Leg(
+                mode=seg.mode,
+                origin=_named(a, "Origin"),
+                destination=_named(b, "Destination"),
+                departure=clock,
+                arrival=end,
+                distance_m=seg.metres,
+                geometry=coords,
+                system_id=system_id if shared else None,
+                simulated=simulated and shared,
+                drive_edges=seg.edges if seg.network == "drive" else (),
+            )
+        )
+        clock = end
+    return [
+        leg
+        for leg in legs
+        if leg.distance_m > 0 or leg.arrival > leg.departure or leg.mode != "walk"
+    ]
+
+
+def _named(place: Place, default: str) -> Place:
+    if place.name:
+        return place
+    return Place(default, place.lat, place.lon, place.stop_id, place.station_id)
+
+
+def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: int) -> Leg:
+    tt = ctx.base.timetable
+    p = leg.pattern
+    s_lo = day.pat_stop_off[p]
+    n = day.pat_stop_off[p + 1] - s_lo
+    base_i = day.pat_time_off[p] + (leg.trip - day.pat_trip_off[p]) * n
+    dep = int(day.dep[base_i + leg.board_pos])
+    arr = int(day.arr[base_i + leg.alight_pos])
+    stops = day.pat_stops[s_lo + leg.board_pos : s_lo + leg.alight_pos + 1]
+    trip = int(day.trip_base[leg.trip])
+    route = int(tt.trip_route[trip])
+    dist = float(
+        np.sum(
+            haversine_m(
+                tt.stop_lat[stops[:-1]],
+                tt.stop_lon[stops[:-1]],
+                tt.stop_lat[stops[1:]],
+                tt.stop_lon[stops[1:]],
+            )
+        )
+    )
+    return Leg(
+        mode=str(tt.route_mode[route]),
+        origin=_stop_place(ctx, int(stops[0])),
+        destination=_stop_place(ctx, int(stops[-1])),
+        departure=_at(ctx, origin_unix, dep),
+        arrival=_at(ctx, origin_unix, arr),
+        distance_m=dist,
+        geometry=[(float(tt.stop_lon[s]), float(tt.stop_lat[s])) for s in stops],
+        route_id=str(tt.route_ids[route]),
+        route_short_name=str(tt.route_short[route]) or None,
+        route_long_name=str(tt.route_long[route]) or None,
+        route_color=str(tt.route_color[route]) or None,
+        trip_id=str(tt.trip_ids[trip]),
+        headsign=str(tt.trip_headsign[trip]) or None,
+        agency_name=str(tt.route_agency[route]) or None,
+        intermediate_stops=max(0, len(stops) - 2),
+        board_index=leg.board_pos,
+        alight_index=leg.alight_pos,
+    )
+
+
+def _stop_place(ctx: PlanContext, stop: int) -> Place:
+    tt = ctx.base.timetable
+    return Place(
+        str(tt.stop_names[stop]),
+        float(tt.stop_lat[stop]),
+        float(tt.stop_lon[stop]),
+        str(tt.stop_ids[stop]),
+    )
+
+
+def _at(ctx: PlanContext, origin_unix: int, seconds: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(origin_unix + seconds, ctx.tz)
+
+
+def assemble_transit(
+    ctx: PlanContext,
+    access: AccessOption,
+    egress: ChainResult,
+    journey: TransitJourney,
+    day: DayTimetable,
+) -> Itinerary:
+    """Stage 5a: one RAPTOR journey with its access and egress street legs."""
+    tt = ctx.base.timetable
+    speed = ctx.request.walk_speed_m_s
+    rides = [leg for leg in journey.legs if isinstance(leg, RideLeg)]
+    first = _ride_leg(ctx, day, rides[0], day.origin_unix)
+    if access.prefix is not None:
+        legs = access.prefix(journey.access_stop)
+    else:
+        assert access.chain is not None
+        access_s = float(access.chain.final_cost[journey.access_stop])
+        start = first.departure - dt.timedelta(seconds=round(access_s))
+        legs = segments_to_legs(
+            ctx,
+            access.chain.describe(journey.access_stop),
+            start,
+            system_id=access.system_id,
+            simulated=access.simulated,
+        )
+    if (
+        legs and access.prefix is None
+    ):  # waiting at the stop is not walking: the access legs end at boarding
+        shift = first.departure - legs[-1].arrival
+        legs = [_shifted(leg, shift) for leg in legs]
+    clock = first.departure
+    for leg in journey.legs:
+        if isinstance(leg, FootLeg):
+            fp = ctx.base.footpaths(speed)
+            row = range(fp.offset[leg.from_stop], fp.offset[leg.from_stop + 1])
+            secs = next(int(fp.duration[i]) for i in row if fp.to[i] == leg.to_stop)
+            a, b = leg.from_stop, leg.to_stop
+            line = [
+                (float(tt.stop_lon[a]), float(tt.stop_lat[a])),
+                (float(tt.stop_lon[b]), float(tt.stop_lat[b])),
+            ]
+            legs.append(
+                Leg(
+                    "walk",
+                    _stop_place(ctx, a),
+                    _stop_place(ctx, b),
+                    clock,
+                    clock + dt.timedelta(seconds=secs),
+                    float(secs * speed),
+                    line,
+                )
+            )
+            clock += dt.timedelta(seconds=secs)
+            continue
+        ride = _ride_leg(ctx, day, leg, day.origin_unix)
+        legs.append(ride)
+        clock = ride.arrival
+    legs += segments_to_legs(ctx, egress.describe(journey.egress_stop), clock, reverse=True)
+    return Itinerary(legs=_chain_places(legs), transfers=len(rides) - 1)
+
+
+def _shifted(leg: Leg, delta: dt.timedelta) -> Leg:
+    from dataclasses import replace
+
+    return replace(leg, departure=leg.departure + delta, arrival=leg.arrival + delta)
+
+
+def _chain_places(legs: list[Leg]) -> list[Leg]:
+    """Make each leg start exactly where and when the previous one ended."""
+    from dataclasses import replace
+
+    out: list[Leg] = []
+    for leg in legs:
+        if out:
+            prev = out[-1]
+            leg = replace(leg, origin=prev.destination)
+            if leg.departure < prev.arrival:
+                leg = replace(leg, departure=prev.arrival, arrival=max(leg.arrival, prev.arrival))
+        out.append(leg)
+    return out
+
+
+def direct_options(ctx: PlanContext, start: dt.datetime) -> list[Itinerary]:
+    """Stage 4: street-only trips for every requested street mode."""
+    results: list[tuple[ChainResult, str | None, bool]] = []
+    modes = ctx.request.modes
+    for mode in ("walk", "bicycle", "car"):
+        if mode in modes:
+            results.append((direct(ctx.modes, mode), None, False))
+    for form, mode in (("bicycle", "bikeshare"), ("car", "carshare")):
+        if mode in modes:
+            for system_id, _free, simulated in ctx.systems(form):
+                chain = shared_direct(ctx.modes, ctx.overlay.systems[system_id])
+                if chain is not None:
+                    results.append((chain, system_id, simulated))
+    itineraries = []
+    for chain, system, simulated in results:
+        if not np.isfinite(chain.final_cost[0]):
+            continue
+        legs = segments_to_legs(
+            ctx, chain.describe(0), start, system_id=system, simulated=simulated
+        )
+        if legs:
+            itineraries.append(Itinerary(legs=_chain_places(legs), transfers=0))
+    return itineraries
+
+
+MIN_RENTAL_M = 100.0
+
+
+def _pointless_rental(it: Itinerary) -> bool:
+    """A shared vehicle taken and returned at (almost) the same place: never worth it."""
+    return any(
+        leg.mode in ("bikeshare", "carshare", "scooter") and leg.distance_m < MIN_RENTAL_M
+        for leg in it.legs
+    )
+
+
+def _revisits_a_stop(it: Itinerary) -> bool:
+    """True for a trip that comes back through a stop it already left (there and back).
+
+    Legal under the timetable (e.g. ride to the terminus and back to catch a pickup-only
+    service) but never what a traveller wants; transfers at one stop are not revisits.
+    """
+    seen: set[str] = set()
+    for leg in it.legs:
+        if leg.trip_id is None:
+            continue
+        board, alight = leg.origin.stop_id or "", leg.destination.stop_id or ""
+        if board in seen and board != "" and not _just_arrived(it, leg):
+            return True
+        seen.add(board)
+        if alight in seen:
+            return True
+        seen.add(alight)
+    return False
+
+
+def _just_arrived(it: Itinerary, leg: Leg) -> bool:
+    """Whether ``leg`` boards where the previous ride alighted (a same-stop transfer)."""
+    rides = [x for x in it.legs if x.trip_id is not None]
+    i = rides.index(leg)
+    return i > 0 and rides[i - 1].destination.stop_id == leg.origin.stop_id
+
+
+def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
+    """Stage 6: drop options dominated by one of the same kind, earliest arrival first.
+
+    Two options are of the same kind when they use the same non-walking modes; so a fast
+    car trip never hides the transit options, while ten copies of one trip collapse to one.
+    """
+    kept: list[Itinerary] = []
+    itineraries = [
+        it for it in itineraries if not _revisits_a_stop(it) and not _pointless_rental(it)
+    ]
+    for it in sorted(
+        itineraries,
+        key=lambda i: (i.arrival, i.transfers, i.walk_seconds, -i.departure.timestamp()),
+    ):
+        dominated = any(
+            k.family == it.family
+            and k.arrival <= it.arrival
+            and k.transfers <= it.transfers
+            and k.walk_seconds <= it.walk_seconds
+            and k.departure >= it.departure
+            for k in kept
+        )
+        if not dominated:
+            kept.append(it)
+    return kept[:limit]
+
+
+def plan_trip(
+    base: CityBase, request: PlanRequest, overlay: LiveOverlay | None = None
+) -> list[Itinerary]:
+    """Door-to-door itineraries over the live overlay, best first.
+
+    Raises
+    ------
+    OutsideCityError, NoStreetNearbyError, NoServiceError
+    """
+    snap_endpoints(base, request)
+    live = overlay if overlay is not None else base_overlay(base)
+    ctx = PlanContext(base, request, live)
+    start = request.depart.astimezone(ctx.tz)
+    accesses = access_options(ctx) if "transit" in request.modes else []
+    return solve(ctx, accesses, direct_options(ctx, start))
+
+
+def solve(
+    ctx: PlanContext, accesses: list[AccessOption], directs: list[Itinerary]
+) -> list[Itinerary]:
+    """Stages 3, 5 and 6 for given access options and street-only options."""
+    options = list(directs)
+    if accesses:
+        start = ctx.request.depart.astimezone(ctx.tz)
+        day = live_day(ctx, start.date())
+        depart_s = int(ctx.request.depart.timestamp()) - day.origin_unix
+        egress = egress_walk(ctx.modes)
+        for access in accesses:
+            if EXACT_WALK_PARETO and access.label == "walk":
+                found = transit_search(ctx, access, egress, depart_s, day, multi_criteria=True)
+            else:
+                found = [
+                    journey
+                    for budget in _walk_budgets(ctx, access)
+                    for journey in transit_search(ctx, access, egress, depart_s, day, budget)
+                ]
+            for journey in found:
+                options.append(assemble_transit(ctx, access, egress, journey, day))
+        options += _next_departures(ctx, accesses[0], egress, depart_s, day, options)
+    return rank(options)
+
+
+def live_day(ctx: PlanContext, date: dt.date) -> DayTimetable:
+    """The day's timetable with the overlay's trip delays and skipped stops applied
+    (cached per delay and skip set)."""
+    tt = ctx.base.timetable
+    delays = sorted(
+        (index, int(seconds))
+        for trip_id, seconds in ctx.overlay.trip_delays.items()
+        if (index := tt.trip_index(trip_id)) is not None and seconds
+    )
+    skips = []
+    for trip_id, stop_ids in ctx.overlay.skipped_stops.items():
+        index = tt.trip_index(trip_id)
+        if index is None:
+            continue
+        p = int(tt.trip_pattern[index])
+        stops = tt.stop_ids[tt.pat_stops[tt.pat_stop_off[p] : tt.pat_stop_off[p + 1]]]
+        positions = tuple(
+            int(i) for i in np.flatnonzero(np.isin(stops.astype(str), list(stop_ids)))
+        )
+        if positions:
+            skips.append((index, positions))
+    return tt.day(date, tuple(delays), tuple(sorted(skips)))
+
+
+WALK_BUDGETS_S = (600.0, 300.0)
+# Pure-walk access uses McRAPTOR (the exact Pareto set over arrival, rides and walking)
+# instead of the walk-budget re-runs below. It costs door-to-door latency (Porto Alegre
+# walk+bikeshare+transit p50 ~47 ms against the 50 ms target of benchmarks.bench_routing,
+# ~38 ms with the budgets): False restores the budget approximation.
+EXACT_WALK_PARETO = True
+
+
+def _walk_budgets(ctx: PlanContext, access: AccessOption) -> list[float]:
+    """The unbounded search, plus tighter walking caps for pure-walk access (the
+    approximation used when ``EXACT_WALK_PARETO`` is off).
+
+    RAPTOR's rounds give the Pareto set over (arrival, rides); re-running with the walk at
+    each end capped at 10 and 5 minutes adds the options that walk less for a later arrival.
+    """
+    if access.label != "walk":
+        return [np.inf]
+    return [np.inf, *(b for b in WALK_BUDGETS_S if b < ctx.request.max_access_walk_s)]
+
+
+def _next_departures(
+    ctx: PlanContext,
+    access: AccessOption,
+    egress: ChainResult,
+    depart_s: int,
+    day: DayTimetable,
+    found: list[Itinerary],
+    count: int = 2,
+) -> list[Itinerary]:
+    """The same kind of trip leaving later: what a traveller who misses one wants."""
+    later: list[Itinerary] = []
+    transit = [it for it in found if it.family == ("transit",)]
+    if not transit or access.label != "walk":
+        return later
+    first_board = min(next(leg for leg in it.legs if leg.trip_id).departure for it in transit)
+    t = (
+        int(first_board.timestamp())
+        - day.origin_unix
+        - int(np.nanmin(np.where(np.isfinite(access.stop_cost), access.stop_cost, np.nan)))
+    )
+    for _ in range(count):
+        t = max(t, depart_s) + 60
+        journeys = transit_search(ctx, access, egress, t, day)
+        if not journeys:
+            break
+        best = min(journeys, key=lambda j: j.arrival)
+        it = assemble_transit(ctx, access, egress, best, day)
+        later.append(it)
+        t = int(next(leg for leg in it.legs if leg.trip_id).departure.timestamp()) - (
+            day.origin_unix + int(access.stop_cost[best.access_stop])
+        )
+    return later
+
+
+def base_overlay(base: CityBase) -> LiveOverlay:
+    """The empty overlay (free flow, nothing cancelled, no shared mobility)."""
+    return LiveOverlay(version=0, drive_multiplier=np.ones(base.streets["drive"].n_edges))

@@ -1,0 +1,162 @@
+"""The JSON form of itineraries: what ``GET /api/v1/plan`` returns, and what a live trip
+(``POST /api/v1/trips`` and its websocket messages) reads and sends back.
+
+It lives with routing so that both the API and the live-trip engine in ``realtime`` share
+one definition (nothing imports ``api``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from routing.overlay import LiveOverlay
+from routing.plan import Itinerary, Leg, Place
+
+
+class PlaceOut(BaseModel):
+    """A point with a name; ``stop_id`` for transit stops."""
+
+    name: str
+    lat: float
+    lon: float
+    stop_id: str | None = None
+    station_id: str | None = None
+
+    @classmethod
+    def of(cls, place: Place) -> PlaceOut:
+        """From a routing Place."""
+        return cls(
+            name=place.name,
+            lat=place.lat,
+            lon=place.lon,
+            stop_id=place.stop_id,
+            station_id=place.station_id,
+        )
+
+
+class LineString(BaseModel):
+    """GeoJSON LineString, coordinates as [lon, lat]."""
+
+    type: Literal["LineString"] = "LineString"
+    coordinates: list[tuple[float, float]]
+
+
+class AlertOut(BaseModel):
+    """A service alert touching a leg (GTFS-Realtime)."""
+
+    alert_id: str
+    effect: str
+    header: str | None
+    description: str | None
+
+
+def leg_alerts(leg: Leg, overlay: LiveOverlay | None) -> list[AlertOut]:
+    """Alerts whose informed entities name this leg's route, trip or end stops."""
+    if overlay is None or not overlay.alerts or leg.trip_id is None:
+        return []
+    stops = {leg.origin.stop_id, leg.destination.stop_id}
+    return [
+        AlertOut(alert_id=a.alert_id, effect=a.effect, header=a.header, description=a.description)
+        for a in overlay.alerts
+        if leg.route_id in a.route_ids or leg.trip_id in a.trip_ids or stops & set(a.stop_ids)
+    ]
+
+
+class LegOut(BaseModel):
+    """One leg."""
+
+    mode: str
+    from_: PlaceOut = Field(alias="from")
+    to: PlaceOut
+    departure: dt.datetime
+    arrival: dt.datetime
+    duration_s: int
+    distance_m: float
+    route_id: str | None
+    route_short_name: str | None
+    route_long_name: str | None
+    route_color: str | None
+    trip_id: str | None
+    headsign: str | None
+    agency_name: str | None
+    intermediate_stops: int
+    system_id: str | None = None
+    simulated: bool = False
+    delay_s: int | None = None
+    alerts: list[AlertOut] = Field(default_factory=list)
+    board_index: int | None = Field(
+        default=None, description="Transit: position of the boarding stop in the trip."
+    )
+    alight_index: int | None = Field(
+        default=None, description="Transit: position of the alighting stop in the trip."
+    )
+    drive_edges: list[int] = Field(
+        default_factory=list,
+        description="Drive legs: the drive-network edges driven, so a live trip can be "
+        "matched to congestion on them (POST /api/v1/trips).",
+    )
+    geometry: LineString
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+    @classmethod
+    def of(cls, leg: Leg, overlay: LiveOverlay | None = None) -> LegOut:
+        """From a routing Leg, with its live delay and alerts from the overlay."""
+        delay = overlay.trip_delays.get(leg.trip_id) if overlay and leg.trip_id else None
+        return cls.model_validate(
+            {
+                "delay_s": delay,
+                "alerts": leg_alerts(leg, overlay),
+                "mode": leg.mode,
+                "from": PlaceOut.of(leg.origin),
+                "to": PlaceOut.of(leg.destination),
+                "departure": leg.departure,
+                "arrival": leg.arrival,
+                "duration_s": int((leg.arrival - leg.departure).total_seconds()),
+                "distance_m": round(leg.distance_m, 1),
+                "route_id": leg.route_id,
+                "route_short_name": leg.route_short_name,
+                "route_long_name": leg.route_long_name,
+                "route_color": leg.route_color,
+                "trip_id": leg.trip_id,
+                "headsign": leg.headsign,
+                "agency_name": leg.agency_name,
+                "intermediate_stops": leg.intermediate_stops,
+                "system_id": leg.system_id,
+                "simulated": leg.simulated,
+                "board_index": leg.board_index,
+                "alight_index": leg.alight_index,
+                "drive_edges": list(leg.drive_edges),
+                "geometry": LineString(
+                    coordinates=[(round(x, 6), round(y, 6)) for x, y in leg.geometry]
+                ),
+            }
+        )
+
+
+class ItineraryOut(BaseModel):
+    """A door-to-door option."""
+
+    departure: dt.datetime
+    arrival: dt.datetime
+    duration_s: int
+    transfers: int
+    walk_s: int
+    walk_m: float
+    legs: list[LegOut]
+
+    @classmethod
+    def of(cls, it: Itinerary, overlay: LiveOverlay | None = None) -> ItineraryOut:
+        """From a routing Itinerary."""
+        return cls(
+            departure=it.departure,
+            arrival=it.arrival,
+            duration_s=int((it.arrival - it.departure).total_seconds()),
+            transfers=it.transfers,
+            walk_s=it.walk_seconds,
+            walk_m=round(it.walk_metres, 1),
+            legs=[LegOut.of(leg, overlay) for leg in it.legs],
+        )
