@@ -206,7 +206,7 @@ def serve(settings: Settings, log: Path, *extra: str) -> Iterator[Process]:
             except httpx.TransportError:
                 return False
 
-        wait_until(up, 120, f"server start\n{child.tail()}")
+        wait_until(up, 240, "server start")
         yield child
     finally:
         child.stop()
@@ -223,7 +223,7 @@ def worker(settings: Settings, log: Path) -> Iterator[Process]:
                 raise RuntimeError(f"worker process died:\n{child.tail()}")
             return "running for" in child.tail(100_000)
 
-        wait_until(running, 120, "worker start")
+        wait_until(running, 240, "worker start")
         yield child
     finally:
         child.stop()
