@@ -39,7 +39,7 @@ import socket
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,7 +177,7 @@ class WriterElection:
         city: str,
         owner: str,
         ttl_s: float,
-        elected: Callable[[Fence, int], Awaitable[None]],
+        elected: Callable[[Fence, int], Coroutine[Any, Any, None]],
         demoted: Callable[[], Awaitable[None]],
     ) -> None:
         self.store = store
@@ -337,7 +337,10 @@ class TripPartitions:
         self.rounds += 1
         if self.held != before:
             log.info("trip partitions of %s: %s", self.city, sorted(self.held))
-            await self._changed()
+            try:
+                await self._changed()
+            except ConnectionError:  # the event pump re-indexes when the store is back
+                log.warning("re-indexing trips of %s: store unreachable", self.city)
 
     async def _step(self) -> None:
         await self.store.set(f"engines:{self.city}:{self.owner}", b"1", ttl_s=self.ttl_s)

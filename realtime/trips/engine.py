@@ -195,7 +195,8 @@ class TripEngine:
     async def start(self, follow: bool = True) -> None:
         """Index the city's active trips, then tick and (unless the caller hands it the
         events, as :class:`~realtime.runtime.LiveRuntime` does) follow events."""
-        await self.reindex_all()
+        with contextlib.suppress(ConnectionError):  # store down: indexed when it is back
+            await self.reindex_all()
         self._tasks = [
             asyncio.create_task(self._work()),
             asyncio.create_task(self._tick_loop()),
@@ -205,9 +206,12 @@ class TripEngine:
 
     async def reindex_all(self) -> None:
         """Re-read the city's active trips: index those this process owns, forget others."""
+        for trip_id in self.index.trips:
+            if not self.owns(trip_id):
+                self._forget(trip_id)
         active = set(await self.book.active(self.city))
         for trip_id in self.index.trips:
-            if trip_id not in active or not self.owns(trip_id):
+            if trip_id not in active:
                 self._forget(trip_id)
         for trip_id in sorted(active):
             if self.owns(trip_id):
