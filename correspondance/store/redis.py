@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import json
 import math
 import re
+import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as redis_errors
@@ -124,6 +126,51 @@ return seq
 """
 
 
+class _RefusedError(StoreUnavailableError):
+    """The server refused the connection or is still loading: the command never ran."""
+
+
+def _refused(exc: BaseException) -> bool:
+    if isinstance(exc, redis_errors.BusyLoadingError):
+        return True
+    seen: BaseException | None = exc
+    for _ in range(4):  # the driver wraps the socket error once or twice
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
+
+
+def _rides_through(method: _Method) -> _Method:
+    """Retry a call the server refused (a restart: connection refused, or loading its data)
+    for up to the store's ``ride_through_s``, then raise ``StoreUnavailableError``.
+
+    A refused connection means the command never reached Redis, so even non-idempotent
+    calls (publish, incr, scripts) are safe to make again. Time-outs and resets are not
+    retried: the command may have run.
+    """
+
+    @functools.wraps(method)
+    async def riding(self: RedisStateStore, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self.ride_through_s
+        delay = 0.05
+        while True:
+            try:
+                return await method(self, *args, **kwargs)
+            except _RefusedError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailableError(str(exc)) from exc
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 0.25)
+
+    return cast(_Method, riding)
+
+
 class RedisStateStore(StateStore):
     """The :class:`~correspondance.store.base.StateStore` shared through a Redis server.
 
@@ -147,6 +194,10 @@ class RedisStateStore(StateStore):
         closed; must stay below ``socket_timeout_s``.
     max_connections : int, default 64
         Connections this store may open; callers beyond that wait for one to be free.
+    ride_through_s : float, default 2.0
+        How long a call keeps trying while the server refuses connections or loads its data
+        (a restart), before :class:`StoreUnavailableError`: a restart shorter than this costs
+        latency, not errors. Time-outs are never retried (the command may have run).
     """
 
     backend: ClassVar[str] = "redis"
@@ -162,12 +213,14 @@ class RedisStateStore(StateStore):
         retries: int = 1,
         block_s: float = 1.0,
         max_connections: int = 64,
+        ride_through_s: float = 2.0,
     ) -> None:
         if history_size < 1:
             raise ValueError("history_size must be >= 1")
         if not 0 < block_s < socket_timeout_s:
             raise ValueError("block_s must be > 0 and below socket_timeout_s")
         self._prefix = prefix
+        self.ride_through_s = ride_through_s
         self._history_size = history_size
         self._block_ms = max(1, round(block_s * 1000))
         self._safe_url = _redact(url)
@@ -213,6 +266,10 @@ class RedisStateStore(StateStore):
             yield
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             # OSError: socket errors the driver did not wrap (e.g. during reconnect).
+            if _refused(exc):  # nothing reached Redis: the call may be made again
+                raise _RefusedError(
+                    f"Redis at {self._safe_url} is unavailable ({type(exc).__name__}: {exc})"
+                ) from exc
             raise StoreUnavailableError(
                 f"Redis at {self._safe_url} is unavailable ({type(exc).__name__}: {exc})"
             ) from exc
@@ -226,11 +283,13 @@ class RedisStateStore(StateStore):
 
     # -- key/value -------------------------------------------------------------------------
 
+    @_rides_through
     async def get(self, key: str) -> bytes | None:
         with self._translate():
             value = await self._client.get(self._key(key))
         return _optional_bytes(value)
 
+    @_rides_through
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         if not isinstance(value, bytes):
             raise TypeError(f"value must be bytes, not {type(value).__name__}")
@@ -238,23 +297,27 @@ class RedisStateStore(StateStore):
         with self._translate():
             await self._client.set(self._key(key), value, px=px)
 
+    @_rides_through
     async def delete(self, *keys: str) -> int:
         if not keys:
             return 0
         with self._translate():
             return int(await self._client.delete(*map(self._key, keys)))
 
+    @_rides_through
     async def exists(self, *keys: str) -> int:
         if not keys:
             return 0
         with self._translate():
             return int(await self._client.exists(*map(self._key, keys)))
 
+    @_rides_through
     async def expire(self, key: str, ttl_s: float) -> bool:
         ms = _ms(ttl_s)
         with self._translate():
             return bool(await self._client.pexpire(self._key(key), ms))
 
+    @_rides_through
     async def ttl(self, key: str) -> float | None:
         with self._translate():
             ms = int(await self._client.pttl(self._key(key)))
@@ -263,22 +326,26 @@ class RedisStateStore(StateStore):
 
     # -- hashes ----------------------------------------------------------------------------
 
+    @_rides_through
     async def hset(self, key: str, mapping: dict[str, bytes]) -> int:
         if not mapping:
             raise ValueError("hset needs at least one field")
         with self._translate():
             return int(await self._client.hset(self._key(key), mapping=dict[Any, Any](mapping)))
 
+    @_rides_through
     async def hget(self, key: str, field: str) -> bytes | None:
         with self._translate():
             value = await self._client.hget(self._key(key), field)
         return _optional_bytes(value)
 
+    @_rides_through
     async def hgetall(self, key: str) -> dict[str, bytes]:
         with self._translate():
             raw = await self._client.hgetall(self._key(key))
         return {_text(name): _as_bytes(value) for name, value in raw.items()}
 
+    @_rides_through
     async def hdel(self, key: str, *fields: str) -> int:
         if not fields:
             return 0
@@ -287,18 +354,21 @@ class RedisStateStore(StateStore):
 
     # -- sets ------------------------------------------------------------------------------
 
+    @_rides_through
     async def sadd(self, key: str, *members: str) -> int:
         if not members:
             raise ValueError("sadd needs at least one member")
         with self._translate():
             return int(await self._client.sadd(self._key(key), *members))
 
+    @_rides_through
     async def srem(self, key: str, *members: str) -> int:
         if not members:
             return 0
         with self._translate():
             return int(await self._client.srem(self._key(key), *members))
 
+    @_rides_through
     async def smembers(self, key: str) -> builtins.set[str]:
         with self._translate():
             raw = await self._client.smembers(self._key(key))
@@ -306,6 +376,7 @@ class RedisStateStore(StateStore):
 
     # -- counters --------------------------------------------------------------------------
 
+    @_rides_through
     async def incr(self, key: str, amount: int = 1, ttl_s: float | None = None) -> int:
         ttl_arg = "" if ttl_s is None else str(_ms(ttl_s))
         with self._translate():
@@ -313,6 +384,7 @@ class RedisStateStore(StateStore):
 
     # -- scripts ---------------------------------------------------------------------------
 
+    @_rides_through
     async def run_script(
         self, script: StoreScript, keys: Sequence[str], args: Sequence[ScriptArg] = ()
     ) -> ScriptResult:
@@ -330,6 +402,7 @@ class RedisStateStore(StateStore):
 
     # -- scanning --------------------------------------------------------------------------
 
+    @_rides_through
     async def scan_keys(self, pattern: str = "*") -> list[str]:
         match = _escape_glob(self._prefix) + pattern
         found: set[str] = set()
@@ -341,22 +414,26 @@ class RedisStateStore(StateStore):
 
     # -- locks -----------------------------------------------------------------------------
 
+    @_rides_through
     async def acquire_lock(self, name: str, owner: str, ttl_s: float) -> bool:
         ms = _ms(ttl_s)
         with self._translate():
             return bool(await self._acquire(keys=[self._key(f"lock:{name}")], args=[owner, ms]))
 
+    @_rides_through
     async def refresh_lock(self, name: str, owner: str, ttl_s: float) -> bool:
         ms = _ms(ttl_s)
         with self._translate():
             return bool(await self._refresh(keys=[self._key(f"lock:{name}")], args=[owner, ms]))
 
+    @_rides_through
     async def release_lock(self, name: str, owner: str) -> bool:
         with self._translate():
             return bool(await self._release(keys=[self._key(f"lock:{name}")], args=[owner]))
 
     # -- events ----------------------------------------------------------------------------
 
+    @_rides_through
     async def publish(
         self,
         type: str,
@@ -398,6 +475,7 @@ class RedisStateStore(StateStore):
             raise FencedOutError(f"lock {fence.lock!r} is no longer held by this writer")
         return Event(seq=int(seq), type=type, city=city, at=at, payload=json.loads(encoded))
 
+    @_rides_through
     async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[Event]:
         check_seq(after_seq)
         if limit < 1:
@@ -408,6 +486,7 @@ class RedisStateStore(StateStore):
             )
         return [_parse_entry(entry_id, fields) for entry_id, fields in entries or []]
 
+    @_rides_through
     async def last_event_seq(self) -> int:
         with self._translate():
             raw = await self._client.get(self._key(EVENTS_SEQ_KEY))

@@ -72,6 +72,31 @@ async def test_killed_server_raises_store_unavailable_fast(redis_server: RedisSe
         await store.aclose()
 
 
+async def test_a_restart_shorter_than_the_ride_through_costs_latency_not_errors(
+    redis_server: RedisServer,
+) -> None:
+    store = _store(redis_server)
+    try:
+        await store.set("k", b"v")
+        redis_server.stop()
+
+        async def restart() -> None:
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(redis_server.start)
+
+        restarting = asyncio.create_task(restart())
+        started = time.monotonic()
+        # refused while the server is down: retried, not failed (even a publish: it never ran)
+        await store.set("k", b"after")
+        event = await store.publish("t", "oslo", {})
+        assert time.monotonic() - started < store.ride_through_s + 1
+        await restarting
+        assert await store.get("k") == b"after"
+        assert event.seq == await store.last_event_seq()
+    finally:
+        await store.aclose()
+
+
 async def test_frozen_server_times_out_instead_of_hanging(redis_server: RedisServer) -> None:
     store = _store(redis_server)
     try:
