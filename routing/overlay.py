@@ -122,8 +122,19 @@ class LiveOverlay:
     vehicles: tuple[SharedVehicle, ...] = ()
 
     def drive_weights(self, drive: StreetNetwork) -> NDArray[np.float64]:
-        """Drive edge travel times under current congestion and closures."""
-        return drive.base_time_s * self.drive_multiplier
+        """Drive edge travel times under current congestion and closures (read-only).
+
+        Computed once per overlay version and network, then shared by every request that
+        reads this version (the overlay itself never changes).
+        """
+        cached = self.__dict__.get("_drive_weights")
+        if cached is not None and cached[0] is drive:
+            weights: NDArray[np.float64] = cached[1]
+            return weights
+        weights = drive.base_time_s * self.drive_multiplier
+        weights.flags.writeable = False
+        object.__setattr__(self, "_drive_weights", (drive, weights))
+        return weights
 
 
 class OverlayHolder:

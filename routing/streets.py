@@ -240,9 +240,7 @@ class StreetNetwork:
         The bound is scaled by 0.99 so the planar (equirectangular) distance can never
         exceed the great-circle length it stands for: the result is exactly Dijkstra's.
         """
-        with np.errstate(divide="ignore", invalid="ignore"):
-            speeds = np.where(weight > 0, self.length_m / weight, 0.0)
-        fastest = float(np.max(speeds[np.isfinite(speeds)], initial=0.0))
+        fastest = self._fastest(weight)
         s_per_m = 0.99 / fastest if fastest > 0 else 0.0
         dist, pred = astar(
             self.indptr,
@@ -256,6 +254,21 @@ class StreetNetwork:
             s_per_m,
         )
         return dist, pred
+
+    def _fastest(self, weight: NDArray[np.float64]) -> float:
+        """The fastest edge speed (m/s) under ``weight``, computed once per weight array.
+
+        Weight arrays are immutable (the live overlay publishes a new one on each change),
+        so the scan of every edge happens once per overlay version, not once per query.
+        """
+        cached = self.__dict__.get("_fastest_for")
+        if cached is not None and cached[0] is weight:
+            return float(cached[1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            speeds = np.where(weight > 0, self.length_m / weight, 0.0)
+        fastest = float(np.max(speeds[np.isfinite(speeds)], initial=0.0))
+        object.__setattr__(self, "_fastest_for", (weight, fastest))
+        return fastest
 
     def path_edges(self, pred: NDArray[np.int64], node: int) -> list[int]:
         """Edges from the search's source to ``node``, in travel order."""
