@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import math
+import pickle
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from numpy.typing import NDArray
 
 from correspondance.errors import InputError
 from feeds.gtfs import haversine_m, load_gtfs
-from routing.base import StopLinks, make_footpaths
+from routing.base import BUILD_VERSION, StopLinks, make_footpaths
 from routing.errors import NoServiceError
 from routing.raptor import FootLeg, Footpaths, RideLeg, TransitJourney, run_raptor
 from routing.streets import StreetNetwork
@@ -37,6 +39,9 @@ SUPPORTED_MODES = frozenset({"walk", "transit"})
 CITY_BUILD_MODES = frozenset(
     {"bike", "bicycle", "drive", "car", "bikeshare", "bike_share", "scooter", "carshare"}
 )
+# Networks built with an OSM extract are cached (reading the streets takes tens of
+# seconds); this many stay in ``<cache_dir>/plan/``, the least recently used go first.
+KEPT_NETWORKS = 4
 _DEPART = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 _NUMBER = r"\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*"
 _LAT_LON = re.compile(rf"^{_NUMBER},{_NUMBER}$")
@@ -180,6 +185,83 @@ def load_network(
         walk=walk,
         stop_links=links,
     )
+
+
+def network_hash(
+    gtfs_paths: Sequence[Path],
+    osm_path: Path | None,
+    walk_speed_m_s: float,
+    max_transfer_walk_m: float,
+) -> str:
+    """Hash of everything a :class:`TransitNetwork` is built from.
+
+    The build code's version, the parameters, and each input file's name (feed ids come
+    from file names) and bytes, in the order given.
+    """
+    digest = hashlib.sha256(
+        f"plan:{BUILD_VERSION}:{walk_speed_m_s!r}:{max_transfer_walk_m!r}".encode()
+    )
+    for path in [*gtfs_paths, *([osm_path] if osm_path is not None else [])]:
+        digest.update(b"\0" + path.name.encode() + b"\0")
+        if path.is_file():
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def load_or_build_network(
+    gtfs_paths: Sequence[Path],
+    osm_path: Path | None,
+    walk_speed_m_s: float,
+    max_transfer_walk_m: float,
+    cache_dir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[TransitNetwork, bool]:
+    """:func:`load_network`, cached under ``cache_dir/plan/`` when an OSM extract is given.
+
+    The cache is keyed by :func:`network_hash`, as ``correspondance build`` keys a city's
+    base; it is written atomically and a stale or unreadable entry is rebuilt, never
+    trusted. Without an extract the network is built every time (reading GTFS alone is
+    quick).
+
+    Returns
+    -------
+    (TransitNetwork, bool)
+        The network and whether it came from the cache.
+
+    Raises
+    ------
+    InputError, feeds.errors.FeedError
+        As :func:`load_network`.
+    """
+    if osm_path is None:
+        return load_network(gtfs_paths, None, walk_speed_m_s, max_transfer_walk_m), False
+    key = network_hash(gtfs_paths, osm_path, walk_speed_m_s, max_transfer_walk_m)
+    path = cache_dir / "plan" / f"network-{key}.pickle"
+    if path.is_file():
+        try:
+            with path.open("rb") as handle:
+                network = pickle.load(handle)
+            if isinstance(network, TransitNetwork):
+                path.touch()  # most recently used
+                return network, True
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+            pass  # a stale or truncated cache is rebuilt
+    if progress is not None:
+        progress(f"building the walk network from {osm_path.name} (cached for the next run)")
+    network = load_network(gtfs_paths, osm_path, walk_speed_m_s, max_transfer_walk_m)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{id(network)}")
+    with tmp.open("wb") as handle:
+        pickle.dump(network, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)  # atomic: a crash mid-write never leaves a half cache
+    entries = sorted(
+        path.parent.glob("network-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for stale in entries[KEPT_NETWORKS:]:
+        stale.unlink(missing_ok=True)
+    return network, False
 
 
 def parse_depart(text: str, option: str = "--depart") -> dt.datetime:
