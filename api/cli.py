@@ -60,6 +60,8 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     )
     for warning in base.warnings:
         print(f"  warning: {warning}", file=sys.stderr)
+    for notice in base.notices:
+        print(f"  notice: {notice}", file=sys.stderr)
     return 0
 
 

@@ -235,6 +235,8 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         settings.cache_dir,
         progress=lambda message: print(f"  … {message}", file=sys.stderr, flush=True),
     )
+    for notice in network.timetable.transit.notices:
+        print(f"  notice: {notice}", file=sys.stderr, flush=True)
     queries = (
         read_queries(network, args.queries)
         if args.queries is not None
