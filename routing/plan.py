@@ -476,7 +476,7 @@ def assemble_transit(
                     _stop_place(ctx, b),
                     clock,
                     clock + dt.timedelta(seconds=secs),
-                    float(secs * speed),
+                    _footpath_metres(ctx.base, a, b),
                     line,
                 )
             )
@@ -487,6 +487,18 @@ def assemble_transit(
         clock = ride.arrival
     legs += segments_to_legs(ctx, egress.describe(journey.egress_stop), clock, reverse=True)
     return Itinerary(legs=_chain_places(legs), transfers=len(rides) - 1)
+
+
+def _footpath_metres(base: CityBase, a: int, b: int) -> float:
+    """Metres walked between two stops: the footpath's own length over the walk network.
+
+    A pair only transfers.txt joins (no street footpath) walks at least the straight line.
+    """
+    found = np.flatnonzero((base.footpath_from == a) & (base.footpath_to == b))
+    if len(found):
+        return float(base.footpath_m[found[0]])
+    tt = base.timetable
+    return float(haversine_m(tt.stop_lat[a], tt.stop_lon[a], tt.stop_lat[b], tt.stop_lon[b]))
 
 
 def _shifted(leg: Leg, delta: dt.timedelta) -> Leg:
