@@ -17,11 +17,13 @@ import pickle
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from correspondance.errors import InputError
@@ -392,6 +394,31 @@ def check_endpoint(network: TransitNetwork, endpoint: Endpoint, option: str) -> 
             raise UnknownStopError(f"{option}: {exc}") from exc
 
 
+def station_members(timetable: BaseTimetable, stop: int) -> tuple[int, ...]:
+    """A stop and, when it is a station (``parent_station`` of other stops), its stops.
+
+    Returns
+    -------
+    tuple[int, ...]
+        ``stop`` first, then its child stops' indices in feed order.
+    """
+    return (stop, *_children(timetable).get(stop, ()))
+
+
+@lru_cache(maxsize=8)
+def _children(timetable: BaseTimetable) -> dict[int, tuple[int, ...]]:
+    stops = timetable.transit.stops
+    if "parent_station" not in stops.columns:
+        return {}
+    index = {str(s): i for i, s in enumerate(timetable.stop_ids)}
+    found: dict[int, list[int]] = {}
+    for stop_id, parent in zip(stops["stop_id"].astype(str), stops["parent_station"], strict=True):
+        if pd.isna(parent) or str(parent) not in index or stop_id not in index:
+            continue
+        found.setdefault(index[str(parent)], []).append(index[stop_id])
+    return {p: tuple(c) for p, c in found.items()}
+
+
 def access_times(network: TransitNetwork, endpoint: Endpoint, *, outbound: bool) -> Access:
     """Stops within one footpath of an endpoint and the walk to (or from) each.
 
@@ -402,18 +429,22 @@ def access_times(network: TransitNetwork, endpoint: Endpoint, *, outbound: bool)
     tt = network.timetable
     if isinstance(endpoint, StopPoint):
         stop = tt.stop_index(endpoint.stop_id)
-        seconds = {stop: 0}
+        # a station is its platforms: each is reached in 0 s, never through the station's
+        # own transfers.txt minimum time (that is for changing between two rides)
+        members = station_members(tt, stop)
+        seconds = dict.fromkeys(members, 0)
         fp = network.footpaths
-        if outbound:
-            lo, hi = int(fp.offset[stop]), int(fp.offset[stop + 1])
-            near, cost = fp.to[lo:hi], fp.duration[lo:hi]
-        else:
-            into = fp.to == stop
-            near = np.searchsorted(fp.offset, np.flatnonzero(into), side="right") - 1
-            cost = fp.duration[into]
-        for s, c in zip(near.tolist(), cost.tolist(), strict=True):
-            if c >= 0 and s != stop:
-                seconds[int(s)] = int(c)
+        for member in members:
+            if outbound:
+                lo, hi = int(fp.offset[member]), int(fp.offset[member + 1])
+                near, cost = fp.to[lo:hi], fp.duration[lo:hi]
+            else:
+                into = fp.to == member
+                near = np.searchsorted(fp.offset, np.flatnonzero(into), side="right") - 1
+                cost = fp.duration[into]
+            for s, c in zip(near.tolist(), cost.tolist(), strict=True):
+                if c >= 0 and int(s) not in members and c < seconds.get(int(s), c + 1):
+                    seconds[int(s)] = int(c)
         return Access(seconds)
     costs = _walk_seconds_to_stops(network, endpoint)
     ok = np.flatnonzero(np.isfinite(costs))
@@ -622,7 +653,10 @@ def describe(
         alight = int(day.pat_stops[s_lo + leg.alight_pos])
         if not legs:
             walk_s = access.seconds[journey.access_stop]
-            if origin_place.stop_id != str(tt.stop_ids[board]):
+            # a station's own platform is where the trip starts: no leg into it
+            if origin_place.stop_id != str(tt.stop_ids[board]) and not (
+                walk_s == 0 and board in _members(network, query.origin)
+            ):
                 legs.append(
                     LegOut(
                         "walk",
@@ -648,7 +682,9 @@ def describe(
             )
         )
         clock = arr
-    if destination_place.stop_id != str(tt.stop_ids[journey.egress_stop]):
+    if destination_place.stop_id != str(tt.stop_ids[journey.egress_stop]) and not (
+        journey.arrival == clock and journey.egress_stop in _members(network, query.destination)
+    ):
         legs.append(
             LegOut(
                 "walk",
@@ -664,6 +700,12 @@ def describe(
         transfers=journey.rides - 1,
         legs=tuple(legs),
     )
+
+
+def _members(network: TransitNetwork, endpoint: Endpoint) -> tuple[int, ...]:
+    if not isinstance(endpoint, StopPoint):
+        return ()
+    return station_members(network.timetable, network.timetable.stop_index(endpoint.stop_id))
 
 
 def walk_itinerary(network: TransitNetwork, query: StopQuery, seconds: int) -> ItineraryOut:

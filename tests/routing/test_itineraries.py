@@ -12,7 +12,19 @@ import pytest
 
 from feeds.gtfs import haversine_m
 from routing.base import CityBase
-from routing.plan import Itinerary, Leg, PlanRequest, plan_trip
+from routing.plan import (
+    Itinerary,
+    Leg,
+    Place,
+    PlanRequest,
+    filter_same_rides,
+    filter_slow_walk_savers,
+    generalized_cost,
+    plan_trip,
+    rank,
+    reboards_a_route_after_walking,
+    rides_of,
+)
 from routing.wire import ItineraryOut, shown_duration_s
 
 POA_TZ = ZoneInfo("America/Sao_Paulo")
@@ -123,3 +135,74 @@ def test_real_itineraries_show_clocks_and_durations_that_agree(
             )
             assert out.duration_s % 60 == 0
             assert out.duration_s == (shown_end - shown).total_seconds()
+
+
+# ---------------------------------------------------------------- the itinerary filter chain
+
+
+def _leg(
+    mode: str,
+    start: float,
+    end: float,
+    trip: str | None = None,
+    route: str | None = None,
+    metres: float = 0.0,
+) -> Leg:
+    t0 = dt.datetime(2019, 5, 15, 13, 0, tzinfo=POA_TZ)
+    board = Place("p", -30.03, -51.22, stop_id=f"{trip}-board" if trip else None)
+    alight = Place("q", -30.04, -51.22, stop_id=f"{trip}-alight" if trip else None)
+    return Leg(
+        mode=mode,
+        origin=board,
+        destination=alight,
+        departure=t0 + dt.timedelta(minutes=start),
+        arrival=t0 + dt.timedelta(minutes=end),
+        distance_m=metres if mode == "walk" else 1000.0,
+        geometry=[],
+        trip_id=trip,
+        route_id=route,
+    )
+
+
+def _walk(start: float, end: float) -> Leg:
+    return _leg("walk", start, end, metres=(end - start) * 78.0)
+
+
+def test_same_route_reboarding_through_a_walk_is_dropped() -> None:
+    t7_t7 = Itinerary([_walk(0, 2), _leg("bus", 2, 10, "a", "T7"), _walk(10, 12),
+                       _leg("bus", 14, 20, "b", "T7"), _walk(20, 21)], 1)  # fmt: skip
+    t7_at_once = Itinerary([_walk(0, 2), _leg("bus", 2, 10, "a", "T7"),
+                            _leg("bus", 12, 20, "b", "T7"), _walk(20, 21)], 1)  # fmt: skip
+    t7_671 = Itinerary([_walk(0, 2), _leg("bus", 2, 10, "a", "T7"), _walk(10, 12),
+                        _leg("bus", 14, 20, "c", "671"), _walk(20, 21)], 1)  # fmt: skip
+    assert reboards_a_route_after_walking(t7_t7)
+    assert not reboards_a_route_after_walking(t7_at_once)  # a trip ending where the next starts
+    assert not reboards_a_route_after_walking(t7_671)
+    assert rank([t7_t7, t7_671]) == [t7_671]
+
+
+def test_two_options_on_the_same_rides_are_one() -> None:
+    # 494 → 605 → 762, alighting at another stop of the same name 50 s later to walk 17 s less
+    rides = [_leg("bus", 2, 10, "494"), _leg("bus", 12, 20, "605"), _leg("bus", 22, 30, "762")]
+    near = Itinerary([_walk(0, 2), *rides, _walk(30, 35)], 2)
+    later_stop = Itinerary(  # off 50 s later, then 4 min 43 s on foot instead of 5 min
+        [_walk(0, 2), *rides[:2], _leg("bus", 22, 30 + 50 / 60, "762"), _walk(30 + 50 / 60, 35.55)],
+        2,
+    )
+    assert rides_of(near) == rides_of(later_stop) == ("494", "605", "762")
+    assert filter_same_rides([near, later_stop]) == [near]
+    assert rank([later_stop, near]) == [near]
+
+
+def test_minutes_are_not_traded_for_seconds_of_walking() -> None:
+    fast = Itinerary([_walk(0, 5), _leg("bus", 5, 20, "a", "T7"), _walk(20, 25)], 0)
+    # arrives 16 minutes later, walking 1 minute less: the README's T7 + 671 loop
+    loop = Itinerary([_walk(0, 4), _leg("bus", 4, 30, "b", "T7"), _walk(30, 33),
+                      _leg("bus", 33, 40, "c", "671"), _walk(40, 41)], 0)  # fmt: skip
+    # arrives 5 minutes later but walks 9 minutes less: a real choice, kept
+    less_walk = Itinerary([_walk(0, 1), _leg("bus", 1, 29, "d", "T8"), _walk(29, 30)], 0)
+    # the next bus, leaving later: never dropped by this rule
+    next_bus = Itinerary([_walk(10, 15), _leg("bus", 15, 30, "e", "T7"), _walk(30, 35)], 0)
+    kept = filter_slow_walk_savers([fast, loop, less_walk, next_bus])
+    assert kept == [fast, less_walk, next_bus]
+    assert generalized_cost(loop) > generalized_cost(fast)
