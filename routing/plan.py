@@ -668,6 +668,24 @@ def filter_slow_walk_savers(itineraries: list[Itinerary]) -> list[Itinerary]:
     return out
 
 
+FAR_LATER_MIN_S = 3600.0
+
+
+def filter_far_later(itineraries: list[Itinerary]) -> list[Itinerary]:
+    """Drop transit options arriving far later than the earliest arrival of any option.
+
+    "Far" is more than the earliest-arriving option's own door-to-door time, and at least
+    an hour: the next departures stay, a ride on tomorrow's first bus after a missed
+    connection does not. Street-only options are never dropped here.
+    """
+    if not itineraries:
+        return itineraries
+    first = min(itineraries, key=lambda it: it.arrival)
+    slack = max(FAR_LATER_MIN_S, (first.arrival - first.departure).total_seconds())
+    latest = first.arrival + dt.timedelta(seconds=slack)
+    return [it for it in itineraries if not rides_of(it) or it.arrival <= latest]
+
+
 def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
     """Stage 6: the itinerary filter chain, then earliest arrival first.
 
@@ -677,7 +695,8 @@ def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
     (:func:`filter_same_rides`); (3) drop options dominated by one of the same kind (same
     non-walking modes: a fast car trip never hides transit, ten copies of one trip
     collapse); (4) drop options slower by minutes to save seconds of walking
-    (:func:`filter_slow_walk_savers`).
+    (:func:`filter_slow_walk_savers`); (5) drop transit options arriving far later than
+    the earliest arrival (:func:`filter_far_later`).
     """
     kept: list[Itinerary] = []
     itineraries = [
@@ -702,7 +721,7 @@ def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
         )
         if not dominated:
             kept.append(it)
-    return filter_slow_walk_savers(kept)[:limit]
+    return filter_far_later(filter_slow_walk_savers(kept))[:limit]
 
 
 def plan_trip(

@@ -17,6 +17,7 @@ from routing.plan import (
     Leg,
     Place,
     PlanRequest,
+    filter_far_later,
     filter_same_rides,
     filter_slow_walk_savers,
     generalized_cost,
@@ -206,3 +207,90 @@ def test_minutes_are_not_traded_for_seconds_of_walking() -> None:
     kept = filter_slow_walk_savers([fast, loop, less_walk, next_bus])
     assert kept == [fast, less_walk, next_bus]
     assert generalized_cost(loop) > generalized_cost(fast)
+
+
+OSLO_TZ = ZoneInfo("Europe/Oslo")
+# (from, to, local departure): the README's example first, then trips across the centre
+POA_QUERIES = [
+    ((-30.0346, -51.2177), (-30.0277, -51.1793), dt.datetime(2019, 5, 15, 13, 0)),
+    ((-30.0277, -51.2287), (-30.0346, -51.2177), dt.datetime(2019, 5, 15, 13, 0)),
+    ((-30.0390, -51.2186), (-30.0600, -51.1750), dt.datetime(2019, 5, 15, 12, 30)),
+    ((-30.0300, -51.2300), (-30.0050, -51.1900), dt.datetime(2019, 5, 15, 14, 10)),
+    ((-30.0450, -51.2100), (-30.0200, -51.2050), dt.datetime(2019, 5, 16, 11, 45)),
+    ((-30.0330, -51.1950), (-30.0650, -51.2200), dt.datetime(2019, 5, 17, 15, 20)),
+]
+OSLO_QUERIES = [
+    ((59.9110, 10.7528), (59.9124, 10.8004), dt.datetime(2016, 12, 7, 8, 0)),
+    ((59.9149, 10.7316), (59.9110, 10.7528), dt.datetime(2016, 12, 7, 9, 15)),
+    ((59.9200, 10.7600), (59.9050, 10.7800), dt.datetime(2016, 12, 7, 17, 30)),
+    ((59.9124, 10.8004), (59.9149, 10.7316), dt.datetime(2016, 12, 7, 7, 5)),
+]
+
+
+def check_filter_properties(plan: list[Itinerary]) -> None:
+    """What the filter chain promises, on any list it returns."""
+    if plan:
+        first = min(plan, key=lambda it: it.arrival)
+        slack = max(3600.0, (first.arrival - first.departure).total_seconds())
+        for it in plan:
+            if rides_of(it):
+                assert (it.arrival - first.arrival).total_seconds() <= slack, it
+    rides = [rides_of(it) for it in plan if rides_of(it)]
+    assert len(rides) == len(set(rides)), "two itineraries with the same rides"
+    for it in plan:
+        assert not reboards_a_route_after_walking(it), it
+    for a in plan:
+        for b in plan:
+            if a is b or a.family != b.family:
+                continue
+            if a.departure >= b.departure and a.arrival <= b.arrival and a.transfers <= b.transfers:
+                slower = (b.arrival - b.departure) - (a.arrival - a.departure)
+                saved = a.walk_seconds - b.walk_seconds
+                assert slower.total_seconds() <= saved, (a, b)
+
+
+@pytest.mark.parametrize(("origin", "destination", "depart"), POA_QUERIES)
+def test_real_porto_alegre_options_pass_the_filter_chain(
+    poa_base: CityBase,
+    origin: tuple[float, float],
+    destination: tuple[float, float],
+    depart: dt.datetime,
+) -> None:
+    request = PlanRequest(origin, destination, depart.replace(tzinfo=POA_TZ))
+    plan = plan_trip(poa_base, request)
+    assert any(it.family == ("transit",) for it in plan)
+    check_filter_properties(plan)
+
+
+@pytest.mark.parametrize(("origin", "destination", "depart"), OSLO_QUERIES)
+def test_real_oslo_options_pass_the_filter_chain(
+    oslo_base: CityBase,
+    origin: tuple[float, float],
+    destination: tuple[float, float],
+    depart: dt.datetime,
+) -> None:
+    request = PlanRequest(
+        origin, destination, depart.replace(tzinfo=OSLO_TZ), modes=frozenset({"walk", "transit"})
+    )
+    plan = plan_trip(oslo_base, request)
+    assert plan
+    check_filter_properties(plan)
+
+
+def test_the_readme_example_shows_no_loop_that_saves_seconds(poa_base: CityBase) -> None:
+    origin, destination, depart = POA_QUERIES[0]
+    plan = plan_trip(poa_base, PlanRequest(origin, destination, depart.replace(tzinfo=POA_TZ)))
+    fastest = min(plan, key=lambda it: it.arrival)
+    for it in plan:
+        if it.family == fastest.family and it.departure <= fastest.departure:
+            late = (it.arrival - fastest.arrival).total_seconds()
+            assert late <= max(0, fastest.walk_seconds - it.walk_seconds), it
+
+
+def test_tomorrows_first_bus_after_a_missed_connection_is_dropped() -> None:
+    best = Itinerary([_walk(0, 5), _leg("bus", 5, 35, "a", "T7"), _walk(35, 40)], 0)
+    next_bus = Itinerary([_walk(15, 20), _leg("bus", 20, 50, "b", "T7"), _walk(50, 55)], 0)
+    tomorrow = Itinerary([_walk(0, 5), _leg("bus", 5, 20, "c", "280"),
+                          _leg("bus", 24 * 60, 24 * 60 + 20, "d", "T2A1")], 1)  # fmt: skip
+    long_walk = Itinerary([_walk(0, 200)], 0)
+    assert filter_far_later([best, next_bus, tomorrow, long_walk]) == [best, next_bus, long_walk]
