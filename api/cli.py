@@ -61,6 +61,8 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     )
     for warning in base.warnings:
         print(f"  warning: {warning}", file=sys.stderr)
+    for notice in base.notices:
+        print(f"  notice: {notice}", file=sys.stderr)
     return 0
 
 
@@ -320,8 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``correspondance`` command."""
+    from api.plan_cli import join_coordinate_values
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_coordinate_values(sys.argv[1:] if argv is None else argv))
     try:
         settings = Settings()
         if getattr(args, "port", 1) is not None and not 0 < getattr(args, "port", 1) < 65536:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,55 @@ if TYPE_CHECKING:
 # CLI's start-up) stays fast. Kept equal to routing.stop_query's defaults by a test.
 DEFAULT_WALK_SPEED_M_S = 1.3
 DEFAULT_MAX_TRANSFER_WALK_M = 400.0
+
+# Options whose value is a coordinate and so may start with "-" (southern and western
+# hemispheres). argparse reads "-30.03,-51.21" as an option (only a bare negative number
+# passes its negative-number test), so :func:`join_coordinate_values` glues such a value
+# to its option ("--from=-30.03,-51.21") before parsing.
+COORDINATE_OPTIONS = ("--from", "--to")
+_OPTION_LIKE_VALUE = re.compile(r"^-[\d.]")
+
+USAGE = (
+    "%(prog)s --gtfs FEED.zip [--gtfs FEED.zip ...] (--from LAT,LON | --from-stop STOP_ID)\n"
+    "       (--to LAT,LON | --to-stop STOP_ID) --depart YYYY-MM-DDTHH:MM:SS [options]\n"
+    "   or: %(prog)s --gtfs FEED.zip [--gtfs FEED.zip ...] --queries FILE.csv [options]"
+)
+
+
+def join_coordinate_values(argv: Sequence[str]) -> list[str]:
+    """Glue a negative coordinate to its option: ``--from -30.03,-51.21`` → ``--from=…``.
+
+    Parameters
+    ----------
+    argv
+        Command-line arguments (without the program name).
+
+    Returns
+    -------
+    list[str]
+        The same arguments, with each :data:`COORDINATE_OPTIONS` followed by a value that
+        starts with ``-`` and a digit or point joined into one ``--option=value`` token.
+        Everything after a bare ``--`` is left alone.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            out.extend(argv[i:])
+            break
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if (
+            token in COORDINATE_OPTIONS
+            and following is not None
+            and _OPTION_LIKE_VALUE.match(following)
+        ):
+            out.append(f"{token}={following}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
 
 
 def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -41,6 +92,9 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
     """
     plan = subparsers.add_parser(
         "plan",
+        # abbreviations ("--fr") would slip past join_coordinate_values
+        allow_abbrev=False,
+        usage=USAGE,
         help="earliest-arrival itineraries from GTFS files (no city build needed)",
         description=(
             "Plan with walk and transit straight from GTFS feeds. Footpaths join stops at "
@@ -58,7 +112,11 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
     destination = plan.add_mutually_exclusive_group()
     destination.add_argument("--to", dest="to_point", metavar="LAT,LON")
     destination.add_argument("--to-stop", metavar="STOP_ID")
-    plan.add_argument("--depart", metavar="YYYY-MM-DDTHH:MM:SS")
+    plan.add_argument(
+        "--depart",
+        metavar="YYYY-MM-DDTHH:MM:SS",
+        help="required unless --queries gives the departures",
+    )
     plan.add_argument(
         "--queries",
         type=Path,
@@ -128,8 +186,6 @@ def _summary(network: TransitNetwork, itineraries: list[ItineraryOut]) -> str:
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
-    from routing.stop_query import answer, answer_json, load_network, parse_modes, read_queries
-
     """Answer one query, or every row of ``--queries``, printing to stdout.
 
     Returns
@@ -146,6 +202,14 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     feeds.errors.FeedError
         A feed or extract that is missing, unreadable or invalid.
     """
+    from routing.stop_query import (
+        answer,
+        answer_json,
+        load_or_build_network,
+        parse_modes,
+        read_queries,
+    )
+
     modes = parse_modes(args.modes)
     if args.queries is not None:
         given = [
@@ -163,7 +227,16 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
             raise InputError(f"--queries replaces {', '.join(given)}: give one or the other")
     else:
         _single_query(args, None)  # malformed input fails before the feeds are read
-    network = load_network(args.gtfs, args.osm, args.walk_speed, args.max_transfer_walk)
+    network, _cached = load_or_build_network(
+        args.gtfs,
+        args.osm,
+        args.walk_speed,
+        args.max_transfer_walk,
+        settings.cache_dir,
+        progress=lambda message: print(f"  … {message}", file=sys.stderr, flush=True),
+    )
+    for notice in network.timetable.transit.notices:
+        print(f"  notice: {notice}", file=sys.stderr, flush=True)
     queries = (
         read_queries(network, args.queries)
         if args.queries is not None

@@ -6,6 +6,7 @@ Adding a city is writing one config file; no code names a city.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from correspondance.errors import ConfigError, UnknownCityError
 
 CITY_FILE = "city.toml"
+log = logging.getLogger("correspondance")
 
 
 class SimulatorConfig(BaseModel):
@@ -195,19 +197,41 @@ def load_city(folder: Path) -> CityConfig:
         raise ConfigError(f"{path}: invalid city config: {problems}") from exc
 
 
-def discover_cities(data_dir: Path) -> dict[str, CityConfig]:
+class Cities(dict[str, CityConfig]):
+    """Cities by id, and ``broken``: the folders skipped because their config is invalid.
+
+    ``broken`` maps a folder's name to the :class:`ConfigError` naming its problem, so that
+    asking for that city by name still gives the problem, not "unknown city".
+    """
+
+    def __init__(
+        self,
+        cities: dict[str, CityConfig] | None = None,
+        broken: dict[str, ConfigError] | None = None,
+    ) -> None:
+        super().__init__(cities or {})
+        self.broken: dict[str, ConfigError] = dict(broken or {})
+
+
+def discover_cities(data_dir: Path) -> Cities:
     """Every city bundle under ``data_dir``, keyed by city id.
 
-    Raises
-    ------
-    ConfigError
-        If a config is invalid or two folders declare the same id.
+    A folder whose config is invalid, or declares an id an earlier folder (in name order)
+    already took, is skipped with a warning naming it and its problem (logger
+    ``correspondance``), and listed in the result's ``broken``: one broken city never
+    keeps the others from building and serving.
     """
-    cities: dict[str, CityConfig] = {}
+    cities = Cities()
     for config_path in sorted(data_dir.glob(f"*/{CITY_FILE}")):
-        city = load_city(config_path.parent)
-        if city.id in cities:
-            raise ConfigError(f"city id {city.id!r} declared twice ({config_path})")
+        folder = config_path.parent
+        try:
+            city = load_city(folder)
+            if city.id in cities:
+                raise ConfigError(f"city id {city.id!r} declared twice ({config_path})")
+        except ConfigError as exc:
+            cities.broken[folder.name] = exc
+            log.warning("city %r skipped: %s", folder.name, exc)
+            continue
         cities[city.id] = city
     return cities
 
@@ -217,16 +241,23 @@ def get_city(cities: dict[str, CityConfig], city_id: str | None) -> CityConfig:
 
     Raises
     ------
+    ConfigError
+        If ``city_id`` names a folder whose config is broken (see :func:`discover_cities`).
     UnknownCityError
         If no such city is configured (the message lists the known ones).
     """
+    broken = cities.broken if isinstance(cities, Cities) else {}
     if city_id is None:
         defaults = [c for c in cities.values() if c.default] or list(cities.values())[:1]
         if not defaults:
+            if broken:
+                raise next(iter(broken.values()))
             raise UnknownCityError("no city is configured in the data folder")
         return defaults[0]
     try:
         return cities[city_id]
     except KeyError:
+        if city_id in broken:
+            raise broken[city_id] from None
         known = ", ".join(sorted(cities)) or "none"
         raise UnknownCityError(f"unknown city {city_id!r}; known cities: {known}") from None

@@ -21,6 +21,7 @@ from typing import Any
 import gtfs_kit as gk
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from feeds.errors import FeedError, FeedValidationError
 
@@ -47,6 +48,59 @@ ROUTE_TYPE_MODES = {
     12: "monorail",
 }
 _MAX_PROBLEMS_PER_KIND = 5
+# Primary keys (GTFS reference, "Primary key") of the tables gtfs-kit reads: a repeated key
+# keeps its first row, with a ``duplicate_key`` notice, as OpenTripPlanner keeps the first.
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "agency": ("agency_id",),
+    "stops": ("stop_id",),
+    "routes": ("route_id",),
+    "trips": ("trip_id",),
+    "stop_times": ("trip_id", "stop_sequence"),
+    "calendar": ("service_id",),
+    "calendar_dates": ("service_id", "date"),
+    "fare_attributes": ("fare_id",),
+    "shapes": ("shape_id", "shape_pt_sequence"),
+    "frequencies": ("trip_id", "start_time"),
+    "transfers": (
+        "from_stop_id",
+        "to_stop_id",
+        "from_trip_id",
+        "to_trip_id",
+        "from_route_id",
+        "to_route_id",
+    ),
+}
+RECOMMENDED_FILES = ("feed_info",)
+
+
+@dataclass(frozen=True)
+class FeedNotice:
+    """A fault in a feed that reading tolerated, named as the MobilityData GTFS validator
+    names its notices.
+
+    ``code`` is ``duplicate_key`` (a repeated primary key or a repeated row: the first
+    row is kept), ``leading_or_trailing_whitespaces`` (values stripped) or
+    ``missing_recommended_file``; ``count`` is how many rows or values it touched.
+    """
+
+    code: str
+    feed_id: str
+    filename: str
+    count: int
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.feed_id}: {self.code}: {self.filename}: {self.detail}"
+
+    def as_json(self) -> dict[str, str | int]:
+        """The notice as a JSON object (``GET /api/v1/feeds``)."""
+        return {
+            "code": self.code,
+            "feed_id": self.feed_id,
+            "filename": self.filename,
+            "count": self.count,
+            "detail": self.detail,
+        }
 
 
 def route_type_mode(route_type: int) -> str:
@@ -100,6 +154,7 @@ class TransitData:
     agencies: pd.DataFrame
     feeds: dict[str, gk.Feed] = field(repr=False)
     warnings: tuple[str, ...] = ()
+    notices: tuple[FeedNotice, ...] = ()
 
     @property
     def validity(self) -> tuple[dt.date, dt.date]:
@@ -149,6 +204,117 @@ def _read_one(feed_id: str, path: Path) -> gk.Feed:
         return gk.read_feed(path, dist_units="km")
     except Exception as exc:  # gtfs-kit raises many kinds on malformed CSV
         raise FeedError(f"{path}: cannot read GTFS feed ({type(exc).__name__}: {exc})") from exc
+
+
+def _strip_whitespace(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, list[str]]:
+    """Strip every text value; blank ones become missing. Returns the count and columns.
+
+    Each column's distinct values are stripped, not every row's: stop_times.txt repeats
+    the same few thousand ids and times hundreds of thousands of times.
+    """
+    changed = 0
+    columns: list[str] = []
+    out = frame
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+            continue
+        codes, uniques = pd.factorize(values)
+        text = pd.Series(uniques, dtype="string")
+        stripped = text.str.strip()
+        differs = (stripped != text).to_numpy(bool, na_value=False)
+        if not differs.any():
+            continue
+        if out is frame:
+            out = frame.copy()
+        fixed = stripped.mask(stripped == "")
+        # code -1 (a missing value) takes the appended missing entry
+        lookup = pd.concat([fixed, pd.Series([pd.NA], dtype="string")], ignore_index=True)
+        out[column] = lookup.take(np.where(codes >= 0, codes, len(fixed))).set_axis(frame.index)
+        changed += int(np.isin(codes, np.flatnonzero(differs)).sum())
+        columns.append(str(column))
+    return out, changed, columns
+
+
+def _duplicated(frame: pd.DataFrame, columns: Sequence[str]) -> NDArray[np.bool_]:
+    """Rows whose values in ``columns`` repeat an earlier row's (missing equals missing)."""
+    codes = pd.DataFrame({c: pd.factorize(frame[c], use_na_sentinel=False)[0] for c in columns})
+    return codes.duplicated(keep="first").to_numpy(bool)
+
+
+def tidy_feed(feed_id: str, feed: gk.Feed) -> list[FeedNotice]:
+    """Repair in place the faults real feeds carry, returning one notice per kind and file.
+
+    Text values lose leading and trailing whitespace (``leading_or_trailing_whitespaces``);
+    a row repeated verbatim, or a primary key repeated with other values, keeps its first
+    row (``duplicate_key``); a missing ``feed_info.txt`` is noted
+    (``missing_recommended_file``). A byte-order mark and mixed line endings need no
+    repair (gtfs-kit reads UTF-8 with or without a BOM; pandas takes CRLF, LF and CR
+    alike), and the validator does not flag them either.
+    """
+    notices: list[FeedNotice] = []
+    for table, key in PRIMARY_KEYS.items():
+        frame = getattr(feed, table, None)
+        if frame is None or frame.empty:
+            continue
+        filename = f"{table}.txt"
+        original = frame
+        frame, changed, columns = _strip_whitespace(frame)
+        if changed:
+            notices.append(
+                FeedNotice(
+                    "leading_or_trailing_whitespaces",
+                    feed_id,
+                    filename,
+                    changed,
+                    f"{changed} value(s) stripped in {', '.join(columns)}",
+                )
+            )
+        columns_of_key = [c for c in key if c in frame.columns] or list(frame.columns)
+        clash = _duplicated(frame, columns_of_key)
+        # a verbatim copy is a repeated key too: only rows repeating the key can be one
+        repeated = np.zeros(len(frame), bool)
+        if clash.any():
+            repeated = _duplicated(frame, list(frame.columns))
+        if repeated.any():
+            n = int(repeated.sum())
+            frame, clash = frame[~repeated], clash[~repeated]
+            notices.append(
+                FeedNotice(
+                    "duplicate_key",
+                    feed_id,
+                    filename,
+                    n,
+                    f"{n} row(s) repeated verbatim: dropped, the first kept",
+                )
+            )
+        if clash.any():
+            n = int(clash.sum())
+            keys = (
+                frame.loc[clash, columns_of_key].astype("string").fillna("").agg("/".join, axis=1)
+            )
+            shown = _limited("", keys.unique().tolist()).removeprefix(": ")
+            frame = frame[~clash]
+            notices.append(
+                FeedNotice(
+                    "duplicate_key",
+                    feed_id,
+                    filename,
+                    n,
+                    f"{n} row(s) repeat a {'/'.join(columns_of_key)} with other values "
+                    f"({shown}): the first row kept",
+                )
+            )
+        if frame is not original:
+            setattr(feed, table, frame.reset_index(drop=True))
+    for table in RECOMMENDED_FILES:
+        if getattr(feed, table, None) is None:
+            notices.append(
+                FeedNotice(
+                    "missing_recommended_file", feed_id, f"{table}.txt", 1, "the file is absent"
+                )
+            )
+    return notices
 
 
 def _limited(kind: str, items: Sequence[object]) -> str:
@@ -210,12 +376,6 @@ def _validate(feed_id: str, path: Path, feed: gk.Feed) -> list[str]:
             located = bad_coords[~bad_coords["location_type"].isin([3, 4])]
         if len(located):
             problems.append(_limited("stops with invalid coordinates", located["stop_id"].tolist()))
-    for table, column in (("stops", "stop_id"), ("routes", "route_id"), ("trips", "trip_id")):
-        if has(table, column):
-            ids = present[table][column]
-            dupes = ids[ids.duplicated()].unique().tolist()
-            if dupes:
-                problems.append(_limited(f"duplicate {column} in {table}.txt", dupes))
     if has("trips", "route_id") and has("routes", "route_id"):
         unknown_route = set(present["trips"]["route_id"]) - set(present["routes"]["route_id"])
         if unknown_route:
@@ -236,9 +396,21 @@ def _validate(feed_id: str, path: Path, feed: gk.Feed) -> list[str]:
             bad = st.loc[_seconds(st[column]) == -1, column].unique().tolist()
             if bad:
                 problems.append(_limited(f"stop_times.txt {column} not HH:MM:SS", bad))
+    for table, columns in (("calendar", ("start_date", "end_date")), ("calendar_dates", ("date",))):
+        frame = getattr(feed, table, None)
+        for column in columns:
+            if frame is None or column not in frame.columns:
+                continue
+            text = frame[column].astype("string")
+            parsed = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
+            bad = text[parsed.isna()].fillna("(empty)").unique().tolist()
+            if bad:
+                problems.append(_limited(f"{table}.txt {column} not a date YYYYMMDD", bad))
     if has("agency", "agency_timezone"):
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+        if present["agency"]["agency_timezone"].isna().any():
+            problems.append("agency.txt has an agency without agency_timezone")
         for tz in present["agency"]["agency_timezone"].dropna().unique():
             try:
                 ZoneInfo(str(tz))
@@ -357,6 +529,25 @@ def _namespace(frames: list[pd.DataFrame], feed_ids: list[str], column: str) -> 
     return colliding
 
 
+def check_feed(feed_id: str, path: Path) -> tuple[gk.Feed, list[FeedNotice], list[str]]:
+    """Read one feed, repair what :func:`tidy_feed` repairs, and validate it.
+
+    Returns
+    -------
+    (gtfs_kit.Feed, notices, problems)
+        The tidied feed, the faults tolerated, and the problems that make it unusable
+        (empty when it is valid).
+
+    Raises
+    ------
+    FeedError
+        If the file is missing or unreadable.
+    """
+    feed = _read_one(feed_id, path)
+    notices = tidy_feed(feed_id, feed)
+    return feed, notices, _validate(feed_id, path, feed)
+
+
 def load_gtfs(sources: Sequence[tuple[str, Path]]) -> TransitData:
     """Read, validate and merge GTFS feeds.
 
@@ -378,10 +569,13 @@ def load_gtfs(sources: Sequence[tuple[str, Path]]) -> TransitData:
     """
     if not sources:
         raise FeedError("no GTFS feed given")
-    feeds = {feed_id: _read_one(feed_id, path) for feed_id, path in sources}
+    feeds: dict[str, gk.Feed] = {}
+    notices: list[FeedNotice] = []
     problems: list[str] = []
-    for (feed_id, path), feed in zip(sources, feeds.values(), strict=True):
-        problems += [f"{path.name}: {p}" for p in _validate(feed_id, path, feed)]
+    for feed_id, path in sources:
+        feeds[feed_id], feed_notices, feed_problems = check_feed(feed_id, path)
+        notices += feed_notices
+        problems += [f"{path.name}: {p}" for p in feed_problems]
     if problems:
         raise FeedValidationError(", ".join(str(p) for _, p in sources), problems)
 
@@ -491,6 +685,7 @@ def load_gtfs(sources: Sequence[tuple[str, Path]]) -> TransitData:
         agencies=pd.concat(agency_l, ignore_index=True),
         feeds=feeds,
         warnings=tuple(warnings),
+        notices=tuple(notices),
     )
 
 

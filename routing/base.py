@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from correspondance.cities import CityConfig
-from feeds.gtfs import load_gtfs
+from feeds.gtfs import FeedNotice, load_gtfs
 from feeds.osm import STREET_MODES, load_street_graphs
 from feeds.osm_pois import Parkings, load_parkings
 from routing.errors import BuildError, NoStreetNearbyError
@@ -26,7 +26,7 @@ from routing.raptor import Footpaths
 from routing.streets import StreetNetwork, compile_street_graph
 from routing.timetable import BaseTimetable, build_base_timetable
 
-BUILD_VERSION = "6"  # bump when the cached layout or build logic changes
+BUILD_VERSION = "7"  # bump when the cached layout or build logic changes
 STOP_SNAP_M = 300.0
 
 
@@ -57,6 +57,8 @@ class CityBase:
     build_seconds: float
     parkings: Parkings
     warnings: tuple[str, ...] = ()
+    # faults of the GTFS feeds that reading repaired (``feeds.gtfs.tidy_feed``)
+    notices: tuple[FeedNotice, ...] = ()
     _footpaths: dict[float, Footpaths] = field(default_factory=dict, repr=False)
 
     def footpaths(self, walk_speed_m_s: float) -> Footpaths:
@@ -223,6 +225,7 @@ def build_city(
         input_hash=input_hash(city),
         build_seconds=time.perf_counter() - started,
         warnings=tuple(warnings),
+        notices=transit.notices,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from feeds.gtfs import haversine_m
 from routing.errors import NoStreetNearbyError
 from routing.streets import StreetNetwork
 
@@ -31,6 +32,9 @@ class Attachment:
     fraction: NDArray[np.float64]
     offset_m: NDArray[np.float64]
     edge: NDArray[np.int64]  # the tail → head edge whose weight prices the partial edge
+    # the edge the point was snapped to, whose geometry ``fraction`` is measured along (a
+    # parallel edge between the same nodes may be drawn differently); None: ``edge``
+    snapped: NDArray[np.int64] | None = None
 
     @property
     def size(self) -> int:
@@ -48,18 +52,20 @@ def attach(
     fraction = np.zeros(n)
     offset = np.zeros(n)
     edge = np.zeros(n, np.int64)
+    snapped = np.zeros(n, np.int64)
     for i in range(n):
         try:
             snap = net.snap(float(lat[i]), float(lon[i]), max_m)
         except NoStreetNearbyError:
             continue
         e = snap.edge
+        snapped[i] = e
         tail[i], head[i] = net.tail[e], net.head[e]
         fraction[i], offset[i] = snap.fraction, snap.distance_m
         # the first tail → head edge of the CSR row (parallel edges: the same one every time)
         row = net.head[net.indptr[tail[i]] : net.indptr[tail[i] + 1]]
         edge[i] = net.indptr[tail[i]] + int(np.flatnonzero(row == head[i])[0])
-    return Attachment(tail, head, fraction, offset, edge)
+    return Attachment(tail, head, fraction, offset, edge, snapped)
 
 
 @dataclass
@@ -186,6 +192,40 @@ def edges_geometry(net: StreetNetwork, edges: list[int]) -> list[tuple[float, fl
     return coords
 
 
+def partial_edge(
+    net: StreetNetwork, att: Attachment, point: int, node: int
+) -> tuple[list[tuple[float, float]], float]:
+    """The walk between an attached point's spot on its street and one end of that edge.
+
+    Returns (lon, lat) coordinates from the spot to ``node`` and the metres of that part
+    of the edge, priced exactly as :func:`launch` and :func:`reach` price it (the fraction
+    of the edge's length). ``node`` must be the edge's tail or head.
+    """
+    edge = int(att.edge[point])
+    fraction = float(att.fraction[point])
+    coords = net.edge_coords(edge if att.snapped is None else int(att.snapped[point]))
+    lon, lat = coords[:, 0], coords[:, 1]
+    step = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]) if len(coords) > 1 else np.zeros(0)
+    along = np.r_[0.0, np.cumsum(step)]
+    total = float(along[-1])
+    at = fraction * total
+    i = int(np.clip(np.searchsorted(along, at, side="right") - 1, 0, max(len(coords) - 2, 0)))
+    if len(coords) > 1 and step[i] > 0:
+        t = (at - along[i]) / step[i]
+        spot = (
+            float(lon[i] + t * (lon[i + 1] - lon[i])),
+            float(lat[i] + t * (lat[i + 1] - lat[i])),
+        )
+    else:
+        spot = (float(lon[0]), float(lat[0]))
+    length = float(net.length_m[edge])
+    if node == int(att.tail[point]):
+        path = [spot, *((float(x), float(y)) for x, y in coords[i::-1])]
+        return path, fraction * length
+    path = [spot, *((float(x), float(y)) for x, y in coords[i + 1 :])]
+    return path, (1 - fraction) * length
+
+
 @dataclass(frozen=True, eq=False)
 class PointSet:
     """Named points of one kind (origin, stations, stops, car parks)."""
@@ -273,10 +313,19 @@ class ChainResult:
             edges, source = path_back(search, via)
             if source < 0:  # the node itself launched the search (no edge walked)
                 source = search.source_point.get(via, 0)
+            # every walked metre: the straight connector from the point to its street, the
+            # part of its edge to the node the search left from, the edges, and the same
+            # two pieces at the other end (priced so by launch and reach)
+            start = int(phase.net.tail[edges[0]]) if edges else via
+            head_in, head_m = partial_edge(phase.net, phase.source_att, source, start)
+            tail_in, tail_m = partial_edge(phase.net, phase.target_att, point, via)
             coords = [(float(phase.source_set.lon[source]), float(phase.source_set.lat[source]))]
+            coords += head_in
             coords += edges_geometry(phase.net, edges)
+            coords += tail_in[::-1]
             coords.append((float(phase.target_set.lon[point]), float(phase.target_set.lat[point])))
             metres = float(np.sum(phase.net.length_m[edges])) if edges else 0.0
+            metres += head_m + tail_m
             metres += float(phase.source_att.offset_m[source] + phase.target_att.offset_m[point])
             seconds = float(self.costs[k + 1][point] - self.costs[k][source])
             segments.append(

@@ -476,7 +476,7 @@ def assemble_transit(
                     _stop_place(ctx, b),
                     clock,
                     clock + dt.timedelta(seconds=secs),
-                    float(secs * speed),
+                    _footpath_metres(ctx.base, a, b),
                     line,
                 )
             )
@@ -487,6 +487,18 @@ def assemble_transit(
         clock = ride.arrival
     legs += segments_to_legs(ctx, egress.describe(journey.egress_stop), clock, reverse=True)
     return Itinerary(legs=_chain_places(legs), transfers=len(rides) - 1)
+
+
+def _footpath_metres(base: CityBase, a: int, b: int) -> float:
+    """Metres walked between two stops: the footpath's own length over the walk network.
+
+    A pair only transfers.txt joins (no street footpath) walks at least the straight line.
+    """
+    found = np.flatnonzero((base.footpath_from == a) & (base.footpath_to == b))
+    if len(found):
+        return float(base.footpath_m[found[0]])
+    tt = base.timetable
+    return float(haversine_m(tt.stop_lat[a], tt.stop_lon[a], tt.stop_lat[b], tt.stop_lon[b]))
 
 
 def _shifted(leg: Leg, delta: dt.timedelta) -> Leg:
@@ -573,16 +585,128 @@ def _just_arrived(it: Itinerary, leg: Leg) -> bool:
     return i > 0 and rides[i - 1].destination.stop_id == leg.origin.stop_id
 
 
-def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
-    """Stage 6: drop options dominated by one of the same kind, earliest arrival first.
+# Walking counts double when two options are compared (OpenTripPlanner's default walk
+# reluctance is 2): an option that arrives later must save more walking than the time it
+# loses, or it is not shown.
+WALK_RELUCTANCE = 2.0
 
-    Two options are of the same kind when they use the same non-walking modes; so a fast
-    car trip never hides the transit options, while ten copies of one trip collapse to one.
+
+def generalized_cost(it: Itinerary) -> float:
+    """Seconds door to door, each walked second counted ``WALK_RELUCTANCE`` times."""
+    duration = (it.arrival - it.departure).total_seconds()
+    return duration + (WALK_RELUCTANCE - 1) * it.walk_seconds
+
+
+def rides_of(it: Itinerary) -> tuple[str, ...]:
+    """The transit trips ridden, in order: what makes two transit options the same trip."""
+    return tuple(leg.trip_id for leg in it.legs if leg.trip_id is not None)
+
+
+def reboards_a_route_after_walking(it: Itinerary) -> bool:
+    """True for "T7 → walk → T7": leaving a route to walk and board the same route again.
+
+    Staying on a route means staying aboard; a change at the same stop to the same route
+    (a trip that ends where the next one starts) is not a re-boarding through a walk.
+    """
+    previous: Leg | None = None
+    walked = False
+    for leg in it.legs:
+        if leg.trip_id is None:
+            walked = walked or (previous is not None and leg.mode == "walk" and leg.distance_m > 0)
+            continue
+        if previous is not None and walked and previous.route_id == leg.route_id:
+            return True
+        previous, walked = leg, False
+    return False
+
+
+def filter_same_rides(itineraries: list[Itinerary]) -> list[Itinerary]:
+    """Keep one option per sequence of rides: the one of least :func:`generalized_cost`.
+
+    Two options on the same trips that differ only by where they get off (another stop of
+    the same name 50 s later, to save 17 s of walking) are one option.
+    """
+    best: dict[tuple[str, ...], Itinerary] = {}
+    out: list[Itinerary] = []
+    for it in itineraries:
+        key = rides_of(it)
+        if not key:
+            out.append(it)
+            continue
+        kept = best.get(key)
+        if kept is None or generalized_cost(it) < generalized_cost(kept):
+            best[key] = it
+    return out + list(best.values())
+
+
+def filter_slow_walk_savers(itineraries: list[Itinerary]) -> list[Itinerary]:
+    """Drop an option that is slower than another of its kind by more than it saves walking.
+
+    The explicit rule: B goes when some A of the same family leaves no earlier, arrives
+    no later, has no more transfers, and B's extra door-to-door time exceeds the walking
+    it saves times (``WALK_RELUCTANCE`` − 1): with the default 2, minutes are never
+    traded for seconds of walking, while an option that walks 10 minutes less to arrive
+    5 minutes later stays. Later departures (the next trip) are never dropped here.
+    """
+    out = []
+    for b in itineraries:
+        lost = False
+        for a in itineraries:
+            if a is b or a.family != b.family:
+                continue
+            if a.departure < b.departure or a.arrival > b.arrival or a.transfers > b.transfers:
+                continue
+            slower = (b.arrival - b.departure).total_seconds() - (
+                a.arrival - a.departure
+            ).total_seconds()
+            saved = a.walk_seconds - b.walk_seconds
+            if slower > 0 and slower > (WALK_RELUCTANCE - 1) * saved:
+                lost = True
+                break
+        if not lost:
+            out.append(b)
+    return out
+
+
+FAR_LATER_MIN_S = 3600.0
+
+
+def filter_far_later(itineraries: list[Itinerary]) -> list[Itinerary]:
+    """Drop transit options arriving far later than the earliest arrival of any option.
+
+    "Far" is more than the earliest-arriving option's own door-to-door time, and at least
+    an hour: the next departures stay, a ride on tomorrow's first bus after a missed
+    connection does not. Street-only options are never dropped here.
+    """
+    if not itineraries:
+        return itineraries
+    first = min(itineraries, key=lambda it: it.arrival)
+    slack = max(FAR_LATER_MIN_S, (first.arrival - first.departure).total_seconds())
+    latest = first.arrival + dt.timedelta(seconds=slack)
+    return [it for it in itineraries if not rides_of(it) or it.arrival <= latest]
+
+
+def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
+    """Stage 6: the itinerary filter chain, then earliest arrival first.
+
+    Modelled on OpenTripPlanner's ``ItineraryListFilterChain``; each filter is a named
+    function tested alone: (1) drop there-and-back trips, pointless rentals and same-route
+    re-boarding through a walk; (2) keep one option per sequence of rides
+    (:func:`filter_same_rides`); (3) drop options dominated by one of the same kind (same
+    non-walking modes: a fast car trip never hides transit, ten copies of one trip
+    collapse); (4) drop options slower by minutes to save seconds of walking
+    (:func:`filter_slow_walk_savers`); (5) drop transit options arriving far later than
+    the earliest arrival (:func:`filter_far_later`).
     """
     kept: list[Itinerary] = []
     itineraries = [
-        it for it in itineraries if not _revisits_a_stop(it) and not _pointless_rental(it)
+        it
+        for it in itineraries
+        if not _revisits_a_stop(it)
+        and not _pointless_rental(it)
+        and not reboards_a_route_after_walking(it)
     ]
+    itineraries = filter_same_rides(itineraries)
     for it in sorted(
         itineraries,
         key=lambda i: (i.arrival, i.transfers, i.walk_seconds, -i.departure.timestamp()),
@@ -597,7 +721,7 @@ def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
         )
         if not dominated:
             kept.append(it)
-    return kept[:limit]
+    return filter_far_later(filter_slow_walk_savers(kept))[:limit]
 
 
 def plan_trip(

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import math
+import pickle
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from correspondance.errors import InputError
 from feeds.gtfs import haversine_m, load_gtfs
-from routing.base import StopLinks, make_footpaths
+from routing.base import BUILD_VERSION, StopLinks, make_footpaths
 from routing.errors import NoServiceError
 from routing.raptor import FootLeg, Footpaths, RideLeg, TransitJourney, run_raptor
 from routing.streets import StreetNetwork
@@ -37,6 +41,9 @@ SUPPORTED_MODES = frozenset({"walk", "transit"})
 CITY_BUILD_MODES = frozenset(
     {"bike", "bicycle", "drive", "car", "bikeshare", "bike_share", "scooter", "carshare"}
 )
+# Networks built with an OSM extract are cached (reading the streets takes tens of
+# seconds); this many stay in ``<cache_dir>/plan/``, the least recently used go first.
+KEPT_NETWORKS = 4
 _DEPART = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 _NUMBER = r"\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*"
 _LAT_LON = re.compile(rf"^{_NUMBER},{_NUMBER}$")
@@ -182,6 +189,83 @@ def load_network(
     )
 
 
+def network_hash(
+    gtfs_paths: Sequence[Path],
+    osm_path: Path | None,
+    walk_speed_m_s: float,
+    max_transfer_walk_m: float,
+) -> str:
+    """Hash of everything a :class:`TransitNetwork` is built from.
+
+    The build code's version, the parameters, and each input file's name (feed ids come
+    from file names) and bytes, in the order given.
+    """
+    digest = hashlib.sha256(
+        f"plan:{BUILD_VERSION}:{walk_speed_m_s!r}:{max_transfer_walk_m!r}".encode()
+    )
+    for path in [*gtfs_paths, *([osm_path] if osm_path is not None else [])]:
+        digest.update(b"\0" + path.name.encode() + b"\0")
+        if path.is_file():
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def load_or_build_network(
+    gtfs_paths: Sequence[Path],
+    osm_path: Path | None,
+    walk_speed_m_s: float,
+    max_transfer_walk_m: float,
+    cache_dir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[TransitNetwork, bool]:
+    """:func:`load_network`, cached under ``cache_dir/plan/`` when an OSM extract is given.
+
+    The cache is keyed by :func:`network_hash`, as ``correspondance build`` keys a city's
+    base; it is written atomically and a stale or unreadable entry is rebuilt, never
+    trusted. Without an extract the network is built every time (reading GTFS alone is
+    quick).
+
+    Returns
+    -------
+    (TransitNetwork, bool)
+        The network and whether it came from the cache.
+
+    Raises
+    ------
+    InputError, feeds.errors.FeedError
+        As :func:`load_network`.
+    """
+    if osm_path is None:
+        return load_network(gtfs_paths, None, walk_speed_m_s, max_transfer_walk_m), False
+    key = network_hash(gtfs_paths, osm_path, walk_speed_m_s, max_transfer_walk_m)
+    path = cache_dir / "plan" / f"network-{key}.pickle"
+    if path.is_file():
+        try:
+            with path.open("rb") as handle:
+                network = pickle.load(handle)
+            if isinstance(network, TransitNetwork):
+                path.touch()  # most recently used
+                return network, True
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+            pass  # a stale or truncated cache is rebuilt
+    if progress is not None:
+        progress(f"building the walk network from {osm_path.name} (cached for the next run)")
+    network = load_network(gtfs_paths, osm_path, walk_speed_m_s, max_transfer_walk_m)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{id(network)}")
+    with tmp.open("wb") as handle:
+        pickle.dump(network, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)  # atomic: a crash mid-write never leaves a half cache
+    entries = sorted(
+        path.parent.glob("network-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for stale in entries[KEPT_NETWORKS:]:
+        stale.unlink(missing_ok=True)
+    return network, False
+
+
 def parse_depart(text: str, option: str = "--depart") -> dt.datetime:
     """``YYYY-MM-DDTHH:MM:SS`` → naive local datetime.
 
@@ -310,6 +394,31 @@ def check_endpoint(network: TransitNetwork, endpoint: Endpoint, option: str) -> 
             raise UnknownStopError(f"{option}: {exc}") from exc
 
 
+def station_members(timetable: BaseTimetable, stop: int) -> tuple[int, ...]:
+    """A stop and, when it is a station (``parent_station`` of other stops), its stops.
+
+    Returns
+    -------
+    tuple[int, ...]
+        ``stop`` first, then its child stops' indices in feed order.
+    """
+    return (stop, *_children(timetable).get(stop, ()))
+
+
+@lru_cache(maxsize=8)
+def _children(timetable: BaseTimetable) -> dict[int, tuple[int, ...]]:
+    stops = timetable.transit.stops
+    if "parent_station" not in stops.columns:
+        return {}
+    index = {str(s): i for i, s in enumerate(timetable.stop_ids)}
+    found: dict[int, list[int]] = {}
+    for stop_id, parent in zip(stops["stop_id"].astype(str), stops["parent_station"], strict=True):
+        if pd.isna(parent) or str(parent) not in index or stop_id not in index:
+            continue
+        found.setdefault(index[str(parent)], []).append(index[stop_id])
+    return {p: tuple(c) for p, c in found.items()}
+
+
 def access_times(network: TransitNetwork, endpoint: Endpoint, *, outbound: bool) -> Access:
     """Stops within one footpath of an endpoint and the walk to (or from) each.
 
@@ -320,18 +429,22 @@ def access_times(network: TransitNetwork, endpoint: Endpoint, *, outbound: bool)
     tt = network.timetable
     if isinstance(endpoint, StopPoint):
         stop = tt.stop_index(endpoint.stop_id)
-        seconds = {stop: 0}
+        # a station is its platforms: each is reached in 0 s, never through the station's
+        # own transfers.txt minimum time (that is for changing between two rides)
+        members = station_members(tt, stop)
+        seconds = dict.fromkeys(members, 0)
         fp = network.footpaths
-        if outbound:
-            lo, hi = int(fp.offset[stop]), int(fp.offset[stop + 1])
-            near, cost = fp.to[lo:hi], fp.duration[lo:hi]
-        else:
-            into = fp.to == stop
-            near = np.searchsorted(fp.offset, np.flatnonzero(into), side="right") - 1
-            cost = fp.duration[into]
-        for s, c in zip(near.tolist(), cost.tolist(), strict=True):
-            if c >= 0 and s != stop:
-                seconds[int(s)] = int(c)
+        for member in members:
+            if outbound:
+                lo, hi = int(fp.offset[member]), int(fp.offset[member + 1])
+                near, cost = fp.to[lo:hi], fp.duration[lo:hi]
+            else:
+                into = fp.to == member
+                near = np.searchsorted(fp.offset, np.flatnonzero(into), side="right") - 1
+                cost = fp.duration[into]
+            for s, c in zip(near.tolist(), cost.tolist(), strict=True):
+                if c >= 0 and int(s) not in members and c < seconds.get(int(s), c + 1):
+                    seconds[int(s)] = int(c)
         return Access(seconds)
     costs = _walk_seconds_to_stops(network, endpoint)
     ok = np.flatnonzero(np.isfinite(costs))
@@ -540,7 +653,10 @@ def describe(
         alight = int(day.pat_stops[s_lo + leg.alight_pos])
         if not legs:
             walk_s = access.seconds[journey.access_stop]
-            if origin_place.stop_id != str(tt.stop_ids[board]):
+            # a station's own platform is where the trip starts: no leg into it
+            if origin_place.stop_id != str(tt.stop_ids[board]) and not (
+                walk_s == 0 and board in _members(network, query.origin)
+            ):
                 legs.append(
                     LegOut(
                         "walk",
@@ -566,7 +682,9 @@ def describe(
             )
         )
         clock = arr
-    if destination_place.stop_id != str(tt.stop_ids[journey.egress_stop]):
+    if destination_place.stop_id != str(tt.stop_ids[journey.egress_stop]) and not (
+        journey.arrival == clock and journey.egress_stop in _members(network, query.destination)
+    ):
         legs.append(
             LegOut(
                 "walk",
@@ -582,6 +700,12 @@ def describe(
         transfers=journey.rides - 1,
         legs=tuple(legs),
     )
+
+
+def _members(network: TransitNetwork, endpoint: Endpoint) -> tuple[int, ...]:
+    if not isinstance(endpoint, StopPoint):
+        return ()
+    return station_members(network.timetable, network.timetable.stop_index(endpoint.stop_id))
 
 
 def walk_itinerary(network: TransitNetwork, query: StopQuery, seconds: int) -> ItineraryOut:

@@ -137,12 +137,29 @@ class LegOut(BaseModel):
         )
 
 
+def shown_duration_s(departure: dt.datetime, arrival: dt.datetime) -> int:
+    """Seconds between the clock times a traveller is shown (``HH:MM``, seconds dropped).
+
+    "13:00 → 13:14 · 15 min" must never be shown: a duration computed from the exact
+    seconds (13:00:50 → 13:14:40 is 13 min 50 s, "14 min") disagrees with the truncated
+    clocks whenever the seconds differ, so the itinerary's ``duration_s`` is the difference
+    of the truncated clock times, a whole number of minutes, by construction.
+    """
+    start = departure.replace(second=0, microsecond=0)
+    end = arrival.replace(second=0, microsecond=0)
+    return int((end - start).total_seconds())
+
+
 class ItineraryOut(BaseModel):
     """A door-to-door option."""
 
     departure: dt.datetime
     arrival: dt.datetime
-    duration_s: int
+    duration_s: int = Field(
+        description="Minutes between the HH:MM clock times of departure and arrival (in "
+        "seconds, a multiple of 60), so the shown clocks and duration always agree; legs "
+        "keep their exact duration_s."
+    )
     transfers: int
     walk_s: int
     walk_m: float
@@ -154,7 +171,7 @@ class ItineraryOut(BaseModel):
         return cls(
             departure=it.departure,
             arrival=it.arrival,
-            duration_s=int((it.arrival - it.departure).total_seconds()),
+            duration_s=shown_duration_s(it.departure, it.arrival),
             transfers=it.transfers,
             walk_s=it.walk_seconds,
             walk_m=round(it.walk_metres, 1),

@@ -17,10 +17,16 @@ router = APIRouter(prefix="/api/v1", tags=["feeds"])
 async def list_feeds(state: State, base: CityBaseDep) -> dict[str, Any]:
     """Each live feed: status (pending, ok, degraded, stale) with the reason, last success
     and error, staleness against its own ``last_updated``, records applied and rejected,
-    and whether it is simulated or a replay."""
+    and whether it is simulated or a replay. ``gtfs_notices`` lists the faults of the
+    static GTFS feeds that the build tolerated (MobilityData validator notice codes)."""
     feeds = await read_health(state.store, base.city.id)
     overlay = state.overlay(base.city.id).current
-    return {"city": base.city.id, "overlay_version": overlay.version, "feeds": feeds}
+    return {
+        "city": base.city.id,
+        "overlay_version": overlay.version,
+        "feeds": feeds,
+        "gtfs_notices": [notice.as_json() for notice in base.notices],
+    }
 
 
 @router.get("/vehicles", responses={404: {"model": ErrorOut}})

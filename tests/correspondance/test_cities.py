@@ -168,21 +168,47 @@ def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
         load_city(folder)
 
 
-def test_duplicate_city_ids_across_folders_are_a_config_error(tmp_path: Path) -> None:
+def test_a_duplicate_city_id_skips_the_later_folder_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     write_city(tmp_path / "a-first", VALID_TOML)
     write_city(tmp_path / "b-second", VALID_TOML)
-    with pytest.raises(
-        ConfigError,
-        match=rf"city id 'testville' declared twice \({re.escape(str(tmp_path / 'b-second'))}",
-    ):
-        discover_cities(tmp_path)
+    cities = discover_cities(tmp_path)
+    assert list(cities) == ["testville"]
+    assert cities["testville"].folder == (tmp_path / "a-first").resolve()
+    assert list(cities.broken) == ["b-second"]
+    assert re.search(
+        rf"city id 'testville' declared twice \({re.escape(str(tmp_path / 'b-second'))}",
+        str(cities.broken["b-second"]),
+    )
+    assert "city 'b-second' skipped: city id 'testville' declared twice" in caplog.text
 
 
-def test_an_invalid_config_anywhere_stops_discovery(tmp_path: Path) -> None:
+def test_a_broken_config_skips_that_city_only_and_names_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     write_city(tmp_path / "good", VALID_TOML)
     write_city(tmp_path / "bad", VALID_TOML.replace("America/Sao_Paulo", "Nowhere/City"))
+    (tmp_path / "worse").mkdir()
+    (tmp_path / "worse" / "city.toml").write_text("id = [unclosed", encoding="utf-8")
+    cities = discover_cities(tmp_path)
+    assert list(cities) == ["testville"]
+    assert sorted(cities.broken) == ["bad", "worse"]
+    assert "city 'bad' skipped: " in caplog.text
+    assert "bad/city.toml: invalid city config" in caplog.text
+    assert "worse/city.toml: not valid TOML" in caplog.text
+    # the good city is still the default; asking for a broken one by name gives its problem
+    assert get_city(cities, None).id == "testville"
+    with pytest.raises(ConfigError, match=r"bad/city\.toml: invalid city config: timezone"):
+        get_city(cities, "bad")
+    with pytest.raises(UnknownCityError, match="known cities: testville"):
+        get_city(cities, "atlantis")
+
+
+def test_only_broken_configs_is_the_first_problem(tmp_path: Path) -> None:
+    write_city(tmp_path / "bad", VALID_TOML.replace("America/Sao_Paulo", "Nowhere/City"))
     with pytest.raises(ConfigError, match=r"bad/city\.toml: invalid city config"):
-        discover_cities(tmp_path)
+        get_city(discover_cities(tmp_path), None)
 
 
 def test_a_folder_without_city_toml_is_not_a_city(tmp_path: Path) -> None:

@@ -338,3 +338,47 @@ def test_station_transfer_rules_reach_platforms(nyc: TransitNetwork) -> None:
         )
     )
     assert paths[south] == 180  # not the 0 s the identical coordinates would give
+
+
+STATION_PAIRS = [("D24", "127"), ("101", "631"), ("A27", "D24"), ("R16", "101")]
+
+
+@pytest.mark.parametrize(("origin", "destination"), STATION_PAIRS)
+def test_a_station_is_its_platforms_with_no_transfer_penalty(
+    nyc: TransitNetwork, origin: str, destination: str
+) -> None:
+    # D24's transfers.txt says 180 s to change trains there; a query from or to the
+    # station itself must not pay it (once to enter, once to leave: 6 minutes too many)
+    from routing.stop_query import answer, station_members
+
+    tt = nyc.timetable
+    day, depart = dt.date(2018, 7, 11), dt.datetime(2018, 7, 11, 8, 17)
+    oracle = ConnectionOracle.build(tt.transit, day)
+    t0 = local_to_unix(nyc, depart)
+
+    def platforms(station: str) -> list[str]:
+        members = station_members(tt, tt.stop_index(station))
+        assert len(members) == 3  # the station and its N and S platforms
+        return [str(tt.stop_ids[m]) for m in members[1:]]
+
+    expected = min(
+        arrival
+        for a in platforms(origin)
+        for b in platforms(destination)
+        if (arrival := oracle.earliest_arrival(a, b, t0)) is not None
+    )
+    query = StopQuery(StopPoint(origin), StopPoint(destination), depart)
+    assert raptor_earliest(nyc, query) == expected
+    best = answer(nyc, query)[0]
+    assert best.arrival == expected
+    # no walk leg inside a station ("D24 → D24N" used to take the station's 3 minutes):
+    # the trip boards at a platform of the origin station, or walks to another station
+    for station in (origin, destination):
+        inside = {station, *platforms(station)}
+        for leg in best.legs:
+            assert leg.mode != "walk" or not {leg.origin.stop_id, leg.destination.stop_id} <= (
+                inside
+            ), leg
+    first = best.legs[0]
+    assert first.origin.stop_id in platforms(origin) or first.origin.stop_id == origin
+    assert best.departure == first.departure

@@ -425,3 +425,127 @@ def test_cli_defaults_match_the_engine() -> None:
 
     assert cli.DEFAULT_WALK_SPEED_M_S == engine.DEFAULT_WALK_SPEED_M_S
     assert cli.DEFAULT_MAX_TRANSFER_WALK_M == engine.DEFAULT_MAX_TRANSFER_WALK_M
+
+
+# ---------------------------------------------------------------- argument parsing, caching
+
+
+@pytest.mark.parametrize(
+    ("argv", "joined"),
+    [
+        (["--from", "-30.03,-51.21"], ["--from=-30.03,-51.21"]),
+        (["--to", "-.5,10", "--json"], ["--to=-.5,10", "--json"]),
+        (["--from", "--to", "1,2"], ["--from", "--to", "1,2"]),  # an option stays an option
+        (["--from-stop", "-1"], ["--from-stop", "-1"]),  # only coordinate options
+        (["--from"], ["--from"]),
+        (["--", "--from", "-1,2"], ["--", "--from", "-1,2"]),
+    ],
+)
+def test_negative_coordinates_are_joined_to_their_option(
+    argv: list[str], joined: list[str]
+) -> None:
+    from api.plan_cli import join_coordinate_values
+
+    assert join_coordinate_values(argv) == joined
+
+
+def test_cli_takes_southern_and_western_coordinates_as_written(
+    poa: TransitNetwork, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from api.cli import main
+
+    argv = [
+        *(arg for path in POA for arg in ("--gtfs", str(path))),
+        "--from", "-30.0277,-51.2287", "--to", "-30.0346,-51.2177",
+        "--depart", "2019-05-15T13:00:00", "--json",
+    ]  # fmt: skip
+    assert main(["plan", *argv]) == 0
+    got = json.loads(capsys.readouterr().out)
+    query = StopQuery(
+        CoordPoint(-30.0277, -51.2287), CoordPoint(-30.0346, -51.2177), dt.datetime(2019, 5, 15, 13)
+    )
+    assert got == answer_json(poa, answer(poa, query))
+    assert got["itineraries"], "the two points are served"
+
+
+def test_usage_shows_depart_as_required_and_abbreviations_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from api.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "--help"])
+    assert exited.value.code == 0
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    single, batch = usage.split("   or: ")
+    assert " --depart YYYY-MM-DDTHH:MM:SS " in single
+    assert "[--depart" not in usage
+    assert "(--from LAT,LON | --from-stop STOP_ID)" in single
+    assert "--queries FILE.csv" in batch
+    assert "--depart" not in batch
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "--gtfs", str(CALTRAIN), "--fr", "-1,2"])
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --fr" in capsys.readouterr().err
+    assert main(["plan", "--gtfs", str(CALTRAIN), "--from-stop", "A", "--to-stop", "B"]) == 2
+    assert "--depart is required" in capsys.readouterr().err
+
+
+# Two streets crossing next to Palo Alto Caltrain (37.44307, -122.1649).
+PALO_ALTO_OSM = """<?xml version="1.0" encoding="UTF-8"?>
+<osm version="0.6" generator="correspondance-tests">
+  <node id="1" version="1" lat="37.4420" lon="-122.1660"/>
+  <node id="2" version="1" lat="37.4430" lon="-122.1650"/>
+  <node id="3" version="1" lat="37.4440" lon="-122.1640"/>
+  <node id="4" version="1" lat="37.4440" lon="-122.1660"/>
+  <node id="5" version="1" lat="37.4420" lon="-122.1640"/>
+  <way id="10" version="1">
+    <nd ref="1"/><nd ref="2"/><nd ref="3"/><tag k="highway" v="residential"/>
+  </way>
+  <way id="20" version="1">
+    <nd ref="4"/><nd ref="2"/><nd ref="5"/><tag k="highway" v="footway"/>
+  </way>
+</osm>
+"""
+
+
+def test_plan_with_osm_caches_the_network_by_input_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import feeds.osm
+    from api.cli import main
+
+    osm = tmp_path / "palo-alto.osm"
+    osm.write_text(PALO_ALTO_OSM)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CORRESPONDANCE_CACHE_DIR", str(cache))
+    builds: list[Path] = []
+    real = feeds.osm.load_street_graphs
+
+    def counting(path: Path, *args: Any, **kwargs: Any) -> Any:
+        builds.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(feeds.osm, "load_street_graphs", counting)
+    argv = [
+        "plan", "--gtfs", str(CALTRAIN), "--osm", str(osm),
+        "--from", "37.4431,-122.1652", "--to-stop", "Gilroy Caltrain",
+        "--depart", "2010-03-10T08:00:00", "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    assert "cached for the next run" in first.err
+    assert builds == [osm]
+    assert len(list((cache / "plan").glob("network-*.pickle"))) == 1
+    assert main(argv) == 0
+    second = capsys.readouterr()
+    assert builds == [osm], "the second call read the cache"
+    assert second.out == first.out
+    assert json.loads(first.out)["itineraries"][0]["legs"][0]["mode"] == "walk"
+    # another input (here the walking speed) is another key: built again
+    assert main([*argv, "--walk-speed", "1.1"]) == 0
+    assert builds == [osm, osm]
+    osm.write_text(PALO_ALTO_OSM.replace("37.4440", "37.4441"))  # edited extract: rebuilt
+    assert main(argv) == 0
+    assert builds == [osm, osm, osm]
+    assert len(list((cache / "plan").glob("network-*.pickle"))) == 3
