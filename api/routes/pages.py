@@ -1,0 +1,85 @@
+"""HTML pages the API server serves besides the web app's ``/``: the API docs and the
+operator dashboard.
+
+``/docs`` (Swagger UI) and ``/redoc`` load their scripts and styles from the pinned npm
+packages under ``/static/node_modules/`` (``frontend/package.json``), never from a CDN, so
+they work with no network. Swagger UI's start-up script is a file (``/static/docs/
+swagger-init.js``), not inline, so the page runs under a CSP without ``'unsafe-inline'``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from starlette.exceptions import HTTPException
+
+from api.deps import State
+
+router = APIRouter(include_in_schema=False)
+
+NODE_MODULES = "/static/node_modules"
+SWAGGER_JS = f"{NODE_MODULES}/swagger-ui-dist/swagger-ui-bundle.js"
+SWAGGER_CSS = f"{NODE_MODULES}/swagger-ui-dist/swagger-ui.css"
+SWAGGER_INIT = "/static/docs/swagger-init.js"
+REDOC_JS = f"{NODE_MODULES}/redoc/bundles/redoc.standalone.js"
+FAVICON = "/static/favicon.svg"
+_INLINE_SCRIPT = re.compile(r"<script>.*?</script>", re.DOTALL)
+
+
+def _openapi_url(request: Request) -> str:
+    url = request.app.openapi_url
+    if not url:
+        raise HTTPException(404, "this server publishes no OpenAPI document")
+    return str(url)
+
+
+@router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    """Swagger UI over ``/openapi.json``, with its assets from ``swagger-ui-dist``."""
+    page = get_swagger_ui_html(
+        openapi_url=_openapi_url(request),
+        title=f"{request.app.title} — API",
+        swagger_js_url=SWAGGER_JS,
+        swagger_css_url=SWAGGER_CSS,
+        swagger_favicon_url=FAVICON,
+    )
+    html = bytes(page.body).decode()
+    # FastAPI inlines the SwaggerUIBundle(...) call; the same call lives in a static file
+    # (it reads the document's URL from data-openapi-url), so no inline script is needed.
+    html, inlined = _INLINE_SCRIPT.subn(
+        f'<script src="{SWAGGER_INIT}" data-openapi-url="{_openapi_url(request)}"></script>',
+        html,
+    )
+    if inlined != 1:  # a FastAPI upgrade changed the page: fail loudly, not with a blank page
+        raise RuntimeError(f"expected one inline script in Swagger UI's page, found {inlined}")
+    return HTMLResponse(html)
+
+
+@router.get("/redoc")
+async def redoc(request: Request) -> HTMLResponse:
+    """ReDoc over ``/openapi.json``, from the ``redoc`` package's standalone bundle."""
+    return get_redoc_html(
+        openapi_url=_openapi_url(request),
+        title=f"{request.app.title} — API",
+        redoc_js_url=REDOC_JS,
+        redoc_favicon_url=FAVICON,
+        with_google_fonts=False,
+    )
+
+
+@router.get("/operator")
+async def operator_dashboard(state: State) -> FileResponse:
+    """The operator dashboard (``frontend/operator.html``)."""
+    page = state.settings.frontend_dir / "operator.html"
+    if not page.is_file():
+        raise HTTPException(404, f"the dashboard is not installed ({page.name} is missing)")
+    return FileResponse(page)
+
+
+@router.get("/dashboard")
+async def dashboard_alias() -> RedirectResponse:
+    """``/dashboard`` is another name of ``/operator``."""
+    return RedirectResponse("/operator", status_code=308)
