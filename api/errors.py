@@ -23,6 +23,7 @@ from crowdsource.operators import (
     OperatorExistsError,
     TooManyAttemptsError,
     UnknownEdgeError,
+    UnknownIncidentError,
 )
 from realtime.trips.demo import DemoDisabledError
 from realtime.trips.sessions import TripNotFoundError, TripTokenError
@@ -57,6 +58,7 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (InvalidOperatorError, 400),
     (TooManyAttemptsError, 429),
     (UnknownEdgeError, 404),
+    (UnknownIncidentError, 404),
     (ReportTooLargeError, 413),
     (RateLimitedError, 429),
     (ReportRejectedError, 422),  # invalid_report is 400: see REPORT_STATUS_BY_CODE
