@@ -201,6 +201,41 @@ def congestion_geojson(
     return {"type": "FeatureCollection", "features": features}
 
 
+def bearing_deg(coords: NDArray[np.float64]) -> float:
+    """Compass bearing (0 = north, clockwise) from the first to the last ``[lon, lat]``."""
+    lon1, lat1 = np.radians(coords[0])
+    lon2, lat2 = np.radians(coords[-1])
+    y = np.sin(lon2 - lon1) * np.cos(lat2)
+    x = np.cos(lat1) * np.sin(lat2) - np.sin(lat1) * np.cos(lat2) * np.cos(lon2 - lon1)
+    return round(float(np.degrees(np.arctan2(y, x)) % 360.0), 1)
+
+
+def street_at(drive: StreetNetwork, edge: int, opposite: Iterable[int]) -> dict[str, Any]:
+    """A drive street picked on a map: its edge, name and geometry, and each direction a
+    driver may travel it (edge id and compass bearing), for reports and incidents.
+
+    Parameters
+    ----------
+    drive : StreetNetwork
+        The drive network.
+    edge : int
+        The edge nearest to where the map was tapped.
+    opposite : iterable of int
+        Edges of the same way running the other way.
+
+    Returns
+    -------
+    dict
+        A GeoJSON Feature; ``properties``: ``edge``, ``name``, ``directions``
+        (``[{"edge", "heading"}]``, the tapped edge first).
+    """
+    directions = [
+        {"edge": e, "heading": bearing_deg(drive.edge_coords(e))} for e in (edge, *opposite)
+    ]
+    name = str(drive.names[int(drive.name_idx[edge])])
+    return edge_feature(drive, edge, {"edge": edge, "name": name, "directions": directions})
+
+
 def congestion_index(drive: StreetNetwork, edges: Iterable[CongestedEdge]) -> tuple[float, float]:
     """The share of the drive network that is congested or closed.
 

@@ -1,4 +1,5 @@
-"""``GET /api/v1/congestion``: the live congestion layer every commuter may see.
+"""``GET /api/v1/congestion``: the live congestion layer every commuter may see; its change
+socket ``WS /ws/v1/congestion``; ``GET /api/v1/streets/nearest`` (a street tapped on a map).
 
 The same k-anonymous aggregate the operators see (``crowdsource.dashboard``): an edge is
 shown only if at least ``k`` distinct contributors reported it in the fusion window, or an
@@ -11,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Query, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 
 from api.deps import CityBaseDep, State, get_state
@@ -25,12 +26,16 @@ from crowdsource.dashboard import (
     congested_edges,
     congestion_geojson,
     contributors_by_edge,
+    street_at,
 )
 from crowdsource.decisions import load_decisions
+from crowdsource.operators import opposite_edges
 from crowdsource.repository import ReportRepository
 from routing.base import CityBase
+from routing.errors import OutsideCityError
 
 FUSION_WINDOW_S = 900.0  # crowdsource.fuser.Fuser's default window
+REPORT_MATCH_M = 60.0  # crowdsource.intake.prepare_report's max_match_m
 router = APIRouter(tags=["congestion"])
 
 
@@ -58,6 +63,27 @@ async def congestion_layer(state: State, base: CityBaseDep) -> dict[str, Any]:
     edges = await live_congestion(state, base)
     layer = congestion_geojson(base.streets["drive"], edges, operator=False)
     return {**layer, "city": base.city.id, "k": state.settings.fusion_k}
+
+
+@router.get(
+    "/api/v1/streets/nearest",
+    responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+async def nearest_street(
+    state: State,
+    base: CityBaseDep,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lon: Annotated[float, Query(ge=-180, le=180)],
+) -> dict[str, Any]:
+    """The drive street nearest to a point (a tap on the map), as a GeoJSON feature with
+    its name and each direction of travel (edge id, compass heading): what the reporting
+    app and the dashboard use to report on, or declare an incident on, a chosen street."""
+    city = base.city
+    if not city.contains(lat, lon):
+        raise OutsideCityError(f"{lat:.6f},{lon:.6f} is outside {city.name}")
+    drive = base.streets["drive"]
+    edge = drive.snap(lat, lon, min(REPORT_MATCH_M * 2, state.settings.max_snap_distance_m)).edge
+    return street_at(drive, edge, opposite_edges(drive, edge))
 
 
 MAP_EVENTS = frozenset(

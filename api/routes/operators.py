@@ -142,6 +142,7 @@ class IncidentPatch(BaseModel):
 class IncidentStatusOut(IncidentOut):
     """An incident in force with what it does to live trips (counts below k are null)."""
 
+    streets: list[str] = Field(description="Names of the streets it applies to.")
     trips_touched: int | None = Field(
         description="Active trips whose remaining route used its streets when it was last "
         "declared or edited; null when fewer than k."
@@ -433,6 +434,8 @@ async def _remember_baseline(state: AppState, incident: Incident) -> None:
 async def _incident_status(state: AppState, incident: Incident) -> IncidentStatusOut:
     k = state.settings.fusion_k
     city = incident.city
+    drive = state.bases[city].streets["drive"]
+    streets = sorted({str(drive.names[int(drive.name_idx[e])]) for e in incident.edges} - {""})
     touched_raw = await state.store.get(f"tripstats:{city}:incident:{incident.incident_id}")
     counters = await TripBook(state.store).counters(city, ("suggested", "accepted"))
     raw = await state.store.get(baseline_key(city, incident.incident_id))
@@ -443,6 +446,7 @@ async def _incident_status(state: AppState, incident: Incident) -> IncidentStatu
         accepted = k_threshold(max(0, counters["accepted"] - int(baseline["accepted"])), k)
     return IncidentStatusOut(
         **IncidentOut.model_validate(incident, from_attributes=True).model_dump(),
+        streets=streets,
         trips_touched=k_threshold(int(touched_raw), k) if touched_raw is not None else None,
         suggestions_made=made,
         suggestions_accepted=accepted,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ import httpx
 import pytest
 from report_helpers import (
     EDGES,
+    LAKE,
+    LISBON,
     REDIS_URL,
     delete_prefix,
     new_address,
@@ -35,6 +38,7 @@ from websockets.asyncio.client import connect
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import RedisStateStore
 from crowdsource.dashboard import DashboardMetrics, DashboardSample, level_of
+from crowdsource.operators import opposite_edges
 from routing.base import CityBase
 
 CITY = "porto-alegre"
@@ -170,6 +174,7 @@ def test_an_incident_on_chosen_streets_is_listed_edited_ended_and_audited(
     listed = api.get("/api/v1/operators/incidents").json()
     mine = next(i for i in listed["incidents"] if i["incident_id"] == incident_id)
     assert mine["note"] == "crane"
+    assert mine["streets"] == [drive.names[int(drive.name_idx[edge])]]
     assert mine["level"] == 2
     assert mine["suggestions_made"] == 0
     assert mine["suggestions_accepted"] == 0
@@ -416,3 +421,70 @@ def test_the_dashboard_page_is_served(api: Running) -> None:
     moved = httpx.get(f"{api.url}/dashboard", timeout=10)
     assert moved.status_code == 308
     assert moved.headers["location"] == "/operator"
+
+
+def test_the_nearest_street_gives_its_name_and_directions(api: Running, poa_base: CityBase) -> None:
+    drive = poa_base.streets["drive"]
+    spot = EDGES["view"]
+    response = httpx.get(
+        f"{api.url}/api/v1/streets/nearest",
+        params={"lat": spot["at"][0], "lon": spot["at"][1]},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    street = response.json()
+    nearest = drive.snap(spot["at"][0], spot["at"][1], 120.0).edge
+    assert street["properties"]["edge"] == nearest
+    assert street["properties"]["name"] == drive.names[int(drive.name_idx[nearest])]
+    directions = street["properties"]["directions"]
+    assert [d["edge"] for d in directions] == [nearest, *opposite_edges(drive, nearest)]
+    # each direction's heading is its own bearing, tail to head
+    for direction in directions:
+        (lon1, lat1), (lon2, lat2) = drive.edge_coords(direction["edge"])[[0, -1]]
+        north, east = lat2 - lat1, (lon2 - lon1) * math.cos(math.radians(lat1))
+        bearing = math.degrees(math.atan2(east, north)) % 360
+        assert abs((direction["heading"] - bearing + 180) % 360 - 180) < 1
+    assert street["geometry"]["type"] == "LineString"
+    for params, status, code in [
+        ({"lat": LISBON[0], "lon": LISBON[1]}, 422, "outside_city"),
+        ({"lat": LAKE[0], "lon": LAKE[1]}, 422, "no_street_nearby"),
+        ({"lat": "north", "lon": 1}, 400, "invalid_parameter"),
+        ({"lat": 91, "lon": 1}, 400, "invalid_parameter"),
+    ]:
+        bad = httpx.get(f"{api.url}/api/v1/streets/nearest", params=params, timeout=10)
+        assert bad.status_code == status, (params, bad.text)
+        assert bad.json()["error"]["code"] == code
+
+
+def test_a_contributor_deletes_one_report_of_theirs_only(api: Running) -> None:
+    mine, theirs = new_token(), new_token()
+    first = post_report(api.url, report_at("attack"), mine, new_address()).json()["report_id"]
+    second = post_report(api.url, report_at("attack", level=2), mine, new_address()).json()[
+        "report_id"
+    ]
+    other = post_report(api.url, report_at("fusion"), theirs, new_address()).json()["report_id"]
+
+    def ids(token: str) -> list[str]:
+        body = httpx.get(
+            f"{api.url}/api/v1/me/reports", headers={"X-Contributor-Token": token}, timeout=10
+        ).json()
+        return [r["report_id"] for r in body["reports"]]
+
+    def delete(token: str, report_id: str) -> httpx.Response:
+        return httpx.delete(
+            f"{api.url}/api/v1/me/reports/{report_id}",
+            headers={"X-Contributor-Token": token},
+            timeout=10,
+        )
+
+    assert delete(mine, other).status_code == 404  # not theirs to delete
+    assert ids(theirs) == [other]
+    deleted = delete(mine, first)
+    assert deleted.status_code == 200
+    assert deleted.json() == {"deleted": 1}
+    assert ids(mine) == [second]
+    again = delete(mine, first)
+    assert again.status_code == 404
+    assert again.json()["error"]["code"] == "unknown_report"
+    assert delete("short", second).status_code == 400  # a malformed token
+    assert delete(mine, "x" * 65).status_code == 400
