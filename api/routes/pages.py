@@ -13,10 +13,11 @@ import re
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
 from api.deps import State
+from correspondance.settings import REPO_ROOT
 
 router = APIRouter(include_in_schema=False)
 
@@ -83,3 +84,13 @@ async def operator_dashboard(state: State) -> FileResponse:
 async def dashboard_alias() -> RedirectResponse:
     """``/dashboard`` is another name of ``/operator``."""
     return RedirectResponse("/operator", status_code=308)
+
+
+@router.get("/privacy")
+async def privacy() -> PlainTextResponse:
+    """``PRIVACY.md``: what is kept about contributors and travellers, and for how long
+    (linked from the reporting app's "My reports")."""
+    page = REPO_ROOT / "PRIVACY.md"
+    if not page.is_file():
+        raise HTTPException(404, "PRIVACY.md is not installed with this server")
+    return PlainTextResponse(page.read_text(encoding="utf-8"))
