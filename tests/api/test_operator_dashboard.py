@@ -408,10 +408,13 @@ def test_docs_and_redoc_load_only_pinned_local_assets(api: Running) -> None:
     swagger = httpx.get(f"{api.url}/docs", timeout=10).text
     assert 'data-openapi-url="/openapi.json"' in swagger
     assert "/static/node_modules/swagger-ui-dist/swagger-ui-bundle.js" in swagger
-    assert (
-        "/static/node_modules/redoc/bundles/redoc.standalone.js"
-        in httpx.get(f"{api.url}/redoc", timeout=10).text
-    )
+    assert "/docs/redoc.standalone.js" in httpx.get(f"{api.url}/redoc", timeout=10).text
+    bundle = httpx.get(f"{api.url}/docs/redoc.standalone.js", timeout=30)
+    assert bundle.headers["content-type"].startswith("text/javascript")
+    assert "https://cdn.redoc.ly" not in bundle.text
+    pinned = REPO_ROOT / "frontend/node_modules/redoc/bundles/redoc.standalone.js"
+    logo, ours = "https://cdn.redoc.ly/redoc/logo-mini.svg", "/static/favicon.svg"
+    assert len(bundle.content) == len(pinned.read_bytes()) - len(logo) + len(ours)
 
 
 def test_the_dashboard_page_is_served(api: Running) -> None:
