@@ -196,7 +196,7 @@ export class Contributor {
     }
     this.showWhere("Finding your position…");
     const position = await new Promise((resolve, reject) => {
-      navigator.geolocation.getCurrentPosition(resolve, reject, { enableHighAccuracy: true, timeout: 10_000, maximumAge: 30_000 });
+      navigator.geolocation.getCurrentPosition(resolve, reject, { enableHighAccuracy: true, timeout: 10_000, maximumAge: 0 });
     }).catch((e) => {
       this.showWhere(e?.code === 1
         ? "Location permission was refused: tap a street on the map instead."
