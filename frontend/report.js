@@ -309,7 +309,7 @@ export class Contributor {
       this.receipt("Already received: you sent the same report in the last two minutes. It counts once.", "duplicate");
       return;
     }
-    this.receipt(`Received “${KINDS[kind]}”${levelNote}. Checking whether it counts…`, "received");
+    this.receipt(`Received “${KINDS[kind]}”${levelNote}. Checking whether it counts…`, "checking");
     await new Promise((resolve) => setTimeout(resolve, FUSION_WAIT_MS));
     const layer = await this.refreshTraffic();
     const shown = new Set((layer?.features ?? []).map((f) => f.properties.edge));

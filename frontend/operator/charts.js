@@ -35,21 +35,24 @@ export class Charts {
   }
 
   /** Draw (or redraw) every chart from a metrics answer. */
-  render(metrics) {
+  render(metrics, hours = 3) {
     const t = metrics?.t ?? [];
+    // the x axis always spans the hours asked for, however few samples there are yet
+    this.end = Date.now() / 1000;
+    this.start = this.end - hours * 3600;
     for (const chart of CHARTS) {
       const element = document.getElementById(chart.id);
       const data = [t, ...chart.series.map((s) => metrics[s.key] ?? [])];
       const plot = this.plots.get(chart.id);
       if (plot) {
-        plot.setData(data);
+        plot.setData(data, true);
         continue;
       }
       const options = {
         ...this.size(element),
         legend: { show: chart.series.length > 1 },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max ?? 1)] } },
+        scales: { x: { time: true, range: () => [this.start, this.end] }, y: { range: (u, min, max) => [0, Math.max(1, max ?? 1)] } },
         axes: [{ stroke: "#3d4650" }, { stroke: "#3d4650", size: 44 }],
         series: [{}, ...chart.series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, spanGaps: false }))],
       };
