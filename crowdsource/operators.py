@@ -1110,9 +1110,11 @@ class OperatorDecisions:
         else:
             left = datetime.fromisoformat(current.expires_at) - now
             expires_in_s = max(1, math.ceil(left.total_seconds()))
-        edges = current.edges
+        edges, lat, lon = current.edges, current.lat, current.lon
         if changes.get("edges") is not None:
             edges = _incident_edges(base, None, None, list(changes["edges"]), max_snap_m)
+            coords = base.streets["drive"].edge_coords(edges[0]).mean(axis=0)
+            lon, lat = float(coords[0]), float(coords[1])
         incident = Incident(
             **{
                 **asdict(current),
@@ -1120,6 +1122,8 @@ class OperatorDecisions:
                 "level": level,
                 "note": note,
                 "edges": edges,
+                "lat": lat,
+                "lon": lon,
                 "expires_at": (now + timedelta(seconds=expires_in_s)).isoformat(),
                 "updated_by": operator,
                 "updated_at": now.isoformat(),

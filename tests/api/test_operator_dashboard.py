@@ -491,3 +491,28 @@ def test_a_contributor_deletes_one_report_of_theirs_only(api: Running) -> None:
     assert again.json()["error"]["code"] == "unknown_report"
     assert delete("short", second).status_code == 400  # a malformed token
     assert delete(mine, "x" * 65).status_code == 400
+
+
+def test_an_incident_moves_to_other_streets(api: Running, poa_base: CityBase) -> None:
+    drive = poa_base.streets["drive"]
+    first, second = EDGES["single"]["edge"], EDGES["confirm"]["edge"]
+    declared = api.send(
+        "POST", "/api/v1/operators/incidents", {"edges": [first], "kind": "closure"}
+    ).json()
+    moved = api.send(
+        "PATCH", f"/api/v1/operators/incidents/{declared['incident_id']}", {"edges": [second]}
+    )
+    assert moved.status_code == 200, moved.text
+    body = moved.json()
+    assert second in body["edges"]
+    assert first not in body["edges"]
+    lon, lat = drive.edge_coords(second).mean(axis=0).tolist()
+    assert body["lat"] == pytest.approx(lat)
+    assert body["lon"] == pytest.approx(lon)
+    assert body["kind"] == "closure"  # what was not sent stays
+    unknown = api.send(
+        "PATCH", f"/api/v1/operators/incidents/{declared['incident_id']}", {"edges": [10**9]}
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "unknown_edge"
+    assert api.send("DELETE", f"/api/v1/operators/incidents/{declared['incident_id']}").is_success
