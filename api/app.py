@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import install_error_handlers
-from api.routes import cities, feeds, operators, plan, reports, trips
+from api.routes import cities, congestion, feeds, operators, pages, plan, reports, trips
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
 from correspondance.settings import Settings
@@ -106,6 +106,8 @@ def create_app(
         version="0.1.0",
         summary="Open multimodal trip planning over a live graph.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: api/routes/pages.py, assets from npm, no CDN
+        redoc_url=None,
     )
     app.add_middleware(GZipLargeResponses, minimum_size=2048)
     install_error_handlers(app)
@@ -115,6 +117,8 @@ def create_app(
     app.include_router(operators.router)
     app.include_router(reports.router)
     app.include_router(trips.router)
+    app.include_router(congestion.router)
+    app.include_router(pages.router)
     frontend = settings.frontend_dir
     if frontend.is_dir():
         app.mount("/static", StaticFiles(directory=frontend), name="static")

@@ -271,8 +271,36 @@ def cmd_operator_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_operator_remove(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete an operator account; its tokens stop working at once."""
+    removed: list[bool] = []
+
+    async def remove(accounts: OperatorAccounts) -> None:
+        removed.append(await accounts.remove(args.username))
+
+    where = _run_with_accounts(settings, remove)
+    if not removed[0]:
+        raise CliError(f"no operator named {args.username[:40]!r} in {where}")
+    print(f"operator {args.username!r} removed from {where}", file=sys.stderr)
+    return 0
+
+
+def cmd_operator_reset_password(args: argparse.Namespace, settings: Settings) -> int:
+    """Set a new password; every token issued before stops working."""
+    from crowdsource.operators import check_password, check_username
+
+    check_username(args.username)
+    password = _read_new_password()
+    check_password(password)
+    where = _run_with_accounts(
+        settings, lambda accounts: accounts.reset_password(args.username, password)
+    )
+    print(f"operator {args.username!r}: password reset in {where}", file=sys.stderr)
+    return 0
+
+
 def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The ``operator`` command: ``add`` and ``list`` operator accounts."""
+    """The ``operator`` command: ``add``, ``list``, ``remove`` and ``reset-password``."""
     operator = sub.add_parser("operator", help="manage operator accounts")
     actions = operator.add_subparsers(dest="operator_command", required=True)
     add = actions.add_parser(
@@ -281,6 +309,15 @@ def add_operator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     add.add_argument("--username", required=True, help="3–32 characters of a-z 0-9 . _ -")
     add.set_defaults(func=cmd_operator_add)
     actions.add_parser("list", help="print operator usernames").set_defaults(func=cmd_operator_list)
+    remove = actions.add_parser("remove", help="delete an operator; its tokens stop working")
+    remove.add_argument("--username", required=True)
+    remove.set_defaults(func=cmd_operator_remove)
+    reset = actions.add_parser(
+        "reset-password",
+        help=f"set a new password (from {PASSWORD_ENV} or a prompt); old tokens stop working",
+    )
+    reset.add_argument("--username", required=True)
+    reset.set_defaults(func=cmd_operator_reset_password)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from correspondance.errors import CorrespondanceError, InputError, UnknownCityError
 from correspondance.store import StoreUnavailableError
-from crowdsource.errors import RateLimitedError, ReportRejectedError
+from crowdsource.errors import RateLimitedError, ReportRejectedError, UnknownReportError
 from crowdsource.operators import (
     InvalidCredentialsError,
     InvalidOperatorError,
@@ -23,6 +23,7 @@ from crowdsource.operators import (
     OperatorExistsError,
     TooManyAttemptsError,
     UnknownEdgeError,
+    UnknownIncidentError,
 )
 from realtime.trips.demo import DemoDisabledError
 from realtime.trips.sessions import TripNotFoundError, TripTokenError
@@ -57,6 +58,8 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (InvalidOperatorError, 400),
     (TooManyAttemptsError, 429),
     (UnknownEdgeError, 404),
+    (UnknownIncidentError, 404),
+    (UnknownReportError, 404),
     (ReportTooLargeError, 413),
     (RateLimitedError, 429),
     (ReportRejectedError, 422),  # invalid_report is 400: see REPORT_STATUS_BY_CODE

@@ -20,7 +20,9 @@ from datetime import datetime
 from correspondance.store import StateStore
 from crowdsource.fusion import LEVEL_MULTIPLIER
 
-DECISION_EVENTS = frozenset({"congestion.confirmed", "congestion.dismissed", "incident.declared"})
+DECISION_EVENTS = frozenset(
+    {"congestion.confirmed", "congestion.dismissed", "incident.declared", "incident.ended"}
+)
 """Event types after which decisions must be reread."""
 INCIDENT_DEFAULT_LEVEL = 2
 

@@ -69,3 +69,10 @@ class RateLimitedError(CorrespondanceError):
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = max(1, int(retry_after_s))
+
+
+class UnknownReportError(CorrespondanceError, LookupError):
+    """A contributor asked for a report of theirs that is not kept (never was, expired or
+    deleted)."""
+
+    code = "unknown_report"

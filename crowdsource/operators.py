@@ -49,6 +49,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from correspondance.errors import ConfigError, CorrespondanceError, InputError
 from correspondance.store import StateStore
 from correspondance.store.base import utc_now
+from crowdsource.audit import AuditLog
 from routing.errors import OutsideCityError
 
 if TYPE_CHECKING:  # the CLI manages accounts without loading the routing stack
@@ -79,6 +80,8 @@ MIN_DECISION_TTL_S = 60
 MAX_NOTE_LENGTH = 500
 
 INCIDENT_DECLARED = "incident.declared"
+INCIDENT_ENDED = "incident.ended"
+MAX_INCIDENT_EDGES = 200
 CONGESTION_CONFIRMED = "congestion.confirmed"
 CONGESTION_DISMISSED = "congestion.dismissed"
 
@@ -134,6 +137,12 @@ class UnknownEdgeError(CorrespondanceError, LookupError):
     """An edge id that the city's drive network does not have."""
 
     code = "unknown_edge"
+
+
+class UnknownIncidentError(CorrespondanceError, LookupError):
+    """No incident in force has that id (it never existed, ended or expired)."""
+
+    code = "unknown_incident"
 
 
 # -- password checks -----------------------------------------------------------------------
@@ -220,10 +229,13 @@ class OperatorSession:
         The operator.
     expires_at : datetime
         When the token stops working (UTC).
+    issued_at : datetime or None
+        When it was issued (``None`` for tokens issued before this was recorded).
     """
 
     username: str
     expires_at: datetime
+    issued_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -285,6 +297,15 @@ class OperatorAccounts(ABC):
         """Store a new account atomically; raise :class:`OperatorExistsError` if taken."""
 
     @abstractmethod
+    async def _find_record(self, username: str) -> dict[str, str] | None:
+        """The stored account record (``password_hash``, ``created_at``, ...), or ``None``."""
+
+    @abstractmethod
+    async def _replace(self, username: str, record: dict[str, str] | None) -> bool:
+        """Overwrite an existing account's record, or delete it (``None``); ``False`` if
+        there is no such account."""
+
+    @abstractmethod
     async def usernames(self) -> list[str]:
         """Return every operator's username, sorted.
 
@@ -319,6 +340,51 @@ class OperatorAccounts(ABC):
         await self._insert(
             username, {"password_hash": password_hash, "created_at": utc_now().isoformat()}
         )
+
+    async def remove(self, username: str) -> bool:
+        """Delete an operator account; its live tokens stop working at once.
+
+        Parameters
+        ----------
+        username : str
+            The operator.
+
+        Returns
+        -------
+        bool
+            ``True`` if there was such an account.
+        """
+        if not USERNAME_PATTERN.fullmatch(username):
+            return False
+        return await self._replace(username, None)
+
+    async def reset_password(self, username: str, password: str) -> None:
+        """Give an operator a new password; every token issued before stops working.
+
+        Parameters
+        ----------
+        username : str
+            An existing operator.
+        password : str
+            At least 12 characters; stored only as an argon2id hash.
+
+        Raises
+        ------
+        InvalidOperatorError
+            If the password breaks the rules, or there is no such operator.
+        """
+        check_password(password)
+        record = await self._find_record(username) if USERNAME_PATTERN.fullmatch(username) else None
+        if record is None:
+            raise InvalidOperatorError(f"no operator named {username[:40]!r}", field="username")
+        password_hash = await asyncio.to_thread(self.hasher.hash, password)
+        changed = {
+            **record,
+            "password_hash": password_hash,
+            "sessions_valid_after": utc_now().isoformat(),
+        }
+        if not await self._replace(username, changed):
+            raise InvalidOperatorError(f"no operator named {username[:40]!r}", field="username")
 
     async def verify(self, username: str, password: str) -> bool:
         """Check a username and password in constant time.
@@ -429,7 +495,11 @@ class OperatorAccounts(ABC):
             raise InvalidOperatorError(f"no operator named {username[:40]!r}", field="username")
         token = secrets.token_urlsafe(32)
         expires_at = utc_now() + timedelta(seconds=ttl_s)
-        record = {"username": username, "expires": expires_at.isoformat()}
+        record = {
+            "username": username,
+            "issued": utc_now().isoformat(),
+            "expires": expires_at.isoformat(),
+        }
         await self.store.set(token_key(token), json.dumps(record).encode(), ttl_s=ttl_s)
         return token
 
@@ -456,7 +526,12 @@ class OperatorAccounts(ABC):
         # The store's expiry is the rule; this guards against a backend rounding it up.
         if expires_at <= utc_now():
             return None
-        return OperatorSession(username=record["username"], expires_at=expires_at)
+        issued = record.get("issued")
+        return OperatorSession(
+            username=record["username"],
+            expires_at=expires_at,
+            issued_at=datetime.fromisoformat(issued) if issued else None,
+        )
 
     async def resolve(self, token: str) -> str | None:
         """Return the operator a token belongs to, or ``None`` if it is not valid now.
@@ -472,7 +547,18 @@ class OperatorAccounts(ABC):
             The username.
         """
         session = await self.find_session(token)
-        return session.username if session else None
+        if session is None:
+            return None
+        # a removed account, or a password reset after the token was issued, ends it
+        account = await self._find_record(session.username)
+        if account is None:
+            return None
+        valid_after = account.get("sessions_valid_after")
+        if valid_after is not None and (
+            session.issued_at is None or session.issued_at < datetime.fromisoformat(valid_after)
+        ):
+            return None
+        return session.username
 
     async def revoke(self, token: str) -> bool:
         """End a session now.
@@ -524,6 +610,28 @@ class StoreOperatorAccounts(OperatorAccounts):
         finally:
             await self.store.release_lock(lock, owner)
 
+    async def _find_record(self, username: str) -> dict[str, str] | None:
+        raw = await self.store.hget(ACCOUNTS_KEY, username)
+        if raw is None:
+            return None
+        record: dict[str, str] = json.loads(raw)
+        return record
+
+    async def _replace(self, username: str, record: dict[str, str] | None) -> bool:
+        lock, owner = f"operator-add:{username}", uuid.uuid4().hex
+        if not await self.store.acquire_lock(lock, owner, ttl_s=30):
+            raise OperatorExistsError(f"operator {username!r} is being changed right now")
+        try:
+            if await self.store.hget(ACCOUNTS_KEY, username) is None:
+                return False
+            if record is None:
+                await self.store.hdel(ACCOUNTS_KEY, username)
+            else:
+                await self.store.hset(ACCOUNTS_KEY, {username: json.dumps(record).encode()})
+            return True
+        finally:
+            await self.store.release_lock(lock, owner)
+
     async def usernames(self) -> list[str]:
         """Return every operator's username, sorted."""
         return sorted(await self.store.hgetall(ACCOUNTS_KEY))
@@ -566,6 +674,12 @@ class FileOperatorAccounts(OperatorAccounts):
 
     async def _insert(self, username: str, record: dict[str, str]) -> None:
         await asyncio.to_thread(self._insert_locked, username, record)
+
+    async def _find_record(self, username: str) -> dict[str, str] | None:
+        return (await asyncio.to_thread(self._read)).get(username)
+
+    async def _replace(self, username: str, record: dict[str, str] | None) -> bool:
+        return await asyncio.to_thread(self._replace_locked, username, record)
 
     async def usernames(self) -> list[str]:
         """Return every operator's username, sorted.
@@ -615,19 +729,35 @@ class FileOperatorAccounts(OperatorAccounts):
             if username in accounts:
                 raise OperatorExistsError(f"operator {username!r} already exists")
             accounts[username] = record
-            body = {"format": OPERATORS_FILE_FORMAT, "operators": accounts}
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp makes it 0600
-                    json.dump(body, out, indent=2, sort_keys=True)
-                    out.write("\n")
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            self._write(accounts)
+
+    def _replace_locked(self, username: str, record: dict[str, str] | None) -> bool:
+        with self._locked():
+            accounts = self._read()
+            if username not in accounts:
+                return False
+            if record is None:
+                del accounts[username]
+            else:
+                accounts[username] = record
+            self._write(accounts)
+            return True
+
+    def _write(self, accounts: dict[str, dict[str, str]]) -> None:
+        """Replace the file atomically (the caller holds the lock)."""
+        body = {"format": OPERATORS_FILE_FORMAT, "operators": accounts}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp makes it 0600
+                json.dump(body, out, indent=2, sort_keys=True)
+                out.write("\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def open_operator_accounts(store: StateStore, operators_file: Path) -> OperatorAccounts:
@@ -693,6 +823,8 @@ class Incident:
         The operator.
     declared_at, expires_at : str
         ISO 8601 UTC.
+    updated_by, updated_at : str or None
+        The operator who last edited it, and when (``None`` if never edited).
     """
 
     incident_id: str
@@ -706,6 +838,8 @@ class Incident:
     declared_by: str
     declared_at: str
     expires_at: str
+    updated_by: str | None = None
+    updated_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -789,7 +923,8 @@ def _check_ttl(expires_in_s: int) -> None:
 
 
 class OperatorDecisions:
-    """Records operator decisions in the store and announces each one on the event stream.
+    """Records operator decisions in the store, announces each one on the event stream and
+    appends it to the city's audit log (:class:`crowdsource.audit.AuditLog`).
 
     Parameters
     ----------
@@ -805,15 +940,17 @@ class OperatorDecisions:
         base: CityBase,
         *,
         operator: str,
-        lat: float,
-        lon: float,
         kind: IncidentKind,
+        lat: float | None = None,
+        lon: float | None = None,
+        edges: list[int] | None = None,
         level: int | None = None,
         note: str | None = None,
         expires_in_s: int = DEFAULT_INCIDENT_TTL_S,
         max_snap_m: float = 500.0,
     ) -> Incident:
-        """Declare an incident or closure at a point; it applies to the nearest drive edge.
+        """Declare an incident or closure at a point (the nearest drive edge) or on streets
+        chosen on a map (``edges``); each edge takes its opposite direction along.
 
         Publishes ``incident.declared`` with the incident id, kind, level, edges and expiry.
 
@@ -823,10 +960,12 @@ class OperatorDecisions:
             The city.
         operator : str
             Who declares it.
-        lat, lon : float
-            Where (WGS84).
         kind : {"closure", "incident"}
             What.
+        lat, lon : float, optional
+            Where (WGS84); needed unless ``edges`` is given.
+        edges : list of int, optional
+            Drive edge ids (1–200), e.g. streets selected on the dashboard's map.
         level : int, optional
             Severity 1–4 of an incident; not allowed for a closure (it is total).
         note : str, optional
@@ -844,7 +983,10 @@ class OperatorDecisions:
         Raises
         ------
         InputError
-            If ``kind``, ``level``, ``note`` or ``expires_in_s`` is out of range.
+            If ``kind``, ``level``, ``note``, ``expires_in_s`` is out of range, or neither
+            (or both) of a point and ``edges`` is given.
+        UnknownEdgeError
+            If an edge id is not in the drive network.
         OutsideCityError
             If the point is outside the city.
         NoStreetNearbyError
@@ -852,20 +994,13 @@ class OperatorDecisions:
         """
         if kind not in INCIDENT_KINDS:
             raise InputError(f"'kind' must be one of {', '.join(INCIDENT_KINDS)}", field="kind")
-        _check_level(level)
-        if kind == "closure" and level is not None:
-            raise InputError("'level' applies to incidents only: a closure is total", field="level")
-        if note is not None and len(note) > MAX_NOTE_LENGTH:
-            raise InputError(f"'note' must be at most {MAX_NOTE_LENGTH} characters", field="note")
+        _check_incident(kind, level, note)
         _check_ttl(expires_in_s)
         city = base.city
-        if not city.contains(lat, lon):
-            raise OutsideCityError(
-                f"{lat:.6f},{lon:.6f} is outside {city.name} "
-                f"(bbox {', '.join(f'{v:g}' for v in city.bbox)})"
-            )
         drive = base.streets["drive"]
-        nearest = drive.snap(lat, lon, max_snap_m).edge
+        chosen = _incident_edges(base, lat, lon, edges, max_snap_m)
+        if lat is None or lon is None:
+            lon, lat = (float(v) for v in drive.edge_coords(chosen[0]).mean(axis=0))
         now = utc_now()
         incident = Incident(
             incident_id=secrets.token_hex(8),
@@ -875,28 +1010,173 @@ class OperatorDecisions:
             note=note,
             lat=lat,
             lon=lon,
-            edges=tuple(sorted([nearest, *opposite_edges(drive, nearest)])),
+            edges=chosen,
             declared_by=operator,
             declared_at=now.isoformat(),
             expires_at=(now + timedelta(seconds=expires_in_s)).isoformat(),
         )
+        await self._store_incident(incident, expires_in_s)
+        await AuditLog(self.store, city.id).append(
+            operator,
+            "incident.declared",
+            f"incident:{incident.incident_id}",
+            _incident_details(incident),
+        )
+        return incident
+
+    async def list_incidents(self, city: str, now: float | None = None) -> list[Incident]:
+        """Every incident of a city in force, oldest first.
+
+        Parameters
+        ----------
+        city : str
+            City id.
+        now : float, optional
+            Unix seconds (default: the clock).
+
+        Returns
+        -------
+        list of Incident
+            Declared and not yet ended or expired.
+        """
+        now = utc_now().timestamp() if now is None else now
+        found = []
+        for key in await self.store.scan_keys(incident_key(city, "*")):
+            raw = await self.store.get(key)
+            if raw is None:
+                continue
+            incident = _decode_incident(raw)
+            if datetime.fromisoformat(incident.expires_at).timestamp() > now:
+                found.append(incident)
+        return sorted(found, key=lambda i: (i.declared_at, i.incident_id))
+
+    async def get_incident(self, city: str, incident_id: str) -> Incident:
+        """One incident in force.
+
+        Raises
+        ------
+        UnknownIncidentError
+            If there is none with that id (never declared, ended or expired).
+        """
+        raw = None
+        if _INCIDENT_ID.fullmatch(incident_id):
+            raw = await self.store.get(incident_key(city, incident_id))
+        if raw is None:
+            raise UnknownIncidentError(
+                f"no incident {incident_id[:40]!r} in force in {city} (ended or expired?)"
+            )
+        return _decode_incident(raw)
+
+    async def update_incident(
+        self,
+        base: CityBase,
+        incident_id: str,
+        *,
+        operator: str,
+        changes: dict[str, Any],
+        max_snap_m: float = 500.0,
+    ) -> Incident:
+        """Edit an incident in force: ``kind``, ``level``, ``note``, ``expires_in_s``
+        (counted from now) or its ``edges``; what is not in ``changes`` stays.
+
+        Re-publishes ``incident.declared`` (same id, the new edges and expiry) so fusion and
+        the trip engine apply the new version, and audits ``incident.updated``.
+
+        Raises
+        ------
+        UnknownIncidentError
+            If no incident in force has that id.
+        InputError
+            If a change is out of range or names an unknown field.
+        UnknownEdgeError
+            If an edge id is not in the drive network.
+        """
+        unknown = sorted(set(changes) - {"kind", "level", "note", "expires_in_s", "edges"})
+        if unknown:
+            raise InputError(f"cannot change {', '.join(unknown)}", field=unknown[0])
+        current = await self.get_incident(base.city.id, incident_id)
+        kind = changes.get("kind", current.kind)
+        if kind not in INCIDENT_KINDS:
+            raise InputError(f"'kind' must be one of {', '.join(INCIDENT_KINDS)}", field="kind")
+        level = changes.get("level", current.level)
+        if kind == "closure" and "level" not in changes:
+            level = None  # an incident turned into a closure drops its level
+        note = changes.get("note", current.note)
+        _check_incident(kind, level, note)
+        now = utc_now()
+        if "expires_in_s" in changes:
+            expires_in_s = int(changes["expires_in_s"])
+            _check_ttl(expires_in_s)
+        else:
+            left = datetime.fromisoformat(current.expires_at) - now
+            expires_in_s = max(1, math.ceil(left.total_seconds()))
+        edges, lat, lon = current.edges, current.lat, current.lon
+        if changes.get("edges") is not None:
+            edges = _incident_edges(base, None, None, list(changes["edges"]), max_snap_m)
+            coords = base.streets["drive"].edge_coords(edges[0]).mean(axis=0)
+            lon, lat = float(coords[0]), float(coords[1])
+        incident = Incident(
+            **{
+                **asdict(current),
+                "kind": kind,
+                "level": level,
+                "note": note,
+                "edges": edges,
+                "lat": lat,
+                "lon": lon,
+                "expires_at": (now + timedelta(seconds=expires_in_s)).isoformat(),
+                "updated_by": operator,
+                "updated_at": now.isoformat(),
+            }
+        )
+        await self._store_incident(incident, expires_in_s)
+        await AuditLog(self.store, base.city.id).append(
+            operator,
+            "incident.updated",
+            f"incident:{incident_id}",
+            {"changes": sorted(changes), **_incident_details(incident)},
+        )
+        return incident
+
+    async def end_incident(self, city: str, incident_id: str, *, operator: str) -> Incident:
+        """End an incident now (before it expires).
+
+        Publishes ``incident.ended`` (``incident_id``, ``edges``) and audits it.
+
+        Raises
+        ------
+        UnknownIncidentError
+            If no incident in force has that id.
+        """
+        incident = await self.get_incident(city, incident_id)
+        await self.store.delete(incident_key(city, incident_id))
+        await self.store.publish(
+            INCIDENT_ENDED,
+            city,
+            {"incident_id": incident_id, "edges": list(incident.edges), "ended_by": "operator"},
+        )
+        await AuditLog(self.store, city).append(
+            operator, "incident.ended", f"incident:{incident_id}", _incident_details(incident)
+        )
+        return incident
+
+    async def _store_incident(self, incident: Incident, expires_in_s: int) -> None:
         await self.store.set(
-            incident_key(city.id, incident.incident_id),
+            incident_key(incident.city, incident.incident_id),
             _encode(asdict(incident)),
             ttl_s=expires_in_s,
         )
         await self.store.publish(
             INCIDENT_DECLARED,
-            city.id,
+            incident.city,
             {
                 "incident_id": incident.incident_id,
-                "kind": kind,
-                "level": level,
+                "kind": incident.kind,
+                "level": incident.level,
                 "edges": list(incident.edges),
                 "expires_at": incident.expires_at,
             },
         )
-        return incident
 
     async def confirm_edge(
         self,
@@ -1007,7 +1287,76 @@ class OperatorDecisions:
             payload["level"] = level
         event = CONGESTION_CONFIRMED if decision == "confirm" else CONGESTION_DISMISSED
         await self.store.publish(event, city, payload)
+        await AuditLog(self.store, city).append(
+            operator,
+            "edge.confirmed" if decision == "confirm" else "edge.dismissed",
+            f"edge:{edge}",
+            {"level": level, "expires_at": record.expires_at},
+        )
         return record
+
+
+_INCIDENT_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _check_incident(kind: str, level: int | None, note: str | None) -> None:
+    _check_level(level)
+    if kind == "closure" and level is not None:
+        raise InputError("'level' applies to incidents only: a closure is total", field="level")
+    if note is not None and len(note) > MAX_NOTE_LENGTH:
+        raise InputError(f"'note' must be at most {MAX_NOTE_LENGTH} characters", field="note")
+
+
+def _incident_edges(
+    base: CityBase,
+    lat: float | None,
+    lon: float | None,
+    edges: list[int] | None,
+    max_snap_m: float,
+) -> tuple[int, ...]:
+    """The drive edges an incident applies to: chosen ones, or the nearest to a point;
+    each with its opposite direction on the same way."""
+    drive = base.streets["drive"]
+    point = lat is not None and lon is not None
+    if edges is not None and (lat is not None or lon is not None):
+        raise InputError("give either a point (lat, lon) or 'edges', not both", field="edges")
+    if edges is None:
+        if not point:
+            raise InputError("an incident needs a point (lat, lon) or 'edges'", field="lat")
+        assert lat is not None and lon is not None
+        city = base.city
+        if not city.contains(lat, lon):
+            raise OutsideCityError(
+                f"{lat:.6f},{lon:.6f} is outside {city.name} "
+                f"(bbox {', '.join(f'{v:g}' for v in city.bbox)})"
+            )
+        edges = [drive.snap(lat, lon, max_snap_m).edge]
+    if not 1 <= len(edges) <= MAX_INCIDENT_EDGES:
+        raise InputError(
+            f"'edges' must list 1–{MAX_INCIDENT_EDGES} drive edges, got {len(edges)}",
+            field="edges",
+        )
+    chosen: set[int] = set()
+    for edge in edges:
+        check_edge(drive, int(edge))
+        chosen.update([int(edge), *opposite_edges(drive, int(edge))])
+    return tuple(sorted(chosen))
+
+
+def _incident_details(incident: Incident) -> dict[str, Any]:
+    return {
+        "kind": incident.kind,
+        "level": incident.level,
+        "note": incident.note,
+        "edges": list(incident.edges),
+        "expires_at": incident.expires_at,
+    }
+
+
+def _decode_incident(raw: bytes) -> Incident:
+    record = json.loads(raw)
+    record["edges"] = tuple(int(e) for e in record["edges"])
+    return Incident(**record)
 
 
 def _encode(record: dict[str, Any]) -> bytes:

@@ -241,3 +241,36 @@ class ReportRepository:
                 {"n_reports": len(reports), "edge_ids": edges[:MAX_IDS_IN_EVENT]},
             )
         return len(reports)
+
+    async def delete_one(self, contributor: str, report_id: str) -> bool:
+        """Delete one of a contributor's reports (and its pending and duplicate entries).
+
+        Publishes ``reports.deleted`` (``n_reports`` 1 and its ``edge_ids``).
+
+        Parameters
+        ----------
+        contributor : str
+            Keyed hash of their token: only their own report can be deleted.
+        report_id : str
+            The report.
+
+        Returns
+        -------
+        bool
+            ``False`` if they have no such report (never had, expired or deleted).
+        """
+        if report_id not in await self.store.smembers(self.contributor_key(contributor)):
+            return False
+        raw = await self.store.get(self.report_key(report_id))
+        await self.store.srem(self.contributor_key(contributor), report_id)
+        if raw is None:
+            return False
+        report = Report.from_json(raw)
+        await self.store.hdel(self._pending_key(self._bucket(report.received_at)), report_id)
+        await self.store.delete(self.report_key(report_id), self._dedup_key(report))
+        await self.store.publish(
+            REPORTS_DELETED,
+            self.city,
+            {"n_reports": 1, "edge_ids": sorted(report.edge_ids)[:MAX_IDS_IN_EVENT]},
+        )
+        return True

@@ -8,6 +8,7 @@ import { MapView } from "./mapview.js";
 import { API, ApiError, getJSON } from "./api.js";
 import { alertLine, legChips, legDetails } from "./legs.js";
 import { LiveTrips } from "./trip.js";
+import { Contributor } from "./report.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -56,6 +57,7 @@ function setMapStatus(text) {
 
 const mapView = new MapView($("map"), {
   onTap: (latlng) => {
+    if (contributor.takeTap(latlng)) return; // the street of a traffic report
     if (trips.active) return; // on a live trip the map shows the trip, taps plan nothing
     const hasFrom = parseLatLon(els.from.value);
     const hasTo = parseLatLon(els.to.value);
@@ -71,6 +73,8 @@ const mapView = new MapView($("map"), {
   },
   onDrag: (kind, latlng) => setPoint(kind, [latlng.lat, latlng.lng], { fromMarker: true }),
 });
+
+const contributor = new Contributor({ map: mapView.map, getCity: () => state.city });
 
 function setPoint(kind, latlon, { fromMarker = false } = {}) {
   const input = kind === "from" ? els.from : els.to;
@@ -147,6 +151,7 @@ async function selectCity(city) {
   }
   setMapStatus("");
   document.body.dataset.ready = "1";
+  contributor.setCity(city);
   const stops = await stopsPromise;
   if (token !== state.loadToken) return;
   if (stops instanceof Error) {

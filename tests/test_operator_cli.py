@@ -180,3 +180,51 @@ def test_an_unreachable_redis_exits_2(file_env: dict[str, str]) -> None:
     assert result.stderr.startswith("correspondance operator: error: ")
     assert "127.0.0.1:1" in result.stderr
     assert not Path(file_env["CORRESPONDANCE_OPERATORS_FILE"]).exists()
+
+
+def test_remove_deletes_the_account_and_an_unknown_one_exits_2(env: dict[str, str]) -> None:
+    for name in ("ana", "bruno"):
+        assert run_operator("add", "--username", name, env=with_password(env)).returncode == 0
+    result = run_operator("remove", "--username", "ana", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "operator 'ana' removed from " in result.stderr
+    assert run_operator("list", env=env).stdout == "bruno\n"
+    again = run_operator("remove", "--username", "ana", env=env)
+    assert again.returncode == 2
+    assert again.stderr.startswith("correspondance operator: error: no operator named 'ana' in ")
+
+
+def test_reset_password_replaces_the_password(env: dict[str, str], tmp_path: Path) -> None:
+    assert run_operator("add", "--username", "ana", env=with_password(env)).returncode == 0
+    new = "a brand new long passphrase"
+    result = run_operator("reset-password", "--username", "ana", env=with_password(env, new))
+    assert result.returncode == 0, result.stderr
+    assert "operator 'ana': password reset in " in result.stderr
+    assert new not in result.stdout + result.stderr
+
+    async def verify() -> tuple[bool, bool]:
+        from correspondance.store import MemoryStateStore, StateStore
+        from crowdsource.operators import open_operator_accounts
+
+        store: StateStore
+        if "REDIS_URL" in env:
+            store = RedisStateStore(REDIS_URL, prefix=env["CORRESPONDANCE_REDIS_PREFIX"])
+        else:
+            store = MemoryStateStore()
+        async with store:
+            accounts = open_operator_accounts(store, Path(env["CORRESPONDANCE_OPERATORS_FILE"]))
+            return await accounts.verify("ana", new), await accounts.verify("ana", PASSWORD)
+
+    assert asyncio.run(verify()) == (True, False)
+
+
+def test_reset_password_of_an_unknown_operator_or_short_password_exits_2(
+    env: dict[str, str],
+) -> None:
+    unknown = run_operator("reset-password", "--username", "nobody", env=with_password(env))
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "correspondance operator: error: no operator named 'nobody'"
+    assert run_operator("add", "--username", "ana", env=with_password(env)).returncode == 0
+    short = run_operator("reset-password", "--username", "ana", env=with_password(env, "short"))
+    assert short.returncode == 2
+    assert "password must be at least 12 characters" in short.stderr

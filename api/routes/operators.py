@@ -7,32 +7,60 @@ multipliers is the fusion engine's job, not this module's.
 
 from __future__ import annotations
 
-import math
+import asyncio
+import contextlib
+import json
+import logging
 import time
-from typing import Annotated, Literal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-import numpy as np
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import OperatorAccountsDep, OperatorDep, bearer_token
 from api.deps import CityBaseDep, State
+from api.routes.congestion import FUSION_WINDOW_S, live_congestion
 from api.schemas import ErrorOut
+from api.state import AppState
+from correspondance.errors import InputError
+from crowdsource.audit import AuditLog
+from crowdsource.dashboard import (
+    METRICS_KEEP_S,
+    SAMPLE_INTERVAL_S,
+    DashboardMetrics,
+    DashboardSample,
+    congested_edges,
+    congestion_geojson,
+    congestion_index,
+    contributors_by_edge,
+    edge_feature,
+    edge_levels,
+    k_threshold,
+    reports_received,
+)
 from crowdsource.decisions import load_decisions
 from crowdsource.operators import (
     DEFAULT_DECISION_TTL_S,
     DEFAULT_INCIDENT_TTL_S,
     MAX_DECISION_TTL_S,
+    MAX_INCIDENT_EDGES,
     MAX_NOTE_LENGTH,
     MAX_PASSWORD_LENGTH,
     MIN_DECISION_TTL_S,
+    Incident,
     OperatorDecisions,
 )
 from crowdsource.repository import ReportRepository
+from realtime.trips.sessions import TripBook
+from routing.base import CityBase
 
-FUSION_WINDOW_S = 900.0  # crowdsource.fuser.Fuser's default window
+log = logging.getLogger("correspondance.api")
+
+
 router = APIRouter(prefix="/api/v1/operators", tags=["operators"])
-
 UNAUTHORIZED: dict[int | str, dict[str, object]] = {401: {"model": ErrorOut}}
 ExpiresIn = Annotated[int, Field(ge=MIN_DECISION_TTL_S, le=MAX_DECISION_TTL_S)]
 Level = Annotated[int, Field(ge=1, le=4)]
@@ -62,12 +90,19 @@ class OperatorOut(BaseModel):
 
 
 class IncidentIn(BaseModel):
-    """An incident or closure to apply at once at a point."""
+    """An incident or closure to apply at once at a point, or on chosen drive edges."""
 
     model_config = ConfigDict(extra="forbid")
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    edges: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_INCIDENT_EDGES,
+        description="Drive edge ids (e.g. streets selected on the map) instead of a point; "
+        "each takes its opposite direction along.",
+    )
     kind: Literal["closure", "incident"]
     level: Level | None = Field(default=None, description="Incident severity 1–4; not closures.")
     note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
@@ -88,6 +123,45 @@ class IncidentOut(BaseModel):
     declared_by: str
     declared_at: str
     expires_at: str
+    updated_by: str | None = None
+    updated_at: str | None = None
+
+
+class IncidentPatch(BaseModel):
+    """Changes to an incident in force; what is left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["closure", "incident"] | None = None
+    level: Level | None = None
+    note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
+    expires_in_s: ExpiresIn | None = Field(default=None, description="New end, from now.")
+    edges: list[int] | None = Field(default=None, min_length=1, max_length=MAX_INCIDENT_EDGES)
+
+
+class IncidentStatusOut(IncidentOut):
+    """An incident in force with what it does to live trips (counts below k are null)."""
+
+    streets: list[str] = Field(description="Names of the streets it applies to.")
+    trips_touched: int | None = Field(
+        description="Active trips whose remaining route used its streets when it was last "
+        "declared or edited; null when fewer than k."
+    )
+    suggestions_made: int | None = Field(
+        description="Switch suggestions made in the city since it was declared (city-wide "
+        "counter: suggestions are not attributed to one incident); null when fewer than k."
+    )
+    suggestions_accepted: int | None = Field(
+        description="Of those, accepted (city-wide since it was declared); null when < k."
+    )
+
+
+class IncidentsOut(BaseModel):
+    """The incidents in force of a city."""
+
+    city: str
+    k: int
+    incidents: list[IncidentStatusOut]
 
 
 class ConfirmIn(BaseModel):
@@ -162,19 +236,21 @@ async def who_am_i(operator: OperatorDep) -> OperatorOut:
 async def declare_incident(
     operator: OperatorDep, state: State, base: CityBaseDep, incident: IncidentIn
 ) -> IncidentOut:
-    """Declare an incident or closure at a point of the city (``?city=``); it applies to the
-    nearest drive street in both directions until it expires."""
+    """Declare an incident or closure at a point of the city (``?city=``: the nearest drive
+    street) or on chosen drive ``edges``, in both directions, until it expires."""
     declared = await OperatorDecisions(state.store).declare_incident(
         base,
         operator=operator,
         lat=incident.lat,
         lon=incident.lon,
+        edges=incident.edges,
         kind=incident.kind,
         level=incident.level,
         note=incident.note,
         expires_in_s=incident.expires_in_s,
         max_snap_m=state.settings.max_snap_distance_m,
     )
+    await _remember_baseline(state, declared)
     return IncidentOut.model_validate(declared, from_attributes=True)
 
 
@@ -218,13 +294,18 @@ async def dismiss_edge(
     return EdgeDecisionOut.model_validate(decision, from_attributes=True)
 
 
+# -- live congestion, as operators see it -------------------------------------------------------
+
+
 class CongestedEdgeOut(BaseModel):
     """One congested drive edge, as an aggregate (never a report, a token or a position)."""
 
     edge: int
     way_id: int
+    name: str = Field(description="Street name; empty when the street has none.")
     multiplier: float | None = Field(description="Travel-time factor; null when closed.")
     closed: bool
+    level: int | None = Field(description="Congestion level 1–4; null when closed.")
     contributors: int | None = Field(
         description="Distinct contributors behind it in the fusion window (at least k); "
         "null where only an operator decision stands behind it."
@@ -243,43 +324,301 @@ class CongestionOut(BaseModel):
 
 @router.get("/congestion", response_model=CongestionOut, responses=UNAUTHORIZED)
 async def congestion(operator: OperatorDep, state: State, base: CityBaseDep) -> CongestionOut:
-    """Edges whose live multiplier is not 1, with how many distinct contributors stand
-    behind each. k-anonymity: an edge appears only if at least ``k`` distinct contributors
-    reported it in the fusion window, or an operator confirmed or declared it (then without
-    a contributor count). Report ids, tokens, hashes and positions are never shown."""
-    city = base.city.id
+    """Edges whose live multiplier is not 1, with street names and how many distinct
+    contributors stand behind each. k-anonymity: an edge appears only if at least ``k``
+    distinct contributors reported it in the fusion window, or an operator confirmed or
+    declared it (then without a contributor count). Report ids, tokens, hashes and
+    positions are never shown."""
+    edges = await live_congestion(state, base)
+    return CongestionOut(
+        city=base.city.id,
+        k=state.settings.fusion_k,
+        window_s=int(FUSION_WINDOW_S),
+        edges=[CongestedEdgeOut.model_validate(e, from_attributes=True) for e in edges],
+    )
+
+
+@router.get("/congestion/geojson", responses=UNAUTHORIZED)
+async def congestion_map(operator: OperatorDep, state: State, base: CityBaseDep) -> dict[str, Any]:
+    """The same edges as ``GET /congestion``, as GeoJSON lines with street names, levels,
+    contributor counts and operator decisions; plus the congestion index (per cent of the
+    drive network's length congested or closed)."""
+    edges = await live_congestion(state, base)
+    drive = base.streets["drive"]
+    index, km = congestion_index(drive, edges)
+    return {
+        **congestion_geojson(drive, edges, operator=True),
+        "city": base.city.id,
+        "k": state.settings.fusion_k,
+        "congestion_index": index,
+        "congested_km": km,
+    }
+
+
+Hours = Annotated[float, Query(gt=0, le=METRICS_KEEP_S / 3600, description="How far back.")]
+
+
+@router.get("/congestion/history", responses=UNAUTHORIZED)
+async def congestion_history(
+    operator: OperatorDep, state: State, base: CityBaseDep, hours: Hours = 3.0
+) -> dict[str, Any]:
+    """The map as it was, one frame a minute over the last ``hours`` (the dashboard's time
+    slider): ``frames`` (``t``, edge id → multiplier, 0 = closed) and the streets that
+    appear in any frame as GeoJSON (``features``)."""
+    samples = await DashboardMetrics(state.store, base.city.id).samples(time.time() - hours * 3600)
+    drive = base.streets["drive"]
+    seen = sorted({int(e) for s in samples for e in s.edges})
+    features = [
+        edge_feature(drive, e, {"edge": e, "name": str(drive.names[int(drive.name_idx[e])])})
+        for e in seen
+    ]
+    return {
+        "city": base.city.id,
+        "interval_s": int(SAMPLE_INTERVAL_S),
+        "frames": [{"t": s.t, "edges": s.edges} for s in samples],
+        "features": {"type": "FeatureCollection", "features": features},
+    }
+
+
+@router.get("/metrics", responses=UNAUTHORIZED)
+async def metrics(
+    operator: OperatorDep, state: State, base: CityBaseDep, hours: Hours = 3.0
+) -> dict[str, Any]:
+    """Time series for the dashboard's charts, one point a minute: reports received per
+    minute, congestion index (per cent of drive length), active trips, and suggestions
+    made and accepted per minute. Counts between 1 and k − 1 are null."""
     k = state.settings.fusion_k
-    now = time.time()
-    multipliers = state.overlay(city).current.drive_multiplier
-    moved = np.flatnonzero(multipliers != 1.0)
+    samples = await DashboardMetrics(state.store, base.city.id).samples(time.time() - hours * 3600)
+    made: list[int | None] = []
+    accepted: list[int | None] = []
+    for before, sample in zip([None, *samples], samples, strict=False):
+        if before is None or sample.t - before.t > 2 * SAMPLE_INTERVAL_S:
+            made.append(None)  # no previous minute: no per-minute difference
+            accepted.append(None)
+            continue
+        made.append(k_threshold(max(0, sample.suggestions_made - before.suggestions_made), k))
+        accepted.append(
+            k_threshold(max(0, sample.suggestions_accepted - before.suggestions_accepted), k)
+        )
+    return {
+        "city": base.city.id,
+        "k": k,
+        "interval_s": int(SAMPLE_INTERVAL_S),
+        "t": [s.t for s in samples],
+        "reports_per_minute": [k_threshold(s.reports, k) for s in samples],
+        "congestion_index": [s.congestion_index for s in samples],
+        "active_trips": [k_threshold(s.active_trips, k) for s in samples],
+        "suggestions_made": made,
+        "suggestions_accepted": accepted,
+    }
+
+
+# -- incidents ------------------------------------------------------------------------------------
+
+
+def baseline_key(city: str, incident_id: str) -> str:
+    """Store key of the city's suggestion counters when an incident was declared."""
+    return f"opsmetrics:{city}:baseline:{incident_id}"
+
+
+async def _remember_baseline(state: AppState, incident: Incident) -> None:
+    counters = await TripBook(state.store).counters(incident.city, ("suggested", "accepted"))
+    left = datetime.fromisoformat(incident.expires_at).timestamp() - time.time()
+    await state.store.set(
+        baseline_key(incident.city, incident.incident_id),
+        json.dumps(counters).encode(),
+        ttl_s=max(60.0, left) + 86_400.0,
+    )
+
+
+async def _incident_status(state: AppState, incident: Incident) -> IncidentStatusOut:
+    k = state.settings.fusion_k
+    city = incident.city
+    drive = state.bases[city].streets["drive"]
+    streets = sorted({str(drive.names[int(drive.name_idx[e])]) for e in incident.edges} - {""})
+    touched_raw = await state.store.get(f"tripstats:{city}:incident:{incident.incident_id}")
+    counters = await TripBook(state.store).counters(city, ("suggested", "accepted"))
+    raw = await state.store.get(baseline_key(city, incident.incident_id))
+    baseline = json.loads(raw) if raw is not None else None
+    made = accepted = None
+    if baseline is not None:
+        made = k_threshold(max(0, counters["suggested"] - int(baseline["suggested"])), k)
+        accepted = k_threshold(max(0, counters["accepted"] - int(baseline["accepted"])), k)
+    return IncidentStatusOut(
+        **IncidentOut.model_validate(incident, from_attributes=True).model_dump(),
+        streets=streets,
+        trips_touched=k_threshold(int(touched_raw), k) if touched_raw is not None else None,
+        suggestions_made=made,
+        suggestions_accepted=accepted,
+    )
+
+
+@router.get("/incidents", response_model=IncidentsOut, responses=UNAUTHORIZED)
+async def list_incidents(operator: OperatorDep, state: State, base: CityBaseDep) -> IncidentsOut:
+    """The incidents and closures in force, oldest first, each with the active trips it
+    touches and the suggestions made and accepted since it was declared (null below k)."""
+    incidents = await OperatorDecisions(state.store).list_incidents(base.city.id)
+    return IncidentsOut(
+        city=base.city.id,
+        k=state.settings.fusion_k,
+        incidents=[await _incident_status(state, i) for i in incidents],
+    )
+
+
+IncidentId = Annotated[str, Path(max_length=64)]
+NOT_FOUND: dict[int | str, dict[str, object]] = {**UNAUTHORIZED, 404: {"model": ErrorOut}}
+
+
+@router.get("/incidents/{incident_id}", response_model=IncidentStatusOut, responses=NOT_FOUND)
+async def get_incident(
+    operator: OperatorDep, state: State, base: CityBaseDep, incident_id: IncidentId
+) -> IncidentStatusOut:
+    """One incident in force (404 ``unknown_incident`` once ended or expired)."""
+    incident = await OperatorDecisions(state.store).get_incident(base.city.id, incident_id)
+    return await _incident_status(state, incident)
+
+
+@router.patch(
+    "/incidents/{incident_id}",
+    response_model=IncidentOut,
+    responses={**NOT_FOUND, 400: {"model": ErrorOut}},
+)
+async def edit_incident(
+    operator: OperatorDep,
+    state: State,
+    base: CityBaseDep,
+    incident_id: IncidentId,
+    patch: IncidentPatch,
+) -> IncidentOut:
+    """Edit an incident in force: kind, level, note, end (``expires_in_s`` from now) or
+    streets (``edges``). Only the fields sent change; the edit is audited."""
+    changes = patch.model_dump(exclude_unset=True)
+    if not changes:
+        raise InputError("nothing to change: send kind, level, note, expires_in_s or edges")
+    edited = await OperatorDecisions(state.store).update_incident(
+        base,
+        incident_id,
+        operator=operator,
+        changes=changes,
+        max_snap_m=state.settings.max_snap_distance_m,
+    )
+    return IncidentOut.model_validate(edited, from_attributes=True)
+
+
+@router.delete("/incidents/{incident_id}", response_model=IncidentOut, responses=NOT_FOUND)
+async def end_incident(
+    operator: OperatorDep, state: State, base: CityBaseDep, incident_id: IncidentId
+) -> IncidentOut:
+    """End an incident now, before it expires (audited); returns what it was."""
+    ended = await OperatorDecisions(state.store).end_incident(
+        base.city.id, incident_id, operator=operator
+    )
+    return IncidentOut.model_validate(ended, from_attributes=True)
+
+
+# -- audit log ------------------------------------------------------------------------------------
+
+
+class AuditEntryOut(BaseModel):
+    """One operator decision: who, what, when."""
+
+    at: str
+    operator: str
+    action: str
+    target: str
+    details: dict[str, Any]
+
+
+class AuditOut(BaseModel):
+    """A city's audit log, newest first."""
+
+    city: str
+    entries: list[AuditEntryOut]
+
+
+@router.get("/audit", response_model=AuditOut, responses=UNAUTHORIZED)
+async def audit_log(
+    operator: OperatorDep,
+    state: State,
+    base: CityBaseDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> AuditOut:
+    """Every operator decision of the city (declare, edit, end, confirm, dismiss), newest
+    first, kept 30 days."""
+    entries = await AuditLog(state.store, base.city.id).entries(limit)
+    return AuditOut(
+        city=base.city.id,
+        entries=[AuditEntryOut.model_validate(e, from_attributes=True) for e in entries],
+    )
+
+
+# -- per-minute samples ---------------------------------------------------------------------------
+
+
+async def take_sample(state: AppState, base: CityBase, now: float) -> DashboardSample:
+    """Measure one minute of a city for the dashboard (see ``crowdsource.dashboard``)."""
+    city = base.city.id
     repository = ReportRepository(state.store, city, state.settings.report_ttl_s)
-    behind: dict[int, set[str]] = {}
-    for report in await repository.recent(FUSION_WINDOW_S, now):
-        for edge in report.edge_ids:
-            behind.setdefault(edge, set()).add(report.contributor)
-    decisions = await load_decisions(state.store, city, now)
-    way_ids = base.streets["drive"].way_id
-    edges = []
-    for edge in (int(e) for e in moved):
-        n = len(behind.get(edge, ()))
-        decision: Literal["confirmed", "declared"] | None = (
-            "declared"
-            if edge in decisions.declarations
-            else "confirmed"
-            if edge in decisions.confirmations
-            else None
-        )
-        if n < k and decision is None:
-            continue  # fewer than k voices: not shown, whatever moved it
-        value = float(multipliers[edge])
-        edges.append(
-            CongestedEdgeOut(
-                edge=edge,
-                way_id=int(way_ids[edge]),
-                multiplier=None if math.isinf(value) else round(value, 3),
-                closed=math.isinf(value),
-                contributors=n if n >= k else None,
-                operator_decision=decision,
-            )
-        )
-    return CongestionOut(city=city, k=k, window_s=int(FUSION_WINDOW_S), edges=edges)
+    recent = await repository.recent(FUSION_WINDOW_S, now)
+    edges = congested_edges(
+        base.streets["drive"],
+        state.overlay(city).current.drive_multiplier,
+        contributors_by_edge(recent),
+        await load_decisions(state.store, city, now),
+        state.settings.fusion_k,
+    )
+    index, km = congestion_index(base.streets["drive"], edges)
+    book = TripBook(state.store)
+    counters = await book.counters(city, ("suggested", "accepted"))
+    return DashboardSample(
+        t=int(now // SAMPLE_INTERVAL_S * SAMPLE_INTERVAL_S),
+        reports=reports_received(recent, now - SAMPLE_INTERVAL_S, now),
+        congestion_index=index,
+        congested_km=km,
+        active_trips=len(await book.active(city)),
+        suggestions_made=counters["suggested"],
+        suggestions_accepted=counters["accepted"],
+        edges=edge_levels(edges),
+    )
+
+
+async def sample_cities(state: AppState, now: float) -> int:
+    """Record this minute's sample of every served city not yet sampled by another
+    process; return how many this process recorded."""
+    taken = 0
+    for city, base in state.bases.items():
+        metrics = DashboardMetrics(state.store, city)
+        if await metrics.claim(now) is not None:
+            await metrics.record(await take_sample(state, base, now))
+            taken += 1
+    return taken
+
+
+async def _sample_forever(state: AppState) -> None:
+    while True:
+        try:
+            await sample_cities(state, time.time())
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a store outage: try again next minute
+            log.warning("dashboard sampling failed", exc_info=True)
+        await asyncio.sleep(SAMPLE_INTERVAL_S - time.time() % SAMPLE_INTERVAL_S + 0.5)
+
+
+@asynccontextmanager
+async def sampling(app: Any) -> AsyncIterator[None]:
+    """Lifespan of this router (merged after the app's own, whose state it reads): sample
+    every minute for the dashboard's charts and time slider."""
+    state: AppState | None = getattr(app.state, "correspondance", None)
+    task = asyncio.create_task(_sample_forever(state)) if state is not None else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+# FastAPI merges an included router's lifespan into the app's (entered after it).
+router.lifespan_context = sampling

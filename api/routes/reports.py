@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -39,7 +40,7 @@ from api.state import AppState
 from correspondance.store import StateStore, StoreUnavailableError
 from crowdsource.abuse import AbuseGuard, AbuseLimits
 from crowdsource.admission import ReportIntake
-from crowdsource.errors import RateLimitedError, ReportRejectedError
+from crowdsource.errors import RateLimitedError, ReportRejectedError, UnknownReportError
 from crowdsource.fusion import ContributorWeights
 from crowdsource.intake import prepare_report
 from crowdsource.models import MAX_BATCH, MAX_BODY_BYTES, parse_batch, parse_report
@@ -497,3 +498,21 @@ async def delete_my_reports(crowd: CrowdDep, contributor: ContributorDep) -> Del
         list(crowd.guards.values()),
     )
     return DeletedOut(deleted=deleted)
+
+
+@router.delete(
+    "/me/reports/{report_id}",
+    response_model=DeletedOut,
+    responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 503: {}},
+)
+async def delete_one_of_my_reports(
+    crowd: CrowdDep,
+    contributor: ContributorDep,
+    report_id: Annotated[str, PathParam(max_length=64)],
+) -> DeletedOut:
+    """Delete one report of the token's (404 ``unknown_report`` if it has no such report);
+    the live traffic map forgets it at its next fusion. Weight and counters stay."""
+    for repository in crowd.repositories.values():
+        if await repository.delete_one(contributor, report_id):
+            return DeletedOut(deleted=1)
+    raise UnknownReportError(f"you have no report {report_id[:64]!r} (expired or deleted?)")

@@ -695,3 +695,35 @@ def test_an_operator_added_by_the_cli_logs_in(api: OperatorApi) -> None:
     token = api.token(username)
     me = httpx.get(f"{api.url}/api/v1/operators/me", headers=bearer(token), timeout=10)
     assert me.json() == {"username": username}
+
+
+@pytest.mark.anyio
+async def test_removing_an_operator_ends_its_sessions(accounts: OperatorAccounts) -> None:
+    await accounts.add("ana", PASSWORD)
+    await accounts.add("bruno", PASSWORD)
+    token = await accounts.issue_token("ana")
+    other = await accounts.issue_token("bruno")
+    assert await accounts.resolve(token) == "ana"
+    assert await accounts.remove("ana") is True
+    assert await accounts.resolve(token) is None
+    assert await accounts.resolve(other) == "bruno"
+    assert await accounts.usernames() == ["bruno"]
+    assert await accounts.remove("ana") is False
+    assert await accounts.remove("Not A Name") is False
+
+
+@pytest.mark.anyio
+async def test_a_password_reset_ends_older_sessions_only(accounts: OperatorAccounts) -> None:
+    await accounts.add("ana", PASSWORD)
+    before = await accounts.issue_token("ana")
+    await asyncio.sleep(0.01)
+    await accounts.reset_password("ana", "another long passphrase")
+    assert await accounts.resolve(before) is None
+    assert await accounts.verify("ana", PASSWORD) is False
+    assert await accounts.verify("ana", "another long passphrase") is True
+    after = await accounts.issue_token("ana")
+    assert await accounts.resolve(after) == "ana"
+    with pytest.raises(InvalidOperatorError, match="no operator named 'nobody'"):
+        await accounts.reset_password("nobody", "another long passphrase")
+    with pytest.raises(InvalidOperatorError, match="at least 12 characters"):
+        await accounts.reset_password("ana", "short")
