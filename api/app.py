@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import install_error_handlers
+from api.limits import install_perimeter
 from api.routes import cities, feeds, operators, plan, reports, trips
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
@@ -213,6 +214,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(GZipLargeResponses, minimum_size=2048)
+    install_perimeter(app, settings)
     install_error_handlers(app)
     app.include_router(cities.router)
     app.include_router(plan.router)
