@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 
 from api.deps import State, get_city_base
+from api.health import HealthOut, check_health
 from api.schemas import CitiesOut, CityOut, ErrorOut
 from routing.base import CityBase
 from routing.streets import HIGHWAY_CLASSES
@@ -16,14 +18,20 @@ router = APIRouter(prefix="/api/v1", tags=["cities"])
 GEOJSON = "application/geo+json"
 
 
-@router.get("/health")
-async def health(state: State) -> dict[str, object]:
-    """Liveness plus what this process serves."""
-    return {
-        "status": "ok",
-        "cities": sorted(state.bases),
-        "backend": "redis" if state.settings.redis_url else "memory",
-    }
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "The store is unreachable."}},
+)
+async def health(state: State) -> JSONResponse:
+    """What this process serves and each dependency: the store (503 if it does not answer),
+    each city's single writer (its lock held by some process) and live feeds (fresh)."""
+    out = await check_health(state)
+    return JSONResponse(
+        out.model_dump(mode="json"),
+        status_code=503 if out.status == "down" else 200,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.get("/cities", response_model=CitiesOut)
