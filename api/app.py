@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import install_error_handlers
 from api.limits import install_perimeter
+from api.openapi import install_openapi
 from api.routes import cities, feeds, operators, plan, reports, trips
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
@@ -216,6 +217,7 @@ def create_app(
     app.add_middleware(GZipLargeResponses, minimum_size=2048)
     install_perimeter(app, settings)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(cities.router)
     app.include_router(plan.router)
     app.include_router(feeds.router)

@@ -10,12 +10,30 @@ from fastapi.responses import JSONResponse
 
 from api.deps import State, get_city_base
 from api.health import HealthOut, check_health
-from api.schemas import CitiesOut, CityOut, ErrorOut
+from api.schemas import CitiesOut, CityOut
 from routing.base import CityBase
 from routing.streets import HIGHWAY_CLASSES
 
 router = APIRouter(prefix="/api/v1", tags=["cities"])
 GEOJSON = "application/geo+json"
+
+
+class GeoJSONResponse(Response):
+    """A GeoJSON document (RFC 7946), served and documented as ``application/geo+json``."""
+
+    media_type = GEOJSON
+
+
+GEOJSON_OK: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "A GeoJSON FeatureCollection.",
+        "content": {GEOJSON: {"schema": {"type": "object", "required": ["type", "features"]}}},
+    },
+    404: {
+        "description": "Unknown city.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    },
+}
 
 
 @router.get(
@@ -88,17 +106,17 @@ def basemap_geojson(base: CityBase) -> bytes:
     ).encode()
 
 
-@router.get("/cities/{city}/basemap", responses={404: {"model": ErrorOut}})
+@router.get("/cities/{city}/basemap", response_class=GeoJSONResponse, responses=GEOJSON_OK)
 async def basemap(city: str, state: State) -> Response:
     """Street lines for the base map (no external tile server is used)."""
     base = get_city_base(state, city)
     body = state.basemaps.get(city)
     if body is None:
         body = state.basemaps[city] = basemap_geojson(base)
-    return Response(body, media_type=GEOJSON, headers={"Cache-Control": "public, max-age=3600"})
+    return GeoJSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
 
 
-@router.get("/cities/{city}/stops", responses={404: {"model": ErrorOut}})
+@router.get("/cities/{city}/stops", response_class=GeoJSONResponse, responses=GEOJSON_OK)
 async def stops(city: str, state: State) -> Response:
     """Transit stops inside the city's extent, as GeoJSON points."""
     base = get_city_base(state, city)
@@ -118,4 +136,4 @@ async def stops(city: str, state: State) -> Response:
     body = json.dumps(
         {"type": "FeatureCollection", "features": features}, separators=(",", ":")
     ).encode()
-    return Response(body, media_type=GEOJSON)
+    return GeoJSONResponse(body)
