@@ -1,9 +1,9 @@
 """``GET /api/v1/health``: each dependency, checked, not assumed.
 
 * the store answers a ping (else the whole answer is 503: nothing live works without it);
-* each city's single writer holds its lock (``writer:<city>``, or ``trips:<city>`` for the
-  trip engine when live feeds are off): a city nobody writes for gets no feed updates, no
-  fused reports and no trip messages, although plans still work;
+* with live feeds on, each city's single writer holds its lock (``writer:<city>``): a city
+  nobody writes for gets no feed updates and no fused reports, although plans still work
+  (with live feeds off there is no writer to check: ``off``);
 * each city's live feeds are fresh (as ``GET /api/v1/feeds`` judges them).
 
 Only the store makes the service unavailable (503); a missing writer or a stale feed
@@ -38,11 +38,11 @@ class StoreCheck(BaseModel):
 class WriterCheck(BaseModel):
     """Whether some process holds a city's single-writer lock."""
 
-    status: Literal["ok", "missing", "unknown"] = Field(
+    status: Literal["ok", "missing", "unknown", "off"] = Field(
         description="ok: held; missing: nobody writes this city's live state; "
-        "unknown: the store is down."
+        "unknown: the store is down; off: live feeds are off, there is no writer."
     )
-    lock: str
+    lock: str | None
 
 
 class FeedsCheck(BaseModel):
@@ -67,9 +67,9 @@ class HealthOut(BaseModel):
     feeds: dict[str, FeedsCheck]
 
 
-def writer_lock(state: AppState, city: str) -> str:
-    """The lock whose holder writes a city's live state (see ``api/app.py``)."""
-    return f"writer:{city}" if state.settings.live_feeds else f"trips:{city}"
+def writer_lock(city: str) -> str:
+    """The lock whose holder writes a city's live state (``realtime``'s writer)."""
+    return f"writer:{city}"
 
 
 async def check_health(state: AppState) -> HealthOut:
@@ -102,13 +102,17 @@ async def check_health(state: AppState) -> HealthOut:
     writers: dict[str, WriterCheck] = {}
     feeds: dict[str, FeedsCheck] = {}
     for city in cities:
-        lock = writer_lock(state, city)
+        lock = writer_lock(city) if state.settings.live_feeds else None
         if store_check.status == "down":
             writers[city] = WriterCheck(status="unknown", lock=lock)
             feeds[city] = FeedsCheck(status="unknown", counts={}, problems=[])
             continue
         try:
-            owner = await asyncio.wait_for(store.find_lock_owner(lock), PING_TIMEOUT_S)
+            owner = (
+                None
+                if lock is None
+                else await asyncio.wait_for(store.find_lock_owner(lock), PING_TIMEOUT_S)
+            )
             records = await asyncio.wait_for(read_health(store, city), PING_TIMEOUT_S)
         except (StoreUnavailableError, TimeoutError) as exc:
             store_check = StoreCheck(
@@ -117,7 +121,9 @@ async def check_health(state: AppState) -> HealthOut:
             writers[city] = WriterCheck(status="unknown", lock=lock)
             feeds[city] = FeedsCheck(status="unknown", counts={}, problems=[])
             continue
-        writers[city] = WriterCheck(status="ok" if owner else "missing", lock=lock)
+        writers[city] = WriterCheck(
+            status="off" if lock is None else "ok" if owner else "missing", lock=lock
+        )
         counts: dict[str, int] = {}
         problems = []
         for record in records:
@@ -130,7 +136,7 @@ async def check_health(state: AppState) -> HealthOut:
         )
     if store_check.status == "down":
         overall: Literal["ok", "degraded", "down"] = "down"
-    elif any(w.status != "ok" for w in writers.values()) or any(
+    elif any(w.status == "missing" for w in writers.values()) or any(
         f.status != "ok" for f in feeds.values()
     ):
         overall = "degraded"
