@@ -60,4 +60,4 @@ def test_schemathesis_finds_no_5xx_and_no_deviation_from_the_spec(tmp_path: Path
     assert result.returncode == 0, summary
     generated = re.search(r"(\d+) generated", summary)
     assert generated is not None, summary
-    assert int(generated.group(1)) >= 100, summary  # it really ran cases
+    assert int(generated.group(1)) >= 50, summary  # it really ran cases

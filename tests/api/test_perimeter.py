@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import websockets
 from perimeter_helpers import PASSWORD, Served, add_operator, serve
 
 CENTRE = (-30.0331315, -51.2172603)  # a one-way drive edge of central Porto Alegre
 REPORT_LIMITS = json.dumps({"address_per_minute": 5})
+REDIS_URL = os.environ.get("CORRESPONDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +272,29 @@ def test_head_works_wherever_get_does(plain: Served) -> None:
         assert head.headers["content-type"] == got.headers["content-type"]
         assert head.headers.get("content-length") == got.headers.get("content-length"), path
     assert httpx.head(f"{plain.url}/api/v1/reports").status_code == 405
+
+
+def test_serve_with_workers_applies_the_same_perimeter(tmp_path: Path) -> None:
+    prefix = f"perimeter-{uuid.uuid4().hex[:8]}:"
+    try:
+        with serve(
+            tmp_path,
+            workers=2,
+            REDIS_URL=REDIS_URL,
+            CORRESPONDANCE_REDIS_PREFIX=prefix,
+            CORRESPONDANCE_CONTRIBUTOR_SECRET="perimeter-tests-secret-0123456789",
+            CORRESPONDANCE_REPORT_LIMITS=REPORT_LIMITS,
+        ) as served:
+            answers = [report(served.url, f"203.0.113.{i}").status_code for i in range(1, 7)]
+            assert answers == [202] * 5 + [429], answers
+            big = httpx.get(f"{served.url}/api/v1/cities", headers={"X-Big": "a" * 20_000})
+            assert big.status_code == 431
+            too_large = httpx.post(f"{served.url}/api/v1/trips", content=b"[" * (2 << 20))
+            assert too_large.status_code == 413
+            assert too_large.headers["X-Frame-Options"] == "DENY"
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
