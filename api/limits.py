@@ -19,7 +19,6 @@ Every limit comes from one settings group, :class:`correspondance.settings.Limit
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import numpy as np
@@ -30,11 +29,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from correspondance.settings import Limits, Settings
 
-# A JSON string literal (escapes included): removed before counting brackets, so that
-# brackets inside strings do not count as nesting.
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_OPEN = np.frombuffer(b"[{", dtype=np.uint8)
-_CLOSE = np.frombuffer(b"]}", dtype=np.uint8)
+_OPEN_SQUARE, _OPEN_CURLY, _CLOSE_SQUARE, _CLOSE_CURLY = b"[{]}"
+_QUOTE, _BACKSLASH = b'"\\'
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_MAX_HEADER_BYTES = Limits().max_header_bytes
 
@@ -43,9 +39,9 @@ def json_depth(body: bytes) -> int:
     """The deepest nesting of arrays and objects in a JSON text (0 for a scalar).
 
     Works on any bytes, valid JSON or not (the route's parser judges validity): brackets
-    inside string literals are ignored, and the depth is the running count of openers minus
-    closers at its highest. Linear time, in C (a regex and numpy), so a 1 MiB body costs
-    about a millisecond and no recursion.
+    inside string literals are ignored (a quote counts unless an odd run of backslashes
+    precedes it), and the depth is the running count of openers minus closers at its
+    highest. Vectorised (numpy), linear, no recursion: a few milliseconds per MiB.
 
     Parameters
     ----------
@@ -59,9 +55,22 @@ def json_depth(body: bytes) -> int:
     """
     if b"[" not in body and b"{" not in body:
         return 0
-    text = np.frombuffer(_JSON_STRING.sub(b'""', body), dtype=np.uint8)
-    steps = np.isin(text, _OPEN).astype(np.int32) - np.isin(text, _CLOSE).astype(np.int32)
-    return int(np.cumsum(steps).max(initial=0))
+    text = np.frombuffer(body, dtype=np.uint8)
+    quote = text == _QUOTE
+    if b"\\" in body:
+        backslash = text == _BACKSLASH
+        index = np.arange(text.size, dtype=np.int32)
+        # the last non-backslash at or before each position, so that the run of backslashes
+        # just before position i is (i - 1) - last_plain[i - 1]
+        last_plain = np.maximum.accumulate(np.where(backslash, np.int32(-1), index))
+        run_before = np.zeros(text.size, dtype=np.int32)
+        run_before[1:] = index[:-1] - last_plain[:-1]
+        quote &= (run_before & 1) == 0
+    outside = (np.cumsum(quote, dtype=np.int32) & 1) == 0
+    opens = ((text == _OPEN_SQUARE) | (text == _OPEN_CURLY)) & outside
+    closes = ((text == _CLOSE_SQUARE) | (text == _CLOSE_CURLY)) & outside
+    steps = opens.astype(np.int32) - closes.astype(np.int32)
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
 
 
 def _error(status: int, code: str, message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -125,7 +134,9 @@ class RequestLimits:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        depth = json_depth(body)
+        # fewer openers than the limit cannot nest deeper than it (every report): no scan
+        openers = body.count(b"[") + body.count(b"{")
+        depth = json_depth(body) if openers > self.limits.max_json_depth else 0
         if depth > self.limits.max_json_depth:
             await send_error(
                 send,
