@@ -191,7 +191,7 @@ def build_city(
                 f"feed {source.id!r}: GTFS feeds are read from files, and `correspondance "
                 f"build` does not download URLs. Download it first, e.g. `curl -fL -o "
                 f"{city.folder / (source.id + '.zip')} '{source.url}'`, then replace its "
-                f"`url = ...` with `path = \"{source.id}.zip\"` in {city.folder / 'city.toml'}"
+                f'`url = ...` with `path = "{source.id}.zip"` in {city.folder / "city.toml"}'
             )
     say("reading GTFS feeds")
     transit = load_gtfs([(g.id, city.resolve(g.path or "")) for g in city.gtfs])
