@@ -70,6 +70,37 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(
         default="corr:", min_length=1, max_length=64, description="Key namespace on Redis."
     )
+    # -- the perimeter (issue 11) -----------------------------------------------------------
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
+            "and X-Forwarded-Proto headers are believed (e.g. '127.0.0.1' for an nginx on "
+            "the same host). Empty (the default): no forwarding header is believed and the "
+            "client address is the socket peer's."
+        ),
+    )
+    limits: Limits = Field(default_factory=Limits, description="Request size limits.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {item!r} is not an IP address or network"
+                ) from None
+        return ",".join(items)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """:attr:`trusted_proxies` as a list (empty: trust no forwarding header)."""
+        return [item for item in self.trusted_proxies.split(",") if item]
+
+    # -- operators --------------------------------------------------------------------------
     operators_file: Path = Field(
         default=REPO_ROOT / "var" / "operators.json",
         description="Operator accounts (argon2 hashes) of the embedded deployment, without Redis.",
@@ -128,32 +159,3 @@ class Settings(BaseSettings):
             '(e.g. {"address_per_minute": 100000} for a load test from one address).'
         ),
     )
-    # -- the perimeter (issue 11) -----------------------------------------------------------
-    trusted_proxies: str = Field(
-        default="",
-        description=(
-            "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
-            "and X-Forwarded-Proto headers are believed (e.g. '127.0.0.1' for an nginx on "
-            "the same host). Empty (the default): no forwarding header is believed and the "
-            "client address is the socket peer's."
-        ),
-    )
-    limits: Limits = Field(default_factory=Limits, description="Request size limits.")
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _proxies_are_addresses(cls, value: str) -> str:
-        items = [item.strip() for item in value.split(",") if item.strip()]
-        for item in items:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"trusted_proxies: {item!r} is not an IP address or network"
-                ) from None
-        return ",".join(items)
-
-    @property
-    def trusted_proxy_list(self) -> list[str]:
-        """:attr:`trusted_proxies` as a list (empty: trust no forwarding header)."""
-        return [item for item in self.trusted_proxies.split(",") if item]
