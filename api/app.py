@@ -14,6 +14,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import install_error_handlers
+from api.limits import install_perimeter
+from api.openapi import install_openapi
 from api.routes import cities, congestion, feeds, operators, pages, plan, reports, trips
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
@@ -110,7 +112,9 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(GZipLargeResponses, minimum_size=2048)
+    install_perimeter(app, settings)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(cities.router)
     app.include_router(plan.router)
     app.include_router(feeds.router)

@@ -100,13 +100,12 @@ WS_IMPL = "websockets-sansio"
 # Uvicorn options of every worker, for 10,000+ live-trip sockets each:
 # * no permessage-deflate: its zlib streams cost ~46 KiB per socket (over half of one) and
 #   compressing every frame is most of a fan-out's CPU; trip messages are small JSON;
-# * client messages are small JSON commands: a megabyte is plenty;
+# * (message size, header size and trusted proxies: settings.limits, api/limits.py);
 # * a deep accept backlog, so that thousands of clients reconnecting at once after a
 #   restart wait in the kernel rather than being refused (capped by net.core.somaxconn).
 UVICORN_OPTIONS: dict[str, Any] = {
     "ws": WS_IMPL,
     "ws_per_message_deflate": False,
-    "ws_max_size": 1 << 20,
     "backlog": 4096,
 }
 
@@ -116,6 +115,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from api.app import create_app, load_bases
+    from api.limits import server_options
 
     workers = getattr(args, "workers", 1)
     if not 1 <= workers <= MAX_WORKERS:
@@ -133,6 +133,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
     bases, _default = load_bases(settings, [args.city] if args.city else None)
+    # the perimeter's limits and trusted proxies (api/limits.py) over the socket options
+    options = {**UVICORN_OPTIONS, **server_options(settings)}
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     backend = f"Redis at {settings.redis_url}" if settings.redis_url else "in-process state"
     print(
@@ -142,7 +144,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     if workers == 1:
         app = create_app(settings, bases=bases)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **UVICORN_OPTIONS)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **options)
         return 0
     del bases  # built and cached: each worker process loads its own copy
     # each worker process builds its own app; one of them takes the writer lock (role
@@ -155,7 +157,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         log_level="warning",
-        **UVICORN_OPTIONS,
+        **options,
     )
     return 0
 

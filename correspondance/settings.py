@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Limits(BaseModel):
+    """Every size limit of a request, in one place (``CORRESPONDANCE_LIMITS`` as JSON, e.g.
+    ``{"max_body_bytes": 2097152}``). Enforced by ``api.limits`` (bodies, JSON depth) and
+    by uvicorn's options built there (headers, websocket messages)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        le=1 << 30,
+        description="Largest request body (413 beyond; counted as it streams). Reports keep "
+        "their own, smaller limit.",
+    )
+    max_json_depth: int = Field(
+        default=32, ge=4, le=512, description="Deepest nesting of arrays/objects (400 beyond)."
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1 << 20,
+        description="Request line plus headers (431 beyond, before the app sees them).",
+    )
+    max_ws_message_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 << 20,
+        description="Largest websocket message a client may send (close 1009 beyond).",
+    )
 
 
 class Settings(BaseSettings):
@@ -46,6 +78,37 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(
         default="corr:", min_length=1, max_length=64, description="Key namespace on Redis."
     )
+    # -- the perimeter (issue 11) -----------------------------------------------------------
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
+            "and X-Forwarded-Proto headers are believed (e.g. '127.0.0.1' for an nginx on "
+            "the same host). Empty (the default): no forwarding header is believed and the "
+            "client address is the socket peer's."
+        ),
+    )
+    limits: Limits = Field(default_factory=Limits, description="Request size limits.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {item!r} is not an IP address or network"
+                ) from None
+        return ",".join(items)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """:attr:`trusted_proxies` as a list (empty: trust no forwarding header)."""
+        return [item for item in self.trusted_proxies.split(",") if item]
+
+    # -- operators --------------------------------------------------------------------------
     operators_file: Path = Field(
         default=REPO_ROOT / "var" / "operators.json",
         description="Operator accounts (argon2 hashes) of the embedded deployment, without Redis.",

@@ -65,6 +65,16 @@ MAX_TOKEN_TTL_S = 86_400.0
 # Failed logins allowed per username and client address within the window.
 MAX_FAILED_LOGINS = 5
 LOGIN_WINDOW_S = 300.0
+# Per account, from addresses that never logged in to it: this many attempts per window
+# are free; after that one attempt per backoff period, doubling from 2 s up to 15 min, so
+# guesses spread over many addresses are throttled too. Addresses the account logged in
+# from before (remembered for KNOWN_ADDRESS_TTL_S) skip this backoff: the real operator
+# is never locked out of their own account by someone else's guessing.
+ACCOUNT_FREE_ATTEMPTS = 10
+ACCOUNT_WINDOW_S = 900.0
+ACCOUNT_BACKOFF_MIN_S = 2.0
+ACCOUNT_BACKOFF_MAX_S = 900.0
+KNOWN_ADDRESS_TTL_S = 30 * 86_400.0
 
 ACCOUNTS_KEY = "operator:accounts"
 # secrets.token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
@@ -217,6 +227,21 @@ def failed_logins_key(username: str, client: str) -> str:
     Hashed so that no client address sits in the store in clear.
     """
     return "operator:login-failures:" + _sha256(f"{username}\0{client}")
+
+
+def account_attempts_key(username: str) -> str:
+    """Store key of the counter of login attempts on one account from unknown addresses."""
+    return "operator:login-account:" + _sha256(username)
+
+
+def account_backoff_lock(username: str) -> str:
+    """Lock name of an account's login backoff: held while the next attempt must wait."""
+    return "operator-login-backoff:" + _sha256(username)
+
+
+def known_address_key(username: str, client: str) -> str:
+    """Store key marking an address the account logged in from (hashed with the username)."""
+    return "operator:login-known:" + _sha256(f"{username}\0{client}")
 
 
 @dataclass(frozen=True)
@@ -423,7 +448,11 @@ class OperatorAccounts(ABC):
 
         Every attempt counts against the username and client address for
         :data:`LOGIN_WINDOW_S` seconds (counted before verifying, so parallel guesses cannot
-        slip past the limit); a success clears the count.
+        slip past the limit); a success clears the count. Attempts from addresses the
+        account never logged in from also count against the account: past
+        :data:`ACCOUNT_FREE_ATTEMPTS` in :data:`ACCOUNT_WINDOW_S`, one attempt per backoff
+        period (2 s doubling to 15 min) is let through. A successful login remembers its
+        address for 30 days, and a remembered address skips the account backoff.
 
         Parameters
         ----------
@@ -442,7 +471,8 @@ class OperatorAccounts(ABC):
         Raises
         ------
         TooManyAttemptsError
-            After :data:`MAX_FAILED_LOGINS` failures in the window, with the seconds left.
+            After :data:`MAX_FAILED_LOGINS` failures in the window, or inside the account's
+            backoff, with the seconds left.
         InvalidCredentialsError
             If the credentials are wrong.
         """
@@ -454,13 +484,36 @@ class OperatorAccounts(ABC):
                 f"too many failed logins for {username[:40]!r}; try again later",
                 retry_after_s=math.ceil(left if left is not None else LOGIN_WINDOW_S),
             )
+        known = await self.store.get(known_address_key(username, client)) is not None
+        if not known:
+            await self._account_backoff(username)
         if not await self.verify(username, password):
             raise InvalidCredentialsError("wrong username or password")
+        await self.store.set(known_address_key(username, client), b"1", ttl_s=KNOWN_ADDRESS_TTL_S)
         await self.store.delete(key)
         return IssuedToken(
             token=await self.issue_token(username, ttl_s),
             username=username,
             expires_in_s=math.ceil(ttl_s),
+        )
+
+    async def _account_backoff(self, username: str) -> None:
+        """Count an attempt on the account from an unknown address; past the free ones,
+        let one through per backoff period (an atomic lock, so parallel guesses cannot all
+        pass) and refuse the others with the time left."""
+        attempts = await self.store.incr(account_attempts_key(username), ttl_s=ACCOUNT_WINDOW_S)
+        excess = attempts - ACCOUNT_FREE_ATTEMPTS
+        if excess <= 0:
+            return
+        backoff = min(ACCOUNT_BACKOFF_MIN_S * 2 ** min(excess - 1, 20), ACCOUNT_BACKOFF_MAX_S)
+        lock = account_backoff_lock(username)
+        if await self.store.acquire_lock(lock, secrets.token_hex(8), backoff):
+            return
+        left = await self.store.ttl(f"lock:{lock}")
+        raise TooManyAttemptsError(
+            f"too many failed logins for {username[:40]!r} from new addresses; try again later"
+            " (or from an address you logged in from before)",
+            retry_after_s=math.ceil(left if left is not None and left > 0 else backoff),
         )
 
     # -- sessions ------------------------------------------------------------------------

@@ -446,7 +446,7 @@ async function runDemo() {
 
 const FEEDS_REFRESH_MS = 30_000;
 const FEEDS_TIMEOUT_MS = 10_000;
-const STATUS_ORDER = ["stale", "degraded", "pending", "ok"];
+const STATUS_ORDER = ["stale", "degraded", "pending", "replay", "ok"];
 
 function formatAge(seconds) {
   const s = Number(seconds);

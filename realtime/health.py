@@ -3,6 +3,11 @@
 The single writer records every poll's outcome here; the record is also written to the
 shared store (one hash per city) so that API workers in other processes serve the same
 view. Nothing here holds a contributor's or traveller's data.
+
+What is served is judged when it is read, not only when it was written, so that a feed
+nobody polls any more cannot stay green: a feed whose last recorded poll is older than
+max(3 × its ttl, 60 s) is ``stale``, whoever stopped polling it. A replayed recording is
+``replay`` (with the date of the recorded data), never ``ok``: its data is old by design.
 """
 
 from __future__ import annotations
@@ -10,11 +15,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from correspondance.store import StateStore
 
-Status = Literal["pending", "ok", "degraded", "stale"]
+Status = Literal["pending", "ok", "degraded", "stale", "replay"]
+SILENCE_TTLS = 3.0
+"""A feed is stale once no poll was recorded for this many ttls..."""
+MIN_SILENCE_S = 60.0
+"""...and at least this many seconds."""
 
 
 @dataclass
@@ -39,6 +49,7 @@ class FeedHealth:
     feed_last_updated: float | None = None
     ttl_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    recorded_at: float | None = None  # wall clock of the last recorded poll (any outcome)
 
     def staleness_s(self, now: float) -> float | None:
         """Seconds since the feed's own ``last_updated`` (None before the first success)."""
@@ -111,6 +122,7 @@ class HealthBook:
         await self._save(h)
 
     async def _save(self, h: FeedHealth) -> None:
+        h.recorded_at = time.time()  # wall clock, even when the feed runs on a replay clock
         await self._store.hset(self.key, {h.feed_id: json.dumps(h.as_json(time.time())).encode()})
 
 
@@ -119,14 +131,69 @@ def health_key(city: str) -> str:
     return f"feeds:health:{city}"
 
 
+def silence_limit_s(ttl_s: float | None) -> float:
+    """How long a feed may go without a recorded poll before it is stale."""
+    return max(SILENCE_TTLS * float(ttl_s or 0.0), MIN_SILENCE_S)
+
+
+def assess(record: dict[str, Any], now: float) -> dict[str, Any]:
+    """A stored health record as it stands at ``now``.
+
+    Adds ``staleness_s`` (age of the feed's own ``last_updated``), ``silent_s`` (seconds
+    since the last recorded poll) and, for replays, ``data_date``; turns an ``ok`` or
+    ``pending`` feed with no poll recorded for :func:`silence_limit_s` into ``stale``, and
+    a replay that would show ``ok`` (or stale for its old data) into ``replay``.
+
+    Parameters
+    ----------
+    record : dict
+        One feed's record as :class:`HealthBook` stored it.
+    now : float
+        Unix time.
+
+    Returns
+    -------
+    dict
+        A new record.
+    """
+    out = dict(record)
+    last_updated = out.get("feed_last_updated")
+    if last_updated is not None:
+        out["staleness_s"] = max(0.0, now - float(last_updated))
+    recorded_at = out.get("recorded_at")
+    silent = None if recorded_at is None else max(0.0, now - float(recorded_at))
+    out["silent_s"] = silent
+    limit = silence_limit_s(out.get("ttl_s"))
+    if out.get("replay"):
+        out["data_date"] = (
+            None
+            if last_updated is None
+            else datetime.fromtimestamp(float(last_updated), UTC).date().isoformat()
+        )
+    if (
+        silent is not None
+        and silent > limit
+        and out.get("status") in ("ok", "pending", "stale", "replay")
+    ):
+        out["status"] = "stale"
+        out["reason"] = (
+            f"no poll recorded for {silent:.0f} s (expected at least every {limit:.0f} s): "
+            "the feed is not being polled"
+        )
+    elif out.get("replay") and out.get("status") in ("ok", "stale"):
+        out["status"] = "replay"
+        out["reason"] = (
+            f"replay of data recorded on {out['data_date']}, not live data"
+            if out.get("data_date")
+            else "replay of recorded data, not live data"
+        )
+    return out
+
+
 async def read_health(store: StateStore, city: str) -> list[dict[str, Any]]:
-    """Every feed's health for a city, as the writer last recorded it."""
+    """Every feed's health for a city, as the writer last recorded it and judged now
+    (:func:`assess`)."""
     raw = await store.hgetall(health_key(city))
     now = time.time()
-    out = []
-    for value in raw.values():
-        record = json.loads(value)
-        if record.get("feed_last_updated") is not None:
-            record["staleness_s"] = max(0.0, now - record["feed_last_updated"])
-        out.append(record)
+    out = [assess(json.loads(value), now) for value in raw.values()]
     return sorted(out, key=lambda r: str(r["feed_id"]))

@@ -188,9 +188,12 @@ def build_city(
     started = time.perf_counter()
     for source in city.gtfs:
         if source.url is not None:
+            # build reads files only (no network at build or run time): say how to get one
             raise BuildError(
-                f"feed {source.id!r}: URL feeds must be downloaded first "
-                "(correspondance build fetches them)"
+                f"feed {source.id!r}: GTFS feeds are read from files, and `correspondance "
+                f"build` does not download URLs. Download it first, e.g. `curl -fL -o "
+                f"{city.folder / (source.id + '.zip')} '{source.url}'`, then replace its "
+                f'`url = ...` with `path = "{source.id}.zip"` in {city.folder / "city.toml"}'
             )
     say("reading GTFS feeds")
     transit = load_gtfs([(g.id, city.resolve(g.path or "")) for g in city.gtfs])

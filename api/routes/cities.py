@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 
 from api.deps import State, get_city_base
-from api.schemas import CitiesOut, CityOut, ErrorOut
+from api.health import HealthOut, check_health
+from api.schemas import CitiesOut, CityOut
 from routing.base import CityBase
 from routing.streets import HIGHWAY_CLASSES
 
@@ -16,14 +18,38 @@ router = APIRouter(prefix="/api/v1", tags=["cities"])
 GEOJSON = "application/geo+json"
 
 
-@router.get("/health")
-async def health(state: State) -> dict[str, object]:
-    """Liveness plus what this process serves."""
-    return {
-        "status": "ok",
-        "cities": sorted(state.bases),
-        "backend": "redis" if state.settings.redis_url else "memory",
-    }
+class GeoJSONResponse(Response):
+    """A GeoJSON document (RFC 7946), served and documented as ``application/geo+json``."""
+
+    media_type = GEOJSON
+
+
+GEOJSON_OK: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "A GeoJSON FeatureCollection.",
+        "content": {GEOJSON: {"schema": {"type": "object", "required": ["type", "features"]}}},
+    },
+    404: {
+        "description": "Unknown city.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    },
+}
+
+
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "The store is unreachable."}},
+)
+async def health(state: State) -> JSONResponse:
+    """What this process serves and each dependency: the store (503 if it does not answer),
+    each city's single writer (its lock held by some process) and live feeds (fresh)."""
+    out = await check_health(state)
+    return JSONResponse(
+        out.model_dump(mode="json"),
+        status_code=503 if out.status == "down" else 200,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.get("/cities", response_model=CitiesOut)
@@ -80,17 +106,17 @@ def basemap_geojson(base: CityBase) -> bytes:
     ).encode()
 
 
-@router.get("/cities/{city}/basemap", responses={404: {"model": ErrorOut}})
+@router.get("/cities/{city}/basemap", response_class=GeoJSONResponse, responses=GEOJSON_OK)
 async def basemap(city: str, state: State) -> Response:
     """Street lines for the base map (no external tile server is used)."""
     base = get_city_base(state, city)
     body = state.basemaps.get(city)
     if body is None:
         body = state.basemaps[city] = basemap_geojson(base)
-    return Response(body, media_type=GEOJSON, headers={"Cache-Control": "public, max-age=3600"})
+    return GeoJSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
 
 
-@router.get("/cities/{city}/stops", responses={404: {"model": ErrorOut}})
+@router.get("/cities/{city}/stops", response_class=GeoJSONResponse, responses=GEOJSON_OK)
 async def stops(city: str, state: State) -> Response:
     """Transit stops inside the city's extent, as GeoJSON points."""
     base = get_city_base(state, city)
@@ -110,4 +136,4 @@ async def stops(city: str, state: State) -> Response:
     body = json.dumps(
         {"type": "FeatureCollection", "features": features}, separators=(",", ":")
     ).encode()
-    return Response(body, media_type=GEOJSON)
+    return GeoJSONResponse(body)

@@ -15,10 +15,15 @@ router = APIRouter(prefix="/api/v1", tags=["feeds"])
 
 @router.get("/feeds", responses={404: {"model": ErrorOut}, 503: {"model": ErrorOut}})
 async def list_feeds(state: State, base: CityBaseDep) -> dict[str, Any]:
-    """Each live feed: status (pending, ok, degraded, stale) with the reason, last success
-    and error, staleness against its own ``last_updated``, records applied and rejected,
-    and whether it is simulated or a replay. ``gtfs_notices`` lists the faults of the
-    static GTFS feeds that the build tolerated (MobilityData validator notice codes)."""
+    """Each live feed: status (pending, ok, degraded, stale, replay) with the reason, last
+    success and error, staleness against its own ``last_updated``, seconds since its last
+    recorded poll (``silent_s``), records applied and rejected, and whether it is simulated
+    or a replay (then ``data_date`` is the recorded data's date). ``gtfs_notices`` lists the
+    faults of the static GTFS feeds that the build tolerated (MobilityData validator notice
+    codes).
+
+    Judged when read: a feed with no poll recorded for max(3 × ttl, 60 s) is ``stale``
+    even if nothing updates its record any more; a replay is ``replay``, never ``ok``."""
     feeds = await read_health(state.store, base.city.id)
     overlay = state.overlay(base.city.id).current
     return {

@@ -326,6 +326,7 @@ async def take_report(
 
 REPORT_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut},
+    404: {"model": ErrorOut},
     413: {"model": ErrorOut},
     422: {"model": ErrorOut},
     429: {"model": ErrorOut},

@@ -839,6 +839,23 @@ class StateStore(ABC):
     ) -> None:
         await self.aclose()
 
+    async def find_lock_owner(self, name: str) -> str | None:
+        """Return who holds the lock ``name`` now, or ``None`` if nobody does (read-only:
+        health checks ask whether a city has a writer without touching the lock).
+
+        Parameters
+        ----------
+        name : str
+            Lock name, as given to :meth:`acquire_lock`.
+
+        Returns
+        -------
+        str or None
+            The holder's ``owner`` string.
+        """
+        raw = await self.get(f"lock:{name}")
+        return None if raw is None else raw.decode(errors="replace")
+
 
 def utc_now() -> datetime:
     """Return the current time, timezone-aware in UTC.

@@ -243,9 +243,10 @@ def test_a_too_long_city_is_400_and_documented(api: Running) -> None:
             "message": "city: String should have at most 64 characters",
         }
         spec = http.get(f"{api.url}/openapi.json").json()
-    (city,) = spec["paths"]["/api/v1/reports"]["post"]["parameters"]
-    assert city["name"] == "city"
-    assert city["schema"]["anyOf"][0]["maxLength"] == 64
+    parameters = {p["name"]: p for p in spec["paths"]["/api/v1/reports"]["post"]["parameters"]}
+    assert set(parameters) == {"city", "X-Contributor-Token"}
+    assert parameters["city"]["schema"]["anyOf"][0]["maxLength"] == 64
+    assert parameters["X-Contributor-Token"]["in"] == "header"
 
 
 # -- batches -------------------------------------------------------------------------------

@@ -1,0 +1,104 @@
+"""Security headers on every response, ``Allow`` on every 405, and ``HEAD`` wherever ``GET``
+works: a pure ASGI middleware, outermost but for the server-error handler.
+
+The Content-Security-Policy allows only the app's own origin: the web app is plain ES
+modules and Leaflet served from ``/static``, with its own GeoJSON base map (no tile server,
+no inline script). The interactive API docs (``/docs``, ``/redoc``) load FastAPI's default
+Swagger UI / ReDoc bundles and one inline script, so those two pages get a policy that
+allows exactly that.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+APP_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "font-src 'self'; connect-src 'self' ws: wss:; worker-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+DOCS_CDN = "https://cdn.jsdelivr.net"
+DOCS_CSP = (
+    f"default-src 'self'; script-src 'self' 'unsafe-inline' {DOCS_CDN}; "
+    f"style-src 'self' 'unsafe-inline' {DOCS_CDN} https://fonts.googleapis.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com; font-src 'self' https://fonts.gstatic.com; "
+    f"connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), payment=(), usb=()"),
+)
+
+
+def plain_routes(routes: list[BaseRoute]) -> list[Route]:
+    """Every :class:`Route` of an app, with those of included routers (FastAPI keeps an
+    included router as one lazy entry pointing at the router it includes)."""
+    out: list[Route] = []
+    for route in routes:
+        if isinstance(route, Route):
+            out.append(route)
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            out += plain_routes(included.routes)
+    return out
+
+
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route accepts at the request's path (with ``HEAD`` wherever
+    ``GET`` is), sorted; empty if no route has that path.
+
+    Starlette's own 405 names only the first matching route's methods, although a path may
+    be served by several routes (``GET`` and ``DELETE /api/v1/me/reports``).
+    """
+    methods: set[str] = set()
+    probe = {**scope, "type": "http"}
+    for route in plain_routes(routes):
+        if route.methods:
+            match, _ = route.matches(probe)
+            if match != Match.NONE:
+                methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+class SecurityHeaders:
+    """Add :data:`SECURITY_HEADERS` and a CSP to every HTTP response, ``Allow`` to 405s,
+    and answer ``HEAD`` as ``GET`` without the body (FastAPI routes accept only the
+    methods they declare)."""
+
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        head = scope["method"] == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
+        csp = DOCS_CSP if scope["path"] in DOCS_PATHS else APP_CSP
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"allow"]
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                if b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", csp.encode()))
+                if message["status"] == 405:
+                    allow = allowed_methods(self.routes, scope)
+                    headers.append((b"allow", ", ".join(allow).encode()))
+                message = {**message, "headers": headers}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
