@@ -241,7 +241,14 @@ class TripEngine:
             self.tick_health.failed(exc, f"indexing trip {trip_id}")
             self._forget(trip_id)
             if _is_bad_data(exc):
-                await self.book.quarantine(trip_id, None, f"{type(exc).__name__}: {exc}")
+                await self._quarantine(trip_id, exc)
+
+    async def _quarantine(self, trip_id: str, exc: Exception) -> None:
+        """Quarantine a trip whose stored data broke a step (never raises)."""
+        try:
+            await self.book.quarantine(trip_id, None, f"{type(exc).__name__}: {exc}")
+        except Exception as failed:
+            self.tick_health.failed(failed, f"quarantining trip {trip_id}")
 
     async def _follow(self) -> None:
         while True:
@@ -584,7 +591,7 @@ class TripEngine:
                 self.tick_health.failed(exc, f"ticking trip {trip_id}")
                 if _is_bad_data(exc):
                     self._forget(trip_id)
-                    await self.book.quarantine(trip_id, None, f"{type(exc).__name__}: {exc}")
+                    await self._quarantine(trip_id, exc)
 
     async def _tick_trip(self, trip_id: str, wall: float) -> None:
         """One trip's tick: expire its suggestion, end it once arrived or timed out."""

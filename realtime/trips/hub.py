@@ -257,6 +257,7 @@ class TripHub:
                     except Exception as exc:
                         self.ticker_health.failed(exc, f"ticking trip {conn.trip_id}")
                         conn.finish(CLOSE_SERVER_ERROR, "server error")
+                        self.detach(conn)  # its sender (if any) closes the socket
                     if i % TICK_BATCH == 0:  # thousands of sockets: let deliveries through
                         await asyncio.sleep(0)
                 self.ticks += 1

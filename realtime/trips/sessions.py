@@ -306,7 +306,14 @@ class TripBook:
     async def quarantine(self, trip_id: str, raw: bytes | None, reason: str) -> None:
         """Move a trip's stored session aside (``quarantine:trip:<id>``, expiring after
         :data:`QUARANTINE_TTL_S`), forget its keys, log it, and tell every process (a
-        ``trip.ended`` event with ``deleted``: its sockets close with 4404)."""
+        ``trip.ended`` event with ``deleted``, if its city can be read: its sockets close
+        with 4404).
+
+        Raises
+        ------
+        StoreUnavailableError
+            Only the store's own errors.
+        """
         self.quarantined += 1
         if raw is not None:
             await self.store.set(quarantine_key(trip_id), raw, ttl_s=QUARANTINE_TTL_S)
@@ -321,9 +328,10 @@ class TripBook:
             "kept" if raw is not None else "nothing to keep",
             reason[:300],
         )
-        await self.store.publish(
-            TRIP_ENDED, city or "", {"trip_id": trip_id, "deleted": True, "quarantined": True}
-        )
+        if city:  # sockets following it close (4404) where they are held
+            await self.store.publish(
+                TRIP_ENDED, city, {"trip_id": trip_id, "deleted": True, "quarantined": True}
+            )
 
     async def authorize(self, trip_id: str, token: str | None) -> TripSession:
         """The session, if ``token`` is its token.
