@@ -194,14 +194,9 @@ class TripEngine:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Index the city's active trips, then follow events and tick.
-
-        Start-up never depends on what is stored: a trip that cannot be indexed is
-        quarantined (:meth:`TripBook.quarantine`) or, if the store failed, left to the
-        next event.
-        """
+        """Index the city's active trips, then follow events and tick."""
         for trip_id in await self.book.active(self.city):
-            await self._reindex_safely(trip_id)
+            await self._reindex(trip_id)
         self._tasks = [
             asyncio.create_task(self._follow()),
             asyncio.create_task(self._work()),
@@ -231,18 +226,6 @@ class TripEngine:
             "trips": len(self.index),
         }
 
-    async def _reindex_safely(self, trip_id: str) -> None:
-        """:meth:`_reindex`, quarantining a trip whose stored plan cannot be read."""
-        try:
-            await self._reindex(trip_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.tick_health.failed(exc, f"indexing trip {trip_id}")
-            self._forget(trip_id)
-            if _is_bad_data(exc):
-                await self._quarantine(trip_id, exc)
-
     async def _quarantine(self, trip_id: str, exc: Exception) -> None:
         """Quarantine a trip whose stored data broke a step (never raises)."""
         try:
@@ -264,7 +247,7 @@ class TripEngine:
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(Exception):
                     for trip_id in await self.book.active(self.city):
-                        await self._reindex_safely(trip_id)
+                        await self._reindex(trip_id)
 
     # -- events → affected trips ------------------------------------------------------------
 
@@ -313,6 +296,9 @@ class TripEngine:
             self._wake.set()
 
     async def _reindex(self, trip_id: str) -> None:
+        """(Re-)index one trip. What is stored never makes this raise (start-up indexes
+        every active trip): an unreadable session is quarantined by :meth:`TripBook.get`,
+        a plan that no longer reads against the city here; only store errors propagate."""
         try:
             session = await self.book.get(trip_id)
         except TripNotFoundError:
@@ -321,8 +307,14 @@ class TripEngine:
         if session.status != "active":
             self._forget(trip_id)
             return
-        plan = self._plan(session)
-        self.index.put(trip_id, plan, plan.leg_index_at(session.now()))
+        try:
+            plan = self._plan(session)
+            self.index.put(trip_id, plan, plan.leg_index_at(session.now()))
+        except Exception as exc:
+            self.tick_health.failed(exc, f"indexing trip {trip_id}")
+            self._forget(trip_id)
+            if _is_bad_data(exc):
+                await self._quarantine(trip_id, exc)
 
     def _forget(self, trip_id: str) -> None:
         self.index.remove(trip_id)

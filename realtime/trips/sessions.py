@@ -315,6 +315,8 @@ class TripBook:
             Only the store's own errors.
         """
         self.quarantined += 1
+        if raw is None:  # the caller found it unusable without reading it: keep what is there
+            raw = await self.store.get(trip_key(trip_id))
         if raw is not None:
             await self.store.set(quarantine_key(trip_id), raw, ttl_s=QUARANTINE_TTL_S)
         await self.store.delete(trip_key(trip_id), outbox_key(trip_id), position_key(trip_id))

@@ -78,6 +78,9 @@ def poisons(good: dict[str, Any]) -> dict[str, bytes]:
     )
     no_zone = dict(good, timezone="Mars/Olympus_Mons")
     no_legs = dict(good, plan={**good["plan"], "legs": []})
+    legs = [dict(leg) for leg in good["plan"]["legs"]]
+    legs[0]["trip_id"] = "no-such-trip-in-the-timetable"
+    unknown_trip = dict(good, plan={**good["plan"], "legs": legs})  # reads, but not here
     docs = {
         "past9999": json.dumps(past_9999).encode(),
         "soon9999": json.dumps(soon_9999).encode(),
@@ -86,6 +89,7 @@ def poisons(good: dict[str, Any]) -> dict[str, bytes]:
         "nozone": json.dumps(no_zone).encode(),
         "nolegs": json.dumps(no_legs).encode(),
         "alist": b"[1, 2, 3]",
+        "unknowntrip": json.dumps(unknown_trip).encode(),
     }
     return {f"poison{name:_<16}"[:22]: raw for name, raw in docs.items()}
 
@@ -118,7 +122,12 @@ async def progress_keeps_coming(socket: TripSocket, count: int = 2) -> None:
 
 
 def engine_of(server: InThread) -> Any:
-    return server.state.engines[CITY]
+    """The city's trip engine in the server (wherever the app keeps it)."""
+    state = server.state
+    engines = getattr(state, "engines", None)
+    if engines is not None:
+        return engines[CITY]
+    return state.runtime.cities[CITY].engine
 
 
 async def test_poisoned_sessions_are_quarantined_and_live_trips_go_on(
