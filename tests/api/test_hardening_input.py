@@ -121,6 +121,34 @@ def test_deeply_nested_json_in_a_batch_is_a_400(http: httpx.Client) -> None:
     same_connection(http)
 
 
+@pytest.mark.parametrize(
+    ("observed_at", "code"),
+    [
+        ("0001-01-01T00:00:00+14:00", "report_too_old"),
+        ("9999-12-31T23:59:59-12:00", "report_in_future"),
+    ],
+)
+def test_report_times_at_the_ends_of_the_calendar_are_refused(
+    http: httpx.Client, observed_at: str, code: str
+) -> None:
+    body = {"lat": -30.0346, "lon": -51.2177, "kind": "closure", "observed_at": observed_at}
+    response = http.post("/api/v1/reports", json=body, headers={TOKEN_HEADER: new_token()})
+    refused(response, code, 422)
+    same_connection(http)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "1e400"])
+def test_non_finite_report_numbers_are_refused(http: httpx.Client, constant: str) -> None:
+    document = f'{{"lat": {constant}, "lon": -51.2177, "kind": "closure"}}'
+    response = http.post(
+        "/api/v1/reports",
+        content=document,
+        headers={TOKEN_HEADER: new_token(), "Content-Type": "application/json"},
+    )
+    assert "lat" in refused(response, "invalid_report")
+    same_connection(http)
+
+
 # -- trips ---------------------------------------------------------------------------------
 
 
