@@ -36,6 +36,8 @@ MAX_INDEX = 2**31 - 1
 """Largest edge, stop or sequence index a client may name (arrays are far smaller)."""
 MAX_JSON_DEPTH = 32
 """Deepest nesting of client JSON (an itinerary is 5 levels deep)."""
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Largest integer client JSON may hold: every client (JavaScript) reads it exactly."""
 _EPOCH = dt.datetime(1970, 1, 1)
 _SLACK = dt.timedelta(days=2)  # more than any UTC offset: a coarse check that cannot overflow
 
@@ -188,11 +190,12 @@ def _walk(document: Any, path: str) -> Iterator[tuple[str, Any, int]]:
 
 
 def check_json_values(document: Any, field: str, max_depth: int = MAX_JSON_DEPTH) -> None:
-    """Refuse a decoded JSON document holding non-finite numbers or nested too deep.
+    """Refuse a decoded JSON document holding non-finite numbers, integers past
+    :data:`MAX_SAFE_INTEGER`, or nesting deeper than ``max_depth``.
 
     Raises
     ------
-    NonFiniteNumberError, JsonTooDeepError
+    NonFiniteNumberError, OutOfRangeError, JsonTooDeepError
         Naming the first offending path.
     """
     for where, value, depth in _walk(document, field):
@@ -201,6 +204,10 @@ def check_json_values(document: Any, field: str, max_depth: int = MAX_JSON_DEPTH
         if isinstance(value, float) and not math.isfinite(value):
             raise NonFiniteNumberError(
                 f"'{where}' must be a finite number, got {value!r}", field=where
+            )
+        if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise OutOfRangeError(
+                f"'{where}' must be an integer within ±{MAX_SAFE_INTEGER}", field=where
             )
 
 

@@ -112,10 +112,23 @@ def test_indexes_are_whole_numbers_below_the_size(value: object) -> None:
         ('{"lat": 1e400}', bounds.NonFiniteNumberError),
         ('{"a": [[[[1e999]]]]}', bounds.NonFiniteNumberError),
         ("[" * 40 + "]" * 40, bounds.JsonTooDeepError),
+        ('{"edges": [9007199254740992]}', bounds.OutOfRangeError),
+        ('{"seq": -9007199254740992}', bounds.OutOfRangeError),
         ("[" * 100_000 + "]" * 100_000, bounds.JsonTooDeepError),
         ('{"lat": ', InputError),
     ],
-    ids=["nan", "inf", "-inf", "1e400", "nested-1e999", "depth-40", "depth-100k", "truncated"],
+    ids=[
+        "nan",
+        "inf",
+        "-inf",
+        "1e400",
+        "nested-1e999",
+        "depth-40",
+        "2**53",
+        "-2**53",
+        "depth-100k",
+        "truncated",
+    ],
 )
 def test_client_json_is_strict(text: str, kind: type[Exception]) -> None:
     with pytest.raises(kind):
@@ -131,3 +144,4 @@ def test_plain_json_passes() -> None:
     document = bounds.loads('{"type": "position", "lat": -30.03, "lon": -51.2, "deep": [[[]]]}')
     assert document["lat"] == -30.03
     assert bounds.loads("[" * 32 + "]" * 32) is not None
+    assert bounds.loads("[9007199254740991, -9007199254740991]") == [2**53 - 1, 1 - 2**53]
