@@ -26,7 +26,13 @@ from correspondance.errors import InputError
 from correspondance.store import StoreUnavailableError
 from crowdsource.repository import ReportRepository
 from realtime.trips.demo import DemoDisabledError, into_first_drive, jam_ahead
-from realtime.trips.hub import BINARY_REFUSED, CLOSE_UNSUPPORTED, TripConnection, TripHub
+from realtime.trips.hub import (
+    BINARY_REFUSED,
+    CLOSE_STORE_UNAVAILABLE,
+    CLOSE_UNSUPPORTED,
+    TripConnection,
+    TripHub,
+)
 from realtime.trips.plan_view import parse_plan
 from realtime.trips.protocol import ProtocolError, error, parse_client_message
 from realtime.trips.sessions import (
@@ -47,7 +53,6 @@ AFTER_SEQ = re.compile(r"^[0-9]{1,15}$")  # ASCII digits only: int() also reads 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
-CLOSE_STORE_UNAVAILABLE = 4503
 STORE_DOWN = "the live-trip store is unavailable: reconnect in a few seconds"
 
 

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from correspondance.errors import CorrespondanceError
-from correspondance.store import StateStore
+from correspondance.store import StateStore, StoreUnavailableError
 from realtime.loops import LoopHealth
 from realtime.trips import commands
 from realtime.trips.protocol import ProtocolError, error, message, parse_client_message, stamp
@@ -65,6 +65,7 @@ CLOSE_GONE = 4404
 CLOSE_ENDED = 1000
 CLOSE_UNSUPPORTED = 1003  # RFC 6455: a binary frame (the protocol is JSON text)
 CLOSE_SERVER_ERROR = 1011
+CLOSE_STORE_UNAVAILABLE = 4503
 TICK_S = 1.0  # how often the ticker looks for stuck sends
 TICK_BATCH = 500  # connections ticked between two yields to the event loop
 BINARY_REFUSED = "binary frames are not part of the protocol: send JSON text frames"
@@ -484,6 +485,8 @@ class TripConnection:
             await self._sender()
         except (TimeoutError, TripNotFoundError):
             pass
+        except StoreUnavailableError:
+            self.finish(CLOSE_STORE_UNAVAILABLE, "store unavailable: reconnect with after_seq")
         except Exception:
             if self._close is None or self._close[0] != 0:  # not only the client leaving
                 log.warning("trip connection %s failed", self.trip_id, exc_info=True)
