@@ -183,6 +183,7 @@ class TripEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self.tick_health = LoopHealth(f"trip engine of {base.city.id}")
         self.ticks = 0  # ticks completed
+        self._ticking = False  # the tick loop runs
         self.idle = asyncio.Event()  # set when nothing is pending (tests, benchmarks)
         self.idle.set()
 
@@ -218,9 +219,8 @@ class TripEngine:
     def health(self) -> dict[str, Any]:
         """The tick loop for a health check: ``{"running", "ticks", "errors",
         "last_error", "last_error_at", "quarantined", "trips"}``."""
-        running = len(self._tasks) == 3 and not self._tasks[2].done()
         return {
-            **self.tick_health.as_dict(running),
+            **self.tick_health.as_dict(self._ticking),
             "ticks": self.ticks,
             "quarantined": self.book.quarantined,
             "trips": len(self.index),
@@ -555,15 +555,19 @@ class TripEngine:
 
     async def _tick_loop(self) -> None:
         """Tick every ``tick_s``; never ends on an error (logged, counted in :meth:`health`)."""
-        while True:
-            await asyncio.sleep(self.tick_s)
-            try:
-                await self.tick()
-                self.ticks += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.tick_health.failed(exc, "ticking")
+        self._ticking = True
+        try:
+            while True:
+                await asyncio.sleep(self.tick_s)
+                try:
+                    await self.tick()
+                    self.ticks += 1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.tick_health.failed(exc, "ticking")
+        finally:
+            self._ticking = False
 
     async def tick(self, wall: float | None = None) -> None:
         """End arrived or timed-out trips; expire suggestions past ``valid_until``.
