@@ -296,7 +296,10 @@ class TripBook:
         if raw is None:
             raise TripNotFoundError(f"no live trip {trip_id!r}: it ended, expired or never was")
         try:
-            return TripSession.decode(raw)
+            session = TripSession.decode(raw)
+            if session.trip_id != trip_id:  # caches and indexes key on the stored id
+                raise CorruptSessionError(f"stored under {trip_id!r} but names {session.trip_id!r}")
+            return session
         except CorruptSessionError as exc:
             await self.quarantine(trip_id, raw, str(exc))
             raise CorruptTripError(

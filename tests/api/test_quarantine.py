@@ -90,8 +90,15 @@ def poisons(good: dict[str, Any]) -> dict[str, bytes]:
         "nolegs": json.dumps(no_legs).encode(),
         "alist": b"[1, 2, 3]",
         "unknowntrip": json.dumps(unknown_trip).encode(),
+        "wrongid": json.dumps(good).encode(),
     }
-    return {f"poison{name:_<16}"[:22]: raw for name, raw in docs.items()}
+    out: dict[str, bytes] = {}
+    for name, raw in docs.items():
+        trip_id = f"poison{name:_<16}"[:22]
+        # each names itself, as a stored session does; "wrongid" names another trip
+        named = trip_id if name != "wrongid" else good["trip_id"]
+        out[trip_id] = raw.replace(good["trip_id"].encode(), named.encode())
+    return out
 
 
 def write_poisons(settings: Settings, good: dict[str, Any]) -> dict[str, bytes]:
