@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 
+from correspondance import bounds
 from correspondance.cities import CityConfig
 from crowdsource.errors import ReportRejectedError
 from crowdsource.matching import MAX_MATCH_M, match_report
@@ -56,7 +57,10 @@ def check_report(
         raise ReportRejectedError(
             f"{report.lat:.5f},{report.lon:.5f} is outside {city.name}", code="outside_city"
         )
-    observed = report.observed_at.timestamp() if report.observed_at is not None else now
+    # read without datetime arithmetic: any year 1..9999 with any offset is a number here,
+    # so the two checks below refuse it (report_too_old / report_in_future) without overflow
+    at = report.observed_at
+    observed = bounds.unix_seconds(at) if at is not None else now
     if observed > now + future_slack_s:
         raise ReportRejectedError(
             f"observed_at is {observed - now:.0f} s in the future", code="report_in_future"

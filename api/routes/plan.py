@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import CityBaseDep, State
 from api.schemas import ErrorOut, ItineraryOut, LatLon, PlanOut
+from correspondance import bounds
 from correspondance.errors import InputError
 from routing.plan import ALL_MODES, PlanRequest, plan_trip
 
@@ -38,24 +39,24 @@ def parse_latlon(text: str, field: str) -> tuple[float, float]:
     return lat, lon
 
 
-def parse_depart(text: str | None, base_tz: dt.tzinfo, default: dt.datetime) -> dt.datetime:
-    """ISO 8601 → aware datetime; naive times are local to the city.
+def parse_depart(
+    text: str | None,
+    base_tz: dt.tzinfo,
+    default: dt.datetime,
+    window: tuple[dt.datetime, dt.datetime],
+) -> dt.datetime:
+    """ISO 8601 → aware datetime inside the feeds' service window; naive times are local to
+    the city.
 
     Raises
     ------
     InputError
-        If the text is not an ISO 8601 date-time.
+        ``invalid_parameter`` if the text is not an ISO 8601 date-time, ``out_of_range`` if
+        it is outside ``window`` (:func:`correspondance.bounds.service_window`).
     """
     if text is None:
         return default
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(
-            f"'depart' must be an ISO 8601 date-time such as 2019-05-15T13:00:00, got {text!r}",
-            field="depart",
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=base_tz)
+    return bounds.parse_datetime(text, "depart", base_tz, window)
 
 
 @router.get(
@@ -91,7 +92,7 @@ async def get_plan(
     destination = parse_latlon(to, "to")
     city = base.city
     default = dt.datetime.combine(city.default_date, city.default_time, tzinfo=city.tz)
-    when = parse_depart(depart, city.tz, default)
+    when = parse_depart(depart, city.tz, default, bounds.service_window(base.timetable.validity))
     wanted = frozenset(m.strip() for m in modes.split(",") if m.strip())
     unknown = wanted - ALLOWED_MODES
     if unknown or not wanted:

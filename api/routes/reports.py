@@ -413,7 +413,7 @@ async def post_batch(
     raw = await read_body(request)
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # parse_batch below names what is wrong
         data = None
     shape_ok = (
         isinstance(data, dict)

@@ -21,10 +21,18 @@ from pydantic import BaseModel, Field
 from api.auth import get_operator_accounts
 from api.deps import State, get_city_base, get_state
 from api.schemas import ErrorOut
+from correspondance import bounds
 from correspondance.errors import InputError
+from correspondance.store import StoreUnavailableError
 from crowdsource.repository import ReportRepository
 from realtime.trips.demo import DemoDisabledError, into_first_drive, jam_ahead
-from realtime.trips.hub import TripConnection, TripHub
+from realtime.trips.hub import (
+    BINARY_REFUSED,
+    CLOSE_STORE_UNAVAILABLE,
+    CLOSE_UNSUPPORTED,
+    TripConnection,
+    TripHub,
+)
 from realtime.trips.plan_view import parse_plan
 from realtime.trips.protocol import ProtocolError, error, parse_client_message
 from realtime.trips.sessions import (
@@ -41,6 +49,18 @@ AUTH_TIMEOUT_S = 5.0
 OPERATOR_PUSH_S = 2.0
 STAT_NAMES = ("started", "suggested", "accepted", "declined", "ended")
 TRIP_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+AFTER_SEQ = re.compile(r"^[0-9]{1,15}$")  # ASCII digits only: int() also reads '²' and '٣'
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_NOT_FOUND = 4404
+STORE_DOWN = "the live-trip store is unavailable: reconnect in a few seconds"
+
+
+def close_reason(text: str) -> str:
+    """A close reason within the 123 bytes RFC 6455 allows (cut on a character)."""
+    return text.encode()[:120].decode(errors="ignore")
+
+
 TripId = Annotated[str, Path(pattern=TRIP_ID.pattern, description="Trip id")]
 
 
@@ -188,22 +208,55 @@ def hub_of(state: Any) -> TripHub:
     return hub
 
 
-async def _frames(ws: WebSocket) -> AsyncIterator[str]:
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            yield await ws.receive_text()
+class BinaryFrameError(ProtocolError):
+    """A binary websocket frame: the protocol is JSON text (closed with 1003)."""
+
+
+async def _receive_frame(ws: WebSocket) -> str | bytes | None:
+    """The next frame, text or binary; None once the client has gone."""
+    if ws.application_state != WebSocketState.CONNECTED:
+        return None
+    msg = await ws.receive()
+    if msg["type"] == "websocket.disconnect":
+        return None
+    text = msg.get("text")
+    if text is not None:
+        return str(text)
+    return bytes(msg.get("bytes") or b"")
+
+
+async def _frames(ws: WebSocket) -> AsyncIterator[str | bytes]:
+    while (frame := await _receive_frame(ws)) is not None:
+        yield frame
 
 
 async def _first_auth(ws: WebSocket) -> tuple[str | None, int]:
     try:
-        frame = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT_S)
+        frame = await asyncio.wait_for(_receive_frame(ws), AUTH_TIMEOUT_S)
     except TimeoutError:
         await ws.close(4408, "no auth message in time")
         raise
+    if frame is None:
+        raise WebSocketDisconnect(1000)
+    if isinstance(frame, bytes):
+        raise BinaryFrameError(BINARY_REFUSED)
     msg = parse_client_message(frame)
     if msg["type"] != "auth":
         raise ProtocolError("the first message must be 'auth' when the URL has no token")
     return str(msg["token"]), int(msg.get("after_seq", 0))
+
+
+def close_code_of(exc: Exception) -> int:
+    """The documented close code of a refused trip connection (``docs/protocol.md``)."""
+    if isinstance(exc, TripNotFoundError):
+        return CLOSE_NOT_FOUND
+    if isinstance(exc, TripTokenError):
+        return CLOSE_UNAUTHORIZED
+    if isinstance(exc, StoreUnavailableError):
+        return CLOSE_STORE_UNAVAILABLE
+    if isinstance(exc, BinaryFrameError):
+        return CLOSE_UNSUPPORTED
+    return CLOSE_BAD_REQUEST
 
 
 @router.websocket("/ws/v1/trips/{trip_id}")
@@ -215,9 +268,9 @@ async def trip_socket(ws: WebSocket, trip_id: str) -> None:
     try:
         token = ws.query_params.get("token")
         after = ws.query_params.get("after_seq", "0")
-        after_seq = int(after) if after.isdigit() else -1
-        if after_seq < 0:
-            raise ProtocolError("'after_seq' must be a whole number >= 0")
+        if not AFTER_SEQ.match(after):
+            raise ProtocolError("'after_seq' must be a whole number >= 0 (ASCII digits)")
+        after_seq = int(after)
         if token is None:
             token, after_seq = await _first_auth(ws)
         session = await _book(state).authorize(trip_id, token)
@@ -225,11 +278,15 @@ async def trip_socket(ws: WebSocket, trip_id: str) -> None:
         return
     except WebSocketDisconnect:
         return
-    except (TripNotFoundError, TripTokenError, ProtocolError) as exc:
-        close_code = {TripNotFoundError: 4404, TripTokenError: 4401}.get(type(exc), 4400)
-        if TRIP_ID.match(trip_id):
-            await ws.send_text(json.dumps(error(trip_id, now, exc.code, exc.message)))
-        await ws.close(close_code, exc.message[:120])
+    except (TripNotFoundError, TripTokenError, ProtocolError, StoreUnavailableError) as exc:
+        text = exc.message
+        if isinstance(exc, StoreUnavailableError):
+            log.warning("trip socket refused: %s", exc)
+            text = STORE_DOWN
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            if TRIP_ID.match(trip_id):
+                await ws.send_text(json.dumps(error(trip_id, now, exc.code, text)))
+            await ws.close(close_code_of(exc), close_reason(text))
         return
 
     async def close(code: int, reason: str) -> None:
@@ -276,52 +333,99 @@ async def operator_aggregates(state: Any, city: str) -> dict[str, Any]:
     }
 
 
+def _operator_error(code: str, text: str) -> dict[str, Any]:
+    return {"type": "error", "v": 1, "code": code, "message": text}
+
+
+async def _operator_token(ws: WebSocket) -> str | None:
+    """The token of the URL, else of a first ``auth`` message (None if there is none)."""
+    token = ws.query_params.get("token")
+    if token is not None:
+        return token
+    frame = await asyncio.wait_for(_receive_frame(ws), AUTH_TIMEOUT_S)
+    if isinstance(frame, bytes):
+        raise BinaryFrameError(BINARY_REFUSED)
+    if frame is None:
+        raise WebSocketDisconnect(1000)
+    try:
+        msg = bounds.loads(frame, "message")
+    except ValueError:
+        return None
+    token = msg.get("token") if isinstance(msg, dict) and msg.get("type") == "auth" else None
+    return token if isinstance(token, str) else None
+
+
 @router.websocket("/ws/v1/operator")
 async def operator_socket(ws: WebSocket) -> None:
-    """Operators only: live-trip aggregates every few seconds; never an individual trip."""
+    """Operators only: live-trip aggregates every few seconds; never an individual trip.
+
+    The token is checked again before every push (and at its expiry): after a logout or
+    once it expires, the socket gets an ``error`` and is closed with 4401. A store outage
+    closes it with 4503, a binary frame with 1003.
+    """
     state = get_state(ws)  # type: ignore[arg-type]
     await ws.accept()
-    token = ws.query_params.get("token")
     city = ws.query_params.get("city") or state.default_city
+    accounts = get_operator_accounts(state)
     try:
-        if token is None:
-            frame = await asyncio.wait_for(ws.receive_json(), AUTH_TIMEOUT_S)
-            token = (
-                frame.get("token")
-                if isinstance(frame, dict) and frame.get("type") == "auth"
-                else None
-            )
-        username = await get_operator_accounts(state).resolve(token or "")
-    except (TimeoutError, WebSocketDisconnect, ValueError):
-        username = None
-    if username is None or city not in state.bases:
-        await ws.send_json(
-            {
-                "type": "error",
-                "v": 1,
-                "code": "unauthorized" if username is None else "unknown_city",
-                "message": "operators only: send a valid bearer token"
-                if username is None
-                else f"unknown city {city!r}",
-            }
-        )
-        await ws.close(4401 if username is None else 4404)
-        return
-    receiver = asyncio.create_task(_drain(ws))
-    try:
-        while not receiver.done():
-            await ws.send_json(await operator_aggregates(state, city))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(receiver), OPERATOR_PUSH_S)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await receiver
+        try:
+            token = await _operator_token(ws)
+        except (TimeoutError, WebSocketDisconnect):
+            token = None
+        session = await accounts.find_session(token) if token else None
+        if session is None:
+            await _refuse(ws, CLOSE_UNAUTHORIZED, "unauthorized", OPERATORS_ONLY)
+            return
+        if city not in state.bases:
+            await _refuse(ws, CLOSE_NOT_FOUND, "unknown_city", f"unknown city {city[:64]!r}")
+            return
+        assert token is not None
+        receiver = asyncio.create_task(_drain(ws))
+        try:
+            while not receiver.done():
+                await ws.send_json(await operator_aggregates(state, city))
+                left = (session.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.shield(receiver), max(0.0, min(OPERATOR_PUSH_S, left))
+                    )
+                if receiver.done():
+                    break
+                session = await accounts.find_session(token)
+                if session is None:
+                    await _refuse(ws, CLOSE_UNAUTHORIZED, "unauthorized", TOKEN_ENDED)
+                    return
+            ok = not receiver.cancelled() and receiver.exception() is None
+            if ok and receiver.result() == "binary":
+                await _refuse(ws, CLOSE_UNSUPPORTED, "invalid_message", BINARY_REFUSED)
+        except WebSocketDisconnect:
+            pass  # the operator left
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receiver
+    except BinaryFrameError:
+        await _refuse(ws, CLOSE_UNSUPPORTED, "invalid_message", BINARY_REFUSED)
+    except StoreUnavailableError as exc:
+        log.warning("operator socket closed: %s", exc)
+        await _refuse(ws, CLOSE_STORE_UNAVAILABLE, "store_unavailable", STORE_DOWN)
 
 
-async def _drain(ws: WebSocket) -> None:
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            await ws.receive_text()
+OPERATORS_ONLY = "operators only: send a valid bearer token"
+TOKEN_ENDED = "the operator token expired or was revoked (logout): log in again"
+
+
+async def _refuse(ws: WebSocket, close_code: int, code: str, text: str) -> None:
+    """Send one ``error`` and close with ``close_code`` (quietly if the client has gone)."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        if ws.application_state == WebSocketState.CONNECTED:
+            await ws.send_json(_operator_error(code, text))
+            await ws.close(close_code, close_reason(text))
+
+
+async def _drain(ws: WebSocket) -> str:
+    """Read (and ignore) what an operator sends; ``"binary"`` if a binary frame came."""
+    while (frame := await _receive_frame(ws)) is not None:
+        if isinstance(frame, bytes):
+            return "binary"
+    return "left"

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from correspondance.errors import CorrespondanceError
+from correspondance.errors import CorrespondanceError, InputError
 from correspondance.store import Event, StateStore
+from realtime.loops import LoopHealth
 from realtime.trips.commands import CommandRefusedError, close_suggestion, end
 from realtime.trips.plan_view import (
     Projection,
@@ -180,6 +181,9 @@ class TripEngine:
         self._wake = asyncio.Event()
         self._seen: LiveOverlay = holder.current
         self._tasks: list[asyncio.Task[None]] = []
+        self.tick_health = LoopHealth(f"trip engine of {base.city.id}")
+        self.ticks = 0  # ticks completed
+        self._ticking = False  # the tick loop runs
         self.idle = asyncio.Event()  # set when nothing is pending (tests, benchmarks)
         self.idle.set()
         # which trips this process evaluates (its trip partitions; all when alone)
@@ -218,12 +222,33 @@ class TripEngine:
                 await self._reindex(trip_id)
 
     async def stop(self) -> None:
-        """Stop following events."""
+        """Stop following events (never raises: shutdown goes on)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the loops catch everything; this is a last resort
+                log.exception("trip engine task of %s ended with an error", self.city)
+
+    def health(self) -> dict[str, Any]:
+        """The tick loop for a health check: ``{"running", "ticks", "errors",
+        "last_error", "last_error_at", "quarantined", "trips"}``."""
+        return {
+            **self.tick_health.as_dict(self._ticking),
+            "ticks": self.ticks,
+            "quarantined": self.book.quarantined,
+            "trips": len(self.index),
+        }
+
+    async def _quarantine(self, trip_id: str, exc: Exception) -> None:
+        """Quarantine a trip whose stored data broke a step (never raises)."""
+        try:
+            await self.book.quarantine(trip_id, None, f"{type(exc).__name__}: {exc}")
+        except Exception as failed:
+            self.tick_health.failed(failed, f"quarantining trip {trip_id}")
 
     async def _follow(self) -> None:
         while True:
@@ -288,6 +313,9 @@ class TripEngine:
             self._wake.set()
 
     async def _reindex(self, trip_id: str) -> None:
+        """(Re-)index one trip. What is stored never makes this raise (start-up indexes
+        every active trip): an unreadable session is quarantined by :meth:`TripBook.get`,
+        a plan that no longer reads against the city here; only store errors propagate."""
         if not self.owns(trip_id):
             self._forget(trip_id)
             return
@@ -299,8 +327,14 @@ class TripEngine:
         if session.status != "active":
             self._forget(trip_id)
             return
-        plan = self._plan(session)
-        self.index.put(trip_id, plan, plan.leg_index_at(session.now()))
+        try:
+            plan = self._plan(session)
+            self.index.put(trip_id, plan, plan.leg_index_at(session.now()))
+        except Exception as exc:
+            self.tick_health.failed(exc, f"indexing trip {trip_id}")
+            self._forget(trip_id)
+            if _is_bad_data(exc):
+                await self._quarantine(trip_id, exc)
 
     def _forget(self, trip_id: str) -> None:
         self.index.remove(trip_id)
@@ -540,49 +574,69 @@ class TripEngine:
     # -- the clock ---------------------------------------------------------------------------
 
     async def _tick_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_s)
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("trip tick of %s failed", self.city, exc_info=True)
+        """Tick every ``tick_s``; never ends on an error (logged, counted in :meth:`health`)."""
+        self._ticking = True
+        try:
+            while True:
+                await asyncio.sleep(self.tick_s)
+                try:
+                    await self.tick()
+                    self.ticks += 1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.tick_health.failed(exc, "ticking")
+        finally:
+            self._ticking = False
 
     async def tick(self, wall: float | None = None) -> None:
-        """End arrived or timed-out trips; expire suggestions past ``valid_until``."""
+        """End arrived or timed-out trips; expire suggestions past ``valid_until``.
+
+        One trip that fails does not stop the others: the error is counted, and a trip
+        whose stored data cannot be used is quarantined.
+        """
         wall = time.time() if wall is None else wall
         for trip_id in self.index.trips:
             try:
-                session = await self.book.get(trip_id)
+                await self._tick_trip(trip_id, wall)
+            except asyncio.CancelledError:
+                raise
             except TripNotFoundError:
                 self._forget(trip_id)
-                continue
-            now = session.now(wall)
-            open_ = session.suggestion
-            if open_ is not None and now > dt.datetime.fromisoformat(open_["valid_until"]):
-                with contextlib.suppress(CommandRefusedError):
-                    await self.book.change(
-                        trip_id,
-                        close_suggestion(open_["suggestion_id"], "expired", now),
-                        event=None,
-                    )
-            overdue = (now - session.arrival()).total_seconds()
-            if overdue < ARRIVED_AFTER_S:
-                continue
-            position = await self.book.position(trip_id)
-            far = (
-                position is not None
-                and _metres(position, self._plan(session).destination) > NEAR_DESTINATION_M
-            )
-            if far and overdue < TIMEOUT_AFTER_S:
-                continue
+            except Exception as exc:
+                self.tick_health.failed(exc, f"ticking trip {trip_id}")
+                if _is_bad_data(exc):
+                    self._forget(trip_id)
+                    await self._quarantine(trip_id, exc)
+
+    async def _tick_trip(self, trip_id: str, wall: float) -> None:
+        """One trip's tick: expire its suggestion, end it once arrived or timed out."""
+        session = await self.book.get(trip_id)
+        now = session.now(wall)
+        open_ = session.suggestion
+        if open_ is not None and now > dt.datetime.fromisoformat(open_["valid_until"]):
             with contextlib.suppress(CommandRefusedError):
                 await self.book.change(
-                    trip_id, end("timeout" if far else "arrived", now), event=TRIP_ENDED
+                    trip_id,
+                    close_suggestion(open_["suggestion_id"], "expired", now),
+                    event=None,
                 )
-                await self.book.count(self.city, "ended")
-            self._forget(trip_id)
+        overdue = (now - session.arrival()).total_seconds()
+        if overdue < ARRIVED_AFTER_S:
+            return
+        position = await self.book.position(trip_id)
+        far = (
+            position is not None
+            and _metres(position, self._plan(session).destination) > NEAR_DESTINATION_M
+        )
+        if far and overdue < TIMEOUT_AFTER_S:
+            return
+        with contextlib.suppress(CommandRefusedError):
+            await self.book.change(
+                trip_id, end("timeout" if far else "arrived", now), event=TRIP_ENDED
+            )
+            await self.book.count(self.city, "ended")
+        self._forget(trip_id)
 
 
 def _alerts(
@@ -608,6 +662,14 @@ def _alerts(
             or stops & set(a.stop_ids)
         )
     ]
+
+
+def _is_bad_data(exc: Exception) -> bool:
+    """Whether an error comes from a trip's stored data (quarantine it), not from the store
+    or a bug elsewhere (count it and try again next time)."""
+    if isinstance(exc, CorrespondanceError) and not isinstance(exc, InputError):
+        return False  # the store is down, a command was refused, ...
+    return isinstance(exc, ValueError | TypeError | KeyError | IndexError | OverflowError)
 
 
 def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:

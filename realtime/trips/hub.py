@@ -39,7 +39,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from correspondance.errors import CorrespondanceError
-from correspondance.store import StateStore
+from correspondance.store import StateStore, StoreUnavailableError
+from realtime.loops import LoopHealth
 from realtime.trips import commands
 from realtime.trips.protocol import ProtocolError, error, message, parse_client_message, stamp
 from realtime.trips.sessions import (
@@ -62,8 +63,12 @@ POSITION_MIN_INTERVAL_S = 1.0
 CLOSE_TOO_SLOW = 4409
 CLOSE_GONE = 4404
 CLOSE_ENDED = 1000
+CLOSE_UNSUPPORTED = 1003  # RFC 6455: a binary frame (the protocol is JSON text)
+CLOSE_SERVER_ERROR = 1011
+CLOSE_STORE_UNAVAILABLE = 4503
 TICK_S = 1.0  # how often the ticker looks for stuck sends
 TICK_BATCH = 500  # connections ticked between two yields to the event loop
+BINARY_REFUSED = "binary frames are not part of the protocol: send JSON text frames"
 _HELLO = '{"v":1,"type":"hello"'
 _PLAN_UPDATED = '{"v":1,"type":"plan_updated"'
 _TRIP_ENDED = '{"v":1,"type":"trip_ended"'
@@ -153,21 +158,42 @@ class TripHub:
         self.progress_s = progress_s
         self.connections: dict[str, set[TripConnection]] = defaultdict(set)
         self._tasks: list[asyncio.Task[None]] = []
+        self.follower_health = LoopHealth("trip hub follower")
+        self.ticker_health = LoopHealth("trip hub ticker")
+        self.ticks = 0  # ticker rounds completed
 
     def start(self) -> None:
         """Follow the event stream and tick progress."""
         self._tasks = [asyncio.create_task(self._follow()), asyncio.create_task(self._ticker())]
 
     async def stop(self) -> None:
-        """Stop following and close every connection."""
+        """Stop following and close every connection (never raises: shutdown goes on)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the loops catch everything; this is a last resort
+                log.exception("trip hub task ended with an error")
         for conns in list(self.connections.values()):
             for conn in list(conns):
                 conn.finish(1001, "server going away")
+
+    def health(self) -> dict[str, Any]:
+        """The hub's loops for a health check: running, errors caught, the last one.
+
+        ``{"connections", "ticks", "follower": {...}, "ticker": {...}}``; a loop that is
+        not running (never started or died) is unhealthy.
+        """
+        alive = [bool(self._tasks) and not t.done() for t in self._tasks] or [False, False]
+        return {
+            "connections": self.open_connections,
+            "ticks": self.ticks,
+            "follower": self.follower_health.as_dict(alive[0]),
+            "ticker": self.ticker_health.as_dict(alive[-1]),
+        }
 
     async def _follow(self) -> None:
         while True:
@@ -184,10 +210,10 @@ class TripHub:
                                 conn.finish(CLOSE_GONE, "trip deleted")
             except asyncio.CancelledError:
                 raise
-            except Exception:  # lost events or a store outage: every connection re-reads
-                log.warning("trip hub restarting", exc_info=True)
-                for conns in self.connections.values():
-                    for conn in conns:
+            except Exception as exc:  # lost events or a store outage: every connection re-reads
+                self.follower_health.failed(exc, "following trip events")
+                for conns in list(self.connections.values()):
+                    for conn in list(conns):
                         conn.resync()
                 await asyncio.sleep(1.0)
 
@@ -208,23 +234,38 @@ class TripHub:
                 conn.push(raw)
 
     async def _ticker(self) -> None:
-        """Progress every ``progress_s``; every second, give up on sends stuck too long."""
+        """Progress every ``progress_s``; every second, give up on sends stuck too long.
+
+        Never ends on an error: a connection whose tick fails is closed (1011) and counted,
+        the others go on (one bad trip must not stop every socket's progress).
+        """
         step = min(self.progress_s, TICK_S)
         due = time.monotonic() + self.progress_s
         while True:
             await asyncio.sleep(step)
-            now = time.monotonic()
-            progress = now >= due - step / 10
-            if progress:
-                due = max(due + self.progress_s, now + step)
-            wall = time.time()
-            held = [conn for conns in self.connections.values() for conn in conns]
-            for i, conn in enumerate(held, 1):
-                conn.check_send(now)
+            try:
+                now = time.monotonic()
+                progress = now >= due - step / 10
                 if progress:
-                    conn.tick(wall)
-                if i % TICK_BATCH == 0:  # thousands of sockets: let deliveries through
-                    await asyncio.sleep(0)
+                    due = max(due + self.progress_s, now + step)
+                wall = time.time()
+                held = [conn for conns in self.connections.values() for conn in conns]
+                for i, conn in enumerate(held, 1):
+                    try:
+                        conn.check_send(now)
+                        if progress:
+                            conn.tick(wall)
+                    except Exception as exc:
+                        self.ticker_health.failed(exc, f"ticking trip {conn.trip_id}")
+                        conn.finish(CLOSE_SERVER_ERROR, "server error")
+                        self.detach(conn)  # its sender (if any) closes the socket
+                    if i % TICK_BATCH == 0:  # thousands of sockets: let deliveries through
+                        await asyncio.sleep(0)
+                self.ticks += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.ticker_health.failed(exc, "ticking")
 
     def attach(self, conn: TripConnection) -> None:
         """Route a trip's messages to ``conn``."""
@@ -249,6 +290,7 @@ class TripConnection:
 
     __slots__ = (
         "_close",
+        "_close_after",
         "_head",
         "_last_position",
         "_last_sent",
@@ -293,6 +335,7 @@ class TripConnection:
         self._task: asyncio.Task[Any] | None = None  # the sender's task
         self._receiving: asyncio.Task[Any] | None = None  # the socket's, while it reads
         self._close: tuple[int, str] | None = None
+        self._close_after: tuple[int, str] | None = None  # once the queue is sent
         self._resync = True  # replay what was missed first...
         self._reload = False
         self._adopt(session)
@@ -354,6 +397,12 @@ class TripConnection:
             self._close = (code, reason)
         self._wake()
 
+    def finish_after_sending(self, code: int, reason: str) -> None:
+        """End the connection once what is queued (an ``error``, say) has been sent."""
+        if self._close_after is None:
+            self._close_after = (code, reason)
+        self._wake()
+
     def check_send(self, now: float) -> None:
         """Give up on a send that has not completed for :data:`SEND_TIMEOUT_S` (``now``:
         monotonic): the client is closed with 4409."""
@@ -403,7 +452,7 @@ class TripConnection:
             )
         )
 
-    async def serve(self, frames: AsyncIterator[str]) -> None:
+    async def serve(self, frames: AsyncIterator[str | bytes]) -> None:
         """Hello, replay, then live until the client leaves or the trip ends.
 
         The socket's task reads the client; sending runs in a task of its own, shallow
@@ -436,6 +485,8 @@ class TripConnection:
             await self._sender()
         except (TimeoutError, TripNotFoundError):
             pass
+        except StoreUnavailableError:
+            self.finish(CLOSE_STORE_UNAVAILABLE, "store unavailable: reconnect with after_seq")
         except Exception:
             if self._close is None or self._close[0] != 0:  # not only the client leaving
                 log.warning("trip connection %s failed", self.trip_id, exc_info=True)
@@ -465,6 +516,9 @@ class TripConnection:
     async def _sender(self) -> None:
         while self._close is None:
             if not (self._head < len(self.queue) or self._resync or self._reload):
+                if self._close_after is not None:
+                    self.finish(*self._close_after)
+                    break
                 self._waiter = asyncio.get_running_loop().create_future()
                 try:
                     await self._waiter
@@ -496,7 +550,7 @@ class TripConnection:
             self.active = False
             self.finish(CLOSE_ENDED, "trip ended")
 
-    async def _receive(self, frames: AsyncIterator[str]) -> None:
+    async def _receive(self, frames: AsyncIterator[str | bytes]) -> None:
         try:
             async for frame in frames:
                 await self.on_frame(frame)
@@ -504,10 +558,18 @@ class TripConnection:
             log.debug("trip socket %s receive ended", self.trip_id, exc_info=True)
         self.finish(0, "client left")
 
-    async def on_frame(self, frame: str) -> None:
-        """Handle one client message; a bad one is answered with ``error``."""
+    async def on_frame(self, frame: str | bytes) -> None:
+        """Handle one client message; a bad one is answered with ``error``.
+
+        A binary frame is answered with ``error`` and the connection is closed with
+        :data:`CLOSE_UNSUPPORTED` (1003): the protocol is JSON text.
+        """
         now = self.now()
         book = self.hub.book
+        if isinstance(frame, bytes):
+            self._reply(error(self.trip_id, now, "invalid_message", BINARY_REFUSED))
+            self.finish_after_sending(CLOSE_UNSUPPORTED, "text frames only")
+            return
         try:
             msg = parse_client_message(frame)
             kind = msg["type"]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from correspondance import bounds
 from correspondance.errors import InputError
 from routing.base import CityBase
 from routing.overlay import LiveOverlay
@@ -132,9 +133,13 @@ def parse_plan(base: CityBase, body: Any, overlay: LiveOverlay | None = None) ->
         Naming the first bad field: not an itinerary, too long, outside the city, times out
         of order, an unknown transit trip or shared-mobility system, drive edges that do not
         exist or do not follow each other.
+    correspondance.bounds.OutOfRangeError, correspondance.bounds.NonFiniteNumberError
+        A time outside the feeds' service window (with its margin), an index out of range,
+        or a number that is not finite anywhere in the itinerary.
     """
     if not isinstance(body, dict):
         raise _fail("'itinerary' must be an itinerary object as GET /api/v1/plan returned it")
+    bounds.check_json_values(body, "itinerary")
     legs_in = body.get("legs")
     if not isinstance(legs_in, list) or not 1 <= len(legs_in) <= MAX_LEGS:
         raise _fail(f"'itinerary.legs' must list 1 to {MAX_LEGS} legs", "itinerary.legs")
@@ -144,6 +149,9 @@ def parse_plan(base: CityBase, body: Any, overlay: LiveOverlay | None = None) ->
         first = exc.errors()[0]
         where = ".".join(str(p) for p in ("itinerary", *first["loc"]))
         raise _fail(f"'{where}': {first['msg']}", where) from None
+    window = bounds.service_window(base.timetable.validity)
+    for name in ("departure", "arrival"):
+        bounds.check_datetime(getattr(parsed, name), window, f"itinerary.{name}")
     west, south, east, north = base.city.bbox
     margin = 0.05
     drive = base.streets.get("drive")
@@ -155,6 +163,12 @@ def parse_plan(base: CityBase, body: Any, overlay: LiveOverlay | None = None) ->
         where = f"itinerary.legs.{i}"
         if leg.departure.tzinfo is None or leg.arrival.tzinfo is None:
             raise _fail(f"'{where}' times need a UTC offset", f"{where}.departure")
+        for name in ("departure", "arrival"):
+            bounds.check_datetime(getattr(leg, name), window, f"{where}.{name}")
+        for name in ("board_index", "alight_index"):
+            index = getattr(leg, name)
+            if index is not None:
+                bounds.check_index(index, f"{where}.{name}")
         if leg.arrival < leg.departure:
             raise _fail(f"'{where}' arrives before it departs", f"{where}.arrival")
         if legs and leg.departure < legs[-1].arrival - dt.timedelta(seconds=60):
@@ -189,9 +203,9 @@ def parse_plan(base: CityBase, body: Any, overlay: LiveOverlay | None = None) ->
         if leg.drive_edges:
             if drive is None or leg.mode not in ("car", "carshare"):
                 raise _fail(f"'{where}.drive_edges' only belong on car legs")
-            edges = np.asarray(leg.drive_edges, dtype=np.int64)
-            if edges.min() < 0 or edges.max() >= len(drive.tail):
+            if not all(0 <= e < len(drive.tail) for e in leg.drive_edges):  # before int64
                 raise _fail(f"'{where}.drive_edges' names an edge this city does not have")
+            edges = np.asarray(leg.drive_edges, dtype=np.int64)
             if np.any(drive.head[edges[:-1]] != drive.tail[edges[1:]]):
                 raise _fail(f"'{where}.drive_edges' do not follow each other along the streets")
         legs.append(

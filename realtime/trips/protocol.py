@@ -14,6 +14,7 @@ from typing import Any
 
 import fastjsonschema
 
+from correspondance import bounds
 from correspondance.errors import InputError
 from correspondance.settings import REPO_ROOT
 
@@ -53,12 +54,17 @@ def parse_client_message(text: str | bytes) -> dict[str, Any]:
     Raises
     ------
     ProtocolError
-        If the frame is too long, not JSON, or not one of the client messages.
+        If the frame is too long, not JSON (``NaN`` and ``Infinity`` are not JSON), or not
+        one of the client messages.
     """
     if len(text) > MAX_CLIENT_MESSAGE:
         raise ProtocolError(f"a client message has at most {MAX_CLIENT_MESSAGE} bytes")
     try:
-        message = json.loads(text)
+        message = bounds.loads(text, "message")
+    except (bounds.NonFiniteNumberError, bounds.JsonTooDeepError) as exc:
+        # Python's json reads NaN and Infinity; stored, they would make every later
+        # frame invalid JSON for the client
+        raise ProtocolError(f"a client message must be plain JSON: {exc.message}") from None
     except ValueError:
         raise ProtocolError("a client message must be one JSON object") from None
     if not isinstance(message, dict):

@@ -12,6 +12,13 @@ path a reconnecting client's replay takes.
 
 Nothing here outlives the trip: every key expires :data:`ENDED_TTL_S` after the trip ends,
 or :data:`MAX_TRIP_S` after it started at the latest.
+
+A stored session that cannot be read back whole (not JSON, ``NaN``, missing fields, a trip
+clock that would leave the calendar, as a session written straight into the store might)
+is *quarantined* by :meth:`TripBook.get`: moved aside to ``quarantine:trip:<id>`` (expiring
+after :data:`QUARANTINE_TTL_S`, never longer than a trip could have lived), logged, and
+reported as gone (:class:`CorruptTripError`, a :class:`TripNotFoundError`), so no reader —
+start-up, the engine's tick, the hub — ever fails on it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
+import math
 import os
 import secrets
 import socket
@@ -29,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from correspondance import bounds
 from correspondance.errors import CorrespondanceError
 from correspondance.store import ScriptResult, StateStore, StoreScript
 from correspondance.store.errors import StoreUnavailableError
@@ -38,6 +48,12 @@ ENDED_TTL_S = 600.0
 MAX_TRIP_S = 24 * 3600.0
 AFTER_ARRIVAL_S = 2 * 3600.0
 LOCK_TTL_S = 10.0
+QUARANTINE_TTL_S = MAX_TRIP_S
+CLOCK_LIMITS = (dt.datetime(1971, 1, 1, tzinfo=dt.UTC), dt.datetime(9000, 1, 1, tzinfo=dt.UTC))
+"""A stored trip clock outside these years is corrupt (requests are held to the feeds'
+service window, far inside): it could overflow ``datetime`` while the trip lives."""
+
+log = logging.getLogger("correspondance.trips")
 
 TRIP_STARTED = "trip.started"
 TRIP_UPDATED = "trip.updated"
@@ -79,6 +95,14 @@ class TripNotFoundError(CorrespondanceError, LookupError):
     code = "trip_not_found"
 
 
+class CorruptTripError(TripNotFoundError):
+    """A stored session could not be read back; it has been quarantined."""
+
+
+class CorruptSessionError(ValueError):
+    """A stored session document is not a readable, sane session."""
+
+
 class TripTokenError(CorrespondanceError, PermissionError):
     """The trip token is missing or wrong."""
 
@@ -98,6 +122,11 @@ def outbox_key(trip_id: str) -> str:
 def position_key(trip_id: str) -> str:
     """Store key of a trip's latest reported position."""
     return f"trip:{trip_id}:pos"
+
+
+def quarantine_key(trip_id: str) -> str:
+    """Store key a corrupt session is moved to (for an operator to look at; it expires)."""
+    return f"quarantine:trip:{trip_id}"
 
 
 def active_key(city: str) -> str:
@@ -161,8 +190,63 @@ class TripSession:
 
     @classmethod
     def decode(cls, raw: bytes) -> TripSession:
-        """Read the stored form."""
-        return cls(**json.loads(raw))
+        """Read the stored form.
+
+        Raises
+        ------
+        CorruptSessionError
+            If it is not JSON (``NaN`` included), misses or mistypes a field, or its clock
+            or plan times fall outside :data:`CLOCK_LIMITS` while the trip could live.
+        """
+        try:
+            data = bounds.loads(raw, "session", walk=False)  # a plan can be 50k points
+            if not isinstance(data, dict):
+                raise CorruptSessionError("not a JSON object")
+            session = cls(**data)
+            session.check()
+        except CorruptSessionError:
+            raise
+        except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
+            raise CorruptSessionError(f"{type(exc).__name__}: {exc}") from None
+        return session
+
+    def check(self) -> None:
+        """Check what every reader relies on (types, the clock, the plan's times).
+
+        Raises
+        ------
+        CorruptSessionError
+        """
+        texts = (self.trip_id, self.city, self.timezone, self.token_hash, self.status)
+        if not all(isinstance(v, str) for v in texts):
+            raise CorruptSessionError("trip_id, city, timezone, token_hash, status: strings")
+        ZoneInfo(self.timezone)  # unknown zones raise (a KeyError or ValueError)
+        numbers = (self.started_wall, self.clock_offset_s)
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers):
+            raise CorruptSessionError("started_wall, clock_offset_s: finite numbers")
+        if not isinstance(self.last_seq, int) or not isinstance(self.plan_version, int):
+            raise CorruptSessionError("last_seq, plan_version: integers")
+        if not isinstance(self.plan, dict) or not isinstance(self.modes, list):
+            raise CorruptSessionError("plan: an object, modes: a list")
+        low, high = CLOCK_LIMITS
+        wall = time.time()
+        # the clock from the trip's start to long after it could have expired
+        for t in (self.started_wall, wall, wall + 2 * MAX_TRIP_S):
+            clock = t + self.clock_offset_s
+            if not bounds.unix_seconds(low) <= clock <= bounds.unix_seconds(high):
+                raise CorruptSessionError(f"trip clock {clock!r} is outside {low.year}-{high.year}")
+        legs = self.plan.get("legs")
+        if not isinstance(legs, list) or not legs:
+            raise CorruptSessionError("plan.legs: a non-empty list")
+        times = [self.plan["arrival"]] + [leg[k] for leg in legs for k in ("departure", "arrival")]
+        for text in times:
+            at = dt.datetime.fromisoformat(text)
+            if at.tzinfo is None:
+                raise CorruptSessionError(f"plan time {text!r} has no UTC offset")
+            bounds.check_datetime(at, CLOCK_LIMITS, "plan")
+        for leg in legs:
+            if not isinstance(leg["geometry"]["coordinates"], list):
+                raise CorruptSessionError("plan.legs.*.geometry.coordinates: a list")
 
 
 class TripBook:
@@ -171,6 +255,7 @@ class TripBook:
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.quarantined = 0  # sessions this book moved aside
 
     async def create(
         self,
@@ -200,16 +285,58 @@ class TripBook:
         return session, token
 
     async def get(self, trip_id: str) -> TripSession:
-        """The session of ``trip_id``.
+        """The session of ``trip_id``; a corrupt one is quarantined (:meth:`quarantine`).
 
         Raises
         ------
         TripNotFoundError
+            :class:`CorruptTripError` if it was corrupt.
         """
         raw = await self.store.get(trip_key(trip_id))
         if raw is None:
             raise TripNotFoundError(f"no live trip {trip_id!r}: it ended, expired or never was")
-        return TripSession.decode(raw)
+        try:
+            session = TripSession.decode(raw)
+            if session.trip_id != trip_id:  # caches and indexes key on the stored id
+                raise CorruptSessionError(f"stored under {trip_id!r} but names {session.trip_id!r}")
+            return session
+        except CorruptSessionError as exc:
+            await self.quarantine(trip_id, raw, str(exc))
+            raise CorruptTripError(
+                f"no live trip {trip_id!r}: its stored state was unreadable"
+            ) from None
+
+    async def quarantine(self, trip_id: str, raw: bytes | None, reason: str) -> None:
+        """Move a trip's stored session aside (``quarantine:trip:<id>``, expiring after
+        :data:`QUARANTINE_TTL_S`), forget its keys, log it, and tell every process (a
+        ``trip.ended`` event with ``deleted``, if its city can be read: its sockets close
+        with 4404).
+
+        Raises
+        ------
+        StoreUnavailableError
+            Only the store's own errors.
+        """
+        self.quarantined += 1
+        if raw is None:  # the caller found it unusable without reading it: keep what is there
+            raw = await self.store.get(trip_key(trip_id))
+        if raw is not None:
+            await self.store.set(quarantine_key(trip_id), raw, ttl_s=QUARANTINE_TTL_S)
+        await self.store.delete(trip_key(trip_id), outbox_key(trip_id), position_key(trip_id))
+        city = _city_of(raw)
+        if city is not None:
+            await self.store.srem(active_key(city), trip_id)
+        log.error(
+            "trip %s quarantined under %s (%s): %s",
+            trip_id,
+            quarantine_key(trip_id),
+            "kept" if raw is not None else "nothing to keep",
+            reason[:300],
+        )
+        if city:  # sockets following it close (4404) where they are held
+            await self.store.publish(
+                TRIP_ENDED, city, {"trip_id": trip_id, "deleted": True, "quarantined": True}
+            )
 
     async def authorize(self, trip_id: str, token: str | None) -> TripSession:
         """The session, if ``token`` is its token.
@@ -313,10 +440,19 @@ class TripBook:
         raw = await self.store.get(position_key(trip_id))
         if raw is None:
             return None
-        record = json.loads(raw)
-        if time.time() - float(record["wall"]) > max_age_s:
+        try:
+            record = bounds.loads(raw, "position")
+            wall, lat, lon = (float(record[k]) for k in ("wall", "lat", "lon"))
+            bounds.check_number(lat, "lat", -90.0, 90.0)
+            bounds.check_number(lon, "lon", -180.0, 180.0)
+            bounds.check_number(wall, "wall")
+        except (ValueError, TypeError, KeyError) as exc:  # never trust what is stored
+            log.warning("trip %s: ignoring an unreadable stored position: %s", trip_id, exc)
+            await self.store.delete(position_key(trip_id))
             return None
-        return float(record["lat"]), float(record["lon"])
+        if time.time() - wall > max_age_s:
+            return None
+        return lat, lon
 
     async def delete(self, session: TripSession) -> None:
         """Forget a trip at once: its document, outbox and position."""
@@ -347,3 +483,13 @@ class TripBook:
             raw = await self.store.get(stats_key(city, name))
             out[name] = int(raw) if raw is not None else 0
         return out
+
+
+def _city_of(raw: bytes | None) -> str | None:
+    """The ``city`` of a stored session, if that much of it can be read."""
+    try:
+        data = json.loads(raw) if raw is not None else None
+    except (ValueError, RecursionError):
+        return None
+    city = data.get("city") if isinstance(data, dict) else None
+    return city if isinstance(city, str) else None

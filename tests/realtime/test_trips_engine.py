@@ -94,10 +94,17 @@ async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncItera
         await backend.aclose()
 
 
-PLAN: Body = {
+PLAN: Body = {  # the least a stored session's plan must hold (TripSession.check)
     "departure": "2019-05-15T13:00:00-03:00",
     "arrival": "2019-05-15T13:30:00-03:00",
-    "legs": [],
+    "legs": [
+        {
+            "mode": "walk",
+            "departure": "2019-05-15T13:00:00-03:00",
+            "arrival": "2019-05-15T13:30:00-03:00",
+            "geometry": {"type": "LineString", "coordinates": [[-51.2177, -30.0346]]},
+        }
+    ],
 }
 DEPARTURE = dt.datetime.fromisoformat(PLAN["departure"])
 
