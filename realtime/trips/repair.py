@@ -1,0 +1,251 @@
+"""Cheap repairs shared by every trip one event touches: drive around what changed.
+
+A change of congestion slows or closes some drive edges. Each affected car trip's remaining
+route crosses them in *runs* (maximal stretches of consecutive edges whose live multiplier
+is not 1). The cheap repair of a trip replaces each run by the fastest way from the run's
+first tail to its last head on the live drive network (which may be the run itself, just
+slower), keeping the rest of the route. The fastest way is one bounded Dijkstra from the run's
+tail, and every trip whose run starts at the same junction shares it: :class:`Bypasses` runs
+one search per source node, towards every target any queued trip needs from there, the first
+time one of them asks. The repair's arrival tells the engine whether the trip lost anything
+real; only then does it pay for the full multimodal replan (``routing.state.replan``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from realtime.trips.plan_view import PlanLeg, TripPlan, leg_fraction
+from routing.chains import edges_geometry
+from routing.kernels import dijkstra
+from routing.overlay import LiveOverlay
+from routing.plan import Itinerary, Leg, Place
+from routing.streets import StreetNetwork
+
+BYPASS_LIMIT_S = 3600.0  # a way around that takes longer than an hour is no repair
+HERE = "where you are"
+
+Pair = tuple[int, int]  # (source node, target node)
+
+
+def runs(route: NDArray[np.int64], multiplier: NDArray[np.float64]) -> list[tuple[int, int]]:
+    """Maximal stretches ``[lo, hi)`` of ``route`` whose edges' multiplier is not 1."""
+    changed = ~(multiplier[route] == 1.0)
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(route)
+    while i < n:
+        if changed[i]:
+            j = i
+            while j < n and changed[j]:
+                j += 1
+            out.append((i, j))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def remaining_route(leg: PlanLeg, at: dt.datetime, current: bool) -> NDArray[np.int64]:
+    """The drive edges of ``leg`` still ahead at ``at`` (the whole leg if it is not under
+    way), counted as :func:`~realtime.trips.plan_view.project` counts them."""
+    route = np.asarray(leg.drive_edges, dtype=np.int64)
+    if current:
+        route = route[int(leg_fraction(leg, at) * len(route)) :]
+    return route
+
+
+def bypass_pairs(
+    drive: StreetNetwork, plan: TripPlan, at: dt.datetime, overlay: LiveOverlay
+) -> list[Pair]:
+    """The (source, target) junction pairs the repair of ``plan`` at ``at`` needs."""
+    out: list[Pair] = []
+    first = plan.leg_index_at(at)
+    for i in range(first, len(plan.legs)):
+        leg = plan.legs[i]
+        if not leg.drive_edges:
+            continue
+        route = remaining_route(leg, at, i == first)
+        for lo, hi in runs(route, overlay.drive_multiplier):
+            out.append((int(drive.tail[route[lo]]), int(drive.head[route[hi - 1]])))
+    return out
+
+
+class Bypasses:
+    """Fastest ways between junctions on one overlay's live drive network, searched once
+    per source node for every target wanted from it (thread-safe; one per overlay)."""
+
+    def __init__(self, drive: StreetNetwork, overlay: LiveOverlay) -> None:
+        self.drive = drive
+        self.overlay = overlay
+        self.weight = overlay.drive_weights(drive)
+        self.searches = 0  # Dijkstra runs so far (tests, benchmarks)
+        self._wanted: dict[int, set[int]] = defaultdict(set)
+        self._found: dict[Pair, tuple[float, tuple[int, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def want(self, pairs: list[Pair]) -> None:
+        """Announce pairs some queued trip will ask for (so one search serves them all)."""
+        with self._lock:
+            for source, target in pairs:
+                if (source, target) not in self._found:
+                    self._wanted[source].add(target)
+
+    def way(self, source: int, target: int) -> tuple[float, tuple[int, ...]]:
+        """(seconds, edges) of the fastest way from ``source`` to ``target`` under the
+        overlay; ``(inf, ())`` when there is none within :data:`BYPASS_LIMIT_S`."""
+        key = (source, target)
+        with self._lock:
+            found = self._found.get(key)
+            if found is not None:
+                return found
+            targets = self._wanted.pop(source, set()) | {target}
+        drive = self.drive
+        wanted = np.fromiter(targets, np.int64, len(targets))
+        dist, pred = dijkstra(
+            drive.indptr,
+            drive.head,
+            self.weight,
+            np.array([source], np.int64),
+            np.zeros(1),
+            BYPASS_LIMIT_S,
+            wanted,
+        )
+        results: dict[Pair, tuple[float, tuple[int, ...]]] = {}
+        for t in targets:
+            cost = float(dist[t])
+            path = tuple(drive.path_edges(pred, t)) if np.isfinite(cost) else ()
+            results[(source, t)] = (cost, path)
+        with self._lock:
+            self.searches += 1
+            self._found.update(results)
+            return self._found[key]
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A followed plan driven around what changed: when it arrives, as an itinerary."""
+
+    arrival: dt.datetime
+    itinerary: Itinerary
+    first_changed_leg: int  # index in ``itinerary.legs`` of the first rerouted leg
+
+
+def _place(d: dict[str, object], name: str | None = None) -> Place:
+    return Place(
+        name=str(name if name is not None else d.get("name", "")),
+        lat=float(d["lat"]),  # type: ignore[arg-type]
+        lon=float(d["lon"]),  # type: ignore[arg-type]
+        stop_id=d.get("stop_id"),  # type: ignore[arg-type]
+        station_id=d.get("station_id"),  # type: ignore[arg-type]
+    )
+
+
+def _leg(d: dict[str, object], shift: dt.timedelta) -> Leg:
+    """A routing leg from its wire form, its times moved by ``shift``."""
+    geometry = d["geometry"]
+    assert isinstance(geometry, dict)
+    return Leg(
+        mode=str(d["mode"]),
+        origin=_place(d["from"]),  # type: ignore[arg-type]
+        destination=_place(d["to"]),  # type: ignore[arg-type]
+        departure=dt.datetime.fromisoformat(str(d["departure"])) + shift,
+        arrival=dt.datetime.fromisoformat(str(d["arrival"])) + shift,
+        distance_m=float(d.get("distance_m") or 0.0),  # type: ignore[arg-type]
+        geometry=[(float(x), float(y)) for x, y in geometry["coordinates"]],
+        route_id=d.get("route_id"),  # type: ignore[arg-type]
+        route_short_name=d.get("route_short_name"),  # type: ignore[arg-type]
+        route_long_name=d.get("route_long_name"),  # type: ignore[arg-type]
+        route_color=d.get("route_color"),  # type: ignore[arg-type]
+        trip_id=d.get("trip_id"),  # type: ignore[arg-type]
+        headsign=d.get("headsign"),  # type: ignore[arg-type]
+        agency_name=d.get("agency_name"),  # type: ignore[arg-type]
+        intermediate_stops=int(d.get("intermediate_stops") or 0),  # type: ignore[call-overload]
+        system_id=d.get("system_id"),  # type: ignore[arg-type]
+        simulated=bool(d.get("simulated", False)),
+        board_index=d.get("board_index"),  # type: ignore[arg-type]
+        alight_index=d.get("alight_index"),  # type: ignore[arg-type]
+        drive_edges=tuple(int(e) for e in d.get("drive_edges") or ()),  # type: ignore[attr-defined]
+    )
+
+
+def repair(
+    drive: StreetNetwork,
+    plan: TripPlan,
+    at: dt.datetime,
+    here: tuple[float, float],
+    bypasses: Bypasses,
+) -> Repair | None:
+    """The plan from ``at`` with each slowed or closed run of its drive legs replaced by the
+    fastest way around it (:class:`Bypasses`), timed under the live overlay.
+
+    Only for plans whose legs from ``at`` on are all street legs (a transit connection
+    after a detour needs the full replan); ``None`` then, or when a run cannot be driven
+    around, or when nothing ahead is slowed or closed. ``here`` is where the traveller is.
+    """
+    first = plan.leg_index_at(at)
+    ahead = plan.legs[first:]
+    if any(leg.transit for leg in ahead):
+        return None
+    weight = bypasses.weight
+    base_time = drive.base_time_s
+    legs_json = plan.json["legs"]
+    legs: list[Leg] = []
+    shift = dt.timedelta(0)
+    changed_leg: int | None = None
+    for i in range(first, len(plan.legs)):
+        leg = plan.legs[i]
+        d = legs_json[i]
+        current = i == first
+        if not leg.drive_edges:
+            out = _leg(d, shift)
+            if current and at > out.departure:
+                out = replace(out, departure=at, origin=Place(HERE, here[0], here[1]))
+            legs.append(out)
+            continue
+        route = remaining_route(leg, at, current)
+        stretches = runs(route, bypasses.overlay.drive_multiplier)
+        if not stretches and not current:
+            legs.append(_leg(d, shift))
+            continue
+        new: list[int] = []
+        cursor = 0
+        for lo, hi in stretches:
+            new += route[cursor:lo].tolist()
+            cost, path = bypasses.way(int(drive.tail[route[lo]]), int(drive.head[route[hi - 1]]))
+            if not np.isfinite(cost):
+                return None
+            new += path
+            cursor = hi
+        new += route[cursor:].tolist()
+        edges = np.asarray(new, dtype=np.int64)
+        # the plan's own time for the rest of the leg, plus what the new way costs more
+        # under live conditions than the old way did at base times
+        extra = float(np.sum(weight[edges]) - np.sum(base_time[route])) if len(route) else 0.0
+        out = _leg(d, shift)
+        start = max(at, out.departure) if current else out.departure
+        arrival = out.arrival + dt.timedelta(seconds=extra)
+        shift += dt.timedelta(seconds=extra)
+        origin = Place(HERE, here[0], here[1]) if current and at > out.departure else out.origin
+        if stretches and changed_leg is None:
+            changed_leg = len(legs)
+        legs.append(
+            replace(
+                out,
+                origin=origin,
+                departure=start,
+                arrival=max(arrival, start),
+                drive_edges=tuple(new),
+                distance_m=float(np.sum(drive.length_m[edges])) if len(edges) else 0.0,
+                geometry=edges_geometry(drive, new) or out.geometry,
+            )
+        )
+    if changed_leg is None:
+        return None
+    itinerary = Itinerary(legs, int(plan.json.get("transfers", 0)))
+    return Repair(itinerary.arrival, itinerary, changed_leg)
