@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from correspondance.store import MemoryStateStore
+from realtime.trips.commands import end
 from realtime.trips.deadlines import DeadlineQueue, decision_deadline
 from realtime.trips.engine import CONGESTION_CHANGED, NO_BETTER_OPTION, TripEngine
 from realtime.trips.plan_view import TripPlan, parse_plan, position_at
@@ -235,7 +237,7 @@ def test_one_shared_search_per_junction_equals_a_plain_dijkstra_detour(
         found += 1
         assert int(drive.tail[path[0]]) == source
         assert int(drive.head[path[-1]]) == target
-        assert all(drive.head[a] == drive.tail[b] for a, b in zip(path, path[1:], strict=False))
+        assert all(drive.head[a] == drive.tail[b] for a, b in itertools.pairwise(path))
         assert float(np.sum(weight[list(path)])) == pytest.approx(cost, abs=1e-6)
         assert not any(closed.get(e) == INF for e in path)
     assert found >= len(pairs) // 2
@@ -402,8 +404,6 @@ async def test_private_closures_touch_only_their_own_trip(
     assert np.all(running.holder.current.drive_multiplier == 1.0)
     # ending the trip clears them
     now = (await running.book.get(mine)).now()
-    from realtime.trips.commands import end
-
     await running.book.change(mine, end("ended", now))
     assert (await running.book.get(mine)).private_closures == []
 
