@@ -192,7 +192,7 @@ class TripEngine:
         self.index = TripIndex()
         self.stats = EngineStats()
         self.queue = DeadlineQueue()
-        self.deadlines: dict[str, float] = {}  # trip → wall deadline of its latest queueing
+        self.deadlines: dict[str, float] = {}  # trip → wall time of its latest decision deadline
         self._plans: dict[str, tuple[int, TripPlan]] = {}  # trip → (plan version, plan)
         self._clocks: dict[str, float] = {}  # trip → clock offset (trip clock − wall clock)
         self._private: dict[str, tuple[int, ...]] = {}  # trip → its private closed edges
@@ -314,8 +314,9 @@ class TripEngine:
             now = dt.datetime.fromtimestamp(wall + offset, plan.departure.tzinfo)
             deadline = decision_deadline(self.base, plan, now, overlay, changed_edges)
             at = deadline.timestamp() - offset
+            queued = trip_id in self.queue
+            self.deadlines[trip_id] = min(at, self.deadlines.get(trip_id, at)) if queued else at
             self.queue.push(trip_id, reason, at)
-            self.deadlines[trip_id] = min(at, self.deadlines.get(trip_id, at))
             if shared is not None and drive is not None and trip_id not in self._private:
                 shared.want(bypass_pairs(drive, plan, now, overlay))
         self.idle.clear()
@@ -492,7 +493,7 @@ class TripEngine:
         detour = fixed.first_changed_leg if fixed is not None and best is fixed.itinerary else None
         body = self._suggestion(session, plan, projection, best, overlay, now, reason, detour)
         body["projected_arrival"] = stamp(projected) if projected is not None else None
-        deadline = self.deadlines.pop(trip_id, None)
+        deadline = self.deadlines.get(trip_id)
 
         def mutate(s: TripSession) -> list[dict[str, Any]]:
             if (
