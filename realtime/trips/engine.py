@@ -468,7 +468,15 @@ class TripEngine:
         if fixed is not None:
             options.append(fixed.itinerary)
         lost = (fixed.arrival - plan.arrival).total_seconds() if fixed is not None else None
-        if lost is None or lost >= self.policy.replan_when_late_s:
+        # The followed plan was the best way before things got worse, so no new plan arrives
+        # much before it: a replan can beat the repair by at most what the repair lost. It is
+        # worth running only when that could be a saving worth a switch.
+        real_loss = (
+            max(self.policy.replan_when_late_s, self.policy.needed(now, fixed.arrival, None))
+            if fixed is not None
+            else 0.0
+        )
+        if lost is None or lost >= real_loss:
             # no cheap repair, or it still loses real time: the full multimodal replan
             state = traveller_state(plan, now, position)
             modes = frozenset(session.modes) | {"walk", "transit"}

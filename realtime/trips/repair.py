@@ -1,13 +1,16 @@
 """Cheap repairs shared by every trip one event touches: drive around what changed.
 
 A change of congestion slows or closes some drive edges. Each affected car trip's remaining
-route crosses them in *runs* (maximal stretches of consecutive edges whose live multiplier
-is not 1). The cheap repair of a trip replaces each run by the fastest way from the run's
-first tail to its last head on the live drive network (which may be the run itself, just
-slower), keeping the rest of the route. The fastest way is one bounded Dijkstra from the run's
-tail, and every trip whose run starts at the same junction shares it: :class:`Bypasses` runs
-one search per source node, towards every target any queued trip needs from there, the first
-time one of them asks. The repair's arrival tells the engine whether the trip lost anything
+route meets them in *runs* (maximal stretches of consecutive edges whose live multiplier is
+not 1). The cheap repair of a trip keeps its route up to the last junction before the first
+run (:func:`last_junction`: the last node on the way with an open street other than the
+route's own) and from there takes the fastest way to the end of the drive on the live drive
+network (which may be the old route, just slower). Rejoining the old route right after the run
+is not enough: on simplified one-way streets the node after a closed edge often has no other
+way in, and the node before it often no other way out. The fastest way is one bounded
+Dijkstra from that junction, and every trip that meets trouble at the same junction shares
+it: :class:`Bypasses` runs one search per source node, towards every drive end any queued
+trip needs from there, the first time one of them asks. The repair's arrival tells the engine whether the trip lost anything
 real; only then does it pay for the full multimodal replan (``routing.state.replan``).
 """
 
@@ -29,6 +32,7 @@ from routing.plan import Itinerary, Leg, Place
 from routing.streets import StreetNetwork
 
 BYPASS_LIMIT_S = 3600.0  # a way around that takes longer than an hour is no repair
+MAX_TRIES = 3  # junctions tried, walking back from the trouble, before giving up
 HERE = "where you are"
 
 Pair = tuple[int, int]  # (source node, target node)
@@ -51,6 +55,22 @@ def runs(route: NDArray[np.int64], multiplier: NDArray[np.float64]) -> list[tupl
     return out
 
 
+def last_junction(
+    drive: StreetNetwork, route: NDArray[np.int64], lo: int, multiplier: NDArray[np.float64]
+) -> int:
+    """Index in ``route`` of the last edge at or before ``lo`` whose tail offers another open
+    street than the route's own edge: the last point where the driver can still turn off
+    (0 if none does: where the remaining route starts)."""
+    k = lo
+    while k > 0:
+        node = int(drive.tail[route[k]])
+        outs = np.arange(drive.indptr[node], drive.indptr[node + 1])
+        if np.any((outs != route[k]) & np.isfinite(multiplier[outs])):
+            return k
+        k -= 1
+    return 0
+
+
 def remaining_route(leg: PlanLeg, at: dt.datetime, current: bool) -> NDArray[np.int64]:
     """The drive edges of ``leg`` still ahead at ``at`` (the whole leg if it is not under
     way), counted as :func:`~realtime.trips.plan_view.project` counts them."""
@@ -63,7 +83,8 @@ def remaining_route(leg: PlanLeg, at: dt.datetime, current: bool) -> NDArray[np.
 def bypass_pairs(
     drive: StreetNetwork, plan: TripPlan, at: dt.datetime, overlay: LiveOverlay
 ) -> list[Pair]:
-    """The (source, target) junction pairs the repair of ``plan`` at ``at`` needs."""
+    """The (source, target) junction pairs the repair of ``plan`` at ``at`` needs: per drive
+    leg with trouble ahead, the last junction before it and the leg's last junction."""
     out: list[Pair] = []
     first = plan.leg_index_at(at)
     for i in range(first, len(plan.legs)):
@@ -71,8 +92,10 @@ def bypass_pairs(
         if not leg.drive_edges:
             continue
         route = remaining_route(leg, at, i == first)
-        for lo, hi in runs(route, overlay.drive_multiplier):
-            out.append((int(drive.tail[route[lo]]), int(drive.head[route[hi - 1]])))
+        stretches = runs(route, overlay.drive_multiplier)
+        if stretches:
+            k = last_junction(drive, route, stretches[0][0], overlay.drive_multiplier)
+            out.append((int(drive.tail[route[k]]), int(drive.head[route[-1]])))
     return out
 
 
@@ -181,17 +204,19 @@ def repair(
     here: tuple[float, float],
     bypasses: Bypasses,
 ) -> Repair | None:
-    """The plan from ``at`` with each slowed or closed run of its drive legs replaced by the
-    fastest way around it (:class:`Bypasses`), timed under the live overlay.
+    """The plan from ``at`` with each drive leg that meets slowed or closed edges driven the
+    fastest way from the last junction before them to the leg's end (:class:`Bypasses`),
+    timed under the live overlay.
 
-    Only for plans whose legs from ``at`` on are all street legs (a transit connection
-    after a detour needs the full replan); ``None`` then, or when a run cannot be driven
-    around, or when nothing ahead is slowed or closed. ``here`` is where the traveller is.
+    Later legs move with the detour; a transit connection after it keeps its own (live)
+    times, and the repair fails if the detour misses it (by more than the minute
+    :func:`~realtime.trips.plan_view.project` allows) or it is cancelled, as it does when the
+    drive cannot be done at all or when nothing ahead is slowed or closed (``None``): the
+    full replan answers those. ``here`` is where the traveller is.
     """
     first = plan.leg_index_at(at)
-    ahead = plan.legs[first:]
-    if any(leg.transit for leg in ahead):
-        return None
+    if plan.legs[first].transit:
+        return None  # aboard transit: nothing to drive around
     weight = bypasses.weight
     base_time = drive.base_time_s
     legs_json = plan.json["legs"]
@@ -202,6 +227,18 @@ def repair(
         leg = plan.legs[i]
         d = legs_json[i]
         current = i == first
+        if leg.transit:
+            assert leg.trip_id is not None
+            overlay = bypasses.overlay
+            delay = dt.timedelta(seconds=int(overlay.trip_delays.get(leg.trip_id, 0)))
+            reach = legs[-1].arrival if legs else at
+            if leg.trip_id in overlay.cancelled_trips or reach > (
+                leg.departure + delay + dt.timedelta(seconds=60)
+            ):
+                return None  # the detour misses the connection (or it is gone)
+            shift = delay  # the ride, and what follows it, keep the ride's own time
+            legs.append(_leg(d, shift))
+            continue
         if not leg.drive_edges:
             out = _leg(d, shift)
             if current and at > out.departure:
@@ -213,16 +250,20 @@ def repair(
         if not stretches and not current:
             legs.append(_leg(d, shift))
             continue
-        new: list[int] = []
-        cursor = 0
-        for lo, hi in stretches:
-            new += route[cursor:lo].tolist()
-            cost, path = bypasses.way(int(drive.tail[route[lo]]), int(drive.head[route[hi - 1]]))
-            if not np.isfinite(cost):
+        new: list[int] = route.tolist()
+        if stretches:
+            multiplier = bypasses.overlay.drive_multiplier
+            k = stretches[0][0] + 1
+            for _ in range(MAX_TRIES):
+                if k <= 0:
+                    return None
+                k = last_junction(drive, route, k - 1, multiplier)
+                cost, path = bypasses.way(int(drive.tail[route[k]]), int(drive.head[route[-1]]))
+                if np.isfinite(cost):
+                    break
+            else:
                 return None
-            new += path
-            cursor = hi
-        new += route[cursor:].tolist()
+            new = new[:k] + list(path)
         edges = np.asarray(new, dtype=np.int64)
         # the plan's own time for the rest of the leg, plus what the new way costs more
         # under live conditions than the old way did at base times

@@ -22,7 +22,14 @@ from realtime.trips.deadlines import DeadlineQueue, decision_deadline
 from realtime.trips.engine import CONGESTION_CHANGED, NO_BETTER_OPTION, TripEngine
 from realtime.trips.plan_view import TripPlan, parse_plan, position_at
 from realtime.trips.protocol import load_schema
-from realtime.trips.repair import Bypasses, bypass_pairs, repair, runs
+from realtime.trips.repair import (
+    Bypasses,
+    bypass_pairs,
+    last_junction,
+    remaining_route,
+    repair,
+    runs,
+)
 from realtime.trips.sessions import TRIP_UPDATED, TripBook, TripSession
 from routing.base import CityBase
 from routing.kernels import dijkstra
@@ -215,7 +222,12 @@ def test_one_shared_search_per_junction_equals_a_plain_dijkstra_detour(
         for fraction in (0.0, 0.1, 0.2, 0.3):
             pairs += bypass_pairs(drive, plan, at_fraction(plan, i, fraction), overlay)
     distinct = set(pairs)
-    assert len(pairs) > len(distinct) >= 4  # travellers share detours
+    assert len(pairs) == 8
+    assert len(distinct) == 2  # every traveller on a route meets the trouble at one junction
+    # more ways than travellers need: from before each changed edge to either drive's end
+    ends = [int(drive.head[p.legs[car_leg(p)].drive_edges[-1]]) for p in (east, back)]
+    pairs += [(int(drive.tail[e]), end) for e in closed for end in ends]
+    distinct = set(pairs)
     bypasses.want(pairs)
     weight = drive.base_time_s * overlay.drive_multiplier
     found = 0
@@ -258,10 +270,25 @@ def test_the_repair_drives_around_a_closure_and_is_a_plan_again(
     here = position_at(plan, now)[1]
     fixed = repair(drive, plan, now, here, bypasses)
     assert fixed is not None
-    cost, path = bypasses.way(int(drive.tail[edges[j]]), int(drive.head[edges[j]]))
-    # exact: the plan's arrival, plus the detour's live time, minus the closed edge's time
+    # exact: the plan's arrival, plus the live time from the last junction before the
+    # closure to the drive's end, minus the old way's time from there
+    route = remaining_route(plan.legs[i], now, True)
+    k = last_junction(drive, route, list(route).index(edges[j]), overlay.drive_multiplier)
+    source, end = int(drive.tail[route[k]]), int(drive.head[route[-1]])
+    weight = drive.base_time_s * overlay.drive_multiplier
+    dist, pred = dijkstra(
+        drive.indptr,
+        drive.head,
+        weight,
+        np.array([source], np.int64),
+        np.zeros(1),
+        np.inf,
+        np.array([end], np.int64),
+    )
     lost = (fixed.arrival - plan.arrival).total_seconds()
-    assert lost == pytest.approx(cost - float(drive.base_time_s[edges[j]]), abs=1.0)
+    old_way = float(np.sum(drive.base_time_s[route[k:]]))
+    assert lost == pytest.approx(float(dist[end]) - old_way, abs=1.0)
+    path = drive.path_edges(pred, end)
     car = fixed.itinerary.legs[fixed.first_changed_leg]
     assert car.mode == "carshare"
     assert car.origin.name == "where you are"
