@@ -5,13 +5,15 @@ route meets them in *runs* (maximal stretches of consecutive edges whose live mu
 not 1). The cheap repair of a trip keeps its route up to the last junction before the first
 run (:func:`last_junction`: the last node on the way with an open street other than the
 route's own) and from there takes the fastest way to the end of the drive on the live drive
-network (which may be the old route, just slower). Rejoining the old route right after the run
-is not enough: on simplified one-way streets the node after a closed edge often has no other
-way in, and the node before it often no other way out. The fastest way is one bounded
-Dijkstra from that junction, and every trip that meets trouble at the same junction shares
-it: :class:`Bypasses` runs one search per source node, towards every drive end any queued
-trip needs from there, the first time one of them asks. The repair's arrival tells the engine whether the trip lost anything
-real; only then does it pay for the full multimodal replan (``routing.state.replan``).
+network (which may be the old route, just slower). Rejoining the old route right after the
+run is not enough: on simplified one-way streets the node after a closed edge often has no
+other way in, and the node before it often no other way out.
+
+The fastest way is one bounded Dijkstra from that junction, and every trip that meets trouble
+at the same junction shares it: :class:`Bypasses` runs one search per source node, towards
+every drive end any queued trip needs from there, the first time one of them asks. The
+repair's arrival tells the engine whether the trip lost anything real; only then does it pay
+for the full multimodal replan (``routing.state.replan``).
 """
 
 from __future__ import annotations
