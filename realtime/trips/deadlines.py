@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from realtime.trips.plan_view import PlanLeg, TripPlan, _closed, _station, leg_fraction
+from realtime.trips.repair import last_junction
 from routing.base import CityBase
 from routing.overlay import LiveOverlay
 
@@ -63,12 +64,14 @@ def decision_deadline(
     Trouble is, in the legs still ahead from ``at``: a drive edge slowed or closed in
     ``overlay`` (only those in ``edges`` when given: the edges an event changed), a transit
     connection cancelled, late or at a closed stop, a pick-up station with no vehicle or a
-    drop-off station with no space. The deadline is the time the schedule reaches the tail
-    of that drive edge, the affected connection's boarding stop (its alighting stop when
-    already aboard), the pick-up station, or the drop-off station. With no trouble ahead,
-    the plan's arrival. Never earlier than ``at``.
+    drop-off station with no space. The deadline is the time the schedule reaches the last
+    junction before that drive edge (:func:`~realtime.trips.repair.last_junction`), the
+    affected connection's boarding stop (its alighting stop when already aboard), the pick-up
+    station, or the drop-off station. With no trouble ahead, the plan's arrival. Never earlier
+    than ``at``.
     """
     first = plan.leg_index_at(at)
+    drive = base.streets.get("drive")
     for i in range(first, len(plan.legs)):
         leg = plan.legs[i]
         if leg.transit:
@@ -86,7 +89,7 @@ def decision_deadline(
         station = _station_trouble(overlay, leg)
         if station is not None and (i > first or at <= station):
             return max(station, at)
-        if not leg.drive_edges:
+        if not leg.drive_edges or drive is None:
             continue
         route = np.asarray(leg.drive_edges, dtype=np.int64)
         start = int(leg_fraction(leg, at) * len(route)) if i == first else 0
@@ -96,7 +99,9 @@ def decision_deadline(
             hit &= np.isin(ahead, np.fromiter(edges, np.int64, len(edges)))
         where = np.flatnonzero(hit)
         if len(where):
-            return max(_edge_time(leg, start + int(where[0])), at)
+            # the last junction before it: on a one-way chain, where the driver can turn off
+            k = last_junction(drive, ahead, int(where[0]), overlay.drive_multiplier)
+            return max(_edge_time(leg, start + k), at)
     return max(plan.arrival, at)
 
 

@@ -460,7 +460,7 @@ class TripEngine:
         position = await self.book.position(trip_id)
         fixed: Repair | None = None
         drive = self.base.streets.get("drive")
-        if projection.broken in (None, "congestion") and drive is not None and bypasses:
+        if projection.broken in (None, "congestion") and drive is not None and bypasses is not None:
             here = position if position is not None else position_at(plan, now)[1]
             self.stats.repaired += 1
             fixed = await asyncio.to_thread(repair, drive, plan, now, here, bypasses)

@@ -115,8 +115,20 @@ def test_the_deadline_is_the_last_junction_before_the_closed_street(
     n = len(leg.drive_edges)
     j = (3 * n) // 4
     overlay = car_holder(poa_base).set_multipliers({leg.drive_edges[j]: INF})
-    expected = leg.departure + (leg.arrival - leg.departure) * (j / n)
-    # before leaving, and while driving towards it: the tail of the closed edge
+    route = np.asarray(leg.drive_edges, dtype=np.int64)
+    k = last_junction(poa_base.streets["drive"], route, j, overlay.drive_multiplier)
+    assert k <= j
+
+    def turns_off(m: int) -> bool:  # another open street leaves the tail of route[m]
+        drive = poa_base.streets["drive"]
+        node = int(drive.tail[route[m]])
+        outs = np.arange(drive.indptr[node], drive.indptr[node + 1])
+        return bool(np.any((outs != route[m]) & np.isfinite(overlay.drive_multiplier[outs])))
+
+    assert k == 0 or turns_off(k)
+    assert not any(turns_off(m) for m in range(k + 1, j + 1))
+    expected = leg.departure + (leg.arrival - leg.departure) * (k / n)
+    # before leaving, and while driving towards it: the last junction before the closed edge
     assert decision_deadline(poa_base, plan, plan.departure, overlay) == expected
     assert decision_deadline(poa_base, plan, at_fraction(plan, i, 0.25), overlay) == expected
     # only the edges the event changed count when they are given
