@@ -75,6 +75,9 @@ NEAR_DESTINATION_M = 300.0
 ETA_NOTICE_S = 60.0  # a live_update when the projected arrival moves this much
 MAX_VALID_S = 20 * 60.0
 MIN_VALID_S = 3 * 60.0
+HURRY_S = (
+    10.0  # with less time than this (or 3 replans) before the deadline, the repair is the answer
+)
 
 REASONS = {
     "congestion": "Traffic is jammed ahead",
@@ -193,6 +196,7 @@ class TripEngine:
         self.stats = EngineStats()
         self.queue = DeadlineQueue()
         self.deadlines: dict[str, float] = {}  # trip → wall time of its latest decision deadline
+        self._queued_at: dict[str, float] = {}  # trip → wall time it was (last) queued
         self._plans: dict[str, tuple[int, TripPlan]] = {}  # trip → (plan version, plan)
         self._clocks: dict[str, float] = {}  # trip → clock offset (trip clock − wall clock)
         self._private: dict[str, tuple[int, ...]] = {}  # trip → its private closed edges
@@ -201,6 +205,7 @@ class TripEngine:
         self._noticed: dict[str, tuple[int, str]] = {}  # trip → (plan version, eta) told
         self._wake = asyncio.Event()
         self._busy = 0
+        self._replan_s = 0.05  # recent wall time of one full replan (moving average)
         self._seen: LiveOverlay = holder.current
         self._tasks: list[asyncio.Task[None]] = []
         self.idle = asyncio.Event()  # set when nothing is pending (tests, benchmarks)
@@ -316,6 +321,7 @@ class TripEngine:
             at = deadline.timestamp() - offset
             queued = trip_id in self.queue
             self.deadlines[trip_id] = min(at, self.deadlines.get(trip_id, at)) if queued else at
+            self._queued_at[trip_id] = self._queued_at.get(trip_id, wall) if queued else wall
             self.queue.push(trip_id, reason, at)
             if shared is not None and drive is not None and trip_id not in self._private:
                 shared.want(bypass_pairs(drive, plan, now, overlay))
@@ -382,6 +388,7 @@ class TripEngine:
         self._private_live.pop(trip_id, None)
         self._noticed.pop(trip_id, None)
         self.deadlines.pop(trip_id, None)
+        self._queued_at.pop(trip_id, None)
         self.queue.discard(trip_id)
 
     def _plan(self, session: TripSession) -> TripPlan:
@@ -476,17 +483,29 @@ class TripEngine:
             if fixed is not None
             else 0.0
         )
-        if lost is None or lost >= real_loss:
+        # A trip that had time when it was queued but waited until it is about to pass its
+        # last junction (an overloaded engine): a way around it now beats a better way too
+        # late. (A traveller already at the trouble when it was queued still gets the replan.)
+        deadline = self.deadlines.get(trip_id)
+        margin = max(HURRY_S, 3 * self._replan_s)
+        hurry = (
+            deadline is not None
+            and deadline - time.time() < margin
+            and deadline - self._queued_at.get(trip_id, deadline) >= margin
+        )
+        if lost is None or (lost >= real_loss and not hurry):
             # no cheap repair, or it still loses real time: the full multimodal replan
             state = traveller_state(plan, now, position)
             modes = frozenset(session.modes) | {"walk", "transit"}
             self.stats.replanned += 1
+            started = time.perf_counter()
             try:
                 options += await asyncio.to_thread(
                     replan, self.base, state, plan.destination, overlay, modes, self.walk_speed_m_s
                 )
             except CorrespondanceError as exc:
                 log.info("replanning trip %s: %s", trip_id, exc)
+            self._replan_s += 0.2 * (time.perf_counter() - started - self._replan_s)
         best = min(options, key=lambda it: it.arrival, default=None)
         # where the followed plan now arrives: re-timed, or (broken) driven around the trouble
         projected = projection.arrival or (fixed.arrival if fixed is not None else None)
@@ -501,7 +520,6 @@ class TripEngine:
         detour = fixed.first_changed_leg if fixed is not None and best is fixed.itinerary else None
         body = self._suggestion(session, plan, projection, best, overlay, now, reason, detour)
         body["projected_arrival"] = stamp(projected) if projected is not None else None
-        deadline = self.deadlines.get(trip_id)
 
         def mutate(s: TripSession) -> list[dict[str, Any]]:
             if (

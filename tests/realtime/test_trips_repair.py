@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -471,3 +472,41 @@ async def test_a_broken_plan_with_no_way_out_says_no_better_option(
     running.engine.idle.clear()
     await running.settle(before)
     assert len(await running.outbox(trip)) == 1
+
+
+async def test_a_trip_that_waited_past_its_deadline_gets_the_repair_not_a_replan(
+    running: Running, plans: dict[str, Body], poa_base: CityBase
+) -> None:
+    plan = parse_plan(poa_base, plans["carshare"])
+    i = car_leg(plan)
+    edges = list(plan.legs[i].drive_edges)
+    trip = await running.start(plans["carshare"], at_fraction(plan, i, 0.1))
+    engine = running.engine
+    # slowed six-fold from half-way: the repair loses minutes, worth a full replan...
+    running.holder.set_multipliers(dict.fromkeys(edges[len(edges) // 2 :], 6.0))
+    engine._seen = running.holder.current  # as if the event were seen; queued by hand below
+    stats = engine.stats
+    before = (stats.evaluated, stats.repaired, stats.replanned)
+    # ...but it was queued long ago with time to spare and waited until its last junction
+    now = time.time()
+    engine.deadlines[trip] = now + 1.0
+    engine._queued_at[trip] = now - 120.0
+    engine.queue.push(trip, "congestion", now + 1.0)
+    engine.idle.clear()
+    engine._wake.set()
+    await running.settle(before[0])
+    assert (stats.repaired, stats.replanned) == (before[1] + 1, before[2])
+    messages = await running.outbox(trip)
+    assert [m["type"] for m in messages] in (["switch_suggestion"], ["live_update"])
+    if messages[0]["type"] == "switch_suggestion":
+        assert "take another way around it" in messages[0]["reason"]["message"]
+
+    # queued at its deadline (the traveller already at the trouble): the full replan
+    engine.deadlines[trip] = time.time() + 1.0
+    engine._queued_at[trip] = engine.deadlines[trip]
+    engine.queue.push(trip, "congestion", engine.deadlines[trip])
+    evaluated = stats.evaluated
+    engine.idle.clear()
+    engine._wake.set()
+    await running.settle(evaluated)
+    assert stats.replanned == before[2] + (0 if messages[0]["type"] == "switch_suggestion" else 1)
