@@ -14,6 +14,16 @@ const ENDED = {
   timeout: "This trip timed out.",
   deleted: "This trip was deleted.",
 };
+// What is wrong ahead, by reason code, for the warning a declined or expired suggestion leaves.
+const TROUBLE = {
+  congestion: "Traffic jammed ahead",
+  vehicle_unavailable: "No vehicle left at your pick-up station",
+  dock_unavailable: "No free space left at your drop-off station",
+  trip_cancelled: "Your connection is cancelled",
+  delay: "Your connection is running late",
+  stop_closed: "A stop on your way is closed",
+};
+const BROKEN_TROUBLE = { ...TROUBLE, congestion: "Road ahead closed" };
 const CLOSED = {
   declined: "Suggestion declined: you keep your plan.",
   withdrawn: "The suggestion was withdrawn: it is no longer faster.",
@@ -30,7 +40,7 @@ export class LiveTrips {
     this.onLeave = onLeave;
     this.els = {
       root: $("trip"), conn: $("trip-conn"), status: $("trip-status"), eta: $("trip-eta"), remaining: $("trip-remaining"),
-      error: $("trip-error"), demo: $("trip-demo"), demoJam: $("trip-demo-jam"), suggestion: $("trip-suggestion"),
+      error: $("trip-error"), warning: $("trip-warning"), demo: $("trip-demo"), demoJam: $("trip-demo-jam"), suggestion: $("trip-suggestion"),
       plan: $("trip-plan"), simNote: $("trip-sim-note"), summary: $("trip-summary"), id: $("trip-id"),
       end: $("trip-end"), exp: $("trip-export"), del: $("trip-delete"), leave: $("trip-leave"),
     };
@@ -53,7 +63,8 @@ export class LiveTrips {
     this.suggestion = null;
     this.progress = null;
     this.live = new Map(); // leg_index → the latest live_update entry for that leg
-    this.eta = null;
+    this.eta = null; // the plan's arrival as progress states it (the schedule)
+    this.liveEta = null; // the server's projection: live_update, or a suggestion's word on the plan
   }
 
   get active() {
@@ -106,6 +117,8 @@ export class LiveTrips {
     this.els.demoJam.disabled = false;
     this.els.demoJam.textContent = "Simulate a traffic jam ahead (demo)";
     this.setError("");
+    this.liveEta = typeof trip.eta === "string" ? trip.eta : null; // kept across a reload
+    this.setWarning(typeof trip.warning === "string" ? trip.warning : "");
     this.setStatus("Connecting to your trip…");
     this.renderSuggestion();
     if (itinerary) this.setPlan(itinerary);
@@ -146,12 +159,18 @@ export class LiveTrips {
         // A replayed suggestion is in the hello already if it is still open.
         if (!replay) this.setSuggestion(msg);
         return undefined;
-      case "suggestion_closed":
-        if (this.suggestion?.suggestion_id === msg.suggestion_id) this.setSuggestion(null);
+      case "suggestion_closed": {
+        const closed = this.suggestion?.suggestion_id === msg.suggestion_id ? this.suggestion : null;
+        if (closed) this.setSuggestion(null);
+        // Keeping a plan that lost time or broke: what is wrong ahead stays in sight.
+        if (closed && msg.outcome !== "withdrawn") this.warnAhead(closed);
         if (!replay) this.setStatus(CLOSED[msg.outcome] ?? "The suggestion is closed.");
         return undefined;
+      }
       case "plan_updated":
         this.live.clear(); // leg indexes of earlier live updates were about the old plan
+        this.setLiveEta(null); // the new plan's own arrival holds until the server says otherwise
+        this.setWarning("");
         if (!replay) {
           this.setSuggestion(null);
           this.setPlan(msg.itinerary);
@@ -184,7 +203,7 @@ export class LiveTrips {
 
   onProgress(p) {
     this.progress = p;
-    if (p.eta) this.eta = p.eta;
+    if (p.eta) this.eta = p.eta; // the schedule's arrival: a live projection (liveEta) wins
     const legs = this.itinerary?.legs ?? [];
     if (p.position && Number.isFinite(p.position.lat) && Number.isFinite(p.position.lon)) {
       const how = p.source === "position" ? "from your position" : "from the timetable";
@@ -203,7 +222,14 @@ export class LiveTrips {
     for (const entry of Array.isArray(msg.legs) ? msg.legs : []) {
       if (Number.isInteger(entry?.leg_index)) this.live.set(entry.leg_index, entry);
     }
-    if (msg.eta) this.eta = msg.eta;
+    if (msg.eta) this.setLiveEta(msg.eta);
+    if (msg.notice?.code === "no_better_option") {
+      // The plan broke and no other way exists: say so, with what is wrong and the new arrival.
+      const what = BROKEN_TROUBLE[msg.notice.reason] ?? "Your plan no longer works";
+      const tz = this.timezone();
+      this.setWarning(`No better way right now. ${what} — your arrival is now ~${formatClock(msg.eta, tz)}.`);
+      this.setStatus(msg.notice.message ?? "No better way was found.");
+    }
     this.renderEta();
     this.renderLive();
   }
@@ -236,6 +262,8 @@ export class LiveTrips {
     this.els.demo.hidden = true;
     this.els.leave.hidden = false;
     this.els.remaining.textContent = "";
+    this.els.warning.textContent = ""; // nothing is ahead of a trip that is over
+    this.els.warning.hidden = true;
     this.progress = null;
     this.setConn("closed", state === "ended" ? "ended" : "closed");
   }
@@ -305,7 +333,7 @@ export class LiveTrips {
     try {
       await requestJSON(`${API}/trips/${encodeURIComponent(trip.trip_id)}/demo`, { method: "POST", token: trip.token, allowEmpty: true });
       this.els.demoJam.textContent = "Traffic jam simulated (demo)";
-      this.setStatus("Demo: simulated contributors are reporting a traffic jam on your drive…");
+      this.setStatus("Demo: the road ahead is closed for this trip (simulated)…");
     } catch (e) {
       this.els.demoJam.disabled = false;
       this.setError(e.code === "demo_disabled" ? "Demo mode is off on this server." : `Demo failed: ${e.message}`);
@@ -347,12 +375,55 @@ export class LiveTrips {
     this.markCurrentLeg();
   }
 
+  /** When the current plan now arrives, by a suggestion: re-timed (`current_arrival`), or when
+   * it broke, going around the trouble (`projected_arrival`), else the best way now (`new_arrival`). */
+  projectedArrival(s) {
+    if (!s) return null;
+    if (!s.plan_broken) return s.current_arrival ?? null;
+    return s.projected_arrival ?? s.new_arrival ?? null;
+  }
+
+  setLiveEta(eta) {
+    this.liveEta = eta;
+    if (this.trip) {
+      if (eta) this.trip.eta = eta;
+      else delete this.trip.eta;
+      this.save();
+    }
+    this.renderEta();
+  }
+
+  /** A declined (or expired) suggestion: the plan kept still has trouble ahead; say what and when. */
+  warnAhead(s) {
+    const what = (s.plan_broken ? BROKEN_TROUBLE : TROUBLE)[s.reason?.code] ?? "Trouble ahead on your plan";
+    const eta = this.projectedArrival(s);
+    const tz = this.timezone();
+    this.setWarning(eta ? `${what} — your arrival is now ~${formatClock(eta, tz)}.` : `${what} — your plan no longer works.`);
+  }
+
+  setWarning(text) {
+    this.els.warning.textContent = text;
+    this.els.warning.hidden = !text;
+    if (this.trip) {
+      if (text) this.trip.warning = text;
+      else delete this.trip.warning;
+      this.save();
+    }
+  }
+
   renderEta() {
     const tz = this.timezone();
-    const eta = this.eta ?? this.itinerary?.arrival;
-    this.els.eta.textContent = eta ? formatClock(eta, tz) : "–";
-    const left = this.progress?.remaining_s;
-    this.els.remaining.textContent = Number.isFinite(left) ? `(${formatDuration(left)} left)` : "";
+    const planned = this.eta ?? this.itinerary?.arrival;
+    const eta = this.liveEta ?? planned;
+    const moved = Boolean(this.liveEta && planned && formatClock(this.liveEta, tz) !== formatClock(planned, tz));
+    this.els.eta.textContent = eta ? `${moved ? "~" : ""}${formatClock(eta, tz)}` : "–";
+    this.els.eta.dataset.live = moved ? "1" : "0";
+    this.els.eta.title = moved ? `Projected under live conditions (planned ${formatClock(planned, tz)})` : "";
+    let left = this.progress?.remaining_s;
+    if (Number.isFinite(left) && moved && this.progress?.eta) {
+      left += (Date.parse(this.liveEta) - Date.parse(this.progress.eta)) / 1000;
+    }
+    this.els.remaining.textContent = Number.isFinite(left) ? `(${formatDuration(Math.max(0, left))} left)` : "";
   }
 
   /** Delays, cancellations, alerts and notes from `live_update` on the steps they touch. */
@@ -384,10 +455,8 @@ export class LiveTrips {
   setSuggestion(s) {
     const changed = (s?.suggestion_id ?? null) !== (this.suggestion?.suggestion_id ?? null);
     this.suggestion = s && s.itinerary ? s : null;
-    if (this.suggestion?.current_arrival) {
-      this.eta = this.suggestion.current_arrival; // the server's latest word on the current plan
-      this.renderEta();
-    }
+    const projected = this.projectedArrival(this.suggestion);
+    if (projected) this.setLiveEta(projected); // the server's latest word on the current plan
     if (!changed) return;
     this.renderSuggestion();
     if (this.suggestion) {

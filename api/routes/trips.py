@@ -24,8 +24,7 @@ from api.schemas import ErrorOut
 from correspondance import bounds
 from correspondance.errors import InputError
 from correspondance.store import StoreUnavailableError
-from crowdsource.repository import ReportRepository
-from realtime.trips.demo import DemoDisabledError, into_first_drive, jam_ahead
+from realtime.trips.demo import DemoDisabledError, into_first_drive, jam_privately
 from realtime.trips.hub import (
     BINARY_REFUSED,
     CLOSE_STORE_UNAVAILABLE,
@@ -177,26 +176,27 @@ async def demo_trip(state: State) -> dict[str, Any]:
     responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
 )
 async def demo_jam(state: State, trip_id: TripId, request: Request) -> dict[str, Any]:
-    """Demo only: simulated contributors report a jam on this trip's road ahead."""
+    """Demo only: the road ahead closes for this trip alone (never for the city)."""
     if not state.settings.demo:
         raise DemoDisabledError("the demo is not enabled on this server")
     session = await _authorized(state, trip_id, request)
     base = get_city_base(state, session.city)
     plan = parse_plan(base, session.plan)
-    book = _book(state)
+    closed = 0
 
     def at_the_wheel(s: TripSession) -> list[dict[str, Any]]:
+        nonlocal closed
         if not into_first_drive(plan, s):
             raise InputError(
                 "this trip does not drive any further: nothing to jam", code="no_road_ahead"
             )
+        closed = jam_privately(base, plan, s)
         return []
 
-    session, _ = await book.change(trip_id, at_the_wheel)
-    repository = ReportRepository(state.store, session.city, state.settings.report_ttl_s)
-    edges = await jam_ahead(repository, base, plan, session, max(state.settings.fusion_k, 2) + 3)
-    scenario = "road closed ahead (simulated contributors)"
-    return {"scenario": scenario, "edges": edges, "simulated": True}
+    # the trip.updated event makes the trip engine re-read the trip and evaluate it
+    await _book(state).change(trip_id, at_the_wheel)
+    scenario = "road closed ahead (simulated, for this trip only)"
+    return {"scenario": scenario, "edges": closed, "simulated": True}
 
 
 # -- websockets ---------------------------------------------------------------------------------

@@ -95,6 +95,7 @@ def end(reason: str, now: dt.datetime) -> Mutation:
         session.status = "ended"
         session.ended_reason = reason
         session.suggestion = None
+        session.private_closures = []
         return [message("trip_ended", session.trip_id, now, reason=reason)]
 
     return mutate

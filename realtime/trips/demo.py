@@ -1,24 +1,21 @@
-"""The scripted live-trip demo: simulated contributors report the road ahead closed.
+"""The scripted live-trip demo: the road ahead is closed, for the demo trip alone.
 
-Only with ``CORRESPONDANCE_DEMO=true``. The reports go into the same repository as real
-ones and through the same fusion (k distinct contributors on k distinct networks), so what
-the traveller then sees is the product's real path from reports to a switch suggestion;
-the contributors are labelled ``demo`` (their keyed hashes start from a fixed demo label)
-and the API answers ``"simulated": true``.
+Only with ``CORRESPONDANCE_DEMO=true``. The simulated jam is a *private* closure: the edges
+are stored in the trip's own session (``private_closures``) and the trip engine applies them
+only when it evaluates that trip (``TripEngine._live_for``). Nothing goes into the report
+repository or the city's congestion, so other travellers' plans never change and every run
+of the demo starts from the same city; the closures go when the trip ends or expires. From
+there on it is the product's real path: the engine's deadline queue, repair, replan and
+switch policy. The API answers ``"simulated": true``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import secrets
-import time
 
 import numpy as np
 
 from correspondance.errors import CorrespondanceError
-from crowdsource.models import Report
-from crowdsource.repository import ReportRepository
 from realtime.trips.plan_view import TripPlan, leg_fraction
 from realtime.trips.sessions import TripSession
 from routing.base import CityBase
@@ -51,47 +48,12 @@ def edges_ahead(base: CityBase, plan: TripPlan, session: TripSession) -> list[in
     return []
 
 
-async def jam_ahead(
-    repository: ReportRepository,
-    base: CityBase,
-    plan: TripPlan,
-    session: TripSession,
-    contributors: int,
-) -> int:
-    """Store ``contributors`` simulated jam reports on the edges ahead; returns how many
-    edges they cover (0: the trip drives no further)."""
+def jam_privately(base: CityBase, plan: TripPlan, session: TripSession) -> int:
+    """Close the road ahead (:func:`edges_ahead`) for this trip alone: the edges go into the
+    session's ``private_closures``, which the trip engine applies when it evaluates this
+    trip and nowhere else. Returns how many edges are closed (0: no drive ahead)."""
     edges = edges_ahead(base, plan, session)
-    drive = base.streets["drive"]
-    if not edges:
-        return 0
-    mid = edges[len(edges) // 2]
-    lat = float((drive.node_lat[drive.tail[mid]] + drive.node_lat[drive.head[mid]]) / 2)
-    lon = float((drive.node_lon[drive.tail[mid]] + drive.node_lon[drive.head[mid]]) / 2)
-    dy = float(drive.node_lat[drive.head[mid]] - drive.node_lat[drive.tail[mid]])
-    dx = float(drive.node_lon[drive.head[mid]] - drive.node_lon[drive.tail[mid]]) * math.cos(
-        math.radians(lat)
-    )
-    heading = float(np.degrees(np.arctan2(dx, dy)) % 360.0)
-    now = time.time()
-    for i in range(contributors):
-        label = f"demo:{session.trip_id}:{i}"
-        await repository.add(
-            Report(
-                report_id=secrets.token_hex(16),
-                contributor=hashlib.sha256(label.encode()).hexdigest(),
-                lat=lat,
-                lon=lon,
-                kind="closure",
-                level=None,
-                heading=heading,
-                mode="car",
-                observed_at=now,
-                received_at=now,
-                edge_ids=tuple(edges),
-                city=session.city,
-                origin=hashlib.sha256(f"demo-network:{i}".encode()).hexdigest(),
-            )
-        )
+    session.private_closures = edges
     return len(edges)
 
 

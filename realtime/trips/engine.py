@@ -4,11 +4,19 @@ One engine runs per city, in the process that writes the city's live state (so t
 it reads already holds the change an event announces). It keeps indexes from what can
 change to the active trips whose remaining legs depend on it (drive edge → trips, station →
 trips, transit trip → trips) and, for each event on the shared stream, looks up only the
-trips touched. Each is re-timed under the new overlay (:func:`~realtime.trips.plan_view.project`,
-cheap); only a trip whose plan broke or lost at least ``policy.replan_when_late_s`` is
-replanned from its traveller's current state with :func:`routing.state.replan`, and the
-:class:`~realtime.trips.policy.SwitchPolicy` decides whether the result is worth a
-``switch_suggestion``. A tick ends trips that arrived and expires stale suggestions.
+trips touched, and queues them by decision deadline (:mod:`realtime.trips.deadlines`):
+the trip whose traveller reaches the last point where a switch is possible soonest is
+evaluated first. Each is re-timed under the new overlay
+(:func:`~realtime.trips.plan_view.project`, cheap). A car trip whose plan broke or lost at
+least ``policy.replan_when_late_s`` is first repaired by driving around what changed, with
+searches shared by every trip of the event (:mod:`realtime.trips.repair`); only a trip whose
+repair still loses that much (or that has no repair: transit, stations) is replanned from its
+traveller's current state with :func:`routing.state.replan`, and the
+:class:`~realtime.trips.policy.SwitchPolicy` decides whether the best way is worth a
+``switch_suggestion``. When none is, a broken plan gets a ``live_update`` with the notice
+``no_better_option``. A trip may carry private closures (the scripted demo's): they apply
+when that trip is evaluated, never to the city. A tick ends trips that arrived and expires
+stale suggestions.
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ import os
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,15 +39,18 @@ from correspondance.errors import CorrespondanceError, InputError
 from correspondance.store import Event, StateStore
 from realtime.loops import LoopHealth
 from realtime.trips.commands import CommandRefusedError, close_suggestion, end
+from realtime.trips.deadlines import DeadlineQueue, decision_deadline
 from realtime.trips.plan_view import (
     Projection,
     TripPlan,
     parse_plan,
+    position_at,
     project,
     traveller_state,
 )
 from realtime.trips.policy import SwitchPolicy
 from realtime.trips.protocol import message, stamp
+from realtime.trips.repair import Bypasses, Repair, bypass_pairs, repair
 from realtime.trips.sessions import (
     TRIP_ENDED,
     TRIP_STARTED,
@@ -66,6 +77,9 @@ NEAR_DESTINATION_M = 300.0
 ETA_NOTICE_S = 60.0  # a live_update when the projected arrival moves this much
 MAX_VALID_S = 20 * 60.0
 MIN_VALID_S = 3 * 60.0
+HURRY_S = (
+    10.0  # with less time than this (or 3 replans) before the deadline, the repair is the answer
+)
 
 REASONS = {
     "congestion": "Traffic is jammed ahead",
@@ -148,10 +162,16 @@ class EngineStats:
     """Counters for benchmarks and the operator channel."""
 
     evaluated: int = 0
-    replanned: int = 0
+    repaired: int = 0  # cheap repairs tried (drive around what changed)
+    replanned: int = 0  # full multimodal replans
     suggested: int = 0
     withdrawn: int = 0
     live_updates: int = 0
+    no_better: int = 0  # broken plans told that no better way exists
+    late: int = 0  # suggestions stored after their trip's decision deadline
+
+
+NO_BETTER_OPTION = "no_better_option"
 
 
 class TripEngine:
@@ -176,9 +196,18 @@ class TripEngine:
         self.concurrency = max(1, min(4, os.cpu_count() or 1))
         self.index = TripIndex()
         self.stats = EngineStats()
+        self.queue = DeadlineQueue()
+        self.deadlines: dict[str, float] = {}  # trip → wall time of its latest decision deadline
+        self._queued_at: dict[str, float] = {}  # trip → wall time it was (last) queued
         self._plans: dict[str, tuple[int, TripPlan]] = {}  # trip → (plan version, plan)
-        self._pending: dict[str, str] = {}  # trip → reason code hint
+        self._clocks: dict[str, float] = {}  # trip → clock offset (trip clock − wall clock)
+        self._private: dict[str, tuple[int, ...]] = {}  # trip → its private closed edges
+        self._private_live: dict[str, tuple[LiveOverlay, tuple[int, ...], Bypasses]] = {}
+        self._shared: Bypasses | None = None  # the shared repairs of the current overlay
+        self._noticed: dict[str, tuple[int, str]] = {}  # trip → (plan version, eta) told
         self._wake = asyncio.Event()
+        self._busy = 0
+        self._replan_s = 0.05  # recent wall time of one full replan (moving average)
         self._seen: LiveOverlay = holder.current
         self._tasks: list[asyncio.Task[None]] = []
         self.tick_health = LoopHealth(f"trip engine of {base.city.id}")
@@ -202,7 +231,7 @@ class TripEngine:
         with contextlib.suppress(ConnectionError):  # store down: indexed when it is back
             await self.reindex_all()
         self._tasks = [
-            asyncio.create_task(self._work()),
+            *(asyncio.create_task(self._work()) for _ in range(self.concurrency)),
             asyncio.create_task(self._tick_loop()),
         ]
         if follow:
@@ -269,7 +298,7 @@ class TripEngine:
     # -- events → affected trips ------------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
-        """Index trip changes; queue the trips a live change touches."""
+        """Index trip changes; queue the trips a live change touches, nearest deadline first."""
         kind, payload = event.type, event.payload
         if kind in (TRIP_STARTED, TRIP_UPDATED):
             await self._reindex(str(payload["trip_id"]))
@@ -283,12 +312,14 @@ class TripEngine:
         touched: set[str] = set()
         reason = "congestion"
         current = self.holder.current
+        changed_edges: set[int] | None = None
         if kind == CONGESTION_CHANGED:
             # diff the overlay itself: the event lists at most 1000 edges
             before = self._seen.drive_multiplier
             after = current.drive_multiplier
             changed = np.flatnonzero(before != after) if before is not after else ()
             touched = self.index.touched(edges=changed)
+            changed_edges = {int(e) for e in changed}
         elif kind == GTFSRT_UPDATED:
             reason = "delay"
             trips = {
@@ -306,11 +337,67 @@ class TripEngine:
         else:
             return
         self._seen = current
-        for trip_id in touched:
-            self._pending.setdefault(trip_id, reason)
         if touched:
-            self.idle.clear()
-            self._wake.set()
+            self._queue_touched(touched, reason, current, changed_edges)
+
+    def _queue_touched(
+        self,
+        touched: set[str],
+        reason: str,
+        overlay: LiveOverlay,
+        changed_edges: set[int] | None,
+    ) -> None:
+        """Queue each touched trip at its decision deadline and announce the detours its
+        repair will ask for, so one search per junction serves every trip."""
+        wall = time.time()
+        drive = self.base.streets.get("drive")
+        shared = self._bypasses(overlay) if drive is not None and changed_edges else None
+        for trip_id in touched:
+            cached = self._plans.get(trip_id)
+            offset = self._clocks.get(trip_id)
+            if cached is None or offset is None:
+                self.queue.push(trip_id, reason, wall)
+                continue
+            plan = cached[1]
+            now = dt.datetime.fromtimestamp(wall + offset, plan.departure.tzinfo)
+            deadline = decision_deadline(self.base, plan, now, overlay, changed_edges)
+            at = deadline.timestamp() - offset
+            queued = trip_id in self.queue
+            self.deadlines[trip_id] = min(at, self.deadlines.get(trip_id, at)) if queued else at
+            self._queued_at[trip_id] = self._queued_at.get(trip_id, wall) if queued else wall
+            self.queue.push(trip_id, reason, at)
+            if shared is not None and drive is not None and trip_id not in self._private:
+                shared.want(bypass_pairs(drive, plan, now, overlay))
+        self.idle.clear()
+        self._wake.set()
+
+    def _bypasses(self, overlay: LiveOverlay) -> Bypasses:
+        """The shared detour searches of ``overlay`` (a new set for each overlay version)."""
+        shared = self._shared
+        if shared is None or shared.overlay is not overlay:
+            shared = Bypasses(self.base.streets["drive"], overlay)
+            self._shared = shared
+        return shared
+
+    def _live_for(self, session: TripSession) -> tuple[LiveOverlay, Bypasses | None]:
+        """The overlay this trip is evaluated under: the city's, plus the trip's own private
+        closures if it has any (never written to the city), and its detour searches."""
+        current = self.holder.current
+        drive = self.base.streets.get("drive")
+        closures = tuple(session.private_closures)
+        if not closures or drive is None:
+            self._private_live.pop(session.trip_id, None)
+            return current, self._bypasses(current) if drive is not None else None
+        cached = self._private_live.get(session.trip_id)
+        if cached is not None and cached[0] is current and cached[1] == closures:
+            return cached[2].overlay, cached[2]
+        multiplier = current.drive_multiplier.copy()
+        multiplier[np.asarray(closures, dtype=np.int64)] = np.inf
+        multiplier.setflags(write=False)
+        private = replace(current, drive_multiplier=multiplier)
+        bypasses = Bypasses(drive, private)
+        self._private_live[session.trip_id] = (current, closures, bypasses)
+        return private, bypasses
 
     async def _reindex(self, trip_id: str) -> None:
         """(Re-)index one trip. What is stored never makes this raise (start-up indexes
@@ -329,17 +416,36 @@ class TripEngine:
             return
         try:
             plan = self._plan(session)
+            self._clocks[trip_id] = session.clock_offset_s
             self.index.put(trip_id, plan, plan.leg_index_at(session.now()))
         except Exception as exc:
             self.tick_health.failed(exc, f"indexing trip {trip_id}")
             self._forget(trip_id)
             if _is_bad_data(exc):
                 await self._quarantine(trip_id, exc)
+            return
+        closures = tuple(session.private_closures)
+        if closures != self._private.get(trip_id, ()):
+            if closures:
+                self._private[trip_id] = closures
+                # a private change (the demo's jam) concerns this trip alone: evaluate now
+                self.queue.push(trip_id, "congestion", time.time())
+                self.deadlines[trip_id] = time.time()
+                self.idle.clear()
+                self._wake.set()
+            else:
+                self._private.pop(trip_id, None)
 
     def _forget(self, trip_id: str) -> None:
         self.index.remove(trip_id)
         self._plans.pop(trip_id, None)
-        self._pending.pop(trip_id, None)
+        self._clocks.pop(trip_id, None)
+        self._private.pop(trip_id, None)
+        self._private_live.pop(trip_id, None)
+        self._noticed.pop(trip_id, None)
+        self.deadlines.pop(trip_id, None)
+        self._queued_at.pop(trip_id, None)
+        self.queue.discard(trip_id)
 
     def _plan(self, session: TripSession) -> TripPlan:
         cached = self._plans.get(session.trip_id)
@@ -361,19 +467,23 @@ class TripEngine:
     # -- evaluation ---------------------------------------------------------------------------
 
     async def _work(self) -> None:
+        # several of these run: replans run in threads, and the compiled kernels release the
+        # GIL, so they overlap on several cores; each takes the nearest deadline next
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                # a few trips at a time: replans run in threads, and the compiled kernels
-                # release the GIL, so they overlap on several cores
-                batch: list[Coroutine[Any, Any, None]] = []
-                while self._pending and len(batch) < self.concurrency:
-                    trip_id, reason = next(iter(self._pending.items()))
-                    del self._pending[trip_id]
-                    batch.append(self._evaluate_safely(trip_id, reason))
-                await asyncio.gather(*batch)
-            self.idle.set()
+            while not self.queue:
+                if self._busy == 0:
+                    self.idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+            pending = self.queue.pop()
+            self._busy += 1
+            try:
+                await self._evaluate_safely(pending.trip_id, pending.reason)
+            finally:
+                self._busy -= 1
+                if not self.queue and self._busy == 0:
+                    self.idle.set()
+                    self._wake.set()  # let the other workers see the empty queue
 
     async def _evaluate_safely(self, trip_id: str, reason: str) -> None:
         try:
@@ -386,7 +496,7 @@ class TripEngine:
             log.warning("evaluating trip %s failed", trip_id, exc_info=True)
 
     async def evaluate(self, trip_id: str, reason: str = "congestion") -> dict[str, Any] | None:
-        """Re-time one trip under the current overlay; suggest, withdraw or update.
+        """Re-time one trip under the current overlay; repair, replan, suggest or update.
 
         Returns the switch_suggestion made, if any.
         """
@@ -395,7 +505,7 @@ class TripEngine:
         if session.status != "active":
             self._forget(trip_id)
             return None
-        overlay = self.holder.current
+        overlay, bypasses = self._live_for(session)
         now = session.now()
         plan = self._plan(session)
         projection = project(self.base, plan, now, overlay)
@@ -408,26 +518,64 @@ class TripEngine:
             else None
         )
         if projection.broken is None and (late or 0.0) < self.policy.replan_when_late_s:
-            await self._maybe_live_update(session, projection, now)
+            await self._maybe_live_update(session, projection, now, overlay)
             return None
         position = await self.book.position(trip_id)
-        state = traveller_state(plan, now, position)
-        modes = frozenset(session.modes) | {"walk", "transit"}
-        self.stats.replanned += 1
-        try:
-            options = await asyncio.to_thread(
-                replan, self.base, state, plan.destination, overlay, modes, self.walk_speed_m_s
-            )
-        except CorrespondanceError as exc:
-            log.info("replanning trip %s: %s", trip_id, exc)
-            options = []
+        fixed: Repair | None = None
+        drive = self.base.streets.get("drive")
+        if projection.broken in (None, "congestion") and drive is not None and bypasses is not None:
+            here = position if position is not None else position_at(plan, now)[1]
+            self.stats.repaired += 1
+            fixed = await asyncio.to_thread(repair, drive, plan, now, here, bypasses)
+        options: list[Itinerary] = []
+        if fixed is not None:
+            options.append(fixed.itinerary)
+        lost = (fixed.arrival - plan.arrival).total_seconds() if fixed is not None else None
+        # The followed plan was the best way before things got worse, so no new plan arrives
+        # much before it: a replan can beat the repair by at most what the repair lost. It is
+        # worth running only when that could be a saving worth a switch.
+        real_loss = (
+            max(self.policy.replan_when_late_s, self.policy.needed(now, fixed.arrival, None))
+            if fixed is not None
+            else 0.0
+        )
+        # A trip that had time when it was queued but waited until it is about to pass its
+        # last junction (an overloaded engine): a way around it now beats a better way too
+        # late. (A traveller already at the trouble when it was queued still gets the replan.)
+        deadline = self.deadlines.get(trip_id)
+        margin = max(HURRY_S, 3 * self._replan_s)
+        hurry = (
+            deadline is not None
+            and deadline - time.time() < margin
+            and deadline - self._queued_at.get(trip_id, deadline) >= margin
+        )
+        if lost is None or (lost >= real_loss and not hurry):
+            # no cheap repair, or it still loses real time: the full multimodal replan
+            state = traveller_state(plan, now, position)
+            modes = frozenset(session.modes) | {"walk", "transit"}
+            self.stats.replanned += 1
+            started = time.perf_counter()
+            try:
+                options += await asyncio.to_thread(
+                    replan, self.base, state, plan.destination, overlay, modes, self.walk_speed_m_s
+                )
+            except CorrespondanceError as exc:
+                log.info("replanning trip %s: %s", trip_id, exc)
+            self._replan_s += 0.2 * (time.perf_counter() - started - self._replan_s)
         best = min(options, key=lambda it: it.arrival, default=None)
+        # where the followed plan now arrives: re-timed, or (broken) driven around the trouble
+        projected = projection.arrival or (fixed.arrival if fixed is not None else None)
         if best is None or not self.policy.worth_suggesting(
             now, projection.arrival, best.arrival, session.closed_saving_s
         ):
-            await self._maybe_live_update(session, projection, now)
+            if projection.broken is not None:
+                await self._no_better_option(session, plan, projection, projected, now, overlay)
+            else:
+                await self._maybe_live_update(session, projection, now, overlay)
             return None
-        body = self._suggestion(session, plan, projection, best, overlay, now, reason)
+        detour = fixed.first_changed_leg if fixed is not None and best is fixed.itinerary else None
+        body = self._suggestion(session, plan, projection, best, overlay, now, reason, detour)
+        body["projected_arrival"] = stamp(projected) if projected is not None else None
 
         def mutate(s: TripSession) -> list[dict[str, Any]]:
             if (
@@ -443,6 +591,8 @@ class TripEngine:
         _, sent = await self.book.change(trip_id, mutate, event=None)
         if sent:
             self.stats.suggested += 1
+            if deadline is not None and time.time() > deadline:
+                self.stats.late += 1
             await self.book.count(self.city, "suggested")
             return sent[0]
         return None
@@ -471,7 +621,11 @@ class TripEngine:
         )
 
     async def _maybe_live_update(
-        self, session: TripSession, projection: Projection, now: dt.datetime
+        self,
+        session: TripSession,
+        projection: Projection,
+        now: dt.datetime,
+        overlay: LiveOverlay,
     ) -> None:
         """A live_update when delays, alerts or congestion move the arrival noticeably."""
         if projection.arrival is None or not projection.legs:
@@ -481,7 +635,6 @@ class TripEngine:
         )
         if abs((projection.arrival - last).total_seconds()) < ETA_NOTICE_S:
             return
-        overlay = self.holder.current
         eta = stamp(projection.arrival)
 
         def mutate(s: TripSession) -> list[dict[str, Any]]:
@@ -504,6 +657,66 @@ class TripEngine:
         if sent:
             self.stats.live_updates += 1
 
+    async def _no_better_option(
+        self,
+        session: TripSession,
+        plan: TripPlan,
+        projection: Projection,
+        projected: dt.datetime | None,
+        now: dt.datetime,
+        overlay: LiveOverlay,
+    ) -> None:
+        """The plan broke and nothing better exists: say so once per plan (and again when
+        the projected arrival moves), with what is wrong and when the traveller now arrives."""
+        eta_at = projected or plan.arrival
+        eta = stamp(eta_at)
+        told = self._noticed.get(session.trip_id)
+        if told is not None and told[0] == session.plan_version:
+            moved = abs((dt.datetime.fromisoformat(told[1]) - eta_at).total_seconds())
+            if moved < ETA_NOTICE_S:
+                return
+        code = projection.broken or "congestion"
+        why = projection.note or REASONS.get(code, "Your plan no longer works")
+        when = (
+            f"you arrive about {projected:%H:%M} going around it"
+            if projected is not None
+            else "your arrival time is unknown"
+        )
+        text = f"No better way was found: {why}; {when}."
+        text = text[0].upper() + text[1:]
+        delay = int((eta_at - plan.arrival).total_seconds()) if projected is not None else 0
+
+        def mutate(s: TripSession) -> list[dict[str, Any]]:
+            if s.status != "active" or s.plan_version != session.plan_version:
+                return []
+            s.last_eta = eta
+            legs = [
+                {
+                    "leg_index": i,
+                    "delay_s": max(delay_s, delay) if note else delay_s,
+                    "cancelled": cancelled,
+                    "alerts": _alerts(s.plan, i, overlay),
+                    "note": note,
+                }
+                for i, delay_s, cancelled, note in projection.legs
+            ] or [
+                {
+                    "leg_index": plan.leg_index_at(now),
+                    "delay_s": delay,
+                    "cancelled": False,
+                    "alerts": [],
+                    "note": why,
+                }
+            ]
+            notice = {"code": NO_BETTER_OPTION, "reason": code, "message": text}
+            return [message("live_update", s.trip_id, now, legs=legs, eta=eta, notice=notice)]
+
+        _, sent = await self.book.change(session.trip_id, mutate, event=None)
+        if sent:
+            self._noticed[session.trip_id] = (session.plan_version, eta)
+            self.stats.no_better += 1
+            self.stats.live_updates += 1
+
     def _suggestion(
         self,
         session: TripSession,
@@ -513,6 +726,7 @@ class TripEngine:
         overlay: LiveOverlay,
         now: dt.datetime,
         reason: str,
+        detour: int | None = None,
     ) -> dict[str, Any]:
         code = projection.broken or reason
         current_leg = plan.legs[plan.leg_index_at(now)]
@@ -522,10 +736,12 @@ class TripEngine:
             (i for i, leg in enumerate(best.legs) if (leg.trip_id or leg.mode) != doing),
             len(best.legs) - 1,
         )
+        if detour is not None:
+            k = detour  # the same plan, driven around what changed from this leg on
         switch = best.legs[k]
         after = best.legs[k:]
         ride = next((leg for leg in after if leg.trip_id), None)
-        if k == 0 and (switch.trip_id or switch.mode) == doing:
+        if detour is not None or (k == 0 and (switch.trip_id or switch.mode) == doing):
             action = "take another way around it"  # the same mode, by other streets
         elif ride is not None:
             line = ride.route_short_name or ride.route_long_name or ride.mode
@@ -533,10 +749,10 @@ class TripEngine:
         else:
             action = MODE_WORDS.get(switch.mode, switch.mode)
         leave = ""
-        if k > 0 and current_leg.mode in ("carshare", "bikeshare"):
+        if detour is None and k > 0 and current_leg.mode in ("carshare", "bikeshare"):
             vehicle = "car" if current_leg.mode == "carshare" else "bike"
             leave = f"leave the {vehicle} at {switch.origin.name}, "
-        elif k > 0 and current_leg.trip_id:
+        elif detour is None and k > 0 and current_leg.trip_id:
             leave = f"get off at {switch.origin.name}, "
         saved = (
             round((projection.arrival - best.arrival).total_seconds() / 60.0, 1)

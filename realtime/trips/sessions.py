@@ -165,6 +165,9 @@ class TripSession:
     last_eta: str | None = None  # the arrival last announced in a live_update
     plan_version: int = 1
     history: list[dict[str, Any]] = field(default_factory=list)  # accepted switches
+    # drive edges closed for this trip alone (the scripted demo's jam): the trip engine
+    # applies them when evaluating this trip, never to the city; cleared when it ends
+    private_closures: list[int] = field(default_factory=list)
 
     def now(self, wall: float | None = None) -> dt.datetime:
         """The trip clock, in the city's time zone."""

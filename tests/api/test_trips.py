@@ -97,7 +97,7 @@ def open_suggestion_body(message: Body) -> Body:
     return {k: v for k, v in message.items() if k not in ("v", "type", "trip_id", "sent_at", "seq")}
 
 
-# -- the demo, accept, resume (first: the jam it posts stays for the module) -------------------
+# -- the demo, accept, resume -----------------------------------------------------------------
 
 
 async def test_demo_suggests_a_switch_and_a_resumed_client_misses_nothing(
@@ -178,6 +178,45 @@ async def test_demo_suggests_a_switch_and_a_resumed_client_misses_nothing(
     assert [(m["seq"], m["type"]) for m in replayed] == [(2, "plan_updated"), (3, "trip_ended")]
     assert export["trip"]["history"][0]["outcome"] == "accepted"
     assert export["trip"]["status"] == "ended"
+
+
+async def test_five_demo_runs_each_suggest_and_never_change_other_plans(
+    api: Api, http: httpx.AsyncClient
+) -> None:
+    """The demo's jam closes the road for the demo trip alone: run after run it suggests a
+    switch, and the same query planned by anyone else gives the same plans as before."""
+    demo = (await http.get(f"{api.url}/api/v1/demo")).json()
+    query = {
+        "modes": ",".join(demo["modes"]),
+        "origin": f"{demo['from']['lat']},{demo['from']['lon']}",
+        "destination": f"{demo['to']['lat']},{demo['to']['lon']}",
+        "depart": demo["depart"],
+    }
+    before = await plan(http, api.url, **query)
+    reports_before = await api.server.call(_report_keys)
+    for run in range(5):
+        itinerary = with_mode(await plan(http, api.url, **query), "carshare")
+        trip_id, token = await start_trip(http, api.url, itinerary, modes=demo["modes"])
+        async with trip_socket(api.url, trip_id, token) as ws:
+            assert (await ws.recv())["type"] == "hello"
+            jam = await http.post(f"{api.url}/api/v1/trips/{trip_id}/demo", headers=bearer(token))
+            assert jam.status_code == 202, jam.text
+            assert jam.json()["edges"] > 0
+            suggestion = await ws.recv_type("switch_suggestion", timeout=20)
+            assert suggestion["reason"]["code"] == "congestion", run
+            assert suggestion["itinerary"]["legs"][0]["mode"] == "carshare", run
+            await ws.send({"type": "end"})
+            assert (await ws.recv_type("trip_ended"))["reason"] == "ended"
+        export = (await http.get(f"{api.url}/api/v1/trips/{trip_id}", headers=bearer(token))).json()
+        assert export["trip"]["private_closures"] == []  # cleared when the trip ended
+    # nothing was reported or fused for the city: every plan is as it was
+    assert await api.server.call(_report_keys) == reports_before
+    assert await plan(http, api.url, **query) == before
+
+
+async def _report_keys(state: Any) -> list[str]:
+    keys: list[str] = await state.store.scan_keys("cs:*")
+    return sorted(keys)
 
 
 # -- starting, exporting ------------------------------------------------------------------------

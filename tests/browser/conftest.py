@@ -195,14 +195,15 @@ def _demo_ok(base_url: str) -> bool:
         return False
 
 
-@pytest.fixture
+@pytest.fixture(scope="package")
 def demo_server() -> Iterator[str]:
     """Base URL of a server started with ``CORRESPONDANCE_DEMO=true`` (``POST
-    /api/v1/trips/{id}/demo`` makes simulated contributors report a jam on the trip's drive).
+    /api/v1/trips/{id}/demo`` closes the road ahead for that trip alone).
 
-    One server per test: the simulated congestion of one test must not leak into the next one's
-    plan. With ``CORRESPONDANCE_BROWSER_BASE_URL`` set, that server is used and must have the
-    demo mode on. ``REDIS_URL`` is dropped: this server keeps its state in-process, alone.
+    One server for every demo test: a demo jam is private to its trip, so nothing leaks from
+    one test into the next one's plan (which these tests also show). With
+    ``CORRESPONDANCE_BROWSER_BASE_URL`` set, that server is used and must have the demo mode
+    on. ``REDIS_URL`` is dropped: this server keeps its state in-process, alone.
     """
     external = os.environ.get("CORRESPONDANCE_BROWSER_BASE_URL")
     if external:

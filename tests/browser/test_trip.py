@@ -4,6 +4,7 @@ Chromium (see conftest.py); the demo tests run on their own server with the demo
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -20,6 +21,9 @@ START_TIMEOUT_MS = 180_000  # first plan of a fresh server warms the compiled ke
 SUGGESTION_TIMEOUT_MS = 20_000
 TRANSIT_MODES = ("bus", "rail", "subway", "tram", "ferry", "trolleybus", "transit")
 SCREENSHOT = "/tmp/correspondance-trip.png"
+SCREENSHOT_DECLINED = "/tmp/correspondance-trip-declined.png"
+SCREENSHOT_RUN = "/tmp/correspondance-trip-demo-run-{}.png"
+SCREENSHOT_NO_BETTER = "/tmp/correspondance-trip-no-better.png"
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "protocol.schema.json"
 PROTOCOL = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
@@ -87,6 +91,17 @@ def _simulate_jam(page: Any) -> Any:
     card = page.locator("#trip-suggestion .suggestion")
     card.wait_for(timeout=SUGGESTION_TIMEOUT_MS)
     return card
+
+
+def _projected(suggestion: dict[str, Any]) -> str:
+    """When the current plan now arrives by the suggestion (what the header must show)."""
+    if not suggestion["plan_broken"]:
+        return str(suggestion["current_arrival"])
+    return str(suggestion.get("projected_arrival") or suggestion["new_arrival"])
+
+
+def warning_text(what: str, projected: str) -> str:
+    return f"{what} — your arrival is now ~{projected[11:16]}."
 
 
 def _transit_leg_shown(page: Any) -> bool:
@@ -175,10 +190,22 @@ def test_declining_removes_the_suggestion_and_keeps_the_plan(demo_page: Any) -> 
     assert card.get_attribute("data-suggestion-id") == suggestion["suggestion_id"]
     assert page.locator("path.leg-suggested").count() >= 1
 
+    # the header shows where the plan now arrives, not its old arrival
+    eta = page.locator("#trip-eta")
+    projected = _projected(suggestion)
+    assert eta.inner_text() == f"~{projected[11:16]}"
+
     card.get_by_role("button", name="Decline").click()
     card.wait_for(state="detached", timeout=SUGGESTION_TIMEOUT_MS)
     closed = socket.of_type("suggestion_closed")[-1]
     assert closed["outcome"] == "declined"
+    # what is wrong ahead stays in sight, with the arrival it now means
+    warning = page.locator("#trip-warning")
+    assert warning.is_visible()
+    what = "Road ahead closed" if suggestion["plan_broken"] else "Traffic jammed ahead"
+    assert warning.inner_text() == warning_text(what, projected)
+    assert eta.inner_text() == f"~{projected[11:16]}"
+    page.screenshot(path=SCREENSHOT_DECLINED, full_page=True)
     decline = next(m for m in socket.sent if m["type"] == "decline")
     assert decline["suggestion_id"] == closed["suggestion_id"]
     assert "declined" in page.locator("#trip-status").inner_text().lower()
@@ -186,7 +213,34 @@ def test_declining_removes_the_suggestion_and_keeps_the_plan(demo_page: Any) -> 
     legs_after = page.locator("#trip-legs > li").evaluate_all("els => els.map(e => e.dataset.mode)")
     assert legs_after == legs_before
     assert socket.of_type("plan_updated") == []
+    page.reload()  # the warning and the projected arrival are still there after a reload
+    _wait_live(page)
+    assert page.locator("#trip-warning").inner_text() == warning_text(what, projected)
+    assert page.locator("#trip-eta").inner_text() == f"~{projected[11:16]}"
     socket.assert_protocol()
+    page.console_problems.assert_none()
+
+
+def test_five_demo_runs_in_a_row_each_suggest_a_switch(demo_page: Any) -> None:
+    """The demo's jam closes the road for the demo trip alone, so it works run after run."""
+    page = demo_page
+    for run in range(5):
+        socket = _start_demo_trip(page)
+        planned = page.locator("#trip-eta").inner_text()
+        card = _simulate_jam(page)
+        suggestion = socket.of_type("switch_suggestion")[-1]
+        assert card.get_attribute("data-suggestion-id") == suggestion["suggestion_id"], run
+        # a broken (or slowed) plan shows its projected arrival in the header
+        eta = page.locator("#trip-eta").inner_text()
+        assert eta == f"~{_projected(suggestion)[11:16]}", (run, eta, planned)
+        assert eta.removeprefix("~") != planned, run  # the old arrival is gone
+        page.screenshot(path=SCREENSHOT_RUN.format(run + 1), full_page=True)
+        page.get_by_role("button", name="End trip").click()
+        page.wait_for_selector('#trip[data-state="ended"]', timeout=SUGGESTION_TIMEOUT_MS)
+        page.get_by_role("button", name="Back to the planner").click()
+        assert page.locator("#trip").is_hidden()
+        socket.assert_protocol()
+        page.goto("about:blank")  # the next run starts from a fresh page, as a new visit
     page.console_problems.assert_none()
 
 
@@ -324,4 +378,55 @@ def test_live_updates_duplicates_and_reconnects_on_a_scripted_socket(
     assert "no longer exists" in page.locator("#trip-error").inner_text()
     page.wait_for_timeout(2500)  # longer than the first backoff: no new connection
     assert len(connections) == 2
+    page.console_problems.assert_none()
+
+
+def test_no_better_option_is_said_in_a_clear_sentence(page: Any, live_server: str) -> None:
+    """A broken plan with nothing better (``live_update`` with notice ``no_better_option``,
+    scripted in the browser): the page says so, with what is wrong and the new arrival."""
+    page.goto("/")
+    page.wait_for_selector('body[data-ready="1"]', timeout=120_000)
+    depart = page.locator("#depart").input_value()
+    planned = page.request.get(
+        f"{live_server}/api/v1/plan",
+        params={"from": ORIGIN, "to": DESTINATION, "depart": f"{depart}:00"},
+    ).json()
+    itinerary = planned["itineraries"][0]
+    trip_id = "scripted-trip-0002"
+    arrival = dt.datetime.fromisoformat(itinerary["arrival"])
+    later = (arrival + dt.timedelta(minutes=13)).isoformat()
+
+    def serve(ws: Any) -> None:
+        def on_message(message: str | bytes) -> None:
+            if json.loads(message)["type"] != "auth":
+                return
+            envelope = {"v": 1, "trip_id": trip_id, "sent_at": itinerary["departure"]}
+            hello = {"status": "active", "last_seq": 1, "suggestion": None, "progress": None}
+            ws.send(json.dumps({**envelope, "type": "hello", "itinerary": itinerary, **hello}))
+            leg = {"leg_index": 0, "delay_s": 780, "cancelled": False, "alerts": []}
+            notice = {
+                "code": "no_better_option",
+                "reason": "congestion",
+                "message": "No better way was found: the road ahead is closed.",
+            }
+            update = {"type": "live_update", "seq": 1, "eta": later, "notice": notice}
+            update["legs"] = [leg | {"note": "the road ahead is closed"}]
+            jsonschema.validate({**envelope, **update}, PROTOCOL)
+            ws.send(json.dumps({**envelope, **update}))
+
+        ws.on_message(on_message)
+
+    page.route_web_socket(re.compile(r".*/ws/v1/trips/.*"), serve)
+    stored = {"trip_id": trip_id, "token": "scripted", "last_seq": 0, "city": "porto-alegre"}
+    page.evaluate("t => sessionStorage.setItem('correspondance.trip', JSON.stringify(t))", stored)
+    page.reload()
+    _wait_live(page)
+    warning = page.locator("#trip-warning")
+    warning.wait_for(timeout=SUGGESTION_TIMEOUT_MS)
+    assert warning.inner_text() == (
+        f"No better way right now. Road ahead closed — your arrival is now ~{later[11:16]}."
+    )
+    assert page.locator("#trip-eta").inner_text() == f"~{later[11:16]}"
+    assert "No better way was found" in page.locator("#trip-status").inner_text()
+    page.screenshot(path=SCREENSHOT_NO_BETTER, full_page=True)
     page.console_problems.assert_none()

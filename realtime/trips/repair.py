@@ -1,0 +1,294 @@
+"""Cheap repairs shared by every trip one event touches: drive around what changed.
+
+A change of congestion slows or closes some drive edges. Each affected car trip's remaining
+route meets them in *runs* (maximal stretches of consecutive edges whose live multiplier is
+not 1). The cheap repair of a trip keeps its route up to the last junction before the first
+run (:func:`last_junction`: the last node on the way with an open street other than the
+route's own) and from there takes the fastest way to the end of the drive on the live drive
+network (which may be the old route, just slower). Rejoining the old route right after the
+run is not enough: on simplified one-way streets the node after a closed edge often has no
+other way in, and the node before it often no other way out.
+
+The fastest way is one bounded Dijkstra from that junction, and every trip that meets trouble
+at the same junction shares it: :class:`Bypasses` runs one search per source node, towards
+every drive end any queued trip needs from there, the first time one of them asks. The
+repair's arrival tells the engine whether the trip lost anything real; only then does it pay
+for the full multimodal replan (``routing.state.replan``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from realtime.trips.plan_view import PlanLeg, TripPlan, leg_fraction
+from routing.chains import edges_geometry
+from routing.kernels import dijkstra
+from routing.overlay import LiveOverlay
+from routing.plan import Itinerary, Leg, Place
+from routing.streets import StreetNetwork
+
+BYPASS_LIMIT_S = 3600.0  # a way around that takes longer than an hour is no repair
+MAX_TRIES = 3  # junctions tried, walking back from the trouble, before giving up
+HERE = "where you are"
+
+Pair = tuple[int, int]  # (source node, target node)
+
+
+def runs(route: NDArray[np.int64], multiplier: NDArray[np.float64]) -> list[tuple[int, int]]:
+    """Maximal stretches ``[lo, hi)`` of ``route`` whose edges' multiplier is not 1."""
+    changed = ~(multiplier[route] == 1.0)
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(route)
+    while i < n:
+        if changed[i]:
+            j = i
+            while j < n and changed[j]:
+                j += 1
+            out.append((i, j))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def last_junction(
+    drive: StreetNetwork, route: NDArray[np.int64], lo: int, multiplier: NDArray[np.float64]
+) -> int:
+    """Index in ``route`` of the last edge at or before ``lo`` whose tail offers another open
+    street than the route's own edge: the last point where the driver can still turn off
+    (0 if none does: where the remaining route starts)."""
+    k = lo
+    while k > 0:
+        node = int(drive.tail[route[k]])
+        outs = np.arange(drive.indptr[node], drive.indptr[node + 1])
+        if np.any((outs != route[k]) & np.isfinite(multiplier[outs])):
+            return k
+        k -= 1
+    return 0
+
+
+def remaining_route(leg: PlanLeg, at: dt.datetime, current: bool) -> NDArray[np.int64]:
+    """The drive edges of ``leg`` still ahead at ``at`` (the whole leg if it is not under
+    way), counted as :func:`~realtime.trips.plan_view.project` counts them."""
+    route = np.asarray(leg.drive_edges, dtype=np.int64)
+    if current:
+        route = route[int(leg_fraction(leg, at) * len(route)) :]
+    return route
+
+
+def bypass_pairs(
+    drive: StreetNetwork, plan: TripPlan, at: dt.datetime, overlay: LiveOverlay
+) -> list[Pair]:
+    """The (source, target) junction pairs the repair of ``plan`` at ``at`` needs: per drive
+    leg with trouble ahead, the last junction before it and the leg's last junction."""
+    out: list[Pair] = []
+    first = plan.leg_index_at(at)
+    for i in range(first, len(plan.legs)):
+        leg = plan.legs[i]
+        if not leg.drive_edges:
+            continue
+        route = remaining_route(leg, at, i == first)
+        stretches = runs(route, overlay.drive_multiplier)
+        if stretches:
+            k = last_junction(drive, route, stretches[0][0], overlay.drive_multiplier)
+            out.append((int(drive.tail[route[k]]), int(drive.head[route[-1]])))
+    return out
+
+
+class Bypasses:
+    """Fastest ways between junctions on one overlay's live drive network, searched once
+    per source node for every target wanted from it (thread-safe; one per overlay)."""
+
+    def __init__(self, drive: StreetNetwork, overlay: LiveOverlay) -> None:
+        self.drive = drive
+        self.overlay = overlay
+        self.weight = overlay.drive_weights(drive)
+        self.searches = 0  # Dijkstra runs so far (tests, benchmarks)
+        self._wanted: dict[int, set[int]] = defaultdict(set)
+        self._found: dict[Pair, tuple[float, tuple[int, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def want(self, pairs: list[Pair]) -> None:
+        """Announce pairs some queued trip will ask for (so one search serves them all)."""
+        with self._lock:
+            for source, target in pairs:
+                if (source, target) not in self._found:
+                    self._wanted[source].add(target)
+
+    def way(self, source: int, target: int) -> tuple[float, tuple[int, ...]]:
+        """(seconds, edges) of the fastest way from ``source`` to ``target`` under the
+        overlay; ``(inf, ())`` when there is none within :data:`BYPASS_LIMIT_S`."""
+        key = (source, target)
+        with self._lock:
+            found = self._found.get(key)
+            if found is not None:
+                return found
+            targets = self._wanted.pop(source, set()) | {target}
+        drive = self.drive
+        wanted = np.fromiter(targets, np.int64, len(targets))
+        dist, pred = dijkstra(
+            drive.indptr,
+            drive.head,
+            self.weight,
+            np.array([source], np.int64),
+            np.zeros(1),
+            BYPASS_LIMIT_S,
+            wanted,
+        )
+        results: dict[Pair, tuple[float, tuple[int, ...]]] = {}
+        for t in targets:
+            cost = float(dist[t])
+            path = tuple(drive.path_edges(pred, t)) if np.isfinite(cost) else ()
+            results[(source, t)] = (cost, path)
+        with self._lock:
+            self.searches += 1
+            self._found.update(results)
+            return self._found[key]
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A followed plan driven around what changed: when it arrives, as an itinerary."""
+
+    arrival: dt.datetime
+    itinerary: Itinerary
+    first_changed_leg: int  # index in ``itinerary.legs`` of the first rerouted leg
+
+
+def _place(d: dict[str, object], name: str | None = None) -> Place:
+    return Place(
+        name=str(name if name is not None else d.get("name", "")),
+        lat=float(d["lat"]),  # type: ignore[arg-type]
+        lon=float(d["lon"]),  # type: ignore[arg-type]
+        stop_id=d.get("stop_id"),  # type: ignore[arg-type]
+        station_id=d.get("station_id"),  # type: ignore[arg-type]
+    )
+
+
+def _leg(d: dict[str, object], shift: dt.timedelta) -> Leg:
+    """A routing leg from its wire form, its times moved by ``shift``."""
+    geometry = d["geometry"]
+    assert isinstance(geometry, dict)
+    return Leg(
+        mode=str(d["mode"]),
+        origin=_place(d["from"]),  # type: ignore[arg-type]
+        destination=_place(d["to"]),  # type: ignore[arg-type]
+        departure=dt.datetime.fromisoformat(str(d["departure"])) + shift,
+        arrival=dt.datetime.fromisoformat(str(d["arrival"])) + shift,
+        distance_m=float(d.get("distance_m") or 0.0),  # type: ignore[arg-type]
+        geometry=[(float(x), float(y)) for x, y in geometry["coordinates"]],
+        route_id=d.get("route_id"),  # type: ignore[arg-type]
+        route_short_name=d.get("route_short_name"),  # type: ignore[arg-type]
+        route_long_name=d.get("route_long_name"),  # type: ignore[arg-type]
+        route_color=d.get("route_color"),  # type: ignore[arg-type]
+        trip_id=d.get("trip_id"),  # type: ignore[arg-type]
+        headsign=d.get("headsign"),  # type: ignore[arg-type]
+        agency_name=d.get("agency_name"),  # type: ignore[arg-type]
+        intermediate_stops=int(d.get("intermediate_stops") or 0),  # type: ignore[call-overload]
+        system_id=d.get("system_id"),  # type: ignore[arg-type]
+        simulated=bool(d.get("simulated", False)),
+        board_index=d.get("board_index"),  # type: ignore[arg-type]
+        alight_index=d.get("alight_index"),  # type: ignore[arg-type]
+        drive_edges=tuple(int(e) for e in d.get("drive_edges") or ()),  # type: ignore[attr-defined]
+    )
+
+
+def repair(
+    drive: StreetNetwork,
+    plan: TripPlan,
+    at: dt.datetime,
+    here: tuple[float, float],
+    bypasses: Bypasses,
+) -> Repair | None:
+    """The plan from ``at`` with each drive leg that meets slowed or closed edges driven the
+    fastest way from the last junction before them to the leg's end (:class:`Bypasses`),
+    timed under the live overlay.
+
+    Later legs move with the detour; a transit connection after it keeps its own (live)
+    times, and the repair fails if the detour misses it (by more than the minute
+    :func:`~realtime.trips.plan_view.project` allows) or it is cancelled, as it does when the
+    drive cannot be done at all or when nothing ahead is slowed or closed (``None``): the
+    full replan answers those. ``here`` is where the traveller is.
+    """
+    first = plan.leg_index_at(at)
+    if plan.legs[first].transit:
+        return None  # aboard transit: nothing to drive around
+    weight = bypasses.weight
+    base_time = drive.base_time_s
+    legs_json = plan.json["legs"]
+    legs: list[Leg] = []
+    shift = dt.timedelta(0)
+    changed_leg: int | None = None
+    for i in range(first, len(plan.legs)):
+        leg = plan.legs[i]
+        d = legs_json[i]
+        current = i == first
+        if leg.transit:
+            assert leg.trip_id is not None
+            overlay = bypasses.overlay
+            delay = dt.timedelta(seconds=int(overlay.trip_delays.get(leg.trip_id, 0)))
+            reach = legs[-1].arrival if legs else at
+            if leg.trip_id in overlay.cancelled_trips or reach > (
+                leg.departure + delay + dt.timedelta(seconds=60)
+            ):
+                return None  # the detour misses the connection (or it is gone)
+            shift = delay  # the ride, and what follows it, keep the ride's own time
+            legs.append(_leg(d, shift))
+            continue
+        if not leg.drive_edges:
+            out = _leg(d, shift)
+            if current and at > out.departure:
+                out = replace(out, departure=at, origin=Place(HERE, here[0], here[1]))
+            legs.append(out)
+            continue
+        route = remaining_route(leg, at, current)
+        stretches = runs(route, bypasses.overlay.drive_multiplier)
+        if not stretches and not current:
+            legs.append(_leg(d, shift))
+            continue
+        new: list[int] = route.tolist()
+        if stretches:
+            multiplier = bypasses.overlay.drive_multiplier
+            k = stretches[0][0] + 1
+            for _ in range(MAX_TRIES):
+                if k <= 0:
+                    return None
+                k = last_junction(drive, route, k - 1, multiplier)
+                cost, path = bypasses.way(int(drive.tail[route[k]]), int(drive.head[route[-1]]))
+                if np.isfinite(cost):
+                    break
+            else:
+                return None
+            new = new[:k] + list(path)
+        edges = np.asarray(new, dtype=np.int64)
+        # the plan's own time for the rest of the leg, plus what the new way costs more
+        # under live conditions than the old way did at base times
+        extra = float(np.sum(weight[edges]) - np.sum(base_time[route])) if len(route) else 0.0
+        out = _leg(d, shift)
+        start = max(at, out.departure) if current else out.departure
+        arrival = out.arrival + dt.timedelta(seconds=extra)
+        shift += dt.timedelta(seconds=extra)
+        origin = Place(HERE, here[0], here[1]) if current and at > out.departure else out.origin
+        if stretches and changed_leg is None:
+            changed_leg = len(legs)
+        legs.append(
+            replace(
+                out,
+                origin=origin,
+                departure=start,
+                arrival=max(arrival, start),
+                drive_edges=tuple(new),
+                distance_m=float(np.sum(drive.length_m[edges])) if len(edges) else 0.0,
+                geometry=edges_geometry(drive, new) or out.geometry,
+            )
+        )
+    if changed_leg is None:
+        return None
+    itinerary = Itinerary(legs, int(plan.json.get("transfers", 0)))
+    return Repair(itinerary.arrival, itinerary, changed_leg)
