@@ -6,15 +6,18 @@
   (with live feeds off there is no writer to check: ``off``);
 * each city's live feeds are fresh (as ``GET /api/v1/feeds`` judges them).
 
-Only the store makes the service unavailable (503); a missing writer or a stale feed
-makes it ``degraded`` (200), which a load balancer should not act on but an operator should.
+It also shows this process's live side (``live``: role, supervised loops and the errors
+they survived, trip hub, writer term, trip partitions, trip engine) and names any loop that
+is not running (``loops``). Only the store makes the service unavailable (503); a missing
+writer, a stale feed or a loop down makes it ``degraded`` (200), which a load balancer
+should not act on but an operator should.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -65,6 +68,16 @@ class HealthOut(BaseModel):
     store: StoreCheck
     writers: dict[str, WriterCheck]
     feeds: dict[str, FeedsCheck]
+    loops: list[str] = Field(
+        default_factory=list,
+        description="Long-running loops of this process that are not running now (degraded).",
+    )
+    live: dict[str, Any] | None = Field(
+        default=None,
+        description="This process's live side (realtime/runtime.py): role, supervised loops "
+        "with errors survived, trip hub, and per city the writer term, trip partitions and "
+        "the trip engine.",
+    )
 
 
 def writer_lock(city: str) -> str:
@@ -134,10 +147,14 @@ async def check_health(state: AppState) -> HealthOut:
         feeds[city] = FeedsCheck(
             status="degraded" if problems else "ok", counts=counts, problems=problems
         )
+    runtime = state.runtime
+    failing = runtime.failing() if runtime is not None else []
     if store_check.status == "down":
         overall: Literal["ok", "degraded", "down"] = "down"
-    elif any(w.status == "missing" for w in writers.values()) or any(
-        f.status != "ok" for f in feeds.values()
+    elif (
+        failing
+        or any(w.status == "missing" for w in writers.values())
+        or any(f.status != "ok" for f in feeds.values())
     ):
         overall = "degraded"
     else:
@@ -149,4 +166,6 @@ async def check_health(state: AppState) -> HealthOut:
         store=store_check,
         writers=writers,
         feeds=feeds,
+        loops=failing,
+        live=runtime.health() if runtime is not None else None,
     )

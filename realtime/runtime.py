@@ -45,6 +45,7 @@ from typing import Any
 
 from correspondance.settings import Settings
 from correspondance.store import Fence, StateStore
+from realtime.loops import LoopHealth
 from realtime.service import LiveService
 from realtime.trips.engine import TripEngine
 from realtime.trips.hub import TripHub
@@ -74,26 +75,6 @@ def trip_partition(trip_id: str, partitions: int) -> int:
 # -- supervision ----------------------------------------------------------------------------
 
 
-@dataclass
-class LoopHealth:
-    """What a supervised loop did: restarts, and its last failure."""
-
-    name: str
-    running: bool = False
-    restarts: int = 0
-    last_error: str | None = None
-    last_error_at: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form for health."""
-        return {
-            "running": self.running,
-            "restarts": self.restarts,
-            "last_error": self.last_error,
-            "last_error_at": self.last_error_at,
-        }
-
-
 class Supervisor:
     """Runs long-lived loops; a loop that raises is logged, counted and restarted.
 
@@ -105,38 +86,40 @@ class Supervisor:
         self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
         self.loops: dict[str, LoopHealth] = {}
+        self.running: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     def spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         """Run ``loop()`` until stopped, restarting it whenever it raises or returns."""
-        health = self.loops[name] = LoopHealth(name)
-        self._tasks.append(asyncio.create_task(self._run(health, loop), name=name))
+        self.loops[name] = LoopHealth(name)
+        self._tasks.append(asyncio.create_task(self._run(name, loop), name=name))
 
-    async def _run(self, health: LoopHealth, loop: Callable[[], Awaitable[None]]) -> None:
+    async def _run(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        health = self.loops[name]
         backoff = self.min_backoff_s
         while True:
             started = time.monotonic()
-            health.running = True
+            self.running[name] = True
             try:
                 await loop()
                 raise RuntimeError("loop returned")  # a supervised loop runs forever
             except asyncio.CancelledError:
-                health.running = False
+                self.running[name] = False
                 raise
             except Exception as exc:
-                health.running = False
-                health.restarts += 1
-                health.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                health.last_error_at = time.time()
-                log.error("%s failed; restarting in %.1f s", health.name, backoff, exc_info=True)
+                self.running[name] = False
+                health.failed(exc, f"restarting in {backoff:.1f} s")
             if time.monotonic() - started > 60.0:
                 backoff = self.min_backoff_s
             await asyncio.sleep(backoff)
             backoff = min(self.max_backoff_s, backoff * 2)
 
     def health(self) -> dict[str, Any]:
-        """Each loop's state, by name."""
-        return {name: loop.as_dict() for name, loop in sorted(self.loops.items())}
+        """Each loop's state, by name: running, errors survived (each a restart), last one."""
+        return {
+            name: loop.as_dict(self.running.get(name, False))
+            for name, loop in sorted(self.loops.items())
+        }
 
     async def stop(self) -> None:
         """Cancel every loop and wait for them."""
@@ -520,7 +503,7 @@ class LiveRuntime:
             await self.hub.stop()
 
     def health(self) -> dict[str, Any]:
-        """Role, loops, and per city: writer, partitions, engine."""
+        """Role, supervised loops, the hub, and per city: writer, partitions, engine."""
         cities: dict[str, Any] = {}
         for city_id, live in self.cities.items():
             entry: dict[str, Any] = {}
@@ -528,7 +511,24 @@ class LiveRuntime:
                 entry["writer"] = live.election.health()
             if live.partitions is not None:
                 entry["trip_partitions"] = live.partitions.health()
+            if live.engine is not None:
+                entry["engine"] = live.engine.health()
             cities[city_id] = entry
-        return {"role": self.role, "owner": self.owner, "loops": self.supervisor.health()} | {
-            "cities": cities
+        return {
+            "role": self.role,
+            "owner": self.owner,
+            "loops": self.supervisor.health(),
+            "hub": self.hub.health() if self.hub is not None else None,
+            "cities": cities,
         }
+
+    def failing(self) -> list[str]:
+        """Loops that are not running now (a health check reports them, degraded)."""
+        dead = [name for name, up in self.supervisor.health().items() if not up["running"]]
+        if self.hub is not None:
+            hub = self.hub.health()
+            dead += [f"hub {part}" for part in ("follower", "ticker") if not hub[part]["running"]]
+        for city_id, live in self.cities.items():
+            if live.engine is not None and not live.engine.health()["running"]:
+                dead.append(f"engine tick of {city_id}")
+        return dead

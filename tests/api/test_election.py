@@ -173,8 +173,8 @@ async def test_a_failing_loop_is_logged_counted_and_restarted(
         health = supervisor.health()["flaky"]
         assert runs == 3
         assert health["running"] is True
-        assert health["restarts"] == 2
-        assert health["last_error"] == "RuntimeError: boom 2"
-        assert "flaky failed; restarting" in caplog.text
+        assert health["errors"] == 2  # each one a restart
+        assert health["last_error"] == "restarting in 0.0 s: RuntimeError: boom 2"
+        assert "flaky: restarting in 0.0 s failed (error 2)" in caplog.text
     finally:
         await supervisor.stop()
