@@ -1,6 +1,6 @@
 """Live trips: start, follow over a websocket, export, delete; the operators' aggregate feed.
 
-The protocol is ``docs/protocol.md`` (JSON Schema: ``docs/protocol.schema.json``).
+The protocol is ``docs/protocol.md`` (JSON Schema: ``realtime/trips/protocol.schema.json``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Server messages are plain dicts built here, so every field name lives in one place; client
 messages are checked against ``definitions/client_message`` of the published JSON Schema
-(``docs/protocol.schema.json``), the same document the tests validate server messages with.
+(``realtime/trips/protocol.schema.json``, package data), the same document the tests
+validate server messages with.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 
 from correspondance import bounds
 from correspondance.errors import InputError
-from correspondance.settings import REPO_ROOT
 
 VERSION = 1
-SCHEMA_PATH = REPO_ROOT / "docs" / "protocol.schema.json"
+SCHEMA_PATH = Path(__file__).with_name("protocol.schema.json")
 MAX_CLIENT_MESSAGE = 4096  # bytes; positions and commands are tiny
 
 # message types that carry ``seq`` and are replayed on resume

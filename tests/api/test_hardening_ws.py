@@ -4,7 +4,7 @@ A real server (uvicorn in a thread) on a private ``redis-server`` (a free port; 
 kills its own): ``NaN`` positions, binary frames, bad ``after_seq`` values, a store outage
 at connect, and operator sockets after logout or token expiry. Every frame received is
 parsed strictly (``NaN`` is not JSON) and, for trip sockets, validated against
-``docs/protocol.schema.json``.
+``realtime/trips/protocol.schema.json``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ One embedded server (in a thread of this process: its store and module globals a
 hand) runs live feeds, the trip engine and the scripted demo. Two separate server
 processes sharing Redis (a writer with the engine, an API-only one) check that a client of
 either gets everything. Every server message is validated against
-``docs/protocol.schema.json`` by :class:`trip_helpers.TripSocket`.
+``realtime/trips/protocol.schema.json`` by :class:`trip_helpers.TripSocket`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Shared by the live-trip tests: a schema-checking websocket client, servers, plans.
 
 Every message a test receives from a trip (or operator) socket goes through
-:class:`TripSocket`, which validates it against ``docs/protocol.schema.json`` before the
+:class:`TripSocket`, which validates it against ``realtime/trips/protocol.schema.json`` before the
 test sees it: a server message that breaks the published contract fails the test that
 received it, whatever that test is about.
 """

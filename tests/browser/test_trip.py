@@ -24,7 +24,7 @@ SCREENSHOT = "/tmp/correspondance-trip.png"
 SCREENSHOT_DECLINED = "/tmp/correspondance-trip-declined.png"
 SCREENSHOT_RUN = "/tmp/correspondance-trip-demo-run-{}.png"
 SCREENSHOT_NO_BETTER = "/tmp/correspondance-trip-no-better.png"
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "protocol.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "realtime" / "trips" / "protocol.schema.json"
 PROTOCOL = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
@@ -48,7 +48,7 @@ class TripSocket:
         return [m for m in self.received if m.get("type") == kind]
 
     def assert_protocol(self) -> None:
-        """Every message either way is valid against docs/protocol.schema.json."""
+        """Every message either way is valid against realtime/trips/protocol.schema.json."""
         server = jsonschema.Draft7Validator(PROTOCOL)
         client = jsonschema.Draft7Validator({**PROTOCOL, "$ref": "#/definitions/client_message"})
         for validator, messages in ((server, self.received), (client, self.sent)):
