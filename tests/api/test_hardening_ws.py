@@ -357,6 +357,10 @@ async def test_a_connect_while_the_store_is_down_gets_4503(
                 process.wait(timeout=10)
                 # the hub loses the stream; re-reading the outbox fails: 4503, not 1011
                 assert await before.closed(timeout=30) == 4503
+            follower = running.state.trip_hub.health()["follower"]
+            assert follower["running"] is True  # it caught the outage, counted it, goes on
+            assert follower["errors"] >= 1
+            assert "Redis" in follower["last_error"]
             started = time.monotonic()
             async with trip_socket(running.url, trip_id, token) as sock:
                 assert await sock.closed(timeout=15) == 4503
