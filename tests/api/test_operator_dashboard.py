@@ -421,6 +421,10 @@ def test_the_dashboard_page_is_served(api: Running) -> None:
     page = httpx.get(f"{api.url}/operator", timeout=10)
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
+    privacy = httpx.get(f"{api.url}/privacy", timeout=10)
+    assert privacy.status_code == 200
+    assert privacy.headers["content-type"].startswith("text/plain")
+    assert privacy.text == (REPO_ROOT / "PRIVACY.md").read_text(encoding="utf-8")
     moved = httpx.get(f"{api.url}/dashboard", timeout=10)
     assert moved.status_code == 308
     assert moved.headers["location"] == "/operator"
