@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import redis
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from correspondance.settings import REPO_ROOT, Settings
 
@@ -139,6 +139,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             text = str(value).lower()
         elif isinstance(value, dict):
             text = json.dumps(value)
+        elif isinstance(value, BaseModel):  # a settings group, e.g. limits
+            text = value.model_dump_json()
         else:
             text = str(value)
         env["REDIS_URL" if name == "redis_url" else f"CORRESPONDANCE_{name.upper()}"] = text

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -250,7 +248,6 @@ async def declare_incident(
         expires_in_s=incident.expires_in_s,
         max_snap_m=state.settings.max_snap_distance_m,
     )
-    await _remember_baseline(state, declared)
     return IncidentOut.model_validate(declared, from_attributes=True)
 
 
@@ -416,40 +413,18 @@ async def metrics(
 # -- incidents ------------------------------------------------------------------------------------
 
 
-def baseline_key(city: str, incident_id: str) -> str:
-    """Store key of the city's suggestion counters when an incident was declared."""
-    return f"opsmetrics:{city}:baseline:{incident_id}"
-
-
-async def _remember_baseline(state: AppState, incident: Incident) -> None:
-    counters = await TripBook(state.store).counters(incident.city, ("suggested", "accepted"))
-    left = datetime.fromisoformat(incident.expires_at).timestamp() - time.time()
-    await state.store.set(
-        baseline_key(incident.city, incident.incident_id),
-        json.dumps(counters).encode(),
-        ttl_s=max(60.0, left) + 86_400.0,
-    )
-
-
 async def _incident_status(state: AppState, incident: Incident) -> IncidentStatusOut:
     k = state.settings.fusion_k
     city = incident.city
     drive = state.bases[city].streets["drive"]
     streets = sorted({str(drive.names[int(drive.name_idx[e])]) for e in incident.edges} - {""})
-    touched_raw = await state.store.get(f"tripstats:{city}:incident:{incident.incident_id}")
-    counters = await TripBook(state.store).counters(city, ("suggested", "accepted"))
-    raw = await state.store.get(baseline_key(city, incident.incident_id))
-    baseline = json.loads(raw) if raw is not None else None
-    made = accepted = None
-    if baseline is not None:
-        made = k_threshold(max(0, counters["suggested"] - int(baseline["suggested"])), k)
-        accepted = k_threshold(max(0, counters["accepted"] - int(baseline["accepted"])), k)
+    stats = await TripBook(state.store).incident_stats(city, incident.incident_id)
     return IncidentStatusOut(
         **IncidentOut.model_validate(incident, from_attributes=True).model_dump(),
         streets=streets,
-        trips_touched=k_threshold(int(touched_raw), k) if touched_raw is not None else None,
-        suggestions_made=made,
-        suggestions_accepted=accepted,
+        trips_touched=k_threshold(stats["trips_touched"], k),
+        suggestions_made=k_threshold(stats["suggested"], k),
+        suggestions_accepted=k_threshold(stats["accepted"], k),
     )
 
 

@@ -309,13 +309,18 @@ async def operator_aggregates(state: Any, city: str) -> dict[str, Any]:
     k = state.settings.fusion_k
     counters = await book.counters(city, STAT_NAMES)
     incidents = []
-    prefix = f"tripstats:{city}:incident:"
-    for key in sorted(await state.store.scan_keys(prefix + "*")):
-        raw = await state.store.get(key)
-        if raw is not None:
-            incidents.append(
-                {"incident_id": key[len(prefix) :], "trips_touched": k_threshold(int(raw), k)}
-            )
+    prefix, suffix = f"tripstats:{city}:incident:", ":trips"
+    for key in sorted(await state.store.scan_keys(prefix + "*" + suffix)):
+        incident_id = key[len(prefix) : -len(suffix)]
+        stats = await book.incident_stats(city, incident_id)
+        incidents.append(
+            {
+                "incident_id": incident_id,
+                "trips_touched": k_threshold(stats["trips_touched"], k),
+                "suggestions_made": k_threshold(stats["suggested"], k),
+                "suggestions_accepted": k_threshold(stats["accepted"], k),
+            }
+        )
     active = len(await book.active(city))
     return {
         "type": "aggregates",

@@ -52,12 +52,15 @@ from realtime.trips.policy import SwitchPolicy
 from realtime.trips.protocol import message, stamp
 from realtime.trips.repair import Bypasses, Repair, bypass_pairs, repair
 from realtime.trips.sessions import (
+    INCIDENT_STATS_TTL_S,
     TRIP_ENDED,
     TRIP_STARTED,
     TRIP_UPDATED,
     TripBook,
     TripNotFoundError,
     TripSession,
+    incident_trips_key,
+    trip_digest,
 )
 from routing.base import CityBase
 from routing.overlay import LiveOverlay, OverlayHolder
@@ -202,6 +205,7 @@ class TripEngine:
         self._plans: dict[str, tuple[int, TripPlan]] = {}  # trip → (plan version, plan)
         self._clocks: dict[str, float] = {}  # trip → clock offset (trip clock − wall clock)
         self._private: dict[str, tuple[int, ...]] = {}  # trip → its private closed edges
+        self._incidents: dict[str, set[str]] = {}  # trip → operators' incidents touching it
         self._private_live: dict[str, tuple[LiveOverlay, tuple[int, ...], Bypasses]] = {}
         self._shared: Bypasses | None = None  # the shared repairs of the current overlay
         self._noticed: dict[str, tuple[int, str]] = {}  # trip → (plan version, eta) told
@@ -441,6 +445,7 @@ class TripEngine:
         self._plans.pop(trip_id, None)
         self._clocks.pop(trip_id, None)
         self._private.pop(trip_id, None)
+        self._incidents.pop(trip_id, None)
         self._private_live.pop(trip_id, None)
         self._noticed.pop(trip_id, None)
         self.deadlines.pop(trip_id, None)
@@ -456,13 +461,25 @@ class TripEngine:
         return plan
 
     async def _count_incident(self, payload: dict[str, Any]) -> None:
-        touched = self.index.touched(edges=payload.get("edges", ()))
+        """Record which of this engine's trips an operator's incident touches (declared or
+        edited: the set of its own trips is replaced), as digests in a shared set, so the
+        count over every engine process is the set's size."""
         incident = str(payload.get("incident_id", ""))
-        await self.book.store.set(
-            f"tripstats:{self.city}:incident:{incident}",
-            str(len(touched)).encode(),
-            ttl_s=24 * 3600.0,
-        )
+        if not incident:
+            return
+        touched = self.index.touched(edges=payload.get("edges", ()))
+        before = {t for t, incidents in self._incidents.items() if incident in incidents}
+        for trip_id in before - touched:
+            self._incidents[trip_id].discard(incident)
+        for trip_id in touched:
+            self._incidents.setdefault(trip_id, set()).add(incident)
+        key = incident_trips_key(self.city, incident)
+        gone = [trip_digest(t) for t in before - touched]
+        if gone:
+            await self.store.srem(key, *gone)
+        if touched:
+            await self.store.sadd(key, *(trip_digest(t) for t in touched))
+            await self.store.expire(key, INCIDENT_STATS_TTL_S)
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -577,6 +594,8 @@ class TripEngine:
         body = self._suggestion(session, plan, projection, best, overlay, now, reason, detour)
         body["projected_arrival"] = stamp(projected) if projected is not None else None
 
+        incidents = sorted(self._incidents.get(trip_id, ()))
+
         def mutate(s: TripSession) -> list[dict[str, Any]]:
             if (
                 s.status != "active"
@@ -586,6 +605,7 @@ class TripEngine:
                 return []  # the traveller acted meanwhile; the next event re-evaluates
             s.suggestion = body
             s.suggestions_made += 1
+            s.suggestion_incidents = incidents
             return [message("switch_suggestion", s.trip_id, now, **body)]
 
         _, sent = await self.book.change(trip_id, mutate, event=None)
@@ -594,6 +614,7 @@ class TripEngine:
             if deadline is not None and time.time() > deadline:
                 self.stats.late += 1
             await self.book.count(self.city, "suggested")
+            await self.book.count_incidents(self.city, incidents, "suggested")
             return sent[0]
         return None
 

@@ -580,8 +580,11 @@ class TripConnection:
             elif kind == "position":
                 await self._position(float(msg["lat"]), float(msg["lon"]), now)
             elif kind == "accept":
-                await book.change(self.trip_id, commands.accept(msg["suggestion_id"], now))
+                session, _ = await book.change(
+                    self.trip_id, commands.accept(msg["suggestion_id"], now)
+                )
                 await book.count(self.city, "accepted")
+                await book.count_incidents(self.city, session.suggestion_incidents, "accepted")
             elif kind == "decline":
                 await book.change(
                     self.trip_id,

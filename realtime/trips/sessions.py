@@ -139,6 +139,24 @@ def stats_key(city: str, name: str) -> str:
     return f"tripstats:{city}:{name}"
 
 
+INCIDENT_STATS_TTL_S = 24 * 3600.0
+
+
+def incident_trips_key(city: str, incident_id: str) -> str:
+    """Store key of the set of active trips an operator's incident touches (as digests)."""
+    return f"tripstats:{city}:incident:{incident_id}:trips"
+
+
+def incident_count_key(city: str, incident_id: str, name: str) -> str:
+    """Store key of one of an incident's counters (``suggested``, ``accepted``)."""
+    return f"tripstats:{city}:incident:{incident_id}:{name}"
+
+
+def trip_digest(trip_id: str) -> str:
+    """What incident statistics keep of a trip: a digest of its (random) id, never the id."""
+    return hashlib.sha256(f"incident-stats:{trip_id}".encode()).hexdigest()[:32]
+
+
 def hash_token(token: str) -> str:
     """What is stored of a trip token: its SHA-256 (tokens are 256 random bits)."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -168,6 +186,8 @@ class TripSession:
     # drive edges closed for this trip alone (the scripted demo's jam): the trip engine
     # applies them when evaluating this trip, never to the city; cleared when it ends
     private_closures: list[int] = field(default_factory=list)
+    # the operators' incidents behind the last suggestion (per-incident statistics)
+    suggestion_incidents: list[str] = field(default_factory=list)
 
     def now(self, wall: float | None = None) -> dt.datetime:
         """The trip clock, in the city's time zone."""
@@ -478,6 +498,22 @@ class TripBook:
     async def count(self, city: str, name: str, amount: int = 1) -> None:
         """Add to one of a city's aggregate counters (no trip id: aggregates only)."""
         await self.store.incr(stats_key(city, name), amount)
+
+    async def count_incidents(self, city: str, incidents: list[str], name: str) -> None:
+        """Add one to ``name`` of each incident (aggregates only: no trip id is kept)."""
+        for incident in incidents:
+            await self.store.incr(
+                incident_count_key(city, incident, name), ttl_s=INCIDENT_STATS_TTL_S
+            )
+
+    async def incident_stats(self, city: str, incident_id: str) -> dict[str, int]:
+        """An incident's active trips touched, suggestions made and accepted."""
+        touched = await self.store.smembers(incident_trips_key(city, incident_id))
+        out = {"trips_touched": len(touched)}
+        for name in ("suggested", "accepted"):
+            raw = await self.store.get(incident_count_key(city, incident_id, name))
+            out[name] = int(raw) if raw is not None else 0
+        return out
 
     async def counters(self, city: str, names: tuple[str, ...]) -> dict[str, int]:
         """The city's aggregate counters."""
