@@ -199,6 +199,8 @@ def test_declining_removes_the_suggestion_and_keeps_the_plan(demo_page: Any) -> 
     card.wait_for(state="detached", timeout=SUGGESTION_TIMEOUT_MS)
     closed = socket.of_type("suggestion_closed")[-1]
     assert closed["outcome"] == "declined"
+    # (read at once: the next progress message rewrites the status line)
+    assert "declined" in page.locator("#trip-status").inner_text().lower()
     # what is wrong ahead stays in sight, with the arrival it now means
     warning = page.locator("#trip-warning")
     assert warning.is_visible()
@@ -208,7 +210,6 @@ def test_declining_removes_the_suggestion_and_keeps_the_plan(demo_page: Any) -> 
     page.screenshot(path=SCREENSHOT_DECLINED, full_page=True)
     decline = next(m for m in socket.sent if m["type"] == "decline")
     assert decline["suggestion_id"] == closed["suggestion_id"]
-    assert "declined" in page.locator("#trip-status").inner_text().lower()
     assert page.locator("path.leg-suggested").count() == 0
     legs_after = page.locator("#trip-legs > li").evaluate_all("els => els.map(e => e.dataset.mode)")
     assert legs_after == legs_before
