@@ -9,12 +9,14 @@ compiled Dijkstra kernel; paths are rebuilt from predecessor edges.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from feeds.gtfs import haversine_m
+from feeds.gtfs import EARTH_RADIUS_M
 from routing.errors import NoStreetNearbyError
 from routing.streets import StreetNetwork
 
@@ -192,6 +194,16 @@ def edges_geometry(net: StreetNetwork, edges: list[int]) -> list[tuple[float, fl
     return coords
 
 
+def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle metres between two points (plain floats: polylines here are short)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(a, 1.0)))
+
+
 def partial_edge(
     net: StreetNetwork, att: Attachment, point: int, node: int
 ) -> tuple[list[tuple[float, float]], float]:
@@ -203,27 +215,26 @@ def partial_edge(
     """
     edge = int(att.edge[point])
     fraction = float(att.fraction[point])
-    coords = net.edge_coords(edge if att.snapped is None else int(att.snapped[point]))
-    lon, lat = coords[:, 0], coords[:, 1]
-    step = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]) if len(coords) > 1 else np.zeros(0)
-    along = np.r_[0.0, np.cumsum(step)]
-    total = float(along[-1])
-    at = fraction * total
-    i = int(np.clip(np.searchsorted(along, at, side="right") - 1, 0, max(len(coords) - 2, 0)))
-    if len(coords) > 1 and step[i] > 0:
-        t = (at - along[i]) / step[i]
-        spot = (
-            float(lon[i] + t * (lon[i + 1] - lon[i])),
-            float(lat[i] + t * (lat[i + 1] - lat[i])),
-        )
+    drawn = edge if att.snapped is None else int(att.snapped[point])
+    lo, hi = int(net.geom_offset[drawn]), int(net.geom_offset[drawn + 1])
+    coords = list(zip(net.geom_lon[lo:hi].tolist(), net.geom_lat[lo:hi].tolist(), strict=True))
+    # the spot: ``fraction`` of the way along the drawn line
+    steps = [_metres(*a, *b) for a, b in itertools.pairwise(coords)]
+    at = fraction * sum(steps)
+    i, done = 0, 0.0
+    while i < len(steps) - 1 and done + steps[i] < at:
+        done += steps[i]
+        i += 1
+    if steps and steps[i] > 0:
+        t = min(max((at - done) / steps[i], 0.0), 1.0)
+        (x0, y0), (x1, y1) = coords[i], coords[i + 1]
+        spot = (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
     else:
-        spot = (float(lon[0]), float(lat[0]))
+        spot = coords[0]
     length = float(net.length_m[edge])
     if node == int(att.tail[point]):
-        path = [spot, *((float(x), float(y)) for x, y in coords[i::-1])]
-        return path, fraction * length
-    path = [spot, *((float(x), float(y)) for x, y in coords[i + 1 :])]
-    return path, (1 - fraction) * length
+        return [spot, *coords[i::-1]], fraction * length
+    return [spot, *coords[i + 1 :]], (1 - fraction) * length
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,6 +20,14 @@ def test_feeds_endpoint_reports_each_feed_and_labels_simulators(api_url: str) ->
         assert feed["records_rejected"] == 0
         assert feed["staleness_s"] is not None
     assert body["overlay_version"] >= 2
+    # the static feeds' tolerated faults, named as the MobilityData validator names them
+    assert {
+        "code": "missing_recommended_file",
+        "feed_id": "trensurb",
+        "filename": "feed_info.txt",
+        "count": 1,
+        "detail": "the file is absent",
+    } in body["gtfs_notices"]
 
 
 def test_plan_with_shared_modes_labels_simulated_legs(api_url: str) -> None:
