@@ -3,9 +3,10 @@ works: a pure ASGI middleware, outermost but for the server-error handler.
 
 The Content-Security-Policy allows only the app's own origin: the web app is plain ES
 modules and Leaflet served from ``/static``, with its own GeoJSON base map (no tile server,
-no inline script). The interactive API docs (``/docs``, ``/redoc``) load FastAPI's default
-Swagger UI / ReDoc bundles and one inline script, so those two pages get a policy that
-allows exactly that.
+no inline script). The interactive API docs (``/docs``, ``/redoc``) load the pinned Swagger
+UI / ReDoc bundles from this server too (no CDN, no inline script); they style themselves
+with inline styles and ReDoc runs a worker from a blob, so those pages get a policy that
+allows exactly that, and nothing from elsewhere.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ APP_CSP = (
     "font-src 'self'; connect-src 'self' ws: wss:; worker-src 'self'; object-src 'none'; "
     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
-DOCS_CDN = "https://cdn.jsdelivr.net"
 DOCS_CSP = (
-    f"default-src 'self'; script-src 'self' 'unsafe-inline' {DOCS_CDN}; "
-    f"style-src 'self' 'unsafe-inline' {DOCS_CDN} https://fonts.googleapis.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; font-src 'self' https://fonts.gstatic.com; "
-    f"connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
-    "frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+    "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
 )
 DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
