@@ -189,8 +189,11 @@ def _spawn(args: list[str], settings: Settings, log: Path) -> subprocess.Popen[b
 
 
 @contextmanager
-def serve(settings: Settings, log: Path, *extra: str) -> Iterator[Process]:
-    """``correspondance serve`` on a free port, once its health answers."""
+def serve(
+    settings: Settings, log: Path, *extra: str, timeout_s: float = 120.0
+) -> Iterator[Process]:
+    """``correspondance serve`` on a free port, once its health answers (within
+    ``timeout_s``)."""
     port = free_port()
     child = Process(
         _spawn(["serve", "--host", "127.0.0.1", "--port", str(port), *extra], settings, log), log
@@ -206,15 +209,15 @@ def serve(settings: Settings, log: Path, *extra: str) -> Iterator[Process]:
             except httpx.TransportError:
                 return False
 
-        wait_until(up, 120, f"server start\n{child.tail()}")
+        wait_until(up, timeout_s, f"server start\n{child.tail()}")
         yield child
     finally:
         child.stop()
 
 
 @contextmanager
-def worker(settings: Settings, log: Path) -> Iterator[Process]:
-    """``correspondance worker``, once it says it runs."""
+def worker(settings: Settings, log: Path, timeout_s: float = 120.0) -> Iterator[Process]:
+    """``correspondance worker``, once it says it runs (within ``timeout_s``)."""
     child = Process(_spawn(["worker"], settings, log), log)
     try:
 
@@ -223,7 +226,7 @@ def worker(settings: Settings, log: Path) -> Iterator[Process]:
                 raise RuntimeError(f"worker process died:\n{child.tail()}")
             return "running for" in child.tail(100_000)
 
-        wait_until(running, 120, "worker start")
+        wait_until(running, timeout_s, "worker start")
         yield child
     finally:
         child.stop()
