@@ -43,8 +43,10 @@ Run from the repository root::
 
     .venv/bin/python -m benchmarks.bench_soak --minutes 8 --sockets 2000 --out soak.json
 
-``--minutes`` is the load phase; the whole command (start-up, load, checks) is bounded at
-10 minutes, and the load phase is shortened if start-up was slow. Exits 1 if a target is
+``--minutes`` is the load phase; the whole run (start-up, load, checks) is bounded at
+10 minutes, and the load phase is shortened if start-up was slow. Before it, the city's base
+is loaded (built if needed, as ``correspondance build`` would) into a private cache in
+``--workdir``, which the processes then use. Exits 1 if a target is
 missed. Logs and Redis's folder stay in ``--workdir`` (a fresh temporary folder by default).
 """
 
@@ -61,7 +63,9 @@ import os
 import random
 import re
 import resource
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,8 +129,9 @@ class Tally:
     outages: list[tuple[float, float]] = field(default_factory=list)  # Redis down windows
     latency: dict[str, list[float]] = field(default_factory=dict)
 
-    def in_outage(self, at: float) -> bool:
-        return any(a <= at <= b + OUTAGE_GRACE_S for a, b in self.outages)
+    def in_outage(self, start: float, end: float) -> bool:
+        """Whether a request in flight from ``start`` to ``end`` overlapped a restart."""
+        return any(start <= b + OUTAGE_GRACE_S and a <= end for a, b in self.outages)
 
     async def call(
         self, http: httpx.AsyncClient, route: str, method: str, url: str, **kwargs: Any
@@ -139,6 +144,7 @@ class Tally:
             self.errors.append(
                 {
                     "t": round(started - self.t0, 1),
+                    "took_s": round(time.monotonic() - started, 2),
                     "route": route,
                     "status": None,
                     "code": f"transport: {type(exc).__name__}",
@@ -156,6 +162,7 @@ class Tally:
             self.errors.append(
                 {
                     "t": round(started - self.t0, 1),
+                    "took_s": round(time.monotonic() - started, 2),
                     "route": route,
                     "status": response.status_code,
                     "code": code,
@@ -166,7 +173,8 @@ class Tally:
     def classify(self) -> None:
         """Mark each 5xx as during a Redis restart or not (after the windows are known)."""
         for e in self.errors:
-            e["during_redis_restart"] = self.in_outage(e["t"] + self.t0)
+            start = e["t"] + self.t0
+            e["during_redis_restart"] = self.in_outage(start, start + e["took_s"])
 
 
 # -- topology -------------------------------------------------------------------------------
@@ -209,6 +217,7 @@ def start_topology(stack: ExitStack, folder: Path, args: argparse.Namespace) -> 
     spawned: set[int] = set()
     stack.callback(reap, spawned)  # after every Correspondance process is stopped
     values: dict[str, Any] = {
+        "cache_dir": folder / "cache",
         "live_feeds": True,
         "redis_url": redis.url,
         "redis_prefix": "soak:",
@@ -240,6 +249,29 @@ def start_topology(stack: ExitStack, folder: Path, args: argparse.Namespace) -> 
     topology = Topology(folder, stack, redis, settings, workers, api, 2, spawned)
     api_children(topology)
     return topology
+
+
+def prepare_city(folder: Path) -> None:
+    """Load (or build) the city's base into a private cache, before the bounded run, as
+    ``correspondance build`` does before a deployment starts: the processes then only load it,
+    and no other checkout sharing the default cache can replace it during the run."""
+    shared = Settings().cache_dir / CITY
+    private = folder / "cache" / CITY
+    private.mkdir(parents=True, exist_ok=True)
+    for pickle in shared.glob("base-*.pickle"):
+        if not (private / pickle.name).exists():
+            shutil.copy2(pickle, private / pickle.name)
+    env = os.environ | {"CORRESPONDANCE_CACHE_DIR": str(folder / "cache")}
+    with (folder / "build.log").open("wb") as out:
+        subprocess.run(
+            [sys.executable, "-m", "api.cli", "build", "--city", CITY],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+            check=True,
+        )
 
 
 def owner_pid(owner: str | None) -> int | None:
@@ -531,13 +563,26 @@ class Clients:
             self.children.append(child)
             self.pipes.append(ours)
 
-    async def ask(self, command: str | None, timeout: float) -> list[Any]:
+    async def ask(self, command: str | None, expect: str, timeout: float) -> list[Any]:
+        """Send ``command`` (if any) to every client process and gather each one's answer
+        tagged ``expect``; late answers to an earlier, timed-out question are skipped.
+        TimeoutError after ``timeout`` (no thread is left waiting on a pipe)."""
         loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout
         if command is not None:
             for pipe in self.pipes:
                 pipe.send(command)
-        answers = [loop.run_in_executor(None, pipe.recv) for pipe in self.pipes]
-        return list(await asyncio.wait_for(asyncio.gather(*answers), timeout))
+
+        def answer(pipe: Any) -> Any:
+            while (left := deadline - time.monotonic()) > 0:
+                if pipe.poll(min(left, 1.0)):
+                    reply = pipe.recv()
+                    if reply[0] == expect:
+                        return reply
+            raise TimeoutError(f"client process: no {expect!r} answer in {timeout:.0f} s")
+
+        answers = [loop.run_in_executor(None, answer, pipe) for pipe in self.pipes]
+        return list(await asyncio.gather(*answers))
 
     @staticmethod
     def merge(stats: list[dict[str, Any]]) -> dict[str, Any]:
@@ -864,7 +909,7 @@ class Soak:
         while time.monotonic() < end - 1:
             await asyncio.sleep(min(30.0, max(0.0, end - 1 - time.monotonic())))
             with contextlib.suppress(Exception):
-                stats = Clients.merge([a[1] for a in await clients.ask("stats", 20)])
+                stats = Clients.merge([a[1] for a in await clients.ask("stats", "stats", 20)])
                 fives = sum(1 for e in self.tally.errors if e["status"])
                 log(
                     f"t={self.now():.0f}s requests={sum(self.tally.statuses.values())} 5xx={fives}"
@@ -1054,7 +1099,9 @@ async def run(args: argparse.Namespace, folder: Path, began: float) -> dict[str,
             port = int((topology.api.url or "").rsplit(":", 1)[1])
             clients = Clients(port, soak.held, args.client_processes)
             try:
-                ready = await clients.ask(None, max(30.0, setup_end + 60 - time.monotonic()))
+                ready = await clients.ask(
+                    None, "ready", max(30.0, setup_end + 60 - time.monotonic())
+                )
                 opened = Clients.merge([r[1] for r in ready])
                 log(f"{opened['ever_opened']} of {len(soak.held)} sockets open")
                 t_load = time.monotonic()
@@ -1089,8 +1136,8 @@ async def run(args: argparse.Namespace, folder: Path, began: float) -> dict[str,
                     f"load phase over: {counts[0]} plans, {counts[1]} reports, "
                     f"{counts[2]} trip rounds"
                 )
-                at_end = Clients.merge([a[1] for a in await clients.ask("stats", 30)])
-                finals = await clients.ask("stop", 30)
+                at_end = Clients.merge([a[1] for a in await clients.ask("stats", "stats", 30)])
+                finals = await clients.ask("stop", "final", 30)
                 sockets = Clients.merge([f[1] for f in finals])
                 sockets["open_at_end"] = at_end["open_now"]
                 ended = {t for f in finals for t, _seq, done, _why in f[2] if done}
@@ -1170,7 +1217,7 @@ def verdict(result: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             not other,
         ),
         (
-            "503 during the Redis restart (kill → up + 10 s)",
+            "503 in flight during the Redis restart (kill → up + 10 s)",
             f"{len(outage)}"
             + (": " + "; ".join(f"{k} ×{n}" for k, n in by_outage.items()) if by_outage else ""),
             "0 (issue), shown apart",
@@ -1247,10 +1294,10 @@ def print_result(result: dict[str, Any]) -> bool:
     print(f"\nbench_soak: {result['load_s']:.0f} s of load, {result['config']['sockets']} sockets")
     for note in result["notes"]:
         print(f"  note: {note}")
-    print(f"{'measure':<48} {'target':<22} ok   figure")
+    print(f"{'measure':<58} {'target':<22} ok   figure")
     for name, figure, target, ok in rows:
         mark = "" if ok is None else ("yes" if ok else "NO")
-        print(f"{name:<48} {target:<22} {mark:<4} {figure}")
+        print(f"{name:<58} {target:<22} {mark:<4} {figure}")
     print("\nRSS (MiB) per server process: baseline → last (peak), growth")
     for name, m in result["memory"].items():
         print(
@@ -1289,6 +1336,10 @@ def main() -> int:
     args = parser.parse_args()
     if not 0 < args.minutes <= 10:
         parser.error("--minutes must be in (0, 10]")
+    folder = args.workdir or Path(tempfile.mkdtemp(prefix="soak-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    log(f"loading (or building) {CITY} into {folder / 'cache'} (not part of the bound)")
+    prepare_city(folder)
     began = time.monotonic()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it
@@ -1298,8 +1349,6 @@ def main() -> int:
 
     signal.signal(signal.SIGALRM, overtime)
     signal.alarm(int(HARD_BOUND_S) + 30)  # the processes are still stopped on the way out
-    folder = args.workdir or Path(tempfile.mkdtemp(prefix="soak-"))
-    folder.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(run(args, folder, began))
     signal.alarm(0)
     result["wall_s"] = round(time.monotonic() - began, 1)
