@@ -36,7 +36,7 @@ def warm_up(base: CityBase, overlay: LiveOverlay) -> float:
         origin, destination = city.demo.origin, city.demo.destination
         clock = city.demo.depart
     else:
-        south, west, north, east = city.bbox
+        west, south, east, north = city.bbox  # min lon, min lat, max lon, max lat
         mid_lat, mid_lon = (south + north) / 2, (west + east) / 2
         origin = (mid_lat - (north - south) / 8, mid_lon - (east - west) / 8)
         destination = (mid_lat + (north - south) / 8, mid_lon + (east - west) / 8)

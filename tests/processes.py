@@ -191,8 +191,11 @@ def _spawn(args: list[str], settings: Settings, log: Path) -> subprocess.Popen[b
 
 
 @contextmanager
-def serve(settings: Settings, log: Path, *extra: str) -> Iterator[Process]:
-    """``correspondance serve`` on a free port, once its health answers."""
+def serve(
+    settings: Settings, log: Path, *extra: str, timeout_s: float = 240.0
+) -> Iterator[Process]:
+    """``correspondance serve`` on a free port, once its health answers (within
+    ``timeout_s``)."""
     port = free_port()
     child = Process(
         _spawn(["serve", "--host", "127.0.0.1", "--port", str(port), *extra], settings, log), log
@@ -208,15 +211,15 @@ def serve(settings: Settings, log: Path, *extra: str) -> Iterator[Process]:
             except httpx.TransportError:
                 return False
 
-        wait_until(up, 240, "server start")
+        wait_until(up, timeout_s, "server start")
         yield child
     finally:
         child.stop()
 
 
 @contextmanager
-def worker(settings: Settings, log: Path) -> Iterator[Process]:
-    """``correspondance worker``, once it says it runs."""
+def worker(settings: Settings, log: Path, timeout_s: float = 240.0) -> Iterator[Process]:
+    """``correspondance worker``, once it says it runs (within ``timeout_s``)."""
     child = Process(_spawn(["worker"], settings, log), log)
     try:
 
@@ -225,7 +228,7 @@ def worker(settings: Settings, log: Path) -> Iterator[Process]:
                 raise RuntimeError(f"worker process died:\n{child.tail()}")
             return "running for" in child.tail(100_000)
 
-        wait_until(running, 240, "worker start")
+        wait_until(running, timeout_s, "worker start")
         yield child
     finally:
         child.stop()
