@@ -300,7 +300,11 @@ class TripPartitions:
             while True:
                 await self.step()
                 await asyncio.sleep(self.ttl_s / 3)
-        finally:
+        finally:  # leave at once: the others take this share now, not after the TTL
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self.store.delete(f"engines:{self.city}:{self.owner}"), self.ttl_s / 3
+                )
             for k in sorted(self.held):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(
