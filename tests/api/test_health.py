@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -18,6 +16,7 @@ import httpx
 import pytest
 import redis
 import uvicorn
+from processes import RedisServer
 
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import RedisStateStore
@@ -62,57 +61,6 @@ def running(settings: Settings, base: CityBase) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-class PrivateRedis:
-    """A redis-server of our own, to kill and restart."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-            try:
-                if client.ping():
-                    return
-            except redis.RedisError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-            finally:
-                client.close()
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 def test_embedded_health_checks_store_writer_and_feeds(api_url: str) -> None:
     response = httpx.get(f"{api_url}/api/v1/health", timeout=10)
     assert response.status_code == 200
@@ -129,7 +77,7 @@ def test_embedded_health_checks_store_writer_and_feeds(api_url: str) -> None:
 
 
 def test_health_is_503_while_the_store_is_down(tmp_path: Path, poa_base: CityBase) -> None:
-    server = PrivateRedis(tmp_path)
+    server = RedisServer(tmp_path)
     server.start()
     try:
         settings = Settings(
@@ -144,7 +92,7 @@ def test_health_is_503_while_the_store_is_down(tmp_path: Path, poa_base: CityBas
             assert up.json()["store"]["status"] == "ok"
             # without live feeds there is no writer to check
             assert up.json()["writers"]["porto-alegre"] == {"status": "off", "lock": None}
-            server.kill()
+            server.stop()
             started = time.perf_counter()
             down = httpx.get(f"{url}/api/v1/health", timeout=10)
             assert time.perf_counter() - started < 5
@@ -164,7 +112,7 @@ def test_health_is_503_while_the_store_is_down(tmp_path: Path, poa_base: CityBas
                 time.sleep(0.2)
             assert again.json()["store"]["status"] == "ok"
     finally:
-        server.kill()
+        server.stop()
 
 
 def test_a_city_without_a_writer_is_degraded(poa_base: CityBase) -> None:

@@ -8,18 +8,15 @@ other's keys nor leave any behind.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from processes import RedisServer
 
 from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
 
@@ -107,61 +104,6 @@ async def store(make_store: MakeStore) -> StateStore:
 # -- a private redis-server, for failure tests -----------------------------------------------
 
 
-@dataclass
-class RedisServer:
-    """A redis-server child process on a free local port; it can be killed and restarted."""
-
-    port: int
-    workdir: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed: run `apt-get install -y redis-server`")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.2)
-            try:
-                if client.ping():
-                    return
-            except redis.RedisError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail(f"redis-server did not start on port {self.port}")
-                time.sleep(0.05)
-            finally:
-                client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -172,7 +114,7 @@ def _free_port() -> int:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private, running redis-server (no persistence), killed after the test."""
-    server = RedisServer(port=_free_port(), workdir=tmp_path)
+    server = RedisServer(workdir=tmp_path, port=_free_port())
     server.start()
     try:
         yield server

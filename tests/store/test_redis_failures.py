@@ -23,7 +23,7 @@ from correspondance.store import (
 )
 
 if TYPE_CHECKING:  # conftest is not importable at run time (tests/ is not a package)
-    from tests.store.conftest import RedisServer
+    from processes import RedisServer
 
 pytestmark = pytest.mark.anyio
 
