@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from api.state import AppState
 from correspondance.store import StoreUnavailableError
 from realtime.health import read_health
+from realtime.runtime import writer_lock
 
 PING_TIMEOUT_S = 2.0
 BAD_FEED_STATUSES = frozenset({"degraded", "stale"})
@@ -78,11 +79,6 @@ class HealthOut(BaseModel):
         "with errors survived, trip hub, and per city the writer term, trip partitions and "
         "the trip engine.",
     )
-
-
-def writer_lock(city: str) -> str:
-    """The lock whose holder writes a city's live state (``realtime``'s writer)."""
-    return f"writer:{city}"
 
 
 async def check_health(state: AppState) -> HealthOut:

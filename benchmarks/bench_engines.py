@@ -35,42 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.bench_trips import start_redis
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import RedisStateStore
 
 CITY = "porto-alegre"
 PARTITIONS = 16
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
-            *("--appendonly", "no", "--dir", str(folder)),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    import redis
-
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if redis.Redis(port=port, socket_timeout=0.2).ping():
-                return process, url
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def _plans(n_hit: int, n_miss: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -237,8 +207,7 @@ async def _round(
 
 
 async def main_async(args: Any) -> dict[str, Any]:
-    folder = Path(tempfile.mkdtemp(prefix="bench-engines-redis-"))
-    process, url = _redis(folder)
+    process, url = start_redis()
     try:
         plans = _plans(40, 25)
         results: dict[int, list[float]] = {1: [], 2: []}

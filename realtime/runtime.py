@@ -67,6 +67,11 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def writer_lock(city: str) -> str:
+    """The lock whose holder writes a city's live state (feeds, fusion)."""
+    return f"writer:{city}"
+
+
 def trip_partition(trip_id: str, partitions: int) -> int:
     """The partition of a trip: a stable hash of its id (the same in every process)."""
     return zlib.crc32(trip_id.encode()) % partitions
@@ -181,7 +186,7 @@ class WriterElection:
     @property
     def lock(self) -> str:
         """The lock name."""
-        return f"writer:{self.city}"
+        return writer_lock(self.city)
 
     async def run(self) -> None:
         """Campaign forever (a supervised loop)."""

@@ -8,7 +8,6 @@ so these tests run the command line itself, as a deployment does, never an in-pr
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from processes import free_port
 
 from correspondance.settings import REPO_ROOT
 
 CACHE_DIR = Path(os.environ.get("CORRESPONDANCE_CACHE_DIR", REPO_ROOT / "var" / "cache"))
 PASSWORD = "correct horse battery staple"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

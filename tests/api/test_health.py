@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 import uvicorn
-from processes import RedisServer
+from processes import RedisServer, free_port
 
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import RedisStateStore
@@ -24,14 +24,6 @@ from routing.base import CityBase
 
 CACHE_DIR = Path(os.environ.get("CORRESPONDANCE_CACHE_DIR", REPO_ROOT / "var" / "cache"))
 REDIS_URL = os.environ.get("CORRESPONDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 import httpx
 import jsonschema
 import uvicorn
+from processes import free_port
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -169,12 +169,6 @@ def trip_settings(folder: Path, redis: bool = False, **overrides: Any) -> Settin
     }
     values.update(overrides)
     return Settings(**values)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

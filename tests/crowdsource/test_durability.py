@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from processes import free_port
 
 from correspondance.settings import REPO_ROOT
 
@@ -42,12 +42,6 @@ SPOTS = [
 ]
 STORE_TIMEOUTS_S = 2.0 + 5.0  # connect + socket timeout of RedisStateStore
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pings(url: str) -> bool:

@@ -8,7 +8,6 @@ other's keys nor leave any behind.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 import redis
-from processes import RedisServer
+from processes import RedisServer, free_port
 
 from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
 
@@ -104,17 +103,10 @@ async def store(make_store: MakeStore) -> StateStore:
 # -- a private redis-server, for failure tests -----------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private, running redis-server (no persistence), killed after the test."""
-    server = RedisServer(workdir=tmp_path, port=_free_port())
+    server = RedisServer(workdir=tmp_path, port=free_port())
     server.start()
     try:
         yield server
