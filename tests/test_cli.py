@@ -199,3 +199,12 @@ def test_serve_with_two_workers_on_redis_answers_from_both_processes(
     finally:
         server.terminate()
         server.wait(30)
+        import redis  # leave no key behind in the shared Redis
+
+        shared = redis.Redis.from_url(env["REDIS_URL"], socket_timeout=5)
+        try:
+            keys = list(shared.scan_iter(match=f"{env['CORRESPONDANCE_REDIS_PREFIX']}*"))
+            if keys:
+                shared.delete(*keys)
+        finally:
+            shared.close()
