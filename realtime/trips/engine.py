@@ -16,7 +16,10 @@ traveller's current state with :func:`routing.state.replan`, and the
 ``switch_suggestion``. When none is, a broken plan gets a ``live_update`` with the notice
 ``no_better_option``. A trip may carry private closures (the scripted demo's): they apply
 when that trip is evaluated, never to the city. A tick ends trips that arrived and expires
-stale suggestions.
+stale suggestions: it reads only the trips whose next action is due (a heap of due times
+kept as sessions are indexed and suggestions made), plus a rotating slice of every indexed
+trip so that each is re-checked at least every ``SWEEP_PERIOD_S``; it never reads every
+session on every tick, which at 10,000 trips took the engine's whole event loop.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import heapq
 import logging
+import math
 import os
 import secrets
 import time
@@ -77,6 +82,8 @@ INCIDENT_DECLARED = "incident.declared"
 ARRIVED_AFTER_S = 120.0  # a trip ends this long after its plan's arrival...
 TIMEOUT_AFTER_S = 3600.0  # ...or, when its last position is far from the destination, this
 NEAR_DESTINATION_M = 300.0
+FAR_RECHECK_S = 30.0  # an overdue traveller far from the destination is looked at again
+SWEEP_PERIOD_S = 300.0  # the tick re-checks every indexed trip at least this often
 ETA_NOTICE_S = 60.0  # a live_update when the projected arrival moves this much
 MAX_VALID_S = 20 * 60.0
 MIN_VALID_S = 3 * 60.0
@@ -209,6 +216,9 @@ class TripEngine:
         self._private_live: dict[str, tuple[LiveOverlay, tuple[int, ...], Bypasses]] = {}
         self._shared: Bypasses | None = None  # the shared repairs of the current overlay
         self._noticed: dict[str, tuple[int, str]] = {}  # trip → (plan version, eta) told
+        self._due: dict[str, float] = {}  # trip → wall time its next tick action is due
+        self._due_heap: list[tuple[float, str]] = []  # (due, trip); stale entries skipped
+        self._sweep_at = 0  # where the tick's rotating re-check slice starts
         self._wake = asyncio.Event()
         self._busy = 0
         self._replan_s = 0.05  # recent wall time of one full replan (moving average)
@@ -422,6 +432,7 @@ class TripEngine:
             plan = self._plan(session)
             self._clocks[trip_id] = session.clock_offset_s
             self.index.put(trip_id, plan, plan.leg_index_at(session.now()))
+            self._schedule(session)
         except Exception as exc:
             self.tick_health.failed(exc, f"indexing trip {trip_id}")
             self._forget(trip_id)
@@ -448,6 +459,7 @@ class TripEngine:
         self._incidents.pop(trip_id, None)
         self._private_live.pop(trip_id, None)
         self._noticed.pop(trip_id, None)
+        self._due.pop(trip_id, None)
         self.deadlines.pop(trip_id, None)
         self._queued_at.pop(trip_id, None)
         self.queue.discard(trip_id)
@@ -611,6 +623,8 @@ class TripEngine:
         _, sent = await self.book.change(trip_id, mutate, event=None)
         if sent:
             self.stats.suggested += 1
+            expires = dt.datetime.fromisoformat(body["valid_until"]).timestamp()
+            self._set_due(trip_id, expires - session.clock_offset_s, earlier_only=True)
             if deadline is not None and time.time() > deadline:
                 self.stats.late += 1
             await self.book.count(self.city, "suggested")
@@ -829,11 +843,16 @@ class TripEngine:
     async def tick(self, wall: float | None = None) -> None:
         """End arrived or timed-out trips; expire suggestions past ``valid_until``.
 
-        One trip that fails does not stop the others: the error is counted, and a trip
-        whose stored data cannot be used is quarantined.
+        Reads only the trips whose next action is due by ``wall``, plus a rotating slice of
+        the indexed trips (each one at least every ``SWEEP_PERIOD_S``: a safety net for a
+        change made where this engine could not see it). One trip that fails does not stop
+        the others: the error is counted, and a trip whose stored data cannot be used is
+        quarantined.
         """
         wall = time.time() if wall is None else wall
-        for trip_id in self.index.trips:
+        for trip_id in self._due_by(wall) + self._sweep_slice():
+            if trip_id not in self.index:
+                continue  # ended or forgotten meanwhile
             try:
                 await self._tick_trip(trip_id, wall)
             except asyncio.CancelledError:
@@ -842,24 +861,69 @@ class TripEngine:
                 self._forget(trip_id)
             except Exception as exc:
                 self.tick_health.failed(exc, f"ticking trip {trip_id}")
+                self._set_due(trip_id, wall + self.tick_s)  # try again, not on every tick
                 if _is_bad_data(exc):
                     self._forget(trip_id)
                     await self._quarantine(trip_id, exc)
 
+    def _schedule(self, session: TripSession) -> None:
+        """When ``session`` next needs the tick: its open suggestion expires, or its plan's
+        arrival is ``ARRIVED_AFTER_S`` past (whichever comes first)."""
+        due = session.arrival().timestamp() + ARRIVED_AFTER_S
+        if session.suggestion is not None:
+            expires = dt.datetime.fromisoformat(session.suggestion["valid_until"]).timestamp()
+            due = min(due, expires)
+        self._set_due(session.trip_id, due - session.clock_offset_s)
+
+    def _set_due(self, trip_id: str, due: float, earlier_only: bool = False) -> None:
+        if not math.isfinite(due):
+            return
+        current = self._due.get(trip_id)
+        if earlier_only and current is not None and current <= due:
+            return
+        self._due[trip_id] = due
+        heapq.heappush(self._due_heap, (due, trip_id))
+
+    def _due_by(self, wall: float) -> list[str]:
+        """Pop the trips due by ``wall`` (most overdue first)."""
+        due: list[str] = []
+        heap = self._due_heap
+        while heap and heap[0][0] <= wall:
+            at, trip_id = heapq.heappop(heap)
+            if self._due.get(trip_id) == at:
+                del self._due[trip_id]
+                due.append(trip_id)
+        if len(heap) > 4 * len(self._due) + 64:  # mostly stale entries: rebuild
+            self._due_heap = [(at, t) for t, at in self._due.items()]
+            heapq.heapify(self._due_heap)
+        return due
+
+    def _sweep_slice(self) -> list[str]:
+        """The next slice of indexed trips to re-check whatever their due time."""
+        trips = self.index.trips
+        if not trips:
+            return []
+        size = math.ceil(len(trips) * self.tick_s / SWEEP_PERIOD_S)
+        start = self._sweep_at % len(trips)
+        self._sweep_at = start + size
+        return (trips[start:] + trips[:start])[:size]
+
     async def _tick_trip(self, trip_id: str, wall: float) -> None:
-        """One trip's tick: expire its suggestion, end it once arrived or timed out."""
+        """One trip's tick: expire its suggestion, end it once arrived or timed out, and
+        say when it is next due."""
         session = await self.book.get(trip_id)
         now = session.now(wall)
         open_ = session.suggestion
         if open_ is not None and now > dt.datetime.fromisoformat(open_["valid_until"]):
             with contextlib.suppress(CommandRefusedError):
-                await self.book.change(
+                session, _ = await self.book.change(
                     trip_id,
                     close_suggestion(open_["suggestion_id"], "expired", now),
                     event=None,
                 )
         overdue = (now - session.arrival()).total_seconds()
         if overdue < ARRIVED_AFTER_S:
+            self._schedule(session)
             return
         position = await self.book.position(trip_id)
         far = (
@@ -867,6 +931,7 @@ class TripEngine:
             and _metres(position, self._plan(session).destination) > NEAR_DESTINATION_M
         )
         if far and overdue < TIMEOUT_AFTER_S:
+            self._set_due(trip_id, wall + min(FAR_RECHECK_S, TIMEOUT_AFTER_S - overdue))
             return
         with contextlib.suppress(CommandRefusedError):
             await self.book.change(

@@ -517,3 +517,34 @@ async def test_no_car_left_at_the_pick_up_station_brings_a_suggestion(
         leg["from"].get("station_id") == f"{SYSTEM_ID}:ok"
         for leg in suggestion["itinerary"]["legs"]
     )
+
+
+async def test_a_tick_reads_only_the_trips_that_are_due(
+    running: Running, itineraries: dict[str, Body], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 10,000 trips, reading every session on every tick took the engine's whole loop:
+    # the tick reads the trips whose next action is due, plus a small rotating slice.
+    trips = [await running.start(itineraries["transit"]) for _ in range(4)]
+    engine = running.engine
+    engine.tick_s = 2.0
+    reads: list[str] = []
+    get = engine.book.get
+
+    async def counting_get(trip_id: str) -> Any:
+        reads.append(trip_id)
+        return await get(trip_id)
+
+    monkeypatch.setattr(engine.book, "get", counting_get)
+    session = await running.book.get(trips[0])
+    now = DEPARTURE.timestamp() - session.clock_offset_s + 60  # a minute into the trips
+    for _ in range(3):
+        await engine.tick(now)
+    assert len(reads) == 3  # one trip of the rotating slice per tick (4 trips · 2 s / 300 s)
+    assert len(set(reads)) == 3  # the slice rotates
+    reads.clear()
+    arrival = session.arrival().timestamp() - session.clock_offset_s
+    await engine.tick(arrival + ARRIVED_AFTER_S + 1)  # every trip is due: read and ended
+    assert set(trips) <= set(reads)
+    for trip_id in trips:
+        assert (await running.book.get(trip_id)).status == "ended"
+        assert trip_id not in engine.index
