@@ -208,7 +208,6 @@ class TripEngine:
         self.stats = EngineStats()
         self.queue = DeadlineQueue()
         self.deadlines: dict[str, float] = {}  # trip → wall time of its latest decision deadline
-        self._queued_at: dict[str, float] = {}  # trip → wall time it was (last) queued
         self._plans: dict[str, tuple[int, TripPlan]] = {}  # trip → (plan version, plan)
         self._clocks: dict[str, float] = {}  # trip → clock offset (trip clock − wall clock)
         self._private: dict[str, tuple[int, ...]] = {}  # trip → its private closed edges
@@ -378,7 +377,6 @@ class TripEngine:
             at = deadline.timestamp() - offset
             queued = trip_id in self.queue
             self.deadlines[trip_id] = min(at, self.deadlines.get(trip_id, at)) if queued else at
-            self._queued_at[trip_id] = self._queued_at.get(trip_id, wall) if queued else wall
             self.queue.push(trip_id, reason, at)
             if shared is not None and drive is not None and trip_id not in self._private:
                 shared.want(bypass_pairs(drive, plan, now, overlay))
@@ -461,7 +459,6 @@ class TripEngine:
         self._noticed.pop(trip_id, None)
         self._due.pop(trip_id, None)
         self.deadlines.pop(trip_id, None)
-        self._queued_at.pop(trip_id, None)
         self.queue.discard(trip_id)
 
     def _plan(self, session: TripSession) -> TripPlan:
@@ -568,16 +565,13 @@ class TripEngine:
             if fixed is not None
             else 0.0
         )
-        # A trip that had time when it was queued but waited until it is about to pass its
-        # last junction (an overloaded engine): a way around it now beats a better way too
-        # late. (A traveller already at the trouble when it was queued still gets the replan.)
+        # A traveller about to pass the last junction where the way around still starts
+        # (the trouble is just ahead, or an overloaded engine reached them late): a way
+        # around it now beats a better way too late, so the repair is the answer. (Once
+        # past that junction the repair no longer helps and the full replan runs.)
         deadline = self.deadlines.get(trip_id)
         margin = max(HURRY_S, 3 * self._replan_s)
-        hurry = (
-            deadline is not None
-            and deadline - time.time() < margin
-            and deadline - self._queued_at.get(trip_id, deadline) >= margin
-        )
+        hurry = deadline is not None and 0.0 < deadline - time.time() < margin
         if lost is None or (lost >= real_loss and not hurry):
             # no cheap repair, or it still loses real time: the full multimodal replan
             state = traveller_state(plan, now, position)

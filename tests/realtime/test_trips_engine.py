@@ -548,3 +548,29 @@ async def test_a_tick_reads_only_the_trips_that_are_due(
     for trip_id in trips:
         assert (await running.book.get(trip_id)).status == "ended"
         assert trip_id not in engine.index
+
+
+@pytest.mark.parametrize(("deadline_in_s", "replans"), [(5.0, 0), (-5.0, 1), (600.0, 1)])
+async def test_a_traveller_about_to_pass_the_last_junction_gets_the_repair_at_once(
+    running: Running,
+    itineraries: dict[str, Body],
+    monkeypatch: pytest.MonkeyPatch,
+    deadline_in_s: float,
+    replans: int,
+) -> None:
+    # 5 s before the last junction there is no time for the full replan: the way around is
+    # the answer. Past it (or with minutes to go) the full replan runs as usual.
+    import realtime.trips.engine as engine_module
+
+    monkeypatch.setattr(
+        engine_module,
+        "decision_deadline",
+        lambda base, plan, now, overlay, edges: now + dt.timedelta(seconds=deadline_in_s),
+    )
+    car = await running.start(itineraries["carshare"])
+    await running.congest(car_edges(itineraries["carshare"]), 6.0)
+    stats = running.engine.stats
+    assert (stats.evaluated, stats.repaired, stats.replanned) == (1, 1, replans)
+    if replans == 0:
+        assert stats.late == 0
+    assert await running.outbox(car)  # a suggestion or a notice either way
