@@ -6,7 +6,9 @@ arrays. Snapping and searches work on these arrays only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ DRIVE_SPEEDS_KPH: dict[str, float] = {
     "road": 30,
 }
 DRIVE_FALLBACK_KPH = 30.0
+SNAP_CACHE_SIZE = 4096  # recent snaps kept per network
 BIKE_SPEED_M_S = 4.5  # ~16 km/h, an everyday city cyclist
 HIGHWAY_CLASSES = (
     "other",
@@ -99,6 +102,7 @@ class StreetNetwork:
     _vertex_edge: NDArray[np.int64] = field(init=False, repr=False)
     _lat0: float = field(init=False, repr=False)
     _node_xy: NDArray[np.float64] = field(init=False, repr=False)
+    _snaps: Callable[[float, float, float], Snap] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # A KD-tree over every geometry vertex (equirectangular metres around the centre)
@@ -110,6 +114,21 @@ class StreetNetwork:
         object.__setattr__(self, "_tree", cKDTree(xy))
         counts = np.diff(self.geom_offset)
         object.__setattr__(self, "_vertex_edge", np.repeat(np.arange(len(counts)), counts))
+        self._keep_snaps()
+
+    def _keep_snaps(self) -> None:
+        # Snapping costs about as much as a short search; the same places come back (a live
+        # trip's destination at every replan, stops, stations), so recent answers are kept.
+        object.__setattr__(self, "_snaps", lru_cache(maxsize=SNAP_CACHE_SIZE)(self._snap))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_snaps", None)  # a cache of bound calls: made anew when loaded
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._keep_snaps()
 
     @staticmethod
     def _project(
@@ -148,7 +167,7 @@ class StreetNetwork:
         return np.column_stack([self.geom_lon[lo:hi], self.geom_lat[lo:hi]])
 
     def snap(self, lat: float, lon: float, max_distance_m: float) -> Snap:
-        """Nearest street position to a coordinate.
+        """Nearest street position to a coordinate (recent answers are cached).
 
         Returns the edge whose geometry passes nearest to the point, the fraction along
         it of the point's projection onto that geometry, and the straight-line distance
@@ -159,6 +178,9 @@ class StreetNetwork:
         NoStreetNearbyError
             If no street of this mode is within ``max_distance_m``.
         """
+        return self._snaps(float(lat), float(lon), float(max_distance_m))
+
+    def _snap(self, lat: float, lon: float, max_distance_m: float) -> Snap:
         point = self._project(np.array([lat]), np.array([lon]), self._lat0)[0]
         vertex_distance, _ = self._tree.query(point)
         if not np.isfinite(vertex_distance):

@@ -140,3 +140,15 @@ def test_far_point_raises_no_street_nearby(poa_base: CityBase) -> None:
         net.snap(-30.05, -51.27, 300.0)
     with pytest.raises(NoStreetNearbyError, match="no drive street"):
         poa_base.streets["drive"].snap(-30.05, -51.27, 300.0)
+
+
+def test_snaps_are_cached_and_survive_pickling(poa_base: CityBase) -> None:
+    import pickle
+
+    walk = poa_base.streets["walk"]
+    first = walk.snap(-30.0346, -51.2177, 300.0)
+    assert walk.snap(-30.0346, -51.2177, 300.0) is first  # the cached answer
+    assert walk.snap(-30.0346, -51.2177, 50.0) == first  # another limit: its own entry
+    copy = pickle.loads(pickle.dumps(walk, protocol=pickle.HIGHEST_PROTOCOL))
+    assert copy.snap(-30.0346, -51.2177, 300.0) == first
+    assert copy.snap(-30.0346, -51.2177, 300.0) is not first  # the copy has its own cache
