@@ -514,12 +514,23 @@ async def event_to_suggestion(n: int, affected: int) -> dict[str, float]:
     near = np.array([latencies.get(t, inf) for t in nearest if t in suggested] or [inf])
     # a traveller already at (or past) the last junction when the event came cannot be
     # reached in time: counted apart from the late ones
-    passed = sum(1 for t in suggested if deadlines.get(t, -inf) <= event_wall)
+    # (the engine marks them: their deadline is the moment they were queued)
+    passed = sum(
+        1 for t in suggested if t in engine.past_junction or deadlines.get(t, -inf) <= event_wall
+    )
     late = sum(
-        1 for t in suggested if event_wall < deadlines.get(t, -inf) < delivered_wall.get(t, inf)
+        1
+        for t in suggested
+        if t not in engine.past_junction
+        and event_wall < deadlines.get(t, -inf) < delivered_wall.get(t, inf)
     )
     slack = np.array(
-        [deadlines[t] - delivered_wall[t] for t in suggested if t in delivered_wall] or [inf]
+        [
+            deadlines[t] - delivered_wall[t]
+            for t in suggested
+            if t in delivered_wall and t not in engine.past_junction
+        ]
+        or [inf]
     )
     touched_others = sum(1 for t in latencies if t not in hit_ids)
     shared = engine._shared

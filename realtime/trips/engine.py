@@ -179,6 +179,7 @@ class EngineStats:
     live_updates: int = 0
     no_better: int = 0  # broken plans told that no better way exists
     late: int = 0  # suggestions stored after their trip's decision deadline
+    past_junction: int = 0  # affected trips already past their last switching point
 
 
 NO_BETTER_OPTION = "no_better_option"
@@ -208,6 +209,9 @@ class TripEngine:
         self.stats = EngineStats()
         self.queue = DeadlineQueue()
         self.deadlines: dict[str, float] = {}  # trip → wall time of its latest decision deadline
+        # trips touched when already past the last point where a switch was possible
+        # (their deadline is the moment they were queued: no suggestion can be in time)
+        self.past_junction: set[str] = set()
         self._plans: dict[str, tuple[int, TripPlan]] = {}  # trip → (plan version, plan)
         self._clocks: dict[str, float] = {}  # trip → clock offset (trip clock − wall clock)
         self._private: dict[str, tuple[int, ...]] = {}  # trip → its private closed edges
@@ -375,6 +379,12 @@ class TripEngine:
             now = dt.datetime.fromtimestamp(wall + offset, plan.departure.tzinfo)
             deadline = decision_deadline(self.base, plan, now, overlay, changed_edges)
             at = deadline.timestamp() - offset
+            if at <= wall + 1e-3:  # decision_deadline never answers earlier than now
+                if trip_id not in self.past_junction:
+                    self.stats.past_junction += 1
+                self.past_junction.add(trip_id)
+            else:
+                self.past_junction.discard(trip_id)
             queued = trip_id in self.queue
             self.deadlines[trip_id] = min(at, self.deadlines.get(trip_id, at)) if queued else at
             self.queue.push(trip_id, reason, at)
@@ -459,6 +469,7 @@ class TripEngine:
         self._noticed.pop(trip_id, None)
         self._due.pop(trip_id, None)
         self.deadlines.pop(trip_id, None)
+        self.past_junction.discard(trip_id)
         self.queue.discard(trip_id)
 
     def _plan(self, session: TripSession) -> TripPlan:
@@ -619,7 +630,11 @@ class TripEngine:
             self.stats.suggested += 1
             expires = dt.datetime.fromisoformat(body["valid_until"]).timestamp()
             self._set_due(trip_id, expires - session.clock_offset_s, earlier_only=True)
-            if deadline is not None and time.time() > deadline:
+            if (
+                deadline is not None
+                and time.time() > deadline
+                and trip_id not in self.past_junction
+            ):
                 self.stats.late += 1
             await self.book.count(self.city, "suggested")
             await self.book.count_incidents(self.city, incidents, "suggested")
