@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from correspondance.errors import InputError
+from correspondance.geo import WALK_SPEED_M_S
 from correspondance.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 # The routing stack loads only when ``plan`` runs: every other subcommand (and the
 # CLI's start-up) stays fast. Kept equal to routing.stop_query's defaults by a test.
-DEFAULT_WALK_SPEED_M_S = 1.3
+DEFAULT_WALK_SPEED_M_S = WALK_SPEED_M_S
 DEFAULT_MAX_TRANSFER_WALK_M = 400.0
 
 # Options whose value is a coordinate and so may start with "-" (southern and western

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from correspondance.geo import WALK_SPEED_M_S
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,7 +69,7 @@ class Settings(BaseSettings):
             "(writer election and trip engine, no HTTP)."
         ),
     )
-    walk_speed_m_s: float = Field(default=1.3, gt=0.2, lt=5.0)
+    walk_speed_m_s: float = Field(default=WALK_SPEED_M_S, gt=0.2, lt=5.0)
     max_access_walk_s: float = Field(default=1200.0, gt=0, description="Walk to/from transit.")
     max_transfer_walk_m: float = Field(default=400.0, gt=0)
     max_snap_distance_m: float = Field(default=500.0, gt=0)

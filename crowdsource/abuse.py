@@ -18,11 +18,11 @@ import asyncio
 import math
 from dataclasses import dataclass
 
+from correspondance.geo import METRES_PER_DEG_LAT, distance_m
 from correspondance.store import StateStore
 from crowdsource.errors import RateLimitedError, ReportRejectedError
 from crowdsource.models import Report
 from crowdsource.tokens import address_key
-from routing.streets import METRES_PER_DEG_LAT
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,6 @@ class AbuseLimits:
     max_speed_m_s: float = 50.0
     position_slack_m: float = 250.0
     sequence_memory_s: float = 600.0
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))
 
 
 class AbuseGuard:

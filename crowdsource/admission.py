@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 import time
 
+from correspondance.geo import EARTH_RADIUS_M, distance_m
 from correspondance.store import ScriptResult, StateStore, StoreError, StoreScript
-from crowdsource.abuse import AbuseGuard, distance_m
+from crowdsource.abuse import AbuseGuard
 from crowdsource.models import Report
 from crowdsource.repository import DUPLICATE_WINDOW_S, ReportRepository
 
@@ -63,7 +64,7 @@ if last then
   local p1, p2 = math.rad(plat), math.rad(lat)
   local dp, dl = p2 - p1, math.rad(lon - plon)
   local h = math.sin(dp / 2) ^ 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ^ 2
-  local gap = 2 * 6371008.8 * math.asin(math.min(1.0, math.sqrt(h)))
+  local gap = 2 * EARTH_RADIUS_M * math.asin(math.min(1.0, math.sqrt(h)))
   if gap > reach then
     return {3, string.format('%.17g', gap), string.format('%.17g', elapsed)}
   end
@@ -80,7 +81,7 @@ redis.call('PEXPIRE', KEYS[9], ARGV[20])
 redis.call('PEXPIRE', KEYS[10], ARGV[21])
 redis.call('SET', KEYS[7], ARGV[22], 'PX', ARGV[23])
 return {1}
-"""
+""".replace("EARTH_RADIUS_M", repr(EARTH_RADIUS_M))  # the one earth model
 
 
 async def _intake_local(store: StateStore, keys: list[str], args: list[bytes]) -> ScriptResult:

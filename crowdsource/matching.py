@@ -15,8 +15,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from correspondance.geo import project_xy
 from crowdsource.errors import ReportRejectedError
-from routing.streets import METRES_PER_DEG_LAT, StreetNetwork
+from routing.streets import StreetNetwork
 
 MAX_MATCH_M = 60.0
 MAX_HEADING_GAP_DEG = 60.0
@@ -37,14 +38,6 @@ class _SegmentIndex:
 _INDEXES: weakref.WeakKeyDictionary[StreetNetwork, _SegmentIndex] = weakref.WeakKeyDictionary()
 
 
-def _project(
-    lat: NDArray[np.float64], lon: NDArray[np.float64], lat0: float
-) -> NDArray[np.float64]:
-    x = lon * METRES_PER_DEG_LAT * np.cos(np.radians(lat0))
-    y = lat * METRES_PER_DEG_LAT
-    return np.column_stack([x, y])
-
-
 def _index(drive: StreetNetwork) -> _SegmentIndex:
     found = _INDEXES.get(drive)
     if found is not None:
@@ -55,7 +48,7 @@ def _index(drive: StreetNetwork) -> _SegmentIndex:
     start = np.arange(len(drive.geom_lat) - 1, dtype=np.int64)
     # a segment joins two vertices of the same edge, never the last of one and first of next
     start = start[vertex_edge[start] == vertex_edge[start + 1]]
-    xy = _project(drive.geom_lat, drive.geom_lon, lat0)
+    xy = project_xy(drive.geom_lat, drive.geom_lon, lat0)
     a, b = xy[start], xy[start + 1]
     # long segments are indexed as pieces of at most PIECE_M: the search radius is the
     # match distance plus half the longest piece, so a few pieces of 500 m would otherwise
@@ -101,7 +94,7 @@ def _near_edges(
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
     """Edges with a segment within ``max_m``: (edge, distance m, bearing there), nearest first."""
     index = _index(drive)
-    point = _project(np.array([lat]), np.array([lon]), index.lat0)[0]
+    point = project_xy(np.array([lat]), np.array([lon]), index.lat0)[0]
     # sorted: pieces are numbered along their edge, which breaks ties below
     near = np.sort(
         np.asarray(index.tree.query_ball_point(point, max_m + index.half_longest), np.int64)

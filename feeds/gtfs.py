@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from correspondance.geo import haversine_m
 from feeds.errors import FeedError, FeedValidationError
 
-EARTH_RADIUS_M = 6_371_000.0
 REQUIRED_TABLES = ("agency", "stops", "routes", "trips", "stop_times")
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "stops": ("stop_id", "stop_lat", "stop_lon"),
@@ -120,20 +120,6 @@ def route_type_mode(route_type: int) -> str:
         14: "funicular",
     }
     return extended.get(route_type // 100, "transit")
-
-
-def haversine_m(
-    lat1: np.ndarray | float,
-    lon1: np.ndarray | float,
-    lat2: np.ndarray | float,
-    lon2: np.ndarray | float,
-) -> np.ndarray:
-    """Great-circle distance in metres (earth radius 6,371,000 m), vectorised."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dphi = p2 - p1
-    dlmb = np.radians(np.asarray(lon2) - np.asarray(lon1))
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
-    return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0))))
 
 
 @dataclass(frozen=True, eq=False)

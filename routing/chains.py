@@ -10,13 +10,12 @@ compiled Dijkstra kernel; paths are rebuilt from predecessor edges.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from feeds.gtfs import EARTH_RADIUS_M
+from correspondance.geo import distance_m
 from routing.errors import NoStreetNearbyError
 from routing.streets import StreetNetwork
 
@@ -194,16 +193,6 @@ def edges_geometry(net: StreetNetwork, edges: list[int]) -> list[tuple[float, fl
     return coords
 
 
-def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle metres between two points (plain floats: polylines here are short)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = (
-        math.sin((p2 - p1) / 2) ** 2
-        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(a, 1.0)))
-
-
 def partial_edge(
     net: StreetNetwork, att: Attachment, point: int, node: int
 ) -> tuple[list[tuple[float, float]], float]:
@@ -219,7 +208,7 @@ def partial_edge(
     lo, hi = int(net.geom_offset[drawn]), int(net.geom_offset[drawn + 1])
     coords = list(zip(net.geom_lon[lo:hi].tolist(), net.geom_lat[lo:hi].tolist(), strict=True))
     # the spot: ``fraction`` of the way along the drawn line
-    steps = [_metres(*a, *b) for a, b in itertools.pairwise(coords)]
+    steps = [distance_m(a[1], a[0], b[1], b[0]) for a, b in itertools.pairwise(coords)]
     at = fraction * sum(steps)
     i, done = 0, 0.0
     while i < len(steps) - 1 and done + steps[i] < at:

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from feeds.gtfs import haversine_m
+from correspondance.geo import WALK_SPEED_M_S, haversine_m
 from routing.base import CityBase
 from routing.chains import ChainResult, Segment
 from routing.errors import OutsideCityError
@@ -46,7 +46,7 @@ class PlanRequest:
     origin: tuple[float, float]
     destination: tuple[float, float]
     depart: dt.datetime
-    walk_speed_m_s: float = 1.3
+    walk_speed_m_s: float = WALK_SPEED_M_S
     max_access_walk_s: float = 1200.0
     max_snap_m: float = 500.0
     max_rides: int = 5

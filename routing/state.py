@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from correspondance.errors import InputError
+from correspondance.geo import WALK_SPEED_M_S
 from routing.base import CityBase
 from routing.chains import ChainResult, run_chain
 from routing.errors import RoutingError
@@ -87,7 +88,7 @@ def replan(
     destination: tuple[float, float],
     overlay: LiveOverlay | None = None,
     modes: frozenset[str] = frozenset({"walk", "transit"}),
-    walk_speed_m_s: float = 1.3,
+    walk_speed_m_s: float = WALK_SPEED_M_S,
 ) -> list[Itinerary]:
     """Itineraries from a traveller's current state to ``destination``, best first.
 

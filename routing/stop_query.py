@@ -27,14 +27,15 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from correspondance.errors import InputError
-from feeds.gtfs import haversine_m, load_gtfs
+from correspondance.geo import WALK_SPEED_M_S, haversine_m
+from feeds.gtfs import load_gtfs
 from routing.base import BUILD_VERSION, StopLinks, make_footpaths
 from routing.errors import NoServiceError
 from routing.raptor import FootLeg, Footpaths, RideLeg, TransitJourney, run_raptor
 from routing.streets import StreetNetwork
 from routing.timetable import BaseTimetable, DayTimetable, build_base_timetable, crow_footpaths
 
-DEFAULT_WALK_SPEED_M_S = 1.3
+DEFAULT_WALK_SPEED_M_S = WALK_SPEED_M_S
 DEFAULT_MAX_TRANSFER_WALK_M = 400.0
 MAX_RIDES = 10
 SUPPORTED_MODES = frozenset({"walk", "transit"})

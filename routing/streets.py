@@ -18,6 +18,7 @@ import osmnx as ox
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from correspondance.geo import WALK_SPEED_M_S, project_xy
 from routing.errors import NoStreetNearbyError
 from routing.kernels import astar, dijkstra
 
@@ -67,7 +68,6 @@ HIGHWAY_CLASSES = (
     "road",
 )
 _HIGHWAY_CODE = {name: i for i, name in enumerate(HIGHWAY_CLASSES)}
-METRES_PER_DEG_LAT = 111_320.0
 
 
 def _first(value: Any) -> Any:
@@ -108,9 +108,9 @@ class StreetNetwork:
         # A KD-tree over every geometry vertex (equirectangular metres around the centre)
         # finds the nearest street *segment* region, not just the nearest intersection.
         lat0 = float(np.mean(self.node_lat)) if len(self.node_lat) else 0.0
-        xy = self._project(self.geom_lat, self.geom_lon, lat0)
+        xy = project_xy(self.geom_lat, self.geom_lon, lat0)
         object.__setattr__(self, "_lat0", lat0)
-        object.__setattr__(self, "_node_xy", self._project(self.node_lat, self.node_lon, lat0))
+        object.__setattr__(self, "_node_xy", project_xy(self.node_lat, self.node_lon, lat0))
         object.__setattr__(self, "_tree", cKDTree(xy))
         counts = np.diff(self.geom_offset)
         object.__setattr__(self, "_vertex_edge", np.repeat(np.arange(len(counts)), counts))
@@ -129,14 +129,6 @@ class StreetNetwork:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._keep_snaps()
-
-    @staticmethod
-    def _project(
-        lat: NDArray[np.float64], lon: NDArray[np.float64], lat0: float
-    ) -> NDArray[np.float64]:
-        x = lon * METRES_PER_DEG_LAT * np.cos(np.radians(lat0))
-        y = lat * METRES_PER_DEG_LAT
-        return np.column_stack([x, y])
 
     @property
     def n_nodes(self) -> int:
@@ -181,7 +173,7 @@ class StreetNetwork:
         return self._snaps(float(lat), float(lon), float(max_distance_m))
 
     def _snap(self, lat: float, lon: float, max_distance_m: float) -> Snap:
-        point = self._project(np.array([lat]), np.array([lon]), self._lat0)[0]
+        point = project_xy(np.array([lat]), np.array([lon]), self._lat0)[0]
         vertex_distance, _ = self._tree.query(point)
         if not np.isfinite(vertex_distance):
             raise NoStreetNearbyError(f"no {self.mode} street near {lat:.6f},{lon:.6f}")
@@ -200,8 +192,8 @@ class StreetNetwork:
                 ]
             )
         )
-        a = self._project(self.geom_lat[starts], self.geom_lon[starts], self._lat0)
-        b = self._project(self.geom_lat[starts + 1], self.geom_lon[starts + 1], self._lat0)
+        a = project_xy(self.geom_lat[starts], self.geom_lon[starts], self._lat0)
+        b = project_xy(self.geom_lat[starts + 1], self.geom_lon[starts + 1], self._lat0)
         ab = b - a
         seg_len2 = np.einsum("ij,ij->i", ab, ab)
         t = np.clip(
@@ -215,7 +207,7 @@ class StreetNetwork:
         best = int(np.argmin(gap))
         start, edge = int(starts[best]), int(self._vertex_edge[starts[best]])
         lo, hi = int(self.geom_offset[edge]), int(self.geom_offset[edge + 1])
-        xy = self._project(self.geom_lat[lo:hi], self.geom_lon[lo:hi], self._lat0)
+        xy = project_xy(self.geom_lat[lo:hi], self.geom_lon[lo:hi], self._lat0)
         seg = np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
         along = seg[start - lo] + float(t[best]) * (seg[start - lo + 1] - seg[start - lo])
         fraction = float(along / seg[-1]) if seg[-1] > 0 else 0.0
@@ -225,7 +217,7 @@ class StreetNetwork:
         """Half the longest straight geometry segment, in metres (computed once)."""
         cached = self.__dict__.get("_half_segment_m")
         if cached is None:
-            xy = self._project(self.geom_lat, self.geom_lon, self._lat0)
+            xy = project_xy(self.geom_lat, self.geom_lon, self._lat0)
             step = np.hypot(*np.diff(xy, axis=0).T)
             within = np.ones(len(step), bool)
             within[self.geom_offset[1:-1] - 1] = False  # a step from one edge to the next
@@ -363,7 +355,7 @@ class Snap:
 
 
 def compile_street_graph(
-    mode: str, graph: nx.MultiDiGraph, walk_speed_m_s: float = 1.3
+    mode: str, graph: nx.MultiDiGraph, walk_speed_m_s: float = WALK_SPEED_M_S
 ) -> StreetNetwork:
     """Turn an osmnx graph into a :class:`StreetNetwork`.
 

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from feeds.gtfs import TransitData, haversine_m, route_type_mode, service_day_origin
+from correspondance.geo import haversine_m, project_xy
+from feeds.gtfs import TransitData, route_type_mode, service_day_origin
 from routing.errors import NoServiceError, UnknownStopError
 
 DAY_S = 86_400
@@ -429,7 +430,7 @@ def crow_footpaths(
     from scipy.spatial import cKDTree
 
     lat0 = float(np.mean(base.stop_lat)) if base.n_stops else 0.0
-    xy = np.column_stack([base.stop_lon * np.cos(np.radians(lat0)), base.stop_lat]) * 111_320.0
+    xy = project_xy(base.stop_lat, base.stop_lon, lat0)
     # query a little wider than the planar radius, then keep exact haversine distances
     pairs = cKDTree(xy).query_pairs(max_distance_m * 1.01 + 1, output_type="ndarray")
     if len(pairs) == 0:

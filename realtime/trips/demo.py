@@ -11,11 +11,10 @@ switch policy. The API answers ``"simulated": true``.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from correspondance.errors import CorrespondanceError
+from correspondance.geo import haversine_m
 from realtime.trips.plan_view import TripPlan, leg_fraction
 from realtime.trips.sessions import TripSession
 from routing.base import CityBase
@@ -41,9 +40,8 @@ def edges_ahead(base: CityBase, plan: TripPlan, session: TripSession) -> list[in
             done = int(leg_fraction(leg, now) * len(leg.drive_edges))
             start = min(done + 3, max(len(leg.drive_edges) - 1, 0))
             lat, lon = leg.destination
-            dy = (drive.node_lat[drive.tail] - lat) * 111_195.0
-            dx = (drive.node_lon[drive.tail] - lon) * 111_195.0 * math.cos(math.radians(lat))
-            near = np.flatnonzero(np.hypot(dx, dy) < JAM_RADIUS_M)
+            gap = haversine_m(drive.node_lat[drive.tail], drive.node_lon[drive.tail], lat, lon)
+            near = np.flatnonzero(gap < JAM_RADIUS_M)
             return sorted(set(leg.drive_edges[start:]) | {int(e) for e in near})
     return []
 

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from correspondance.errors import CorrespondanceError, InputError
+from correspondance.geo import WALK_SPEED_M_S, distance_m
 from correspondance.store import Event, StateStore
 from realtime.loops import LoopHealth
 from realtime.trips.commands import CommandRefusedError, close_suggestion, end
@@ -194,7 +195,7 @@ class TripEngine:
         holder: OverlayHolder,
         store: StateStore,
         policy: SwitchPolicy | None = None,
-        walk_speed_m_s: float = 1.3,
+        walk_speed_m_s: float = WALK_SPEED_M_S,
         tick_s: float = 2.0,
     ) -> None:
         self.base = base
@@ -937,7 +938,7 @@ class TripEngine:
         position = await self.book.position(trip_id)
         far = (
             position is not None
-            and _metres(position, self._plan(session).destination) > NEAR_DESTINATION_M
+            and distance_m(*position, *self._plan(session).destination) > NEAR_DESTINATION_M
         )
         if far and overdue < TIMEOUT_AFTER_S:
             self._set_due(trip_id, wall + min(FAR_RECHECK_S, TIMEOUT_AFTER_S - overdue))
@@ -981,10 +982,3 @@ def _is_bad_data(exc: Exception) -> bool:
     if isinstance(exc, CorrespondanceError) and not isinstance(exc, InputError):
         return False  # the store is down, a command was refused, ...
     return isinstance(exc, ValueError | TypeError | KeyError | IndexError | OverflowError)
-
-
-def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat = np.radians((a[0] + b[0]) / 2)
-    dy = (a[0] - b[0]) * 111_195.0
-    dx = (a[1] - b[1]) * 111_195.0 * float(np.cos(lat))
-    return float(np.hypot(dx, dy))

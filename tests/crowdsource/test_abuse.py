@@ -9,8 +9,9 @@ from dataclasses import replace
 import pytest
 from crowdsource_helpers import CITY, SECRET, make_report
 
+from correspondance.geo import distance_m
 from correspondance.store import StateStore
-from crowdsource.abuse import AbuseGuard, AbuseLimits, distance_m
+from crowdsource.abuse import AbuseGuard, AbuseLimits
 from crowdsource.errors import RateLimitedError, ReportRejectedError
 
 pytestmark = pytest.mark.anyio
