@@ -11,7 +11,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.deps import State
-from crowdsource.operators import NotAuthenticatedError, OperatorAccounts, open_operator_accounts
+from crowdsource.account_tables import open_operator_accounts
+from crowdsource.accounts import NotAuthenticatedError, OperatorAccounts
 
 
 def get_operator_accounts(state: State) -> OperatorAccounts:

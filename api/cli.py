@@ -22,7 +22,7 @@ from correspondance.errors import CorrespondanceError
 from correspondance.settings import Settings
 
 if TYPE_CHECKING:
-    from crowdsource.operators import OperatorAccounts
+    from crowdsource.accounts import OperatorAccounts
 
 log = logging.getLogger("correspondance")
 
@@ -236,7 +236,7 @@ def _run_with_accounts(
 ) -> str:
     """Run ``action`` on the deployment's operator accounts; return where they live."""
     from correspondance.store import create_store
-    from crowdsource.operators import open_operator_accounts
+    from crowdsource.account_tables import open_operator_accounts
 
     async def run() -> None:
         async with create_store(settings.redis_url, prefix=settings.redis_prefix) as store:
@@ -250,7 +250,7 @@ def _run_with_accounts(
 
 def cmd_operator_add(args: argparse.Namespace, settings: Settings) -> int:
     """Create an operator account (Redis with REDIS_URL, else the operators file)."""
-    from crowdsource.operators import check_password, check_username
+    from crowdsource.accounts import check_password, check_username
 
     check_username(args.username)  # before asking for a password
     password = _read_new_password()
@@ -289,7 +289,7 @@ def cmd_operator_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_operator_reset_password(args: argparse.Namespace, settings: Settings) -> int:
     """Set a new password; every token issued before stops working."""
-    from crowdsource.operators import check_password, check_username
+    from crowdsource.accounts import check_password, check_username
 
     check_username(args.username)
     password = _read_new_password()

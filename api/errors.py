@@ -15,16 +15,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from correspondance.errors import CorrespondanceError, InputError, UnknownCityError
 from correspondance.store import StoreUnavailableError
-from crowdsource.errors import RateLimitedError, ReportRejectedError, UnknownReportError
-from crowdsource.operators import (
+from crowdsource.accounts import (
     InvalidCredentialsError,
     InvalidOperatorError,
     NotAuthenticatedError,
     OperatorExistsError,
     TooManyAttemptsError,
-    UnknownEdgeError,
-    UnknownIncidentError,
 )
+from crowdsource.errors import RateLimitedError, ReportRejectedError, UnknownReportError
+from crowdsource.operators import UnknownEdgeError, UnknownIncidentError
 from realtime.trips.demo import DemoDisabledError
 from realtime.trips.sessions import TripNotFoundError, TripTokenError
 from routing.errors import (

@@ -21,7 +21,7 @@ import redis
 
 from correspondance.settings import REPO_ROOT
 from correspondance.store import RedisStateStore
-from crowdsource.operators import StoreOperatorAccounts
+from crowdsource.account_tables import StoreOperatorAccounts
 
 REDIS_URL = os.environ.get("CORRESPONDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "correct horse battery staple"
@@ -204,7 +204,7 @@ def test_reset_password_replaces_the_password(env: dict[str, str], tmp_path: Pat
 
     async def verify() -> tuple[bool, bool]:
         from correspondance.store import MemoryStateStore, StateStore
-        from crowdsource.operators import open_operator_accounts
+        from crowdsource.account_tables import open_operator_accounts
 
         store: StateStore
         if "REDIS_URL" in env:

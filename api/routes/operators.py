@@ -24,6 +24,7 @@ from api.routes.congestion import FUSION_WINDOW_S, live_congestion
 from api.schemas import ErrorOut
 from api.state import AppState
 from correspondance.errors import InputError
+from crowdsource.accounts import MAX_PASSWORD_LENGTH
 from crowdsource.audit import AuditLog
 from crowdsource.dashboard import (
     METRICS_KEEP_S,
@@ -46,7 +47,6 @@ from crowdsource.operators import (
     MAX_DECISION_TTL_S,
     MAX_INCIDENT_EDGES,
     MAX_NOTE_LENGTH,
-    MAX_PASSWORD_LENGTH,
     MIN_DECISION_TTL_S,
     Incident,
     OperatorDecisions,

@@ -27,7 +27,7 @@ import uvicorn
 
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import RedisStateStore
-from crowdsource.operators import open_operator_accounts
+from crowdsource.account_tables import open_operator_accounts
 from realtime.writer import congestion_state_key, decode_congestion
 from routing.base import CityBase
 

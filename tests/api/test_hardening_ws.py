@@ -38,7 +38,7 @@ from trip_helpers import (
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from crowdsource.operators import open_operator_accounts
+from crowdsource.account_tables import open_operator_accounts
 from routing.base import CityBase
 
 pytestmark = pytest.mark.anyio

@@ -30,20 +30,20 @@ import uvicorn
 
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
-from crowdsource.operators import (
-    LOGIN_WINDOW_S,
+from crowdsource.account_tables import (
     FileOperatorAccounts,
+    StoreOperatorAccounts,
+    open_operator_accounts,
+)
+from crowdsource.accounts import (
+    LOGIN_WINDOW_S,
     InvalidCredentialsError,
     InvalidOperatorError,
     OperatorAccounts,
     OperatorExistsError,
-    StoreOperatorAccounts,
     TooManyAttemptsError,
-    confirm_key,
-    dismiss_key,
-    incident_key,
-    open_operator_accounts,
 )
+from crowdsource.operators import confirm_key, dismiss_key, incident_key
 from routing.base import CityBase
 
 REDIS_URL = os.environ.get("CORRESPONDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

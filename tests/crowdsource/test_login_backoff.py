@@ -12,9 +12,9 @@ import pytest
 from argon2 import PasswordHasher
 
 from correspondance.store import MemoryStateStore
-from crowdsource.operators import (
+from crowdsource.account_tables import FileOperatorAccounts
+from crowdsource.accounts import (
     ACCOUNT_FREE_ATTEMPTS,
-    FileOperatorAccounts,
     InvalidCredentialsError,
     OperatorAccounts,
     TooManyAttemptsError,
