@@ -449,7 +449,9 @@ def _unreverse(
     last = legs[-1]
     assert isinstance(last, RideLeg)
     n = int(day.pat_stop_off[last.pattern + 1] - day.pat_stop_off[last.pattern])
-    row = int(day.pat_time_off[last.pattern]) + (last.trip - int(day.pat_trip_off[last.pattern])) * n
+    row = (
+        int(day.pat_time_off[last.pattern]) + (last.trip - int(day.pat_trip_off[last.pattern])) * n
+    )
     egress_stop = journey.access_stop
     return TransitJourney(
         rides=journey.rides,
@@ -609,15 +611,30 @@ def run_raptor_range(
     while t <= latest_s and (limit is None or len(out) < limit):
         starts = {s: t + secs for s, secs in sources.items()}
         forward = run_raptor(
-            day, n_stops, footpaths, min_transfer_s, starts, targets, max_rides, trip_ok,
+            day,
+            n_stops,
+            footpaths,
+            min_transfer_s,
+            starts,
+            targets,
+            max_rides,
+            trip_ok,
             closed_stops,
         )
         if not forward:
             break
         arrival = min(j.arrival for j in forward)
         back = run_raptor_arrive_by(
-            day, n_stops, footpaths, min_transfer_s, sources, targets, arrival, max_rides,
-            trip_ok, closed_stops,
+            day,
+            n_stops,
+            footpaths,
+            min_transfer_s,
+            sources,
+            targets,
+            arrival,
+            max_rides,
+            trip_ok,
+            closed_stops,
         )
         # departures strictly increase with rides: the last is the latest, with the
         # fewest rides that reach it
