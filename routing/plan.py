@@ -856,9 +856,27 @@ def _solve_arrive_by(
         exact = EXACT_WALK_PARETO and access.label == "walk"
         for journey in transit_search_arrive_by(ctx, access, egress, arrive_s, day, exact):
             it = assemble_transit(ctx, access, egress, journey, day)
+            if journey.departure is not None:
+                it = _leaving_at(it, _at(ctx, day.origin_unix, journey.departure))
             if it.arrival <= arrive:
                 options.append(it)
     return sorted(rank(options), key=lambda it: (-it.departure.timestamp(), it.arrival))
+
+
+def _leaving_at(it: Itinerary, when: dt.datetime) -> Itinerary:
+    """Start the legs before the first ride at ``when`` if that is earlier than shown.
+
+    The search rounds an access walk's total up to whole seconds while its legs round each
+    segment, so the legs alone may show a departure a second or two later than the one
+    the search guarantees; leaving at the search's time (and waiting that second at the
+    stop) is what makes the connection.
+    """
+    delta = when - it.departure
+    if delta >= dt.timedelta(0):
+        return it
+    first_ride = next(i for i, leg in enumerate(it.legs) if leg.trip_id is not None)
+    legs = [_shifted(leg, delta) for leg in it.legs[:first_ride]] + it.legs[first_ride:]
+    return Itinerary(legs=legs, transfers=it.transfers)
 
 
 def page_times(

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_itineraries import random_poa_requests
 from test_mcraptor import Trips, Walks, _build, _replay
 
 from routing.base import CityBase
+from routing.plan import Itinerary, plan_trip, rides_of
 from routing.raptor import (
     Footpaths,
     TransitJourney,
@@ -314,3 +318,37 @@ def test_porto_alegre_arrive_by_agrees_with_forward_raptor(poa_base: CityBase) -
             assert min((x.arrival for x in late if x.rides <= j.rides), default=arrive + 1) > arrive
             checked += 1
     assert checked >= 12
+
+
+@pytest.mark.slow
+def test_porto_alegre_door_to_door_arrive_by(
+    poa_base: CityBase, legs_chain: Callable[[Itinerary], None]
+) -> None:
+    """Door to door, walk + transit: every option arrives by the deadline with legs that
+    chain; leaving at the latest transit departure shown makes it, and leaving a minute
+    later no transit option does (forward plans)."""
+    checked = 0
+    for request in random_poa_requests(poa_base, 16, seed=20190518):
+        if not all(poa_base.city.contains(*p) for p in (request.origin, request.destination)):
+            continue  # the jitter may leave the city's box
+        deadline = request.depart.replace(hour=14, minute=0, second=0)
+        found = plan_trip(poa_base, replace(request, depart=deadline, arrive_by=True))
+        for it in found:
+            legs_chain(it)
+            assert it.arrival <= deadline
+        rides = [it for it in found if rides_of(it)]
+        if not rides:
+            continue
+        latest = max(it.departure for it in rides)
+        assert [it.departure for it in found] == sorted(
+            (it.departure for it in found), reverse=True
+        )
+        on_time = plan_trip(poa_base, replace(request, depart=latest))
+        assert min(it.arrival for it in on_time if rides_of(it)) <= deadline
+        late = plan_trip(poa_base, replace(request, depart=latest + dt.timedelta(minutes=1)))
+        assert (
+            min((it.arrival for it in late if rides_of(it)), default=deadline + dt.timedelta(1))
+            > deadline
+        )
+        checked += 1
+    assert checked >= 6
