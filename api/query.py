@@ -26,8 +26,8 @@ _DECLARED: dict[int, tuple[APIRoute, frozenset[str]]] = {}
 
 
 def declared_query(route: APIRoute) -> frozenset[str]:
-    """The query parameter names (aliases) a route declares, its dependencies included
-    (computed once per route)."""
+    """The query parameter names (aliases) a route declares: its own and its dependencies',
+    and those its OpenAPI extra documents (read by hand); computed once per route."""
     hit = _DECLARED.get(id(route))
     if hit is not None and hit[0] is route:
         return hit[1]
@@ -37,6 +37,10 @@ def declared_query(route: APIRoute) -> frozenset[str]:
         dependant = pending.pop()
         names.update(param.alias for param in dependant.query_params)
         pending.extend(dependant.dependencies)
+    # parameters a route reads by hand for speed are declared in its OpenAPI extra
+    for param in (route.openapi_extra or {}).get("parameters", []):
+        if isinstance(param, dict) and param.get("in") == "query":
+            names.add(str(param["name"]))
     _DECLARED[id(route)] = (route, frozenset(names))
     return frozenset(names)
 

@@ -141,3 +141,23 @@ def test_declared_parameters_and_pages_outside_the_document_still_pass(api_url: 
     spec = httpx.get(f"{api_url}/openapi.json", timeout=30).json()
     names = {p["name"] for p in spec["paths"]["/api/v1/plan"]["get"]["parameters"]}
     assert names == {"from", "to", "depart", "arrive", "cursor", "modes", "city"}
+
+
+def test_parameters_read_by_hand_and_documented_are_declared(api_url: str) -> None:
+    """POST /reports reads ``city`` by hand (documented through its OpenAPI extra): it is
+    not refused as unknown, while a made-up parameter next to it is."""
+    body = {"lat": -30.0337, "lon": -51.2245, "heading": 224.0, "kind": "congestion"}
+    headers = {"X-Contributor-Token": "unknown-parameter-test-0001"}
+    ok = httpx.post(
+        f"{api_url}/api/v1/reports", params={"city": "porto-alegre"}, json=body, headers=headers
+    )
+    assert ok.json().get("error", {}).get("code") != "unknown_parameter", ok.text
+    bad = httpx.post(
+        f"{api_url}/api/v1/reports",
+        params={"city": "porto-alegre", "debug": "1"},
+        json=body,
+        headers=headers,
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "unknown_parameter"
+    assert "'debug'" in bad.json()["error"]["message"]
