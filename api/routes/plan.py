@@ -139,7 +139,12 @@ async def get_plan(
     ] = ("walk,transit"),
 ) -> PlanOut:
     """Plan door-to-door trips on the city's timetable, leaving at or arriving by a time,
-    with cursors to the earlier and later departures."""
+    with cursors to the earlier and later departures.
+
+    400 codes: `conflicting_parameters` (more than one of `depart`, `arrive`, `cursor`),
+    `invalid_cursor`, `out_of_range` (a time outside the feeds' service window),
+    `unknown_parameter`, `invalid_parameter`.
+    """
     origin = parse_latlon(from_, "from")
     destination = parse_latlon(to, "to")
     city = base.city
