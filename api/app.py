@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.errors import install_error_handlers
 from api.limits import install_perimeter
 from api.openapi import install_openapi
+from api.query import reject_unknown_query
 from api.routes import cities, congestion, feeds, operators, pages, plan, reports, trips
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
@@ -110,6 +111,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc: api/routes/pages.py, assets from npm, no CDN
         redoc_url=None,
+        dependencies=[Depends(reject_unknown_query)],  # unknown query parameters: 400
     )
     app.add_middleware(GZipLargeResponses, minimum_size=2048)
     install_perimeter(app, settings)

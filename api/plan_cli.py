@@ -37,7 +37,8 @@ _OPTION_LIKE_VALUE = re.compile(r"^-[\d.]")
 
 USAGE = (
     "%(prog)s --gtfs FEED.zip [--gtfs FEED.zip ...] (--from LAT,LON | --from-stop STOP_ID)\n"
-    "       (--to LAT,LON | --to-stop STOP_ID) --depart YYYY-MM-DDTHH:MM:SS [options]\n"
+    "       (--to LAT,LON | --to-stop STOP_ID) (--depart | --arrive) YYYY-MM-DDTHH:MM:SS\n"
+    "       [options]\n"
     "   or: %(prog)s --gtfs FEED.zip [--gtfs FEED.zip ...] --queries FILE.csv [options]"
 )
 
@@ -100,7 +101,8 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Plan with walk and transit straight from GTFS feeds. Footpaths join stops at "
             "most --max-transfer-walk metres apart, as the crow flies or, with --osm, over "
-            "the walk network. --depart is local time in the feed's agency timezone."
+            "the walk network. --depart (leave at) and --arrive (arrive by) are local time in "
+            "the feed's agency timezone."
         ),
     )
     plan.add_argument(
@@ -113,10 +115,16 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
     destination = plan.add_mutually_exclusive_group()
     destination.add_argument("--to", dest="to_point", metavar="LAT,LON")
     destination.add_argument("--to-stop", metavar="STOP_ID")
-    plan.add_argument(
+    when = plan.add_mutually_exclusive_group()
+    when.add_argument(
         "--depart",
         metavar="YYYY-MM-DDTHH:MM:SS",
-        help="required unless --queries gives the departures",
+        help="leave at (local time); this or --arrive, unless --queries gives the departures",
+    )
+    when.add_argument(
+        "--arrive",
+        metavar="YYYY-MM-DDTHH:MM:SS",
+        help="arrive by (local time): the latest departures that make it",
     )
     plan.add_argument(
         "--queries",
@@ -160,13 +168,14 @@ def _single_query(args: argparse.Namespace, network: TransitNetwork | None) -> S
 
     origin = _endpoint(args.from_point, args.from_stop, "from")
     destination = _endpoint(args.to_point, args.to_stop, "to")
-    if args.depart is None:
-        raise InputError("--depart is required (YYYY-MM-DDTHH:MM:SS, local time)")
-    depart = parse_depart(args.depart)
+    if args.depart is None and args.arrive is None:
+        raise InputError("--depart or --arrive is required (YYYY-MM-DDTHH:MM:SS, local time)")
+    arrive_by = args.arrive is not None
+    when = parse_depart(args.arrive, "--arrive") if arrive_by else parse_depart(args.depart)
     if network is not None:
         check_endpoint(network, origin, "--from-stop")
         check_endpoint(network, destination, "--to-stop")
-    return StopQuery(origin, destination, depart)
+    return StopQuery(origin, destination, when, arrive_by)
 
 
 def _summary(network: TransitNetwork, itineraries: list[ItineraryOut]) -> str:
@@ -221,6 +230,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
                 ("--to", args.to_point),
                 ("--to-stop", args.to_stop),
                 ("--depart", args.depart),
+                ("--arrive", args.arrive),
             )
             if value is not None
         ]

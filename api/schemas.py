@@ -18,6 +18,7 @@ __all__ = [
     "LatLon",
     "LegOut",
     "LineString",
+    "PageOut",
     "PlaceOut",
     "PlanOut",
     "leg_alerts",
@@ -31,14 +32,23 @@ class LatLon(BaseModel):
     lon: float
 
 
+class PageOut(BaseModel):
+    """Cursors to the neighbouring pages of a plan (pass one back as ``cursor``)."""
+
+    earlier: str | None = Field(description="Options arriving before this page's first arrival.")
+    later: str | None = Field(description="Options leaving after this page's last departure.")
+
+
 class PlanOut(BaseModel):
     """Response of ``GET /api/v1/plan``."""
 
     city: str
     from_: LatLon = Field(alias="from")
     to: LatLon
-    depart: dt.datetime
+    depart: dt.datetime | None = Field(description="The time asked to leave at (or null).")
+    arrive: dt.datetime | None = Field(description="The time asked to arrive by (or null).")
     itineraries: list[ItineraryOut]
+    page: PageOut
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 

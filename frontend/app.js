@@ -9,6 +9,7 @@ import { API, ApiError, getJSON } from "./api.js";
 import { alertLine, legChips, legDetails } from "./legs.js";
 import { LiveTrips } from "./trip.js";
 import { Contributor } from "./report.js";
+import { TimeChoice } from "./timechoice.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -19,6 +20,9 @@ const els = {
   feeds: $("feeds"), feedsSummary: $("feeds-summary"), feedsList: $("feeds-list"),
 };
 els.modeInputs = [...els.modes.querySelectorAll('input[type="checkbox"][name="modes"]')];
+const timeChoice = new TimeChoice({
+  root: $("time-choice"), input: els.depart, pager: $("pager"), onPage: (cursor) => plan(null, cursor),
+});
 
 const state = {
   cities: [],
@@ -132,6 +136,7 @@ async function selectCity(city) {
   // The feeds are dated: hint the valid service window when the server tells it.
   els.depart.min = city.service_start ? `${city.service_start}T00:00` : "";
   els.depart.max = city.service_end ? `${city.service_end}T23:59` : "";
+  timeChoice.setCity(city);
   mapView.clearBasemap();
   mapView.showCity(city);
   refreshFeeds();
@@ -173,6 +178,7 @@ function clearResults() {
   els.resultsStatus.textContent = "";
   els.simNote.hidden = true;
   mapView.clearRoute();
+  timeChoice.showPages(null);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,7 +210,7 @@ function updateModesHint() {
     : "";
 }
 
-async function plan(event) {
+async function plan(event, cursor = null) {
   event?.preventDefault();
   clearError();
   const city = state.city;
@@ -214,7 +220,7 @@ async function plan(event) {
   }
   const from = parseLatLon(els.from.value);
   const to = parseLatLon(els.to.value);
-  const depart = departParam(els.depart.value);
+  const when = cursor ? { cursor } : timeChoice.query(city);
   const problems = [];
   if (!from) { problems.push("origin"); els.from.setAttribute("aria-invalid", "true"); }
   if (!to) { problems.push("destination"); els.to.setAttribute("aria-invalid", "true"); }
@@ -227,9 +233,9 @@ async function plan(event) {
     els.modeInputs[0].focus();
     return;
   }
-  if (!depart) {
+  if (!when) {
     els.depart.setAttribute("aria-invalid", "true");
-    showError("Choose a departure date and time.", "client_validation");
+    showError(timeChoice.missing(), "client_validation");
     els.depart.focus();
     return;
   }
@@ -241,7 +247,7 @@ async function plan(event) {
     city: city.id,
     from: `${from[0]},${from[1]}`,
     to: `${to[0]},${to[1]}`,
-    depart,
+    ...when,
     modes: modes.join(","),
   });
   clearResults();
@@ -254,6 +260,7 @@ async function plan(event) {
     if (token !== state.planToken) return;
     state.planned = { city: city.id, modes };
     renderItineraries(Array.isArray(body?.itineraries) ? body.itineraries : []);
+    timeChoice.showPages(body?.page);
   } catch (e) {
     if (token !== state.planToken) return;
     els.resultsStatus.textContent = "";

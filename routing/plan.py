@@ -30,7 +30,15 @@ from routing.modes import (
     shared_direct,
 )
 from routing.overlay import LiveOverlay
-from routing.raptor import FootLeg, RideLeg, TransitJourney, run_mc_raptor, run_raptor
+from routing.raptor import (
+    FootLeg,
+    RideLeg,
+    TransitJourney,
+    run_mc_raptor,
+    run_mc_raptor_arrive_by,
+    run_raptor,
+    run_raptor_arrive_by,
+)
 from routing.streets import Snap
 from routing.timetable import BaseTimetable, DayTimetable
 
@@ -41,7 +49,10 @@ DEFAULT_MODES = frozenset({"walk", "transit"})
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What the traveller asks: from, to, when (aware datetime), how."""
+    """What the traveller asks: from, to, when (aware datetime), how.
+
+    ``depart`` is the time to leave at, or with ``arrive_by`` the time to arrive by.
+    """
 
     origin: tuple[float, float]
     destination: tuple[float, float]
@@ -51,6 +62,7 @@ class PlanRequest:
     max_snap_m: float = 500.0
     max_rides: int = 5
     modes: frozenset[str] = DEFAULT_MODES
+    arrive_by: bool = False
 
 
 @dataclass(frozen=True)
@@ -738,7 +750,10 @@ def plan_trip(
     ctx = PlanContext(base, request, live)
     start = request.depart.astimezone(ctx.tz)
     accesses = access_options(ctx) if "transit" in request.modes else []
-    return solve(ctx, accesses, direct_options(ctx, start))
+    directs = direct_options(ctx, start)
+    if request.arrive_by:  # street-only trips leave just in time
+        directs = [_arriving_at(it, start) for it in directs]
+    return solve(ctx, accesses, directs)
 
 
 def solve(
@@ -746,6 +761,8 @@ def solve(
 ) -> list[Itinerary]:
     """Stages 3, 5 and 6 for given access options and street-only options."""
     options = list(directs)
+    if accesses and ctx.request.arrive_by:
+        return _solve_arrive_by(ctx, accesses, options)
     if accesses:
         start = ctx.request.depart.astimezone(ctx.tz)
         day = live_day(ctx, start.date())
@@ -764,6 +781,125 @@ def solve(
                 options.append(assemble_transit(ctx, access, egress, journey, day))
         options += _next_departures(ctx, accesses[0], egress, depart_s, day, options)
     return rank(options)
+
+
+def _arriving_at(it: Itinerary, arrive: dt.datetime) -> Itinerary:
+    """The same itinerary shifted in time so that it ends at ``arrive``."""
+    delta = arrive - it.arrival
+    return Itinerary(legs=[_shifted(leg, delta) for leg in it.legs], transfers=it.transfers)
+
+
+def transit_search_arrive_by(
+    ctx: PlanContext,
+    access: AccessOption,
+    egress: ChainResult,
+    arrive_s: int,
+    day: DayTimetable,
+    multi_criteria: bool = False,
+) -> list[TransitJourney]:
+    """Stage 3 for arrive-by: the latest departures reaching the destination by
+    ``arrive_s`` (RAPTOR on the time-reversed timetable, :mod:`routing.raptor`).
+
+    With ``multi_criteria`` and pure-walk access, the exact Pareto set over (departure,
+    rides, walking) instead, as :func:`transit_search` does forwards.
+    """
+    closed = _closed_mask(ctx)
+    reach = access.stop_cost
+    out = egress.final_cost
+    open_stop = np.ones(len(reach), bool) if closed is None else ~closed
+    access_s = {
+        int(s): int(np.ceil(reach[s])) for s in np.flatnonzero(np.isfinite(reach) & open_stop)
+    }
+    egress_s = {int(s): int(np.ceil(out[s])) for s in np.flatnonzero(np.isfinite(out) & open_stop)}
+    tt = ctx.base.timetable
+    footpaths = ctx.base.footpaths(ctx.request.walk_speed_m_s)
+    if multi_criteria and access.label == "walk":
+        return run_mc_raptor_arrive_by(
+            day,
+            tt.n_stops,
+            footpaths,
+            tt.min_transfer_s,
+            access_s,
+            egress_s,
+            arrive_s,
+            source_walk=access_s,
+            target_walk=egress_s,
+            max_rides=ctx.request.max_rides,
+            trip_ok=_trip_mask(ctx, day),
+            closed_stops=closed,
+        )
+    return run_raptor_arrive_by(
+        day,
+        tt.n_stops,
+        footpaths,
+        tt.min_transfer_s,
+        access_s,
+        egress_s,
+        arrive_s,
+        ctx.request.max_rides,
+        trip_ok=_trip_mask(ctx, day),
+        closed_stops=closed,
+    )
+
+
+def _solve_arrive_by(
+    ctx: PlanContext, accesses: list[AccessOption], options: list[Itinerary]
+) -> list[Itinerary]:
+    """Stages 3, 5 and 6 arriving by ``request.depart``: latest departures first."""
+    arrive = ctx.request.depart.astimezone(ctx.tz)
+    day = live_day(ctx, arrive.date())
+    arrive_s = int(ctx.request.depart.timestamp()) - day.origin_unix
+    egress = egress_walk(ctx.modes)
+    for access in accesses:
+        if access.prefix is not None:  # aboard a trip: replanning is forwards only
+            continue
+        exact = EXACT_WALK_PARETO and access.label == "walk"
+        for journey in transit_search_arrive_by(ctx, access, egress, arrive_s, day, exact):
+            it = assemble_transit(ctx, access, egress, journey, day)
+            if journey.departure is not None:
+                it = _leaving_at(it, _at(ctx, day.origin_unix, journey.departure))
+            if it.arrival <= arrive:
+                options.append(it)
+    return sorted(rank(options), key=lambda it: (-it.departure.timestamp(), it.arrival))
+
+
+def _leaving_at(it: Itinerary, when: dt.datetime) -> Itinerary:
+    """Start the legs before the first ride at ``when`` if that is earlier than shown.
+
+    The search rounds an access walk's total up to whole seconds while its legs round each
+    segment, so the legs alone may show a departure a second or two later than the one
+    the search guarantees; leaving at the search's time (and waiting that second at the
+    stop) is what makes the connection.
+    """
+    delta = when - it.departure
+    if delta >= dt.timedelta(0):
+        return it
+    first_ride = next(i for i, leg in enumerate(it.legs) if leg.trip_id is not None)
+    legs = [_shifted(leg, delta) for leg in it.legs[:first_ride]] + it.legs[first_ride:]
+    return Itinerary(legs=legs, transfers=it.transfers)
+
+
+def page_times(
+    request: PlanRequest, itineraries: list[Itinerary]
+) -> tuple[dt.datetime, dt.datetime]:
+    """Where the earlier and later pages start: (arrive by, depart at).
+
+    Earlier: arriving before the earliest arrival shown; later: leaving after the latest
+    departure shown (transit options; the request time ± :data:`PAGE_STEP` without
+    them). Each page is one exact search, so paging alternates arrive-by and depart
+    searches, which is how :func:`routing.raptor.run_raptor_range` finds the profile.
+    """
+    rides = [it for it in itineraries if rides_of(it)]
+    if not rides:
+        return request.depart - PAGE_STEP, request.depart + PAGE_STEP
+    second = dt.timedelta(seconds=1)
+    return (
+        min(it.arrival for it in rides) - second,
+        max(it.departure for it in rides) + second,
+    )
+
+
+PAGE_STEP = dt.timedelta(minutes=30)
 
 
 def live_day(ctx: PlanContext, date: dt.date) -> DayTimetable:

@@ -31,7 +31,14 @@ from correspondance.geo import WALK_SPEED_M_S, haversine_m
 from feeds.gtfs import load_gtfs
 from routing.base import BUILD_VERSION, StopLinks, make_footpaths
 from routing.errors import NoServiceError
-from routing.raptor import FootLeg, Footpaths, RideLeg, TransitJourney, run_raptor
+from routing.raptor import (
+    FootLeg,
+    Footpaths,
+    RideLeg,
+    TransitJourney,
+    run_raptor,
+    run_raptor_arrive_by,
+)
 from routing.streets import StreetNetwork
 from routing.timetable import BaseTimetable, DayTimetable, build_base_timetable, crow_footpaths
 
@@ -70,11 +77,13 @@ Endpoint = StopPoint | CoordPoint
 
 @dataclass(frozen=True)
 class StopQuery:
-    """One question: from, to, and a naive local departure time (agency timezone)."""
+    """One question: from, to, and a naive local time (agency timezone) to leave at, or
+    with ``arrive_by`` to arrive by."""
 
     origin: Endpoint
     destination: Endpoint
     depart: dt.datetime
+    arrive_by: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -572,11 +581,24 @@ def transit_search(
     egress: Access,
     max_rides: int = MAX_RIDES,
 ) -> tuple[list[TransitJourney], DayTimetable | None]:
-    """RAPTOR from the access stops (at depart + walk) to the egress stops."""
+    """RAPTOR from the access stops (at depart + walk) to the egress stops; arriving by
+    the query's time, the latest departures (:func:`routing.raptor.run_raptor_arrive_by`)."""
     day = day_timetable(network, query.depart)
     if day is None:
         return [], None
     t0 = local_to_unix(network, query.depart) - day.origin_unix
+    if query.arrive_by:
+        journeys = run_raptor_arrive_by(
+            day,
+            network.timetable.n_stops,
+            network.footpaths,
+            network.timetable.min_transfer_s,
+            access.seconds,
+            egress.seconds,
+            t0,
+            max_rides,
+        )
+        return journeys, day
     sources = {s: t0 + c for s, c in access.seconds.items()}
     journeys = run_raptor(
         day,
@@ -711,7 +733,7 @@ def _members(network: TransitNetwork, endpoint: Endpoint) -> tuple[int, ...]:
 
 def walk_itinerary(network: TransitNetwork, query: StopQuery, seconds: int) -> ItineraryOut:
     """The walk-only option (no leg at all when origin and destination are one stop)."""
-    start = local_to_unix(network, query.depart)
+    start = local_to_unix(network, query.depart) - (seconds if query.arrive_by else 0)
     origin = _place(network, query.origin, "Origin")
     destination = _place(network, query.destination, "Destination")
     if seconds == 0 and origin == destination:
@@ -727,7 +749,8 @@ def answer(
     modes: frozenset[str] = SUPPORTED_MODES,
     max_rides: int = MAX_RIDES,
 ) -> list[ItineraryOut]:
-    """Every itinerary for a query, earliest arrival first.
+    """Every itinerary for a query, earliest arrival first (latest departure first when
+    arriving by the query's time).
 
     The RAPTOR Pareto set over (arrival, transfers) plus the walk-only option; transit
     options that arrive no earlier than walking are dropped (walking has no transfer).
@@ -757,12 +780,18 @@ def answer(
         access = access_times(network, query.origin, outbound=True)
         egress = access_times(network, query.destination, outbound=False)
         journeys, day = transit_search(network, query, access, egress, max_rides)
-        walk_arrival = options[0].arrival if options else None
+        walk = options[0] if options else None
         for journey in journeys:
             assert day is not None
             itinerary = describe(network, query, journey, day, access)
-            if walk_arrival is None or itinerary.arrival < walk_arrival:
+            if walk is None:
                 options.append(itinerary)
+            elif query.arrive_by and itinerary.departure > walk.departure:
+                options.append(itinerary)  # arriving by a time: leaving later than walking
+            elif not query.arrive_by and itinerary.arrival < walk.arrival:
+                options.append(itinerary)
+    if query.arrive_by:
+        return sorted(options, key=lambda i: (-i.departure, i.transfers, i.arrival))
     return sorted(options, key=lambda i: (i.arrival, i.transfers, -i.departure))
 
 

@@ -478,17 +478,19 @@ def test_usage_shows_depart_as_required_and_abbreviations_are_refused(
     assert exited.value.code == 0
     usage = capsys.readouterr().out.split("\n\n")[0]
     single, batch = usage.split("   or: ")
-    assert " --depart YYYY-MM-DDTHH:MM:SS " in single
+    assert " (--depart | --arrive) YYYY-MM-DDTHH:MM:SS" in single
     assert "[--depart" not in usage
+    assert "[--arrive" not in usage
     assert "(--from LAT,LON | --from-stop STOP_ID)" in single
     assert "--queries FILE.csv" in batch
     assert "--depart" not in batch
+    assert "--arrive" not in batch
     with pytest.raises(SystemExit) as exited:
         main(["plan", "--gtfs", str(CALTRAIN), "--fr", "-1,2"])
     assert exited.value.code == 2
     assert "unrecognized arguments: --fr" in capsys.readouterr().err
     assert main(["plan", "--gtfs", str(CALTRAIN), "--from-stop", "A", "--to-stop", "B"]) == 2
-    assert "--depart is required" in capsys.readouterr().err
+    assert "--depart or --arrive is required" in capsys.readouterr().err
 
 
 # Two streets crossing next to Palo Alto Caltrain (37.44307, -122.1649).
@@ -549,3 +551,49 @@ def test_plan_with_osm_caches_the_network_by_input_hash(
     assert main(argv) == 0
     assert builds == [osm, osm, osm]
     assert len(list((cache / "plan").glob("network-*.pickle"))) == 3
+
+
+def test_arrive_by_gives_the_latest_departures_that_make_it(caltrain: TransitNetwork) -> None:
+    """Arriving by 10:30 at Gilroy: every option arrives in time; leaving at the latest
+    departure makes it, and a minute later no train does (forward answers)."""
+    a, b = StopPoint("Palo Alto Caltrain"), StopPoint("San Jose Caltrain")
+    deadline = dt.datetime(2010, 3, 10, 10, 30)
+    got = answer(caltrain, StopQuery(a, b, deadline, arrive_by=True), frozenset({"transit"}))
+    assert got
+    deadline_unix = local_to_unix(caltrain, deadline)
+    assert all(it.arrival <= deadline_unix for it in got)
+    latest = got[0].departure
+    assert latest == max(it.departure for it in got)
+    leave = dt.datetime.fromtimestamp(latest, caltrain.zone).replace(tzinfo=None)
+    on_time = answer(caltrain, StopQuery(a, b, leave), frozenset({"transit"}))
+    assert on_time[0].arrival <= deadline_unix
+    late = answer(
+        caltrain, StopQuery(a, b, leave + dt.timedelta(minutes=1)), frozenset({"transit"})
+    )
+    assert not late or late[0].arrival > deadline_unix
+
+
+def test_cli_arrive_and_depart_exclude_one_another(capsys: pytest.CaptureFixture[str]) -> None:
+    from api.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(
+            ["plan", "--gtfs", str(CALTRAIN), "--from-stop", "A", "--to-stop", "B",
+             "--depart", "2010-03-10T09:00:00", "--arrive", "2010-03-10T10:00:00"]
+        )  # fmt: skip
+    assert exited.value.code == 2
+    assert "argument --arrive: not allowed with argument --depart" in capsys.readouterr().err
+
+
+def test_cli_arrive_prints_latest_departures_first() -> None:
+    done = run_plan(
+        "--gtfs", str(CALTRAIN), "--from-stop", "Palo Alto Caltrain",
+        "--to-stop", "San Jose Caltrain", "--arrive", "2010-03-10T10:30:00",
+        "--modes", "transit", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)["itineraries"]
+    assert found
+    assert all(it["arrival"] <= "2010-03-10T10:30:00-08:00" for it in found)
+    departures = [it["departure"] for it in found]
+    assert departures == sorted(departures, reverse=True)
