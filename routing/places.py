@@ -14,9 +14,10 @@ word of the query is scored against the index's vocabulary of words:
   swap of two letters is one error; 1 error from 4 letters, 2 from 8): :data:`TYPO_SCORE`
   per error less. The last word is compared as a start: "tyoe" finds "Tøyen".
 
-A place's text score is the mean over query words of its best-matching word (every word
-must match; with three words or more, one may be missing when too few places match them
-all), times a small bonus for how much of its name the query covers. The rank adds
+A place's text score is the mean of (a) the mean over query words of its best-matching
+word and (b) the worst of them (every word must match; with three words or more, one may
+be missing when too few places match them all), times a small bonus for how much of its
+name the query covers. The rank adds
 closeness to ``near`` (the map centre) and a small prior by kind (stops and main streets
 first), both weighted so that a place spelled right never loses to a typo next door.
 """
@@ -56,7 +57,7 @@ MAX_QUERY_WORDS = 10
 PREFIX_SCORE = 0.93
 INNER_PREFIX_SCORE = 0.88  # a word that is not the last one, matched by its start only
 TYPO_SCORE = 0.80  # one typing error; each further error costs 0.1
-NEAR_WEIGHT = 0.12  # closeness to ``near``: up to this much is added to the text score
+NEAR_WEIGHT = 0.09  # closeness to ``near``: up to this much is added to the text score
 NEAR_HALF_M = 2_000.0  # at this distance half of NEAR_WEIGHT is left
 PRIOR_WEIGHT = 0.04
 
@@ -320,7 +321,9 @@ def search_places(
         positions, scores = _word_matches(index, word, last)
         per_word[row] = _entry_scores(index, positions, scores)
     matched = (per_word > 0).sum(axis=0)
-    text = per_word.mean(axis=0)
+    # half mean, half worst word: one misspelt word costs at least TYPO's 0.2 / 2, more
+    # than NEAR_WEIGHT, however many words are spelt right
+    text = 0.5 * (per_word.mean(axis=0) + per_word.min(axis=0))
     exact = index.exact.get(" ".join(query_words), ())
     if exact:
         text[list(exact)] = np.maximum(text[list(exact)], 1.0)
