@@ -15,7 +15,7 @@ from routing.places import DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, parse_near
 router = APIRouter(prefix="/api/v1", tags=["places"])
 
 
-class PlaceOut(BaseModel):
+class PlaceMatchOut(BaseModel):
     """One place found."""
 
     kind: Literal["stop", "street", "poi", "address"]
@@ -44,7 +44,7 @@ class PlacesOut(BaseModel):
 
     city: str
     query: str
-    places: list[PlaceOut]
+    places: list[PlaceMatchOut]
 
 
 @router.get(
@@ -83,5 +83,5 @@ async def get_places(
     return PlacesOut(
         city=index.city_id,
         query=q,
-        places=[PlaceOut.model_validate(place, from_attributes=True) for place in found],
+        places=[PlaceMatchOut.model_validate(place, from_attributes=True) for place in found],
     )
