@@ -60,6 +60,7 @@ TYPO_SCORE = 0.80  # one typing error; each further error costs 0.1
 NEAR_WEIGHT = 0.09  # closeness to ``near``: up to this much is added to the text score
 NEAR_HALF_M = 2_000.0  # at this distance half of NEAR_WEIGHT is left
 PRIOR_WEIGHT = 0.04
+SAME_NAME_MAX = 3  # places of one name in a row of results, before others get a turn
 
 STOP_GROUP_M = 250.0  # stops of one name closer than this are one place (both kerbs)
 POI_GROUP_M = 300.0  # so are points of interest of one name and category (platforms)
@@ -340,7 +341,7 @@ def search_places(
     if near is not None:
         distance = haversine_m(near[0], near[1], index.lat[candidates], index.lon[candidates])
         rank = rank + NEAR_WEIGHT / (1.0 + distance / NEAR_HALF_M)
-    top = np.argsort(-rank, kind="stable")[:limit]
+    top = _diverse(np.argsort(-rank, kind="stable")[: limit * 6], candidates, index, limit)
     out = []
     for j in top:
         e = int(candidates[j])
@@ -359,6 +360,23 @@ def search_places(
             )
         )
     return out
+
+
+def _diverse(
+    order: NDArray[np.int64], candidates: NDArray[np.int64], index: PlaceIndex, limit: int
+) -> list[int]:
+    """The first ``limit`` of ``order`` with at most :data:`SAME_NAME_MAX` places of one name
+    (the stops of one name all along an avenue), unless nothing else is left to show."""
+    kept: list[int] = []
+    later: list[int] = []
+    seen: dict[str, int] = {}
+    for j in order.tolist():
+        name = index.name[int(candidates[j])].casefold()
+        seen[name] = seen.get(name, 0) + 1
+        (kept if seen[name] <= SAME_NAME_MAX else later).append(j)
+        if len(kept) == limit:
+            break
+    return (kept + later)[:limit]
 
 
 # --- building ---------------------------------------------------------------------------------
@@ -460,8 +478,8 @@ def _osm_entries(kind: str, places: Sequence[OsmPlace], radius_m: float) -> list
 
 
 def _drop_known_stops(pois: list[_Entry], stops: list[_Entry]) -> list[_Entry]:
-    """OSM stops and stations that name a GTFS stop within :data:`POI_GROUP_M`: the GTFS
-    stop is the place (it carries the stop ids and routes)."""
+    """OSM stops and stations named like a GTFS stop within :data:`POI_GROUP_M` (the words
+    of one name hold the other's): the GTFS stop is the place (it has stop ids and routes)."""
     if not stops:
         return pois
     xy = np.array(
@@ -473,7 +491,9 @@ def _drop_known_stops(pois: list[_Entry], stops: list[_Entry]) -> list[_Entry]:
         if poi.category in _TRANSIT_CATEGORIES:
             here = (poi.lon * math.cos(math.radians(poi.lat)) * 111_195.0, poi.lat * 111_195.0)
             near = tree.query_ball_point(here, POI_GROUP_M)
-            if any(fold(stops[i].name) == fold(poi.name) for i in near):
+            mine = set(words(poi.name))
+            # "Mercado" (OSM) beside "ESTACAO MERCADO" (GTFS): one word set holds the other
+            if any(mine <= (theirs := set(words(stops[i].name))) or theirs <= mine for i in near):
                 continue
         keep.append(poi)
     return keep

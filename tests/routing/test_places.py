@@ -62,6 +62,7 @@ def index() -> PlaceIndex:
             poi("Hospital de Clínicas", "hospital", -30.0386, -51.2067, 11),
             # a station's platform near the GTFS stop of the same name: that stop is the place
             poi("Estação São Pedro", "transit_stop", -30.0066, -51.2095, 12),
+            poi("São Pedro", "station", -30.0063, -51.2093, 15),  # its words are the stop's
             # two platforms of one OSM stop, 60 m apart: one place with both ids
             poi("Grønland", "transit_stop", 59.9125, 10.7600, 13),
             poi("Grønland", "transit_stop", 59.9130, 10.7601, 14),
@@ -311,3 +312,22 @@ def test_cache_is_keyed_like_the_base_and_reloaded(poa_base: CityBase, tmp_path:
     stale.write_bytes(b"old")
     load_or_build_places(poa_base, tmp_path, rebuild=True)
     assert not stale.exists()
+
+
+def test_many_places_of_one_name_leave_room_for_others() -> None:
+    stops = [
+        StopPlace(str(i), "Floresta Cristóvão Colombo", -30.02 + 0.004 * i, -51.21)
+        for i in range(6)
+    ]
+    osm = OsmPlaces(
+        streets=(street("Avenida Cristóvão Colombo", -30.05, -51.21, 1),), pois=(), addresses=()
+    )
+    index = index_places("test", "hash", stops, osm)
+    found = search_places(index, "cristovao colombo", near=(-30.02, -51.21), limit=5)
+    assert names(found) == ["Floresta Cristóvão Colombo"] * 3 + [
+        "Avenida Cristóvão Colombo",
+        "Floresta Cristóvão Colombo",
+    ]
+    # the nearest of the name come first, and a full list is still full
+    assert [p.ids for p in found[:3]] == [("0",), ("1",), ("2",)]
+    assert len(search_places(index, "floresta", limit=6)) == 6
