@@ -120,7 +120,7 @@ CATEGORIES = frozenset(_CATEGORY.values())
 _NOT_STREETS = frozenset(
     {"platform", "bus_stop", "proposed", "construction", "abandoned", "raceway", "elevator"}
 )
-STREET_GAP_M = 150.0
+STREET_GAP_M = 300.0
 """Pieces of a street with the same name closer than this are one street."""
 _M_PER_DEG = 111_195.0
 # Rough importance of a street by class, 0..1: an avenue before a service lane of the

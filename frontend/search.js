@@ -91,7 +91,6 @@ class PlaceField {
     this.active = -1;
     this.token = 0;
     this.timer = 0;
-    this.controller = null;
     const id = input.id || `place-${++uid}`;
 
     this.popup = document.createElement("div");
@@ -123,8 +122,16 @@ class PlaceField {
 
     input.addEventListener("input", () => this.onInput());
     input.addEventListener("keydown", (e) => this.onKeyDown(e));
-    input.addEventListener("focus", () => { if (!input.value.trim()) this.showStart(); });
-    input.addEventListener("click", () => { if (!input.value.trim() && this.popup.hidden) this.showStart(); });
+    // an empty field offers its recent places on focus (a list would cover the next field:
+    // without recent places it waits for a second tap or ArrowDown, "my location" has a button)
+    input.addEventListener("focus", () => {
+      this.focusedAt = performance.now();
+      if (!input.value.trim() && recent.list(this.owner.cityId()).length) this.showStart();
+    });
+    input.addEventListener("click", () => {
+      const secondTap = performance.now() - (this.focusedAt ?? 0) > 300;
+      if (!input.value.trim() && this.popup.hidden && secondTap) this.showStart();
+    });
     input.addEventListener("blur", (e) => this.onBlur(e));
     this.clearButton.addEventListener("blur", (e) => this.onBlur(e));
     this.clearButton.addEventListener("click", () => {
@@ -180,7 +187,6 @@ class PlaceField {
   onInput() {
     const text = this.input.value.trim();
     clearTimeout(this.timer);
-    this.controller?.abort();
     if (!text) {
       this.showStart();
       return;
@@ -196,20 +202,21 @@ class PlaceField {
   async search(text) {
     const city = this.owner.cityId();
     if (!city) return;
+    // an answer to an older text is dropped when it comes (its request is not aborted: the
+    // answer is small and fast, and an abort is a failed request in the browser's log)
     const token = ++this.token;
-    this.controller = new AbortController();
     const params = new URLSearchParams({ city, q: text, limit: String(LIMIT) });
     const centre = this.owner.centre();
     if (centre) params.set("near", `${centre[0].toFixed(5)},${centre[1].toFixed(5)}`);
     try {
-      const body = await getJSON(`${API}/places?${params}`, { signal: this.controller.signal });
+      const body = await getJSON(`${API}/places?${params}`);
       if (token !== this.token) return;
       const found = Array.isArray(body?.places) ? body.places : [];
       this.render(found.map((place) => ({ place })), found.length ? "" : t("places.none", { query: text }));
       this.listbox.dataset.state = found.length ? "results" : "empty";
       this.owner.announce(found.length ? tCount("places.found", found.length) : t("places.none", { query: text }));
     } catch (e) {
-      if (e?.name === "AbortError" || token !== this.token) return;
+      if (token !== this.token) return;
       this.render([], t("places.unavailable"));
       this.listbox.dataset.state = "error";
       this.owner.announce(t("places.unavailable"));
@@ -296,14 +303,19 @@ class PlaceField {
   onKeyDown(e) {
     if (e.key === "ArrowDown" || e.key === "ArrowUp") {
       if (!this.open) {
-        if (e.key === "ArrowDown" && (e.altKey || !this.input.value.trim())) {
-          e.preventDefault();
-          this.input.value.trim() ? this.onInput() : this.showStart();
-        } else if (e.key === "ArrowDown" && this.options.length) {
-          e.preventDefault();
+        if (e.key !== "ArrowDown") return;
+        e.preventDefault();
+        if (!this.input.value.trim()) {
+          this.showStart();
+        } else if (this.options.length) { // reopen the last suggestions
           this.popup.hidden = false;
+          this.listbox.hidden = false;
           this.input.setAttribute("aria-expanded", "true");
+        } else {
+          this.onInput();
+          return;
         }
+        if (!e.altKey) this.move(0); // Alt+ArrowDown opens without choosing
         return;
       }
       e.preventDefault();

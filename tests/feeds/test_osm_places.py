@@ -11,7 +11,7 @@ from feeds.osm_places import format_address, load_osm_places, poi_category
 
 # A tiny extract (lat −30.03, lon −51.23 …):
 #   ways 1 and 2: "Rua da Praia", sharing node 2          → one street
-#   way 3: "Rua da Praia" 100 m further on, not touching  → the same street (within 150 m)
+#   way 3: "Rua da Praia" 100 m further on, not touching  → the same street (within 300 m)
 #   way 4: "Rua da Praia" 5 km away                       → another street
 #   way 5: a named platform (highway=platform)            → no street
 #   way 6: a closed way, amenity=school, with an address  → a point of interest + an address
