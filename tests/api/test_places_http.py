@@ -95,17 +95,17 @@ def test_hostile_input_gets_a_400_with_a_machine_code(
 def test_answers_are_fast_while_typing(api_url: str) -> None:
     typed = "avenida borges de medeiros"
     places(api_url, q="a")  # a first connection
-    slowest = 0.0
+    took = []
     with httpx.Client(timeout=30) as http:
         for n in range(1, len(typed) + 1):
             started = time.perf_counter()
             response = http.get(f"{api_url}/api/v1/places", params={"q": typed[:n], "near": CENTRE})
-            slowest = max(slowest, time.perf_counter() - started)
+            took.append(time.perf_counter() - started)
             assert response.status_code == 200
     assert "Avenida Borges de Medeiros" in [p["name"] for p in response.json()["places"]]
-    # over HTTP on a loaded two-core machine; the index alone is benchmarked in
-    # benchmarks/bench_places.py
-    assert slowest < 0.5, slowest
+    # over HTTP on a shared two-core machine, where one answer may wait for the scheduler:
+    # the median is the claim, the p95 over 1,000 prefixes is benchmarks/bench_places.py's
+    assert sorted(took)[len(took) // 2] < 0.05, took
 
 
 def test_openapi_documents_the_route(api_url: str) -> None:
