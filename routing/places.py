@@ -47,7 +47,7 @@ from feeds.gtfs import haversine_m
 from feeds.osm_places import OsmPlace, OsmPlaces, load_osm_places
 from routing.base import CityBase, input_hash
 
-PLACES_VERSION = "1"  # bump when the index layout or what it holds changes
+PLACES_VERSION = "2"  # bump when the index layout or what it holds changes
 KINDS = ("stop", "street", "poi", "address")
 DEFAULT_LIMIT = 8
 MAX_LIMIT = 50
@@ -69,6 +69,37 @@ ADDRESS_GROUP_M = 100.0
 _KIND_PRIOR = {"stop": 0.9, "poi": 0.5, "address": 0.4}
 _RAIL_MODES = frozenset({"rail", "subway", "ferry", "funicular", "aerial_lift", "monorail"})
 _TRANSIT_CATEGORIES = frozenset({"transit_stop", "station"})
+
+# Abbreviations in Brazilian street and stop names (EPTC writes "DR", "PROF", "CEL", "JD"; OSM
+# spells the words out): a place is also found by the other form. Folded, both ways.
+ABBREVIATIONS = {
+    "av": "avenida",
+    "pca": "praca",
+    "dr": "doutor",
+    "dra": "doutora",
+    "prof": "professor",
+    "profa": "professora",
+    "sta": "santa",
+    "sto": "santo",
+    "cel": "coronel",
+    "gal": "general",
+    "ten": "tenente",
+    "cap": "capitao",
+    "mal": "marechal",
+    "alm": "almirante",
+    "sen": "senador",
+    "dep": "deputado",
+    "des": "desembargador",
+    "pres": "presidente",
+    "eng": "engenheiro",
+    "gov": "governador",
+    "vl": "vila",
+    "jd": "jardim",
+    "trav": "travessa",
+    "pq": "parque",
+    "hosp": "hospital",
+}
+_SPELLED_OUT = {full: short for short, full in ABBREVIATIONS.items()}
 
 # Letters NFKD does not take apart into a base letter and an accent.
 _SPELLED = str.maketrans(
@@ -522,7 +553,12 @@ def index_places(
     for e, entry in enumerate(entries):
         found = words(entry.name)
         name_chars[e] = sum(len(w) for w in found)
-        for word in [*found, *(w for extra in entry.extra_words for w in words(extra))]:
+        other_forms = [ABBREVIATIONS.get(w) or _SPELLED_OUT.get(w) for w in found]
+        for word in [
+            *found,
+            *(w for w in other_forms if w),
+            *(w for extra in entry.extra_words for w in words(extra)),
+        ]:
             postings.setdefault(word, set()).add(e)
         if entry.kind == "stop":
             for key in {*entry.ids, *entry.extra_words}:

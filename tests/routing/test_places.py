@@ -331,3 +331,16 @@ def test_many_places_of_one_name_leave_room_for_others() -> None:
     # the nearest of the name come first, and a full list is still full
     assert [p.ids for p in found[:3]] == [("0",), ("1",), ("2",)]
     assert len(search_places(index, "floresta", limit=6)) == 6
+
+
+def test_abbreviations_find_the_spelled_out_name_and_back() -> None:
+    stops = [StopPlace("1", "DR FLORES PROF OSCAR", -30.03, -51.22)]
+    osm = OsmPlaces(
+        streets=(street("Avenida Doutor Nilo Peçanha", -30.04, -51.20, 1),), pois=(), addresses=()
+    )
+    index = index_places("test", "hash", stops, osm)
+    assert names(search_places(index, "doutor flores")) == ["DR FLORES PROF OSCAR"]
+    assert names(search_places(index, "professor oscar")) == ["DR FLORES PROF OSCAR"]
+    assert names(search_places(index, "av dr nilo")) == ["Avenida Doutor Nilo Peçanha"]
+    # the name itself, and how much of it a query covers, stay as published
+    assert search_places(index, "dr flores")[0].name == "DR FLORES PROF OSCAR"
