@@ -80,7 +80,7 @@ const contributor = new Contributor({ map: mapView.map, getCity: () => state.cit
 // Place search in the From/To fields (search.js); pointOf() reads a picked place or "lat,lon".
 const places = new PlaceSearch({
   inputs: { from: els.from, to: els.to },
-  city: () => state.city?.id,
+  city: () => state.city,
   centre: () => { const c = mapView.map.getCenter(); return [c.lat, c.lng]; },
   onPick: (kind, latlon) => mapView.setMarker(kind, latlon),
 });

@@ -366,12 +366,12 @@ export class PlaceSearch {
   /**
    * @param {object} options
    * @param {{from: HTMLInputElement, to: HTMLInputElement}} options.inputs
-   * @param {() => string|undefined} options.city  the current city's id
+   * @param {() => {id: string, name: string, bbox: number[]}|null} options.city  the current city
    * @param {() => [number, number]|null} options.centre  the map centre, to rank by nearness
    * @param {(kind: string, latlon: [number, number], place: object) => void} options.onPick
    */
   constructor({ inputs, city, centre, onPick }) {
-    this.cityId = city;
+    this.city = city;
     this.centreOf = centre;
     this.onPick = onPick;
     this.fields = {};
@@ -401,6 +401,10 @@ export class PlaceSearch {
   label() {
     for (const field of Object.values(this.fields)) field.label();
     this.locateButton.textContent = t("places.useMyLocation");
+  }
+
+  cityId() {
+    return this.city?.()?.id;
   }
 
   centre() {
@@ -454,6 +458,12 @@ export class PlaceSearch {
       (position) => {
         this.locateButton.disabled = false;
         const { latitude: lat, longitude: lon } = position.coords;
+        const city = this.city?.();
+        const [west, south, east, north] = Array.isArray(city?.bbox) ? city.bbox : [-180, -90, 180, 90];
+        if (!(lat >= south && lat <= north && lon >= west && lon <= east)) {
+          this.say(t("places.locationOutside", { city: city?.name ?? "" }), "error");
+          return;
+        }
         field.pick({ kind: "location", category: "location", name: t("places.myLocation"), lat, lon },
           { announce: false });
         this.say(t("places.located"), "ok");

@@ -243,3 +243,20 @@ def test_refused_location_says_so_and_map_taps_still_work(
         assert page.locator("#to + .place-popup").is_visible()
         page.keyboard.press("Escape")
         assert page.locator("#to + .place-popup").is_hidden()
+
+
+def test_a_location_outside_the_city_is_not_used(chromium: Any, live_server: str) -> None:
+    lisbon = {"latitude": 38.7223, "longitude": -9.1393}
+    with watched_page(
+        chromium, live_server, PHONE, geolocation=lisbon, permissions=["geolocation"]
+    ) as w:
+        page = open_page(w)
+        page.click(".btn-locate")
+        page.wait_for_selector('.place-status[data-state="error"]')
+        assert page.text_content(".place-status") == (
+            "You seem to be outside Porto Alegre, so your location is not used. "
+            "Search a place or tap the map instead."
+        )
+        assert page.locator("#from").input_value() == ""
+        assert page.locator(".pin-from").count() == 0
+        w.check("places-outside-phone")
