@@ -17,13 +17,14 @@ from api.errors import install_error_handlers
 from api.limits import install_perimeter
 from api.openapi import install_openapi
 from api.query import reject_unknown_query
-from api.routes import cities, congestion, feeds, operators, pages, plan, reports, trips
+from api.routes import cities, congestion, feeds, operators, pages, places, plan, reports, trips
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
 from correspondance.settings import Settings
 from correspondance.store import create_store
 from realtime.runtime import LiveRuntime
 from routing.base import CityBase, load_or_build
+from routing.places import load_or_build_places
 
 log = logging.getLogger("correspondance.api")
 
@@ -89,6 +90,8 @@ def create_app(
             cities=discover_cities(settings.data_dir),
             bases=loaded,
             default_city=default,
+            # the place search index, cached beside the base (built by `correspondance build`)
+            places={c: load_or_build_places(b, settings.cache_dir)[0] for c, b in loaded.items()},
         )
         app.state.correspondance = state
         await reports.start_reports(app, state)
@@ -119,6 +122,7 @@ def create_app(
     install_openapi(app)
     app.include_router(cities.router)
     app.include_router(plan.router)
+    app.include_router(places.router)
     app.include_router(feeds.router)
     app.include_router(operators.router)
     app.include_router(reports.router)

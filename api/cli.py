@@ -38,6 +38,7 @@ def _progress(message: str) -> None:
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     """Build (or verify the cache of) a city's base."""
     from routing.base import load_or_build
+    from routing.places import load_or_build_places
 
     city = get_city(discover_cities(settings.data_dir), args.city)
     print(f"Building {city.name} ({city.id})", file=sys.stderr)
@@ -57,6 +58,12 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
         + ", ".join(
             f"{m} {n.n_nodes:,} nodes/{n.n_edges:,} edges" for m, n in base.streets.items()
         ),
+        file=sys.stderr,
+    )
+    index, _ = load_or_build_places(base, settings.cache_dir, rebuild=args.force)
+    print(
+        f"  place search: {index.count('stop'):,} stops, {index.count('street'):,} streets, "
+        f"{index.count('poi'):,} points of interest, {index.count('address'):,} addresses",
         file=sys.stderr,
     )
     for warning in base.warnings:

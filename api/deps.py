@@ -9,6 +9,7 @@ from fastapi import Depends, Query, Request
 from api.state import AppState
 from correspondance.errors import UnknownCityError
 from routing.base import CityBase
+from routing.places import PlaceIndex
 
 
 def get_state(request: Request) -> AppState:
@@ -36,3 +37,11 @@ def get_city_base(
 
 
 CityBaseDep = Annotated[CityBase, Depends(get_city_base)]
+
+
+def get_place_index(state: State, base: CityBaseDep) -> PlaceIndex:
+    """The place search index of the requested (or default) city."""
+    return state.places[base.city.id]
+
+
+PlacesDep = Annotated[PlaceIndex, Depends(get_place_index)]

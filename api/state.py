@@ -11,6 +11,7 @@ from realtime.runtime import LiveRuntime
 from realtime.trips.hub import TripHub
 from routing.base import CityBase
 from routing.overlay import OverlayHolder
+from routing.places import PlaceIndex
 
 
 @dataclass
@@ -23,6 +24,7 @@ class AppState:
     bases: dict[str, CityBase] = field(default_factory=dict)
     default_city: str = ""
     basemaps: dict[str, bytes] = field(default_factory=dict)
+    places: dict[str, PlaceIndex] = field(default_factory=dict)  # place search, per city
     overlays: dict[str, OverlayHolder] = field(default_factory=dict)
     trip_hub: TripHub | None = None
     runtime: LiveRuntime | None = None  # the live side this process runs (its role)

@@ -10,6 +10,7 @@ import { alertLine, legChips, legDetails } from "./legs.js";
 import { LiveTrips } from "./trip.js";
 import { Contributor } from "./report.js";
 import { TimeChoice } from "./timechoice.js";
+import { PlaceSearch } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -63,8 +64,8 @@ const mapView = new MapView($("map"), {
   onTap: (latlng) => {
     if (contributor.takeTap(latlng)) return; // the street of a traffic report
     if (trips.active) return; // on a live trip the map shows the trip, taps plan nothing
-    const hasFrom = parseLatLon(els.from.value);
-    const hasTo = parseLatLon(els.to.value);
+    const hasFrom = pointOf(els.from);
+    const hasTo = pointOf(els.to);
     if (!hasFrom) {
       setPoint("from", [latlng.lat, latlng.lng]);
     } else if (!hasTo) {
@@ -79,6 +80,15 @@ const mapView = new MapView($("map"), {
 });
 
 const contributor = new Contributor({ map: mapView.map, getCity: () => state.city });
+
+// Place search in the From/To fields (search.js); pointOf() reads a picked place or "lat,lon".
+const places = new PlaceSearch({
+  inputs: { from: els.from, to: els.to },
+  city: () => state.city,
+  centre: () => { const c = mapView.map.getCenter(); return [c.lat, c.lng]; },
+  onPick: (kind, latlon) => mapView.setMarker(kind, latlon),
+});
+const pointOf = (input) => places.pointOf(input);
 
 function setPoint(kind, latlon, { fromMarker = false } = {}) {
   const input = kind === "from" ? els.from : els.to;
@@ -95,7 +105,7 @@ function onCoordInput(kind) {
     mapView.setMarker(kind, null);
     return;
   }
-  const ll = parseLatLon(text);
+  const ll = pointOf(input);
   if (ll) {
     input.removeAttribute("aria-invalid");
     mapView.setMarker(kind, ll);
@@ -218,8 +228,8 @@ async function plan(event, cursor = null) {
     showError("The city list has not loaded yet.");
     return;
   }
-  const from = parseLatLon(els.from.value);
-  const to = parseLatLon(els.to.value);
+  const from = pointOf(els.from);
+  const to = pointOf(els.to);
   const when = cursor ? { cursor } : timeChoice.query(city);
   const problems = [];
   if (!from) { problems.push("origin"); els.from.setAttribute("aria-invalid", "true"); }
@@ -393,8 +403,8 @@ const trips = new LiveTrips({
     const legs = lastPlan?.legs ?? [];
     const from = legs[0]?.from;
     const to = legs[legs.length - 1]?.to;
-    if (from && !parseLatLon(els.from.value)) setPoint("from", [from.lat, from.lon]);
-    if (to && !parseLatLon(els.to.value)) setPoint("to", [to.lat, to.lon]);
+    if (from && !pointOf(els.from)) setPoint("from", [from.lat, from.lon]);
+    if (to && !pointOf(els.to)) setPoint("to", [to.lat, to.lon]);
     els.plan.focus();
   },
 });
@@ -558,13 +568,9 @@ els.from.addEventListener("change", () => onCoordInput("from"));
 els.to.addEventListener("change", () => onCoordInput("to"));
 els.depart.addEventListener("change", () => els.depart.removeAttribute("aria-invalid"));
 els.swap.addEventListener("click", () => {
-  const a = parseLatLon(els.from.value);
-  const b = parseLatLon(els.to.value);
-  const [fa, fb] = [els.from.value, els.to.value];
-  els.from.value = fb;
-  els.to.value = fa;
-  mapView.setMarker("from", b);
-  mapView.setMarker("to", a);
+  places.swap(); // texts and picked places
+  mapView.setMarker("from", pointOf(els.from));
+  mapView.setMarker("to", pointOf(els.to));
 });
 els.city.addEventListener("change", () => {
   if (trips.active) return;

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from feeds.gtfs import haversine_m
+from correspondance.geo import haversine_m
 from routing.base import CityBase
 from routing.plan import (
     Itinerary,

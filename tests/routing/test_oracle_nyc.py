@@ -22,7 +22,8 @@ import pytest
 from numba import njit
 from numpy.typing import NDArray
 
-from feeds.gtfs import TransitData, haversine_m, service_day_origin
+from correspondance.geo import haversine_m
+from feeds.gtfs import TransitData, service_day_origin
 from routing.stop_query import (
     StopPoint,
     StopQuery,

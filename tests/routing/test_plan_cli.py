@@ -25,9 +25,9 @@ import pytest
 from test_oracle_nyc import ConnectionOracle
 
 from correspondance.errors import InputError
+from correspondance.geo import haversine_m
 from correspondance.settings import REPO_ROOT
 from feeds.errors import FeedError
-from feeds.gtfs import haversine_m
 from routing.errors import NoServiceError, UnknownStopError
 from routing.stop_query import (
     CoordPoint,
