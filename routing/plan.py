@@ -33,6 +33,8 @@ from routing.overlay import LiveOverlay
 from routing.raptor import FootLeg, RideLeg, TransitJourney, run_mc_raptor, run_raptor
 from routing.streets import Snap
 from routing.timetable import BaseTimetable, DayTimetable
+from routing.transit_geometry import line_metres, ride_line, transfer_line
+from routing.transit_streets import street_effects
 
 STREET_MODES = frozenset({"walk", "bicycle", "car", "bikeshare", "carshare"})
 ALL_MODES = STREET_MODES | {"transit"}
@@ -383,6 +385,7 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
     stops = day.pat_stops[s_lo + leg.board_pos : s_lo + leg.alight_pos + 1]
     trip = int(day.trip_base[leg.trip])
     route = int(tt.trip_route[trip])
+    geometry = [(float(tt.stop_lon[s]), float(tt.stop_lat[s])) for s in stops]
     dist = float(
         np.sum(
             haversine_m(
@@ -393,6 +396,9 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
             )
         )
     )
+    shaped = ride_line(ctx.base, int(tt.trip_pattern[trip]), leg.board_pos, leg.alight_pos)
+    if shaped is not None:  # along shapes.txt: what is drawn is what is ridden
+        geometry, dist = shaped, line_metres(shaped)
     return Leg(
         mode=str(tt.route_mode[route]),
         origin=_stop_place(ctx, int(stops[0])),
@@ -400,7 +406,7 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
         departure=_at(ctx, origin_unix, dep),
         arrival=_at(ctx, origin_unix, arr),
         distance_m=dist,
-        geometry=[(float(tt.stop_lon[s]), float(tt.stop_lat[s])) for s in stops],
+        geometry=geometry,
         route_id=str(tt.route_ids[route]),
         route_short_name=str(tt.route_short[route]) or None,
         route_long_name=str(tt.route_long[route]) or None,
@@ -465,7 +471,8 @@ def assemble_transit(
             row = range(fp.offset[leg.from_stop], fp.offset[leg.from_stop + 1])
             secs = next(int(fp.duration[i]) for i in row if fp.to[i] == leg.to_stop)
             a, b = leg.from_stop, leg.to_stop
-            line = [
+            metres = _footpath_metres(ctx.base, a, b)
+            line = transfer_line(ctx.base, a, b, metres) or [
                 (float(tt.stop_lon[a]), float(tt.stop_lat[a])),
                 (float(tt.stop_lon[b]), float(tt.stop_lat[b])),
             ]
@@ -476,7 +483,7 @@ def assemble_transit(
                     _stop_place(ctx, b),
                     clock,
                     clock + dt.timedelta(seconds=secs),
-                    _footpath_metres(ctx.base, a, b),
+                    metres,
                     line,
                 )
             )
@@ -787,7 +794,8 @@ def live_day(ctx: PlanContext, date: dt.date) -> DayTimetable:
         )
         if positions:
             skips.append((index, positions))
-    return tt.day(date, tuple(delays), tuple(sorted(skips)))
+    street = street_effects(ctx.base, ctx.overlay)  # once per overlay version, not per plan
+    return tt.day(date, tuple(delays), tuple(sorted(skips)), street)
 
 
 WALK_BUDGETS_S = (600.0, 300.0)
