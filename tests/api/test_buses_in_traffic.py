@@ -21,9 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from report_helpers import new_address, new_token, post_report, report_settings, serve
+from trip_helpers import (
+    InThread,
+    serve_in_thread,
+    start_trip,
+    trip_settings,
+    trip_socket,
+    with_mode,
+)
+from trip_helpers import plan as trip_plan
 
+from realtime.trips.sessions import TripBook
 from routing.base import CityBase
 
 CENTRE = "-30.0346,-51.2177"
@@ -51,7 +62,8 @@ def t7_ride(itineraries: list[dict[str, Any]]) -> dict[str, Any]:
     for it in itineraries:
         for leg in it["legs"]:
             if leg["route_short_name"] == "T7":
-                return leg
+                found: dict[str, Any] = leg
+                return found
     raise AssertionError("no T7 ride offered")
 
 
@@ -144,3 +156,60 @@ def test_a_closure_on_a_bus_street_skips_its_stop_there(url: str, poa_base: City
 
 def clock(value: str) -> float:
     return dt.datetime.fromisoformat(value).timestamp()
+
+
+# -- the live-trip demo ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path, poa_base: CityBase) -> Iterator[InThread]:
+    with serve_in_thread(trip_settings(tmp_path, demo=True), poa_base) as running:
+        yield running
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_demo_never_sends_a_driver_on_a_bus_through_the_closed_streets(
+    demo_server: InThread, poa_base: CityBase, anyio_backend: str
+) -> None:
+    """The demo closes the road ahead of a car-share trip (and every street near where it
+    ends). A bus offered instead must neither stop on a closed street nor ride a stretch of
+    road that is closed: it is diverted around it, or cannot go on."""
+    streets = poa_base.transit_streets
+    assert streets is not None
+    url = demo_server.url
+    async with httpx.AsyncClient(timeout=60) as http:
+        demo = (await http.get(f"{url}/api/v1/demo")).json()
+        itineraries = await trip_plan(
+            http,
+            url,
+            modes=",".join(demo["modes"]),
+            origin=f"{demo['from']['lat']},{demo['from']['lon']}",
+            destination=f"{demo['to']['lat']},{demo['to']['lon']}",
+            depart=demo["depart"],
+        )
+        trip_id, token = await start_trip(
+            http, url, with_mode(itineraries, "carshare"), modes=demo["modes"]
+        )
+        async with trip_socket(url, trip_id, token) as ws:
+            assert (await ws.recv())["type"] == "hello"
+            jam = await http.post(
+                f"{url}/api/v1/trips/{trip_id}/demo", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert jam.status_code == 202, jam.text
+            suggestion = await ws.recv_type("switch_suggestion", timeout=30)
+    session = await demo_server.call(lambda state: TripBook(state.store).get(trip_id))
+    closed = np.zeros(poa_base.streets["drive"].n_edges, bool)
+    closed[session.private_closures] = True
+    assert closed.any()
+    rides = [leg for leg in suggestion["itinerary"]["legs"] if leg["trip_id"]]
+    for ride in rides:
+        p, board = segments(poa_base, ride)
+        if not streets.running[p]:
+            continue
+        alight = board + ride["alight_index"] - ride["board_index"]
+        for stop in (board, alight):
+            # the street into the stop and the street out of it (the last stop of the
+            # previous pattern has no segment out: the first stop has no street in)
+            own = [*streets.segment_edges(stop - 1)[-1:], *streets.segment_edges(stop)[:1]]
+            assert not closed[own].any(), (ride, "a stop on a closed street")
