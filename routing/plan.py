@@ -675,6 +675,52 @@ def filter_slow_walk_savers(itineraries: list[Itinerary]) -> list[Itinerary]:
     return out
 
 
+# A short ride must save real time over walking its stretch (OpenTripPlanner prices this
+# with a boarding cost in its generalized cost, 600 s by default for walk + transit): a ride
+# of less than MIN_RIDE_S must save at least SHORT_RIDE_SAVING_S.
+MIN_RIDE_S = 120.0
+SHORT_RIDE_SAVING_S = 300.0
+SHORT_RIDE_MODES = frozenset({"bus", "trolleybus", "coach", "tram"})  # a street alongside
+STREET_DETOUR = 1.25  # walking between two stops of a street: the straight line × this
+
+
+def pointless_short_ride(it: Itinerary, walk_speed_m_s: float = 1.3) -> bool:
+    """True when the itinerary has a street-running ride of less than ``MIN_RIDE_S`` that
+    saves less than ``SHORT_RIDE_SAVING_S`` over walking its stretch.
+
+    The explicit rule: walking the ride's stretch (the shorter of its length and the straight
+    line between its stops × ``STREET_DETOUR``, at the walking speed) is compared with the
+    wait for the ride plus the ride; when walking takes no more than that plus
+    ``SHORT_RIDE_SAVING_S``, the 1-minute bus ride is not worth boarding.
+    """
+    previous: Leg | None = None
+    for leg in it.legs:
+        ride_s = (leg.arrival - leg.departure).total_seconds()
+        if leg.trip_id is not None and leg.mode in SHORT_RIDE_MODES and ride_s < MIN_RIDE_S:
+            straight = float(
+                haversine_m(
+                    leg.origin.lat, leg.origin.lon, leg.destination.lat, leg.destination.lon
+                )
+            )
+            walk_s = min(leg.distance_m, STREET_DETOUR * straight) / walk_speed_m_s
+            wait_s = (leg.departure - previous.arrival).total_seconds() if previous else 0.0
+            if walk_s <= wait_s + ride_s + SHORT_RIDE_SAVING_S:
+                return True
+        previous = leg
+    return False
+
+
+def filter_pointless_short_rides(
+    itineraries: list[Itinerary], walk_speed_m_s: float = 1.3
+) -> list[Itinerary]:
+    """Drop options with a :func:`pointless_short_ride`, unless that would leave no transit
+    option at all (a request is never left without transit by this rule alone)."""
+    kept = [it for it in itineraries if not pointless_short_ride(it, walk_speed_m_s)]
+    if any(rides_of(it) for it in itineraries) and not any(rides_of(it) for it in kept):
+        return itineraries
+    return kept
+
+
 FAR_LATER_MIN_S = 3600.0
 
 
@@ -693,12 +739,15 @@ def filter_far_later(itineraries: list[Itinerary]) -> list[Itinerary]:
     return [it for it in itineraries if not rides_of(it) or it.arrival <= latest]
 
 
-def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
+def rank(
+    itineraries: list[Itinerary], limit: int = 8, walk_speed_m_s: float = 1.3
+) -> list[Itinerary]:
     """Stage 6: the itinerary filter chain, then earliest arrival first.
 
     Modelled on OpenTripPlanner's ``ItineraryListFilterChain``; each filter is a named
-    function tested alone: (1) drop there-and-back trips, pointless rentals and same-route
-    re-boarding through a walk; (2) keep one option per sequence of rides
+    function tested alone: (1) drop there-and-back trips, pointless rentals, same-route
+    re-boarding through a walk and bus rides under 2 minutes that save less than 5 minutes
+    over walking (:func:`filter_pointless_short_rides`); (2) keep one option per sequence of rides
     (:func:`filter_same_rides`); (3) drop options dominated by one of the same kind (same
     non-walking modes: a fast car trip never hides transit, ten copies of one trip
     collapse); (4) drop options slower by minutes to save seconds of walking
@@ -713,7 +762,7 @@ def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
         and not _pointless_rental(it)
         and not reboards_a_route_after_walking(it)
     ]
-    itineraries = filter_same_rides(itineraries)
+    itineraries = filter_same_rides(filter_pointless_short_rides(itineraries, walk_speed_m_s))
     for it in sorted(
         itineraries,
         key=lambda i: (i.arrival, i.transfers, i.walk_seconds, -i.departure.timestamp()),
@@ -770,7 +819,7 @@ def solve(
             for journey in found:
                 options.append(assemble_transit(ctx, access, egress, journey, day))
         options += _next_departures(ctx, accesses[0], egress, depart_s, day, options)
-    return rank(options)
+    return rank(options, walk_speed_m_s=ctx.request.walk_speed_m_s)
 
 
 def live_day(ctx: PlanContext, date: dt.date) -> DayTimetable:
