@@ -33,7 +33,7 @@ from routing.overlay import LiveOverlay
 from routing.raptor import FootLeg, RideLeg, TransitJourney, run_mc_raptor, run_raptor
 from routing.streets import Snap
 from routing.timetable import BaseTimetable, DayTimetable
-from routing.transit_geometry import line_metres, ride_line, transfer_line
+from routing.transit_geometry import ride_line, transfer_line
 from routing.transit_streets import street_effects
 
 STREET_MODES = frozenset({"walk", "bicycle", "car", "bikeshare", "carshare"})
@@ -385,20 +385,21 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
     stops = day.pat_stops[s_lo + leg.board_pos : s_lo + leg.alight_pos + 1]
     trip = int(day.trip_base[leg.trip])
     route = int(tt.trip_route[trip])
-    geometry = [(float(tt.stop_lon[s]), float(tt.stop_lat[s])) for s in stops]
-    dist = float(
-        np.sum(
-            haversine_m(
-                tt.stop_lat[stops[:-1]],
-                tt.stop_lon[stops[:-1]],
-                tt.stop_lat[stops[1:]],
-                tt.stop_lon[stops[1:]],
-            )
-        )
-    )
     shaped = ride_line(ctx.base, int(tt.trip_pattern[trip]), leg.board_pos, leg.alight_pos)
     if shaped is not None:  # along shapes.txt: what is drawn is what is ridden
-        geometry, dist = shaped, line_metres(shaped)
+        geometry, dist = shaped
+    else:
+        geometry = [(float(tt.stop_lon[s]), float(tt.stop_lat[s])) for s in stops]
+        dist = float(
+            np.sum(
+                haversine_m(
+                    tt.stop_lat[stops[:-1]],
+                    tt.stop_lon[stops[:-1]],
+                    tt.stop_lat[stops[1:]],
+                    tt.stop_lon[stops[1:]],
+                )
+            )
+        )
     return Leg(
         mode=str(tt.route_mode[route]),
         origin=_stop_place(ctx, int(stops[0])),

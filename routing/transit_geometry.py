@@ -50,18 +50,46 @@ class TransitShapes:
 
     def ride_geometry(
         self, pattern: int, pat_stop_off: NDArray[np.int64], board: int, alight: int
-    ) -> list[tuple[float, float]] | None:
-        """(lon, lat) of the shape between two stop positions of a pattern (None: no shape)."""
+    ) -> tuple[list[tuple[float, float]], float] | None:
+        """(lon, lat) of the shape between two stop positions of a pattern, and its length
+        in metres (None: the pattern has no shape)."""
         s = int(self.pattern_shape[pattern])
         if s < 0 or alight <= board:
             return None
         base = int(self.shape_off[s])
         f_a, f_b = int(pat_stop_off[pattern]) + board, int(pat_stop_off[pattern]) + alight
         j_a, j_b = int(self.seg[f_a]), int(self.seg[f_b])
-        start = self._point(base, j_a, float(self.t[f_a]))
-        end = self._point(base, j_b, float(self.t[f_b]))
-        inner = range(base + j_a + 1, base + j_b + 1)
-        return [start, *((float(self.lon[i]), float(self.lat[i])) for i in inner), end]
+        t_a, t_b = float(self.t[f_a]), float(self.t[f_b])
+        inner = slice(base + j_a + 1, base + j_b + 1)
+        line = [
+            self._point(base, j_a, t_a),
+            *zip(self.lon[inner].tolist(), self.lat[inner].tolist(), strict=True),
+            self._point(base, j_b, t_b),
+        ]
+        step, along = self._metres()
+        metres = (along[base + j_b] + t_b * step[base + j_b]) - (
+            along[base + j_a] + t_a * step[base + j_a]
+        )
+        return line, float(metres)
+
+    def _metres(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Per shape point: metres to the next point of its shape, and from its shape's
+        start (computed once, on first use)."""
+        cached = self.__dict__.get("_along")
+        if cached is None:
+            step = np.zeros(len(self.lon))
+            if len(self.lon) > 1:
+                step[:-1] = haversine_m(self.lat[:-1], self.lon[:-1], self.lat[1:], self.lon[1:])
+            step[self.shape_off[1:] - 1] = 0.0  # no step from one shape to the next
+            along = np.cumsum(step) - step
+            starts = np.repeat(along[self.shape_off[:-1]], np.diff(self.shape_off))
+            cached = (step, along - starts)
+            object.__setattr__(self, "_along", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        # the distances cache is rebuilt on first use, never pickled with the base
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
     def _point(self, base: int, j: int, t: float) -> tuple[float, float]:
         i = base + j
@@ -218,8 +246,9 @@ def footpath_geometry(
 
 def ride_line(
     base: CityBase, pattern: int, board: int, alight: int
-) -> list[tuple[float, float]] | None:
-    """A ride's drawn line along its pattern's shape, or None (drawn stop to stop)."""
+) -> tuple[list[tuple[float, float]], float] | None:
+    """A ride's drawn line along its pattern's shape and its metres, or None (drawn stop to
+    stop)."""
     shapes = base.transit_shapes
     if shapes is None:
         return None
