@@ -7,12 +7,14 @@ pair planned three ways in turn (interleaved, so a busy machine slows all three 
   ``transit_shapes`` set to None: no bus delays, rides drawn stop to stop, transfer walks
   straight) and without the short-ride rule of the filter chain, empty overlay;
 * features, free flow: the full base and filter chain, empty overlay;
-* features, congested: the same under a congested overlay: the bundled scenario
+* features, congested overlay: the same under a congested overlay: the bundled scenario
   (``poa_osm_congestion.csv``, 61 ways at half speed) plus 1,000 random drive edges slowed
   1–4×, so most bus patterns are delayed. Steady state: the overlay's effects and the day's
   timetable are computed before timing (once per overlay version, as in production).
 
-Targets: both feature p50s within 10 % of today's. Informative: computing the effects of a
+Each pair is planned ``REPEATS`` times per variant in interleaved rounds and its fastest time
+counts (other work shares the machine; the minimum is the least disturbed). Targets: both
+feature p50s within 10 % of today's. Informative: computing the effects of a
 new congestion map, and the first plan after it (which rebuilds the day's timetable).
 
 Run ``.venv/bin/python -m benchmarks.bench_buses``; exits 1 if a target is missed.
@@ -46,6 +48,7 @@ CITY_CACHE = REPO / "var" / "cache"
 CONGESTION_CSV = REPO / "data" / "porto-alegre" / "poa_osm_congestion.csv"
 SEED = 20190515
 PAIRS = 100
+REPEATS = 3  # per pair and variant, the fastest counts: the machine is shared
 TARGET_RATIO = 1.10
 
 
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_buses")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--pairs", type=int, default=PAIRS)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
     args, _others = parser.parse_known_args(argv)  # benchmarks/run passes its args to all
     rng = np.random.default_rng(args.seed)
 
@@ -137,12 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     for o, d in pairs:
         request = PlanRequest(o, d, depart)
         answers: dict[str, list[Itinerary]] = {}
-        for label, run in variants.items():
-            started = time.perf_counter()
-            answer = run(request)
-            seconds = time.perf_counter() - started
+        best = dict.fromkeys(variants, np.inf)
+        for _ in range(args.repeats):  # interleaved rounds; each pair's fastest of them
+            for label, run in variants.items():
+                started = time.perf_counter()
+                answers[label] = run(request)
+                best[label] = min(best[label], time.perf_counter() - started)
+        for label, seconds in best.items():
             samples[label].append(seconds)
-            answers[label] = answer
         a, b = answers["features, free flow"], answers["features, congested overlay"]
         if [it.arrival for it in a] != [it.arrival for it in b]:
             changed += 1
