@@ -32,8 +32,10 @@ Congestion is the state *now* and, like a car leg's, applies to any departure ti
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,7 +56,8 @@ STREET_RUNNING_MODES = frozenset({"bus", "trolleybus", "coach"})
 MAX_STOP_TO_NODE_M = 150.0  # a stop farther from any drive node is not matched
 CORRIDOR_M = 25.0  # drive edges within this of the shape are on the bus's way
 OFF_CORRIDOR_PENALTY = 20.0
-SAMPLE_M = 10.0  # spacing of the points compared between shapes and streets
+SAMPLE_M = 10.0  # spacing of the points sampled along streets
+SHAPE_SAMPLE_M = 20.0  # and along shapes (a street on the shape is within 10 m of one)
 MAX_DETOUR_S = 900.0  # a way around a closure costing more than this is no way around
 
 
@@ -131,23 +134,41 @@ class StreetEffects:
 # --------------------------------------------------------------------------- build
 
 
+def _densify(
+    lon: NDArray[np.float64],
+    lat: NDArray[np.float64],
+    offsets: NDArray[np.int64],
+    step_m: float,
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Points at most ``step_m`` apart along many polylines at once (vertices included).
+
+    ``offsets`` delimits the polylines in ``lon``/``lat`` (CSR). Returns the points as
+    (lon, lat) rows and, for each, the index of its polyline.
+    """
+    owner_v = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    if len(lon) == 0:
+        return np.zeros((0, 2)), np.zeros(0, np.int64)
+    same = owner_v[:-1] == owner_v[1:]  # a step inside one polyline (not to the next)
+    steps = np.flatnonzero(same)
+    d = haversine_m(lat[steps], lon[steps], lat[steps + 1], lon[steps + 1])
+    k = np.maximum(1, np.ceil(d / step_m).astype(np.int64))
+    at = np.repeat(steps, k)
+    t = (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k) + 1) / np.repeat(k, k)
+    inner = np.column_stack(
+        [lon[at] + t * (lon[at + 1] - lon[at]), lat[at] + t * (lat[at + 1] - lat[at])]
+    )
+    firsts = offsets[:-1][np.diff(offsets) > 0]
+    points = np.concatenate([np.column_stack([lon[firsts], lat[firsts]]), inner])
+    owners = np.concatenate([owner_v[firsts], owner_v[at]]).astype(np.int64)
+    return points, owners
+
+
 def _samples(
     lon: NDArray[np.float64], lat: NDArray[np.float64], step_m: float
 ) -> NDArray[np.float64]:
-    """Points every ``step_m`` metres along a polyline (its vertices included), as (lon, lat)."""
-    if len(lon) < 2:
-        return np.column_stack([lon, lat])
-    d = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
-    parts = [np.column_stack([lon[:1], lat[:1]])]
-    for i, metres in enumerate(d):
-        k = max(1, int(np.ceil(metres / step_m)))
-        t = np.arange(1, k + 1) / k
-        parts.append(
-            np.column_stack(
-                [lon[i] + t * (lon[i + 1] - lon[i]), lat[i] + t * (lat[i + 1] - lat[i])]
-            )
-        )
-    return np.concatenate(parts)
+    """Points at most ``step_m`` apart along one polyline, as (lon, lat) rows."""
+    points, _ = _densify(lon, lat, np.array([0, len(lon)], np.int64), step_m)
+    return points
 
 
 class _Metres:
@@ -165,25 +186,17 @@ class _EdgeSamples:
 
     def __init__(self, drive: StreetNetwork) -> None:
         self.metres = _Metres(drive)
-        points: list[NDArray[np.float64]] = []
-        owner: list[NDArray[np.int64]] = []
-        for edge in range(drive.n_edges):
-            coords = drive.edge_coords(edge)
-            pts = _samples(coords[:, 0], coords[:, 1], SAMPLE_M)
-            points.append(pts)
-            owner.append(np.full(len(pts), edge, np.int64))
-        xy = self.project(np.concatenate(points)) if points else np.zeros((0, 2))
-        self.edge = np.concatenate(owner) if owner else np.zeros(0, np.int64)
-        self.tree = cKDTree(xy)
+        points, self.edge = _densify(drive.geom_lon, drive.geom_lat, drive.geom_offset, SAMPLE_M)
+        self.tree = cKDTree(self.project(points))
 
     def project(self, lonlat: NDArray[np.float64]) -> NDArray[np.float64]:
         return self.metres.project(lonlat[:, 0], lonlat[:, 1])
 
     def near(self, lonlat: NDArray[np.float64], radius_m: float) -> NDArray[np.int64]:
         """Edges with a sample within ``radius_m`` of any of the points."""
-        hits = self.tree.query_ball_point(self.project(lonlat), radius_m)
-        flat = [i for row in hits for i in row]
-        return np.unique(self.edge[np.asarray(flat, np.int64)]) if flat else np.zeros(0, np.int64)
+        hits = self.tree.query_ball_point(self.project(lonlat), radius_m, return_sorted=False)
+        flat = np.fromiter(itertools.chain.from_iterable(hits), np.int64)
+        return np.unique(self.edge[flat])
 
 
 def _pattern_shapes(timetable: BaseTimetable) -> dict[int, tuple[str, str]]:
@@ -210,15 +223,30 @@ def shape_points(
     timetable: BaseTimetable, feed_id: str, shape_id: str
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
     """A shape's (lon, lat) points in ``shape_pt_sequence`` order, or None."""
-    feed = timetable.transit.feeds.get(feed_id)
-    shapes = getattr(feed, "shapes", None) if feed is not None else None
-    if shapes is None or shapes.empty:
-        return None
-    rows = shapes[shapes["shape_id"].astype(str) == shape_id]
-    if len(rows) < 2:
-        return None
-    rows = rows.sort_values("shape_pt_sequence", kind="stable")
-    return rows["shape_pt_lon"].to_numpy(float), rows["shape_pt_lat"].to_numpy(float)
+    return _shape_table(timetable).get((feed_id, shape_id))
+
+
+@lru_cache(maxsize=4)
+def _shape_table(
+    timetable: BaseTimetable,
+) -> dict[tuple[str, str], tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """Every shape of every feed, read once: (feed_id, shape_id) → (lon, lat)."""
+    table: dict[tuple[str, str], tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+    for feed_id, feed in timetable.transit.feeds.items():
+        shapes = getattr(feed, "shapes", None)
+        if shapes is None or shapes.empty:
+            continue
+        ordered = shapes.assign(shape_id=shapes["shape_id"].astype(str)).sort_values(
+            ["shape_id", "shape_pt_sequence"], kind="stable"
+        )
+        ids = ordered["shape_id"].to_numpy()
+        lon = ordered["shape_pt_lon"].to_numpy(float)
+        lat = ordered["shape_pt_lat"].to_numpy(float)
+        cuts = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1, len(ids)]
+        for lo, hi in itertools.pairwise(cuts.tolist()):
+            if hi - lo >= 2:
+                table[(str(feed_id), str(ids[lo]))] = (lon[lo:hi], lat[lo:hi])
+    return table
 
 
 def _edge_runs_with_way(drive: StreetNetwork, edge: int, way: BusLaneWay) -> bool | None:
@@ -296,7 +324,7 @@ def match_transit_streets(
         if line is not None:
             if samples is None:
                 samples = _EdgeSamples(drive)
-            corridor = samples.near(_samples(line[0], line[1], SAMPLE_M), CORRIDOR_M)
+            corridor = samples.near(_samples(line[0], line[1], SHAPE_SAMPLE_M), CORRIDOR_M)
             if len(corridor):
                 on = np.zeros(drive.n_edges, bool)
                 on[corridor] = True
@@ -396,27 +424,29 @@ def compute_street_effects(
     if not len(touched):
         return None
     bus_time = drive.base_time_s * bus_mult
-    extra_of: dict[int, float] = {}
-    blocked_of: set[int] = set()
-    for f in touched.tolist():
-        edges = streets.segment_edges(f)
-        if closed[edges].any():
-            blocked_of.add(f)
-        else:
-            extra_of[f] = float(np.sum(drive.base_time_s[edges] * (bus_mult[edges] - 1.0)))
-    patterns = np.unique(streets.flat_pattern[touched])
+    # per touched segment: what its edges lose to congestion, and whether one is closed
+    counts = streets.seg_off[touched + 1] - streets.seg_off[touched]
+    flat = np.repeat(streets.seg_off[touched] - (np.cumsum(counts) - counts), counts) + np.arange(
+        int(counts.sum())
+    )
+    edges = streets.seg_edges[flat]
+    owner = np.repeat(np.arange(len(touched)), counts)
+    lost = drive.base_time_s[edges] * np.where(closed[edges], 0.0, bus_mult[edges] - 1.0)
+    extra_at = np.bincount(owner, weights=lost, minlength=len(touched))
+    blocked_at = np.bincount(owner, weights=closed[edges], minlength=len(touched)) > 0
+    patterns, first = np.unique(streets.flat_pattern[touched], return_index=True)
+    ends = np.r_[first[1:], len(touched)]
     delays: dict[int, NDArray[np.int64]] = {}
     skips: dict[int, tuple[int, ...]] = {}
     detours: dict[tuple[int, int], float] = {}
-    for p in patterns.tolist():
+    for p, a, z in zip(patterns.tolist(), first.tolist(), ends.tolist(), strict=True):
         lo, hi = int(timetable.pat_stop_off[p]), int(timetable.pat_stop_off[p + 1])
         n = hi - lo
         extra = np.zeros(max(n - 1, 0))
         skipped: set[int] = set()
-        for f, value in extra_of.items():
-            if lo <= f < hi - 1:
-                extra[f - lo] = value
-        blocked = sorted(f - lo for f in blocked_of if lo <= f < hi - 1)
+        positions = touched[a:z] - lo  # touched is sorted: one run per pattern
+        extra[positions] = np.where(blocked_at[a:z], 0.0, extra_at[a:z])
+        blocked = positions[blocked_at[a:z]].tolist()
         for k0, k1 in _runs(blocked):
             closed_ways = {
                 int(drive.way_id[e])
