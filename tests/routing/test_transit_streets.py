@@ -336,3 +336,29 @@ def test_oslo_coaches_are_matched_along_drive_paths_without_shapes(oslo_base: Ci
         edges = built.segment_edges(int(f))
         assert drive.tail[edges[0]] == built.stop_node[f]
         assert drive.head[edges[-1]] == built.stop_node[f + 1]
+
+
+def test_with_no_way_around_a_closure_the_bus_serves_no_later_stop(poa_base: CityBase) -> None:
+    streets, drive, tt = poa_base.transit_streets, poa_base.streets["drive"], poa_base.timetable
+    assert streets is not None
+    _, ride = _readme_ride(poa_base)
+    k, edge = _jammed_segment(poa_base, ride)
+    p = _pattern_of(poa_base, str(ride.trip_id))
+    n = int(tt.pat_stop_off[p + 1] - tt.pat_stop_off[p])
+    # the closed edge, and every other way out of the stop before it: no detour exists
+    lo = int(tt.pat_stop_off[p])
+    start = int(streets.stop_node[lo + k])
+    multiplier = np.ones(drive.n_edges)
+    multiplier[edge] = np.inf
+    multiplier[drive.indptr[start] : drive.indptr[start + 1]] = np.inf
+    effects = compute_street_effects(streets, drive, tt, multiplier)
+    assert effects is not None
+    assert set(range(k + 1, n)) <= set(effects.skips[p])
+    # with only the one edge closed, the bus goes around it and serves the stops after it
+    multiplier = np.ones(drive.n_edges)
+    multiplier[edge] = np.inf
+    around = compute_street_effects(streets, drive, tt, multiplier)
+    assert around is not None
+    assert not set(range(k + 2, n)) & set(around.skips.get(p, ()))
+    assert around.delay_at(p, k + 1) >= 0
+    assert around.delay_at(p, n - 1) == around.delay_at(p, k + 1)  # the detour, carried on
