@@ -90,6 +90,7 @@ class Leg:
     board_index: int | None = None  # position of the boarding stop in the trip
     alight_index: int | None = None
     drive_edges: tuple[int, ...] = ()  # drive-network edges, for live congestion matching
+    traffic_delay_s: int = 0  # a bus in traffic: seconds late at the alighting stop
 
 
 @dataclass(frozen=True)
@@ -385,6 +386,8 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
     stops = day.pat_stops[s_lo + leg.board_pos : s_lo + leg.alight_pos + 1]
     trip = int(day.trip_base[leg.trip])
     route = int(tt.trip_route[trip])
+    street = street_effects(ctx.base, ctx.overlay)  # cached per overlay version
+    traffic = street.delay_at(int(tt.trip_pattern[trip]), leg.alight_pos) if street else 0
     shaped = ride_line(ctx.base, int(tt.trip_pattern[trip]), leg.board_pos, leg.alight_pos)
     if shaped is not None:  # along shapes.txt: what is drawn is what is ridden
         geometry, dist = shaped
@@ -418,6 +421,7 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
         intermediate_stops=max(0, len(stops) - 2),
         board_index=leg.board_pos,
         alight_index=leg.alight_pos,
+        traffic_delay_s=traffic,
     )
 
 
