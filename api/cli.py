@@ -66,6 +66,14 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
         f"{index.count('poi'):,} points of interest, {index.count('address'):,} addresses",
         file=sys.stderr,
     )
+    streets = base.transit_streets
+    if streets is not None:  # buses share the road (routing.transit_streets)
+        print(
+            f"  buses on streets: {int(streets.running.sum()):,} patterns matched to drive "
+            f"edges ({int(streets.from_shape.sum()):,} along shapes.txt), "
+            f"{int(streets.exempt.sum()):,} edges with a bus lane",
+            file=sys.stderr,
+        )
     for warning in base.warnings:
         print(f"  warning: {warning}", file=sys.stderr)
     for notice in base.notices:

@@ -19,12 +19,15 @@ from numpy.typing import NDArray
 from correspondance.cities import CityConfig
 from feeds.gtfs import FeedNotice, load_gtfs
 from feeds.osm import STREET_MODES, load_street_graphs
+from feeds.osm_buslanes import load_bus_lanes
 from feeds.osm_pois import Parkings, load_parkings
 from routing.errors import BuildError, NoStreetNearbyError
 from routing.kernels import bounded_many_to_many
 from routing.raptor import Footpaths
 from routing.streets import StreetNetwork, compile_street_graph
 from routing.timetable import BaseTimetable, build_base_timetable
+from routing.transit_geometry import TransitShapes, build_transit_shapes
+from routing.transit_streets import TransitStreets, match_transit_streets
 
 BUILD_VERSION = "8"  # bump when the cached layout or build logic changes
 STOP_SNAP_M = 300.0
@@ -59,6 +62,10 @@ class CityBase:
     warnings: tuple[str, ...] = ()
     # faults of the GTFS feeds that reading repaired (``feeds.gtfs.tidy_feed``)
     notices: tuple[FeedNotice, ...] = ()
+    # street-running transit matched to drive edges (``routing.transit_streets``)
+    transit_streets: TransitStreets | None = None
+    # every pattern's shapes.txt line and its stops along it (``routing.transit_geometry``)
+    transit_shapes: TransitShapes | None = None
     _footpaths: dict[float, Footpaths] = field(default_factory=dict, repr=False)
 
     def footpaths(self, walk_speed_m_s: float) -> Footpaths:
@@ -214,6 +221,11 @@ def build_city(
         )
     say("computing footpaths between stops")
     fa, fb, fm = street_footpaths(streets["walk"], links, max_transfer_walk_m)
+    say("matching buses to streets")
+    transit_streets = match_transit_streets(
+        streets["drive"], timetable, load_bus_lanes(city.resolve(city.osm.path))
+    )
+    transit_shapes = build_transit_shapes(timetable)
     say("finding car parks")
     parkings = load_parkings(city.resolve(city.osm.path))
     return CityBase(
@@ -229,6 +241,8 @@ def build_city(
         build_seconds=time.perf_counter() - started,
         warnings=tuple(warnings),
         notices=transit.notices,
+        transit_streets=transit_streets,
+        transit_shapes=transit_shapes,
     )
 
 

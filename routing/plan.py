@@ -41,6 +41,8 @@ from routing.raptor import (
 )
 from routing.streets import Snap
 from routing.timetable import BaseTimetable, DayTimetable
+from routing.transit_geometry import ride_line, transfer_line
+from routing.transit_streets import street_effects
 
 STREET_MODES = frozenset({"walk", "bicycle", "car", "bikeshare", "carshare"})
 ALL_MODES = STREET_MODES | {"transit"}
@@ -100,6 +102,7 @@ class Leg:
     board_index: int | None = None  # position of the boarding stop in the trip
     alight_index: int | None = None
     drive_edges: tuple[int, ...] = ()  # drive-network edges, for live congestion matching
+    traffic_delay_s: int = 0  # a bus in traffic: seconds late at the alighting stop
 
 
 @dataclass(frozen=True)
@@ -395,16 +398,23 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
     stops = day.pat_stops[s_lo + leg.board_pos : s_lo + leg.alight_pos + 1]
     trip = int(day.trip_base[leg.trip])
     route = int(tt.trip_route[trip])
-    dist = float(
-        np.sum(
-            haversine_m(
-                tt.stop_lat[stops[:-1]],
-                tt.stop_lon[stops[:-1]],
-                tt.stop_lat[stops[1:]],
-                tt.stop_lon[stops[1:]],
+    street = street_effects(ctx.base, ctx.overlay)  # cached per overlay version
+    traffic = street.delay_at(int(tt.trip_pattern[trip]), leg.alight_pos) if street else 0
+    shaped = ride_line(ctx.base, int(tt.trip_pattern[trip]), leg.board_pos, leg.alight_pos)
+    if shaped is not None:  # along shapes.txt: what is drawn is what is ridden
+        geometry, dist = shaped
+    else:
+        geometry = [(float(tt.stop_lon[s]), float(tt.stop_lat[s])) for s in stops]
+        dist = float(
+            np.sum(
+                haversine_m(
+                    tt.stop_lat[stops[:-1]],
+                    tt.stop_lon[stops[:-1]],
+                    tt.stop_lat[stops[1:]],
+                    tt.stop_lon[stops[1:]],
+                )
             )
         )
-    )
     return Leg(
         mode=str(tt.route_mode[route]),
         origin=_stop_place(ctx, int(stops[0])),
@@ -412,7 +422,7 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
         departure=_at(ctx, origin_unix, dep),
         arrival=_at(ctx, origin_unix, arr),
         distance_m=dist,
-        geometry=[(float(tt.stop_lon[s]), float(tt.stop_lat[s])) for s in stops],
+        geometry=geometry,
         route_id=str(tt.route_ids[route]),
         route_short_name=str(tt.route_short[route]) or None,
         route_long_name=str(tt.route_long[route]) or None,
@@ -423,6 +433,7 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
         intermediate_stops=max(0, len(stops) - 2),
         board_index=leg.board_pos,
         alight_index=leg.alight_pos,
+        traffic_delay_s=traffic,
     )
 
 
@@ -477,7 +488,8 @@ def assemble_transit(
             row = range(fp.offset[leg.from_stop], fp.offset[leg.from_stop + 1])
             secs = next(int(fp.duration[i]) for i in row if fp.to[i] == leg.to_stop)
             a, b = leg.from_stop, leg.to_stop
-            line = [
+            metres = _footpath_metres(ctx.base, a, b)
+            line = transfer_line(ctx.base, a, b, metres) or [
                 (float(tt.stop_lon[a]), float(tt.stop_lat[a])),
                 (float(tt.stop_lon[b]), float(tt.stop_lat[b])),
             ]
@@ -488,7 +500,7 @@ def assemble_transit(
                     _stop_place(ctx, b),
                     clock,
                     clock + dt.timedelta(seconds=secs),
-                    _footpath_metres(ctx.base, a, b),
+                    metres,
                     line,
                 )
             )
@@ -680,6 +692,52 @@ def filter_slow_walk_savers(itineraries: list[Itinerary]) -> list[Itinerary]:
     return out
 
 
+# A short ride must save real time over walking its stretch (OpenTripPlanner prices this
+# with a boarding cost in its generalized cost, 600 s by default for walk + transit): a ride
+# of less than MIN_RIDE_S must save at least SHORT_RIDE_SAVING_S.
+MIN_RIDE_S = 120.0
+SHORT_RIDE_SAVING_S = 300.0
+SHORT_RIDE_MODES = frozenset({"bus", "trolleybus", "coach", "tram"})  # a street alongside
+STREET_DETOUR = 1.25  # walking between two stops of a street: the straight line × this
+
+
+def pointless_short_ride(it: Itinerary, walk_speed_m_s: float = 1.3) -> bool:
+    """True when the itinerary has a street-running ride of less than ``MIN_RIDE_S`` that
+    saves less than ``SHORT_RIDE_SAVING_S`` over walking its stretch.
+
+    The explicit rule: walking the ride's stretch (the shorter of its length and the straight
+    line between its stops × ``STREET_DETOUR``, at the walking speed) is compared with the
+    wait for the ride plus the ride; when walking takes no more than that plus
+    ``SHORT_RIDE_SAVING_S``, the 1-minute bus ride is not worth boarding.
+    """
+    previous: Leg | None = None
+    for leg in it.legs:
+        ride_s = (leg.arrival - leg.departure).total_seconds()
+        if leg.trip_id is not None and leg.mode in SHORT_RIDE_MODES and ride_s < MIN_RIDE_S:
+            straight = float(
+                haversine_m(
+                    leg.origin.lat, leg.origin.lon, leg.destination.lat, leg.destination.lon
+                )
+            )
+            walk_s = min(leg.distance_m, STREET_DETOUR * straight) / walk_speed_m_s
+            wait_s = (leg.departure - previous.arrival).total_seconds() if previous else 0.0
+            if walk_s <= wait_s + ride_s + SHORT_RIDE_SAVING_S:
+                return True
+        previous = leg
+    return False
+
+
+def filter_pointless_short_rides(
+    itineraries: list[Itinerary], walk_speed_m_s: float = 1.3
+) -> list[Itinerary]:
+    """Drop options with a :func:`pointless_short_ride`, unless that would leave no transit
+    option at all (a request is never left without transit by this rule alone)."""
+    kept = [it for it in itineraries if not pointless_short_ride(it, walk_speed_m_s)]
+    if any(rides_of(it) for it in itineraries) and not any(rides_of(it) for it in kept):
+        return itineraries
+    return kept
+
+
 FAR_LATER_MIN_S = 3600.0
 
 
@@ -698,12 +756,15 @@ def filter_far_later(itineraries: list[Itinerary]) -> list[Itinerary]:
     return [it for it in itineraries if not rides_of(it) or it.arrival <= latest]
 
 
-def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
+def rank(
+    itineraries: list[Itinerary], limit: int = 8, walk_speed_m_s: float = 1.3
+) -> list[Itinerary]:
     """Stage 6: the itinerary filter chain, then earliest arrival first.
 
     Modelled on OpenTripPlanner's ``ItineraryListFilterChain``; each filter is a named
-    function tested alone: (1) drop there-and-back trips, pointless rentals and same-route
-    re-boarding through a walk; (2) keep one option per sequence of rides
+    function tested alone: (1) drop there-and-back trips, pointless rentals, same-route
+    re-boarding through a walk and bus rides under 2 minutes that save less than 5 minutes
+    over walking (:func:`filter_pointless_short_rides`); (2) keep one option per sequence of rides
     (:func:`filter_same_rides`); (3) drop options dominated by one of the same kind (same
     non-walking modes: a fast car trip never hides transit, ten copies of one trip
     collapse); (4) drop options slower by minutes to save seconds of walking
@@ -718,7 +779,7 @@ def rank(itineraries: list[Itinerary], limit: int = 8) -> list[Itinerary]:
         and not _pointless_rental(it)
         and not reboards_a_route_after_walking(it)
     ]
-    itineraries = filter_same_rides(itineraries)
+    itineraries = filter_same_rides(filter_pointless_short_rides(itineraries, walk_speed_m_s))
     for it in sorted(
         itineraries,
         key=lambda i: (i.arrival, i.transfers, i.walk_seconds, -i.departure.timestamp()),
@@ -780,7 +841,7 @@ def solve(
             for journey in found:
                 options.append(assemble_transit(ctx, access, egress, journey, day))
         options += _next_departures(ctx, accesses[0], egress, depart_s, day, options)
-    return rank(options)
+    return rank(options, walk_speed_m_s=ctx.request.walk_speed_m_s)
 
 
 def _arriving_at(it: Itinerary, arrive: dt.datetime) -> Itinerary:
@@ -923,7 +984,8 @@ def live_day(ctx: PlanContext, date: dt.date) -> DayTimetable:
         )
         if positions:
             skips.append((index, positions))
-    return tt.day(date, tuple(delays), tuple(sorted(skips)))
+    street = street_effects(ctx.base, ctx.overlay)  # once per overlay version, not per plan
+    return tt.day(date, tuple(delays), tuple(sorted(skips)), street)
 
 
 WALK_BUDGETS_S = (600.0, 300.0)

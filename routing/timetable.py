@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from numpy.typing import NDArray
 from correspondance.geo import haversine_m, project_xy
 from feeds.gtfs import TransitData, route_type_mode, service_day_origin
 from routing.errors import NoServiceError, UnknownStopError
+
+if TYPE_CHECKING:
+    from routing.transit_streets import StreetEffects
 
 DAY_S = 86_400
 FORBIDDEN = np.int32(-2)  # footpath duration marker: transfers.txt type 3
@@ -87,20 +91,23 @@ class BaseTimetable:
         day: dt.date,
         delays: tuple[tuple[int, int], ...] = (),
         skips: tuple[tuple[int, tuple[int, ...]], ...] = (),
+        street: StreetEffects | None = None,
     ) -> DayTimetable:
         """The timetable of trips usable on ``day`` (cached).
 
         ``delays`` are (base trip index, seconds) pairs from the live overlay: a delayed
         trip's times shift as a whole and the FIFO split is redone, so overtaking caused
         by a delay stays exact. ``skips`` are (base trip index, positions in its pattern)
-        of stops a trip will not serve today (GTFS-RT ``SKIPPED``).
+        of stops a trip will not serve today (GTFS-RT ``SKIPPED``). ``street`` adds what
+        live congestion and closures do to street-running patterns
+        (:mod:`routing.transit_streets`): a delay growing along each trip, stops not served.
 
         Raises
         ------
         NoServiceError
             If no trip runs on that date.
         """
-        return _build_day(self, day, delays, skips)
+        return _build_day(self, day, delays, skips, street)
 
     def trip_index(self, trip_id: str) -> int | None:
         """Base index of a trip_id, or None."""
@@ -297,6 +304,7 @@ def _build_day(
     day: dt.date,
     delays: tuple[tuple[int, int], ...] = (),
     skips: tuple[tuple[int, tuple[int, ...]], ...] = (),
+    street: StreetEffects | None = None,
 ) -> DayTimetable:
     delay_of = dict(delays)
     skip_of = dict(skips)
@@ -355,6 +363,13 @@ def _build_day(
             late = np.array([delay_of.get(int(t), 0) for t in trips[group]], np.int64)
             arr = arr + late[:, None]
             dep = dep + late[:, None]
+        street_skip: tuple[int, ...] = ()
+        if street is not None:
+            in_traffic = street.delays.get(p)
+            if in_traffic is not None:  # the same growing delay for every trip: FIFO kept
+                arr = arr + in_traffic[None, :]
+                dep = dep + in_traffic[None, :]
+            street_skip = street.skips.get(p, ())
         order = np.lexsort((arr[:, -1], dep[:, 0]))
         # Greedy FIFO chains: a trip joins the first chain it never overtakes.
         chains: list[list[int]] = []
@@ -378,10 +393,11 @@ def _build_day(
             rows = np.array(chain)
             pick = base.pat_pick[s_lo:s_hi]
             drop = base.pat_drop[s_lo:s_hi]
-            if skipped:
+            unserved = sorted(set(skipped) | set(street_skip))
+            if unserved:
                 pick, drop = pick.copy(), drop.copy()
-                pick[list(skipped)] = False
-                drop[list(skipped)] = False
+                pick[unserved] = False
+                drop[unserved] = False
             pat_stops.append(base.pat_stops[s_lo:s_hi])
             pat_pick.append(pick)
             pat_drop.append(drop)

@@ -85,7 +85,11 @@ class LegOut(BaseModel):
     intermediate_stops: int
     system_id: str | None = None
     simulated: bool = False
-    delay_s: int | None = None
+    delay_s: int | None = Field(
+        default=None,
+        description="Transit: seconds late, the trip's live delay (GTFS-Realtime) plus, for a "
+        "bus, what traffic on its streets adds by the alighting stop; null when nothing is known.",
+    )
     alerts: list[AlertOut] = Field(default_factory=list)
     board_index: int | None = Field(
         default=None, description="Transit: position of the boarding stop in the trip."
@@ -106,6 +110,8 @@ class LegOut(BaseModel):
     def of(cls, leg: Leg, overlay: LiveOverlay | None = None) -> LegOut:
         """From a routing Leg, with its live delay and alerts from the overlay."""
         delay = overlay.trip_delays.get(leg.trip_id) if overlay and leg.trip_id else None
+        if leg.traffic_delay_s:  # a bus in traffic is late at its stop by that much more
+            delay = (delay or 0) + leg.traffic_delay_s
         return cls.model_validate(
             {
                 "delay_s": delay,

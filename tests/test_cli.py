@@ -57,6 +57,12 @@ def test_build_of_porto_alegre_loads_the_warm_cache_and_prints_counts(
     assert "4,010 stops, 3,622 trips, walk " in result.stderr
     walk = poa_base.streets["walk"]
     assert f"walk {walk.n_nodes:,} nodes/{walk.n_edges:,} edges" in result.stderr
+    streets = poa_base.transit_streets
+    assert streets is not None
+    assert (
+        f"buses on streets: {int(streets.running.sum()):,} patterns matched to drive edges "
+        f"({int(streets.from_shape.sum()):,} along shapes.txt)"
+    ) in result.stderr
 
 
 def test_serve_with_an_impossible_port_exits_2_naming_port() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -18,10 +19,12 @@ from routing.plan import (
     Place,
     PlanRequest,
     filter_far_later,
+    filter_pointless_short_rides,
     filter_same_rides,
     filter_slow_walk_savers,
     generalized_cost,
     plan_trip,
+    pointless_short_ride,
     rank,
     reboards_a_route_after_walking,
     rides_of,
@@ -209,6 +212,59 @@ def test_minutes_are_not_traded_for_seconds_of_walking() -> None:
     assert generalized_cost(loop) > generalized_cost(fast)
 
 
+def test_a_one_minute_bus_ride_that_saves_little_walking_is_not_offered() -> None:
+    # a 1-minute hop of 300 m after a 2-minute wait: walking it takes 3 min 51 s, riding
+    # (wait included) 3 min: it saves less than 5 minutes, so it is not worth boarding
+    hop = replace(
+        _leg("bus", 4, 5, "h", "B51"),
+        destination=Place("q", -30.03 + 300 / 111_195, -51.22, stop_id="h-alight"),
+        distance_m=320.0,
+    )
+    with_hop = Itinerary([_walk(0, 2), hop, _walk(5, 8), _leg("bus", 10, 30, "a", "T7"),
+                          _walk(30, 32)], 1)  # fmt: skip
+    walked = Itinerary([_walk(0, 8), _leg("bus", 10, 30, "a", "T7"), _walk(30, 32)], 0)
+    assert pointless_short_ride(with_hop)
+    assert not pointless_short_ride(walked)
+    assert filter_pointless_short_rides([with_hop, walked]) == [walked]
+    # a 1-minute ride across a river (a ferry: no street alongside) is never compared
+    ferry = Itinerary([_walk(0, 2), replace(hop, mode="ferry"), _walk(5, 8)], 0)
+    assert not pointless_short_ride(ferry)
+    # a 2-minute ride saving 10 minutes of walking (1.1 km) is worth it
+    long_hop = replace(_leg("bus", 2, 3.9, "l", "B51"), distance_m=1112.0)
+    assert not pointless_short_ride(Itinerary([_walk(0, 2), long_hop, _walk(3.9, 5)], 0))
+    # never leaves a request without transit by itself
+    assert filter_pointless_short_rides([with_hop]) == [with_hop]
+
+
+# (from, to, local departure) where the search finds 1-minute hops (a B51 for 35 s, a 611
+# for 47 s) that save less than 5 minutes over walking
+SHORT_HOP_QUERIES = [
+    ((-30.0061, -51.1867), (-30.0120, -51.2006), dt.datetime(2019, 5, 15, 13, 11)),
+    ((-30.0280, -51.1604), (-30.0086, -51.1943), dt.datetime(2019, 5, 15, 14, 57)),
+    ((-30.0090, -51.1916), (-30.0924, -51.2283), dt.datetime(2019, 5, 15, 13, 11)),
+]
+
+
+@pytest.mark.parametrize(("origin", "destination", "depart"), SHORT_HOP_QUERIES)
+def test_real_one_minute_hops_are_found_then_filtered(
+    poa_base: CityBase,
+    origin: tuple[float, float],
+    destination: tuple[float, float],
+    depart: dt.datetime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request = PlanRequest(origin, destination, depart.replace(tzinfo=POA_TZ))
+    plan = plan_trip(poa_base, request)
+    assert plan
+    assert not any(pointless_short_ride(it) for it in plan)
+    check_filter_properties(plan)
+    # without the rule, the same search offers them
+    import routing.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "filter_pointless_short_rides", lambda its, _w=1.3: its)
+    assert any(pointless_short_ride(it) for it in plan_trip(poa_base, request))
+
+
 OSLO_TZ = ZoneInfo("Europe/Oslo")
 # (from, to, local departure): the README's example first, then trips across the centre
 POA_QUERIES = [
@@ -237,6 +293,9 @@ def check_filter_properties(plan: list[Itinerary]) -> None:
                 assert (it.arrival - first.arrival).total_seconds() <= slack, it
     rides = [rides_of(it) for it in plan if rides_of(it)]
     assert len(rides) == len(set(rides)), "two itineraries with the same rides"
+    transit = [it for it in plan if rides_of(it)]
+    if not all(pointless_short_ride(it) for it in transit):  # the rule never empties transit
+        assert not any(pointless_short_ride(it) for it in transit), "a 1-minute bus ride"
     for it in plan:
         assert not reboards_a_route_after_walking(it), it
     for a in plan:
