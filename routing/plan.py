@@ -701,7 +701,7 @@ SHORT_RIDE_MODES = frozenset({"bus", "trolleybus", "coach", "tram"})  # a street
 STREET_DETOUR = 1.25  # walking between two stops of a street: the straight line × this
 
 
-def pointless_short_ride(it: Itinerary, walk_speed_m_s: float = 1.3) -> bool:
+def pointless_short_ride(it: Itinerary, walk_speed_m_s: float = WALK_SPEED_M_S) -> bool:
     """True when the itinerary has a street-running ride of less than ``MIN_RIDE_S`` that
     saves less than ``SHORT_RIDE_SAVING_S`` over walking its stretch.
 
@@ -728,7 +728,7 @@ def pointless_short_ride(it: Itinerary, walk_speed_m_s: float = 1.3) -> bool:
 
 
 def filter_pointless_short_rides(
-    itineraries: list[Itinerary], walk_speed_m_s: float = 1.3
+    itineraries: list[Itinerary], walk_speed_m_s: float = WALK_SPEED_M_S
 ) -> list[Itinerary]:
     """Drop options with a :func:`pointless_short_ride`, unless that would leave no transit
     option at all (a request is never left without transit by this rule alone)."""
@@ -757,7 +757,7 @@ def filter_far_later(itineraries: list[Itinerary]) -> list[Itinerary]:
 
 
 def rank(
-    itineraries: list[Itinerary], limit: int = 8, walk_speed_m_s: float = 1.3
+    itineraries: list[Itinerary], limit: int = 8, walk_speed_m_s: float = WALK_SPEED_M_S
 ) -> list[Itinerary]:
     """Stage 6: the itinerary filter chain, then earliest arrival first.
 
