@@ -227,7 +227,6 @@ class GtfsRtSimulator:
                 update.trip.direction_id = trip.direction_id
             update.trip.start_time = trip.start_time
             update.trip.start_date = start_date
-            update.timestamp = now
             if sit.cancelled:
                 update.trip.schedule_relationship = gtfs_realtime_pb2.TripDescriptor.CANCELED
                 continue
