@@ -63,6 +63,7 @@ class LiveService:
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     pollers: list[GbfsPoller | GtfsRtPoller] = field(default_factory=list)
     servers: list[GbfsServer | GtfsRtServer] = field(default_factory=list)
+    simulators: list[GtfsRtSimulator] = field(default_factory=list)  # GTFS-RT, for tests
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _client: httpx.AsyncClient | None = None
@@ -160,6 +161,7 @@ class LiveService:
         )
         server = GtfsRtServer(sim.feed_bytes).start()
         self.servers.append(server)
+        self.simulators.append(sim)
         return server.url
 
     def _poller(self, source: FeedSource, fetcher: Fetcher, writer: LiveWriter) -> GbfsPoller:
