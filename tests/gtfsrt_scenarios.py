@@ -41,10 +41,16 @@ def simulator_of(city: CityConfig, base: CityBase, frozen_at: float | None) -> G
 
 
 def ride_on(
-    base: CityBase, trip_id: str, board: int = 1, stops: int = 8, early_s: int = 240
+    base: CityBase,
+    trip_id: str,
+    board: int = 1,
+    stops: int = 8,
+    early_s: int = 240,
+    north_m: float = 0.0,
 ) -> Ride | None:
-    """A ride on ``trip_id`` from its ``board``-th stop, ``stops`` stops long; None when the
-    trip is shorter or a stop of the ride lies outside the city's bbox (the OSM extract)."""
+    """A ride on ``trip_id`` from its ``board``-th stop, ``stops`` stops long, starting
+    ``north_m`` metres north of the boarding stop (a walk to it); None when the trip is
+    shorter or a stop of the ride lies outside the city's bbox (the OSM extract)."""
     times = base.timetable.transit.stop_times
     rows = times[times["trip_id"] == trip_id].sort_values("stop_sequence")
     if len(rows) < board + stops + 1:
@@ -56,15 +62,16 @@ def ride_on(
         if not base.city.contains(float(row["stop_lat"]), float(row["stop_lon"])):
             return None
 
-    def where(stop_id: str) -> str:
+    def where(stop_id: str, north: float = 0.0) -> str:
         row = stop_table.loc[stop_id]
-        return f"{float(row['stop_lat']):.6f},{float(row['stop_lon']):.6f}"
+        lat = float(row["stop_lat"]) + north / 111_195.0
+        return f"{lat:.6f},{float(row['stop_lon']):.6f}"
 
     leaves = int(first["departure_s"])
     at = dt.datetime.combine(SERVICE_DAY, dt.time()) + dt.timedelta(seconds=leaves - early_s)
     return Ride(
         trip_id=trip_id,
-        origin=where(str(first["stop_id"])),
+        origin=where(str(first["stop_id"]), north_m),
         destination=where(str(last["stop_id"])),
         depart=at.isoformat(timespec="seconds"),
         board_stop_id=str(first["stop_id"]),
@@ -78,6 +85,7 @@ def rides_turning_cancelled(
     after_tick: int,
     within: int,
     hours: tuple[int, int] = (12, 16),
+    north_m: float = 0.0,
 ) -> Iterator[tuple[int, Ride]]:
     """(tick, ride) for buses on time at ``after_tick`` that the feed cancels at ``tick``
     (within ``within`` ticks), leaving between ``hours`` (service-day hours), long enough."""
@@ -87,7 +95,7 @@ def rides_turning_cancelled(
         tick = sim.change_tick(trip.trip_id, after_tick, cancelled=True, within=within)
         if tick is None:
             continue
-        ride = ride_on(base, trip.trip_id)
+        ride = ride_on(base, trip.trip_id, north_m=north_m)
         if ride is not None:
             yield tick, ride
 
