@@ -26,7 +26,8 @@ entity (selectors with several fields mean *all of them*, so single-field select
 exactly what is touched): significant delays on the route with the most late trips now
 (``route_id``), a detour on a seeded route (``route_id``), a stop moved by works (``stop_id``).
 No ``active_period``: an alert is active while it is in the feed. Texts in English and
-Brazilian Portuguese.
+Brazilian Portuguese; the description says the alert is simulated (the app shows its own
+"simulated" label beside the header).
 """
 
 from __future__ import annotations
@@ -327,7 +328,7 @@ def _alert(effect: str, cause: str, selector: dict[str, str], header: dict[str, 
         setattr(entity, name, value)
     for lang, text in header.items():
         translation = alert.header_text.translation.add()
-        translation.text = f"{text} (simulated)" if lang == "en" else f"{text} (simulado)"
+        translation.text = text
         translation.language = lang
     for lang, text in SIMULATED_NOTE.items():
         translation = alert.description_text.translation.add()

@@ -190,7 +190,8 @@ async def test_alerts_are_attached_to_the_legs_they_touch(
         detour = next(a for a in alerts if a["alert_id"] == route_alert.alert_id)
         assert detour["effect"] == "DETOUR"
         assert detour["simulated"] is True
-        assert detour["header"].endswith("(simulated)")
+        assert detour["header"].startswith("Line ")
+        assert detour["description"].startswith("Simulated by Correspondance")
         assert legs[0]["simulated"] is True
         break
     else:

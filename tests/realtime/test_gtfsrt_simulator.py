@@ -106,8 +106,9 @@ def test_feed_parses_with_the_official_bindings_and_names_real_trips_and_stops(
         assert entity.route_id in route_ids or entity.stop_id in stop_ids
         languages = {t.language: t.text for t in alert.header_text.translation}
         assert set(languages) == {"en", "pt"}
-        assert languages["en"].endswith("(simulated)")
-        assert languages["pt"].endswith("(simulado)")
+        notes = {t.language: t.text for t in alert.description_text.translation}
+        assert notes["en"].startswith("Simulated by Correspondance")
+        assert notes["pt"].startswith("Simulado pelo Correspondance")
 
 
 def test_the_delay_alert_names_the_route_with_the_most_late_trips(
