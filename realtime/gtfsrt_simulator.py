@@ -101,26 +101,43 @@ def service_trips(transit: TransitData, feed_id: str, service_date: dt.date) -> 
     trips = trips[(trips["feed_id"] == feed_id) & trips["service_key"].isin(list(active))]
     if trips.empty:
         raise ValueError(f"no trip of GTFS feed {feed_id!r} runs on {service_date.isoformat()}")
-    routes = transit.routes.set_index("route_id")
+    names: dict[str, str] = {}
+    for route_id, short, long in zip(
+        transit.routes["route_id"].astype(str),
+        transit.routes["route_short_name"].fillna("").astype(str),
+        transit.routes["route_long_name"].fillna("").astype(str),
+        strict=True,
+    ):
+        names[route_id] = short or long
     times = transit.stop_times
     firsts = times[times["trip_id"].isin(trips["trip_id"])].groupby("trip_id", sort=False).first()
+    first_of = {
+        str(trip_id): (int(seq), str(stop_id), int(dep))
+        for trip_id, seq, stop_id, dep in zip(
+            firsts.index,
+            firsts["stop_sequence"],
+            firsts["stop_id"],
+            firsts["departure_s"],
+            strict=True,
+        )
+    }
     out = []
-    for row in trips.itertuples(index=False):
-        first = firsts.loc[row.trip_id]
-        route = routes.loc[row.route_id]
-        name = route["route_short_name"]
-        if not isinstance(name, str) or not name:
-            name = str(route["route_long_name"])
-        direction = row.direction_id
+    for trip_id, route_id, direction in zip(
+        trips["trip_id"].astype(str),
+        trips["route_id"].astype(str),
+        trips["direction_id"].astype("Int64"),
+        strict=True,
+    ):
+        sequence, stop_id, departs = first_of[trip_id]
         out.append(
             SimulatedTrip(
-                trip_id=str(row.trip_id),
-                route_id=str(row.route_id),
-                route_name=str(name),
+                trip_id=trip_id,
+                route_id=route_id,
+                route_name=names.get(route_id, route_id),
                 direction_id=None if pd.isna(direction) else int(direction),
-                start_time=_hms(int(first["departure_s"])),
-                first_sequence=int(first["stop_sequence"]),
-                first_stop_id=str(first["stop_id"]),
+                start_time=_hms(departs),
+                first_sequence=sequence,
+                first_stop_id=stop_id,
             )
         )
     return sorted(out, key=lambda t: t.trip_id)
