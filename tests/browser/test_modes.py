@@ -26,7 +26,7 @@ MODE_NAMES = {
     "bikeshare": "Bike-share",
     "carshare": "Car-share",
 }
-SIMULATED_FEEDS = ("poa-bikes-sim", "poa-cars-sim")
+SIMULATED_FEEDS = ("poa-bikes-sim", "poa-cars-sim", "eptc-rt-sim")
 
 
 def _open(page: Any) -> None:
