@@ -6,6 +6,7 @@ and a started trip whose bus the feed then cancels gets a switch suggestion."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,6 +18,8 @@ from trip_helpers import CITY, InThread, serve_in_thread, start_trip, trip_setti
 
 from correspondance.cities import CityConfig
 from realtime.gtfsrt_simulator import GtfsRtSimulator
+from realtime.trips.deadlines import decision_deadline
+from realtime.trips.plan_view import parse_plan, project
 from routing.base import CityBase
 
 pytestmark = pytest.mark.anyio
@@ -252,3 +255,32 @@ async def test_a_started_trip_whose_bus_is_then_cancelled_gets_a_switch_suggesti
     # put the feed back where the other tests expect it
     sim.frozen_at = server.settings.simulated_feeds_at
     await asyncio.sleep(0)
+
+
+async def test_a_plan_on_a_late_bus_is_not_late_again_when_followed(
+    server: InThread, http: httpx.AsyncClient, poa_base: CityBase
+) -> None:
+    """The plan's times already hold the delay it was planned with: following it, only a
+    change of that delay moves the arrival (it used to be counted twice)."""
+    sim = served_simulator(server)
+    overlay = server.state.overlays[CITY].current
+    for situation in [s for s in sim.situation(sim.tick()) if s.delay_s >= 180]:
+        ride = ride_on(poa_base, situation.trip_id, early_s=60)
+        if ride is None:
+            continue
+        itineraries = await plan(http, server.url, ride)
+        chosen = next((it for it in itineraries if legs_on([it], ride.trip_id)), None)
+        if chosen is not None:
+            break
+    else:
+        pytest.fail("no late bus could be planned")
+    followed = parse_plan(poa_base, chosen, overlay)
+    at = followed.departure
+    assert project(poa_base, followed, at, overlay).arrival == followed.arrival
+    assert decision_deadline(poa_base, followed, at, overlay) == followed.arrival
+    later = dataclasses.replace(
+        overlay, trip_delays={**overlay.trip_delays, ride.trip_id: situation.delay_s + 300}
+    )
+    projection = project(poa_base, followed, at, later)
+    assert projection.arrival == followed.arrival + dt.timedelta(seconds=300)
+    assert [(d, c) for _, d, c, _ in projection.legs] == [(300, False)]
