@@ -38,7 +38,8 @@ def anyio_backend() -> str:
 def config(cities: dict[str, CityConfig]) -> RealtimeSimulatorConfig:
     """The bundled simulator's settings, as data/porto-alegre/city.toml gives them."""
     (source,) = cities["porto-alegre"].gtfs_rt
-    assert source.simulated and source.simulate is not None
+    assert source.simulated
+    assert source.simulate is not None
     return source.simulate
 
 
@@ -85,7 +86,8 @@ def test_feed_parses_with_the_official_bindings_and_names_real_trips_and_stops(
         assert stu.stop_sequence == int(row["stop_sequence"])
         assert stu.stop_id == row["stop_id"]
         # SCHEDULED with both events, as the static stop time has both; the delay propagates
-        assert stu.HasField("arrival") and stu.HasField("departure")
+        assert stu.HasField("arrival")
+        assert stu.HasField("departure")
         assert stu.arrival.delay == stu.departure.delay
         delay = stu.departure.delay
         assert delay == 0 or (60 <= delay <= config.max_delay_s and delay % 30 == 0)
@@ -119,13 +121,14 @@ def test_the_delay_alert_names_the_route_with_the_most_late_trips(
     late: Counter[str] = Counter()
     for entity in message.entity:
         update = entity.trip_update
-        if entity.HasField("trip_update") and update.stop_time_update:
-            if update.stop_time_update[0].departure.delay:
-                late[update.trip.route_id] += 1
+        has_stop = entity.HasField("trip_update") and bool(update.stop_time_update)
+        if has_stop and update.stop_time_update[0].departure.delay:
+            late[update.trip.route_id] += 1
     most = max(late.values())
     (alert,) = [a for a in parse_alerts(message) if a.effect == "SIGNIFICANT_DELAYS"]
     (selector,) = alert.informed_entities
-    assert selector.route_id is not None and late[selector.route_id] == most
+    assert selector.route_id is not None
+    assert late[selector.route_id] == most
 
 
 def test_same_seed_and_clock_same_bytes_other_seed_or_tick_other_feed(
@@ -166,7 +169,8 @@ def test_change_tick_predicts_what_the_feed_will_say(
         found += 1
         before = {s.trip_id: s for s in sim.situation(at - 1)}[trip.trip_id]
         after = {s.trip_id: s for s in sim.situation(at)}[trip.trip_id]
-        assert not before.cancelled and before.delay_s == 0
+        assert not before.cancelled
+        assert before.delay_s == 0
         assert after.cancelled
     assert found > 0
 
@@ -208,7 +212,8 @@ async def test_the_poller_applies_the_simulated_feed_and_health_shows_it_fresh_a
     assert overlay.cancelled_trips == {s.trip_id for s in situation if s.cancelled}
     assert dict(overlay.trip_delays) == {s.trip_id: s.delay_s for s in situation if s.delay_s}
     assert overlay.simulated_trips == {s.trip_id for s in situation}
-    assert len(overlay.alerts) == 3 and all(a.simulated for a in overlay.alerts)
+    assert len(overlay.alerts) == 3
+    assert all(a.simulated for a in overlay.alerts)
     (event,) = events
     assert event.type == GTFSRT_UPDATED
     assert event.payload["n_trips_changed"] == len(overlay.trip_delays) + len(
@@ -218,7 +223,8 @@ async def test_the_poller_applies_the_simulated_feed_and_health_shows_it_fresh_a
     feed = health.feeds["sim"]
     assert feed.simulated
     assert feed.status == "ok"
-    assert feed.polls == 2 and feed.not_modified == 1
+    assert feed.polls == 2
+    assert feed.not_modified == 1
     assert feed.records == len(situation) + 3
     assert feed.records_rejected == 0
     assert feed.staleness_s(WALL + 5) == pytest.approx(WALL + 5 - WALL // 30 * 30)
