@@ -65,8 +65,35 @@ class FeedSource(BaseModel):
         return self
 
 
+class RealtimeSimulatorConfig(BaseModel):
+    """A simulated GTFS-Realtime feed over one static GTFS feed of the city: trip delays,
+    cancellations and service alerts, deterministic for ``seed`` and the simulated clock
+    (``realtime/gtfsrt_simulator.py``; always labelled simulated)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    feed: str = Field(description="id of the city's [[gtfs]] feed whose trips it disrupts")
+    seed: int = 1
+    tick_s: Annotated[float, Field(gt=0)] = 30.0
+    episode_ticks: Annotated[int, Field(ge=1, le=10_000)] = 10
+    late_share: Annotated[float, Field(ge=0, le=1)] = 0.25
+    cancel_share: Annotated[float, Field(ge=0, le=1)] = 0.03
+    max_delay_s: Annotated[int, Field(ge=60, le=3600)] = 900
+    alerts: Annotated[int, Field(ge=0, le=3)] = 3
+    service_date: dt.date | None = Field(
+        default=None, description="the static service day it simulates (default_date if unset)"
+    )
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> RealtimeSimulatorConfig:
+        if self.late_share + self.cancel_share > 1:
+            raise ValueError("late_share + cancel_share must not exceed 1")
+        return self
+
+
 class RealtimeSource(BaseModel):
-    """A GTFS-Realtime feed (trip updates, alerts, vehicle positions in any mix)."""
+    """A GTFS-Realtime feed (trip updates, alerts, vehicle positions in any mix): a file of
+    the city bundle, a URL, or a simulator served over loopback HTTP."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -74,13 +101,21 @@ class RealtimeSource(BaseModel):
     name: str | None = None
     path: str | None = None
     url: str | None = None
+    simulate: RealtimeSimulatorConfig | None = None
+    simulated: bool = False
     matcher: Literal["exact", "nyc-suffix"] = "exact"
     poll_s: Annotated[float, Field(gt=0)] = 30.0
 
     @model_validator(mode="after")
     def _exactly_one_location(self) -> RealtimeSource:
-        if (self.path is None) == (self.url is None):
-            raise ValueError(f"realtime feed {self.id!r} needs exactly one of 'path' or 'url'")
+        given = [k for k in ("path", "url", "simulate") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"realtime feed {self.id!r} needs exactly one of 'path', 'url' or 'simulate'"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.simulate is not None and not self.simulated:
+            object.__setattr__(self, "simulated", True)  # a simulator is always labelled
         return self
 
 
@@ -141,6 +176,17 @@ class CityConfig(BaseModel):
         if not (-180 <= min_lon < max_lon <= 180 and -90 <= min_lat < max_lat <= 90):
             raise ValueError("bbox must be min_lon, min_lat, max_lon, max_lat with min < max")
         return value
+
+    @model_validator(mode="after")
+    def _simulated_feeds_known(self) -> CityConfig:
+        static = {g.id for g in self.gtfs}
+        for rt in self.gtfs_rt:
+            if rt.simulate is not None and rt.simulate.feed not in static:
+                raise ValueError(
+                    f"realtime feed {rt.id!r} simulates unknown GTFS feed {rt.simulate.feed!r}"
+                    f" (known: {', '.join(sorted(static)) or 'none'})"
+                )
+        return self
 
     @property
     def tz(self) -> ZoneInfo:

@@ -1,21 +1,12 @@
 // How legs read in the page: chips on an itinerary card, steps under it. Shared by the planner and the
 // live-trip view. A leg from a simulated feed always carries the "simulated" badge.
-import { formatClock, formatDuration, formatDistance, routeColour, textColourOn, modeLabel, escapeHtml, legKind, formatDelay } from "./format.js";
+import { formatClock, formatDuration, formatDistance, routeColour, textColourOn, modeLabel, escapeHtml, legKind } from "./format.js";
 import { modeIcon } from "./icons.js";
+import { alertLine, delayBadge, liveClock, simulatedBadge } from "./alerts.js";
 
-export const SIM_BADGE = '<span class="badge-simulated" title="From a simulated feed: not a real service">simulated</span>';
-const ALERT_ICON = '<svg class="alert-icon" viewBox="0 0 24 24" fill="currentColor" aria-hidden="true" focusable="false"><path d="M1 21h22L12 2 1 21zm12-3h-2v-2h2v2zm0-4h-2v-4h2v4z"/></svg>';
+export { alertLine, delayBadge };
 
-export function delayBadge(leg) {
-  const text = formatDelay(leg.delay_s);
-  return text ? ` <span class="delay" title="Live delay">${text}<span class="visually-hidden"> late</span></span>` : "";
-}
-
-export function alertLine(alert) {
-  const header = alert?.header || alert?.description || "Service alert";
-  const title = alert?.description && alert.description !== header ? ` title="${escapeHtml(alert.description)}"` : "";
-  return `<span class="alert"${title}>${ALERT_ICON}<span class="visually-hidden">Alert: </span>${escapeHtml(header)}</span>`;
-}
+export const SIM_BADGE = simulatedBadge();
 
 export function legChip(leg) {
   const chip = document.createElement("span");
@@ -89,9 +80,10 @@ export function legDetails(itinerary, tz) {
       const name = escapeHtml(leg.route_short_name || leg.route_long_name || "");
       const head = leg.headsign ? ` towards ${escapeHtml(leg.headsign)}` : "";
       const agency = leg.agency_name ? ` · ${escapeHtml(leg.agency_name)}` : "";
-      li.innerHTML = `<span class="leg-time">${t}</span>${escapeHtml(modeLabel(leg.mode))} <strong>${name}</strong>${head}`
+      // live: the timetable's times struck through beside the expected ones (alerts.js)
+      li.innerHTML = `<span class="leg-time">${liveClock(leg, "departure", tz)}</span>${escapeHtml(modeLabel(leg.mode))} <strong>${name}</strong>${head}`
         + ` from ${escapeHtml(leg.from?.name ?? "?")} to ${escapeHtml(leg.to?.name ?? "?")}, `
-        + `arrive ${formatClock(leg.arrival, tz)}${delayBadge(leg)} <span class="leg-note">(${formatDuration(leg.duration_s)}${agency})</span>${sim}`;
+        + `arrive ${liveClock(leg, "arrival", tz)}${delayBadge(leg)} <span class="leg-note">(${formatDuration(leg.duration_s)}${agency})</span>${sim}`;
       for (const alert of Array.isArray(leg.alerts) ? leg.alerts : []) {
         li.insertAdjacentHTML("beforeend", alertLine(alert));
       }

@@ -2,8 +2,9 @@
 // (docs/protocol.md): progress on the map, live delays and alerts, switch suggestions to accept or
 // decline. The trip's id, key and highest `seq` seen live in sessionStorage, so a reload resumes.
 import { API, requestJSON } from "./api.js";
-import { formatClock, formatDuration, formatDelay, modeLabel, escapeHtml } from "./format.js";
-import { alertLine, legChips, legDetails } from "./legs.js";
+import { formatClock, formatDuration, modeLabel, escapeHtml } from "./format.js";
+import { legChips, legDetails } from "./legs.js";
+import { liveInfo } from "./alerts.js";
 import { TripSocket } from "./tripsocket.js";
 
 const STORAGE_KEY = "correspondance.trip";
@@ -435,11 +436,7 @@ export class LiveTrips {
       if (!entry) continue;
       const info = document.createElement("span");
       info.className = "live-info";
-      const delay = formatDelay(entry.delay_s);
-      info.innerHTML = (entry.cancelled ? '<span class="cancelled">cancelled</span>' : "")
-        + (delay ? `<span class="delay" title="Live delay">${delay}<span class="visually-hidden"> late</span></span>` : "")
-        + (entry.note ? `<span class="live-note">${escapeHtml(entry.note)}</span>` : "")
-        + (Array.isArray(entry.alerts) ? entry.alerts.map(alertLine).join("") : "");
+      info.innerHTML = liveInfo(entry); // alerts.js
       if (info.innerHTML) li.append(info);
     }
   }

@@ -65,7 +65,12 @@ class GtfsRtPoller:
     def __post_init__(self) -> None:
         self.matcher = make_matcher(self.source.matcher, self.timetable)
         self.health.register(
-            FeedHealth(feed_id=self.source.id, kind="gtfs-rt", source=self.location)
+            FeedHealth(
+                feed_id=self.source.id,
+                kind="gtfs-rt",
+                source=self.location,
+                simulated=self.source.simulated,
+            )
         )
 
     async def _bytes(self) -> bytes | None:
@@ -91,6 +96,7 @@ class GtfsRtPoller:
             today = dt.datetime.fromtimestamp(stamp or now, _tz(self.timetable.timezone)).date()
             positions = parse_vehicle_positions(message, self.matcher)
             state = transit_state(self.timetable, updates, alerts, today, positions)
+            state.simulated = self.source.simulated
             await self.writer.apply_transit(self.source.id, state)
             await self.health.success(
                 self.source.id,

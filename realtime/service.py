@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 
-from correspondance.cities import FeedSource
+from correspondance.cities import FeedSource, RealtimeSimulatorConfig
 from correspondance.store import Fence, StateStore
 from crowdsource.decisions import DECISION_EVENTS, StoredDecisions
 from crowdsource.fuser import Fuser
@@ -29,6 +29,7 @@ from realtime.fetch import Fetcher
 from realtime.gbfs_poller import GbfsPoller
 from realtime.gbfs_server import GbfsServer
 from realtime.gtfsrt_poller import GtfsRtPoller
+from realtime.gtfsrt_simulator import GtfsRtServer, GtfsRtSimulator
 from realtime.health import HealthBook
 from realtime.replay import Recording, VirtualClock
 from realtime.simulator import GbfsSimulator
@@ -61,7 +62,8 @@ class LiveService:
     replay_speed: float = 60.0
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     pollers: list[GbfsPoller | GtfsRtPoller] = field(default_factory=list)
-    servers: list[GbfsServer] = field(default_factory=list)
+    servers: list[GbfsServer | GtfsRtServer] = field(default_factory=list)
+    simulators: list[GtfsRtSimulator] = field(default_factory=list)  # GTFS-RT, for tests
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _client: httpx.AsyncClient | None = None
@@ -87,7 +89,12 @@ class LiveService:
         for source in self.base.city.gbfs:
             self.pollers.append(self._poller(source, fetcher, writer))
         for rt in self.base.city.gtfs_rt:
-            where = rt.url if rt.url is not None else str(self.base.city.resolve(rt.path or ""))
+            if rt.simulate is not None:
+                where = self._simulated_gtfsrt(rt.simulate)
+            elif rt.url is not None:
+                where = rt.url
+            else:
+                where = str(self.base.city.resolve(rt.path or ""))
             self.pollers.append(
                 GtfsRtPoller(rt, fetcher, writer, self.health, self.base.timetable, where)
             )
@@ -143,6 +150,19 @@ class LiveService:
                 log.warning("fusion wake-ups of %s restarting", self.city, exc_info=True)
                 decisions.invalidate()
                 await asyncio.sleep(1.0)
+
+    def _simulated_gtfsrt(self, config: RealtimeSimulatorConfig) -> str:
+        """Start a GTFS-RT simulator's loopback server; its URL is polled like a real feed."""
+        sim = GtfsRtSimulator.for_transit(
+            config,
+            self.base.timetable.transit,
+            config.service_date or self.base.city.default_date,
+            frozen_at=self.simulated_at,
+        )
+        server = GtfsRtServer(sim.feed_bytes).start()
+        self.servers.append(server)
+        self.simulators.append(sim)
+        return server.url
 
     def _poller(self, source: FeedSource, fetcher: Fetcher, writer: LiveWriter) -> GbfsPoller:
         if source.simulate is not None:

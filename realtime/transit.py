@@ -32,6 +32,8 @@ class TransitState:
     vehicles: list[TransitVehicle] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     implausible: int = 0
+    simulated: bool = False  # from a simulator: every trip and alert it names is labelled
+    covered: set[str] = field(default_factory=set)  # matched trips it speaks of (even on time)
 
 
 def _scheduled_at(tt: BaseTimetable, trip: int, stop_id: str | None) -> int | None:
@@ -94,6 +96,7 @@ def transit_state(
     for update in trip_updates.updates:
         if update.trip_id is None:
             continue
+        state.covered.add(update.trip_id)
         if update.schedule_relationship == "CANCELED":
             state.cancelled.add(update.trip_id)
             continue

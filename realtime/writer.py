@@ -62,9 +62,10 @@ def gtfsrt_state_key(city: str) -> str:
     return f"live:{city}:gtfsrt"
 
 
-def _live_alert(alert: Any) -> LiveAlert:
+def _live_alert(alert: Any, simulated: bool = False) -> LiveAlert:
     entities = alert.informed_entities
     return LiveAlert(
+        simulated=simulated,
         alert_id=alert.alert_id,
         effect=alert.effect,
         header=alert.header_text,
@@ -84,6 +85,7 @@ def _alert_from_json(a: dict[str, Any]) -> LiveAlert:
         route_ids=tuple(a.get("route_ids", ())),
         stop_ids=tuple(a.get("stop_ids", ())),
         trip_ids=tuple(a.get("trip_ids", ())),
+        simulated=bool(a.get("simulated", False)),
     )
 
 
@@ -125,13 +127,16 @@ class LiveWriter:
         closed: set[str] = set()
         alerts: list[LiveAlert] = []
         skipped: dict[str, frozenset[str]] = {}
+        simulated: set[str] = set()
         vehicles = [v for feed_state in self._transit.values() for v in feed_state.vehicles]
         for feed_state in self._transit.values():
             skipped.update({t: frozenset(s) for t, s in feed_state.skipped.items()})
             delays.update(feed_state.delays)
             cancelled |= feed_state.cancelled
             closed |= feed_state.closed_stops
-            alerts += [_live_alert(a) for a in feed_state.alerts]
+            alerts += [_live_alert(a, feed_state.simulated) for a in feed_state.alerts]
+            if feed_state.simulated:
+                simulated |= feed_state.covered
         changed_trips = sorted(
             t
             for t in delays.keys() | before.trip_delays.keys()
@@ -144,11 +149,12 @@ class LiveWriter:
         )
         changed_stops = sorted(closed ^ set(before.closed_stops))
         alerts_changed = tuple(alerts) != before.alerts
+        simulated_changed = frozenset(simulated) != before.simulated_trips
         if tuple(vehicles) != before.transit_vehicles:
             # positions move every poll: they update the overlay (for display) but are not
             # an event — nothing is replanned because a bus moved as scheduled
             self.holder.set_transit_state(transit_vehicles=vehicles)
-        if not changed_trips and not changed_stops and not alerts_changed:
+        if not changed_trips and not changed_stops and not alerts_changed and not simulated_changed:
             return None
         overlay = self.holder.set_transit_state(
             cancelled_trips=cancelled,
@@ -156,6 +162,7 @@ class LiveWriter:
             trip_delays=delays,
             alerts=alerts,
             skipped_stops=skipped,
+            simulated_trips=simulated,
         )
         stored = {
             "delays": delays,
@@ -163,6 +170,7 @@ class LiveWriter:
             "closed_stops": sorted(closed),
             "alerts": [asdict(a) for a in alerts],
             "skipped": {t: sorted(s) for t, s in skipped.items()},
+            "simulated_trips": sorted(simulated),
         }
         return await self._publish(
             GTFSRT_UPDATED,
@@ -334,6 +342,7 @@ class LiveFollower:
             trip_delays=stored["delays"],
             alerts=[_alert_from_json(a) for a in stored["alerts"]],
             skipped_stops=stored.get("skipped", {}),
+            simulated_trips=stored.get("simulated_trips", ()),
         )
         return True
 

@@ -6,6 +6,7 @@ and the build code's version, and loaded by unpickling arrays on the next start.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pickle
 import time
@@ -271,6 +272,10 @@ def load_or_build(
             with path.open("rb") as handle:
                 base = pickle.load(handle)
             if isinstance(base, CityBase):
+                # the hash leaves live feeds out, so the cached config may name other ones:
+                # the config read now is the one that holds (a new GTFS-RT feed is served)
+                if base.city != city:
+                    base = dataclasses.replace(base, city=city)
                 return base, True
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             pass  # a stale or truncated cache is rebuilt, never trusted

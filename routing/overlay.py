@@ -97,6 +97,7 @@ class LiveAlert:
     route_ids: tuple[str, ...] = ()
     stop_ids: tuple[str, ...] = ()
     trip_ids: tuple[str, ...] = ()
+    simulated: bool = False  # from a simulated GTFS-RT feed
 
 
 def _readonly(array: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -116,6 +117,8 @@ class LiveOverlay:
     alerts: tuple[LiveAlert, ...] = ()
     skipped_stops: Mapping[str, frozenset[str]] = field(default_factory=dict)  # trip → stops
     transit_vehicles: tuple[TransitVehicle, ...] = ()
+    # trips whose live state (delay, cancellation, on time) comes from a simulated feed
+    simulated_trips: frozenset[str] = frozenset()
     zones: Mapping[str, tuple[GeoZone, ...]] = field(default_factory=dict)  # per system
     systems: Mapping[str, SharedSystem] = field(default_factory=dict)
     stations: tuple[SharedStation, ...] = ()
@@ -198,10 +201,13 @@ class OverlayHolder:
         alerts: Iterable[LiveAlert] | None = None,
         skipped_stops: Mapping[str, Iterable[str]] | None = None,
         transit_vehicles: Iterable[TransitVehicle] | None = None,
+        simulated_trips: Iterable[str] | None = None,
     ) -> LiveOverlay:
         """Replace the sets of cancelled trips and closed stops, the trip delays (s), alerts."""
         with self._lock:
             changes: dict[str, object] = {}
+            if simulated_trips is not None:
+                changes["simulated_trips"] = frozenset(simulated_trips)
             if alerts is not None:
                 changes["alerts"] = tuple(alerts)
             if transit_vehicles is not None:

@@ -103,6 +103,7 @@ class Leg:
     alight_index: int | None = None
     drive_edges: tuple[int, ...] = ()  # drive-network edges, for live congestion matching
     traffic_delay_s: int = 0  # a bus in traffic: seconds late at the alighting stop
+    traffic_board_delay_s: int = 0  # ...and at the boarding stop
 
 
 @dataclass(frozen=True)
@@ -400,6 +401,7 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
     route = int(tt.trip_route[trip])
     street = street_effects(ctx.base, ctx.overlay)  # cached per overlay version
     traffic = street.delay_at(int(tt.trip_pattern[trip]), leg.alight_pos) if street else 0
+    traffic_board = street.delay_at(int(tt.trip_pattern[trip]), leg.board_pos) if street else 0
     shaped = ride_line(ctx.base, int(tt.trip_pattern[trip]), leg.board_pos, leg.alight_pos)
     if shaped is not None:  # along shapes.txt: what is drawn is what is ridden
         geometry, dist = shaped
@@ -434,6 +436,7 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
         board_index=leg.board_pos,
         alight_index=leg.alight_pos,
         traffic_delay_s=traffic,
+        traffic_board_delay_s=traffic_board,
     )
 
 

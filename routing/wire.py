@@ -51,6 +51,7 @@ class AlertOut(BaseModel):
     effect: str
     header: str | None
     description: str | None
+    simulated: bool = Field(default=False, description="From a simulated GTFS-RT feed.")
 
 
 def leg_alerts(leg: Leg, overlay: LiveOverlay | None) -> list[AlertOut]:
@@ -59,10 +60,27 @@ def leg_alerts(leg: Leg, overlay: LiveOverlay | None) -> list[AlertOut]:
         return []
     stops = {leg.origin.stop_id, leg.destination.stop_id}
     return [
-        AlertOut(alert_id=a.alert_id, effect=a.effect, header=a.header, description=a.description)
+        AlertOut(
+            alert_id=a.alert_id,
+            effect=a.effect,
+            header=a.header,
+            description=a.description,
+            simulated=a.simulated,
+        )
         for a in overlay.alerts
         if leg.route_id in a.route_ids or leg.trip_id in a.trip_ids or stops & set(a.stop_ids)
     ]
+
+
+def _live_delay(leg: Leg, overlay: LiveOverlay | None) -> tuple[int | None, bool]:
+    """(seconds late or None when no live feed speaks of the trip, from a simulator?)."""
+    if overlay is None or leg.trip_id is None:
+        return None, False
+    delay = overlay.trip_delays.get(leg.trip_id)
+    simulated = leg.trip_id in overlay.simulated_trips
+    if delay is None and simulated:
+        delay = 0  # the (simulated) feed says this trip runs on time
+    return delay, simulated
 
 
 class LegOut(BaseModel):
@@ -84,11 +102,22 @@ class LegOut(BaseModel):
     agency_name: str | None
     intermediate_stops: int
     system_id: str | None = None
-    simulated: bool = False
+    simulated: bool = Field(
+        default=False,
+        description="Shared vehicles from a simulated GBFS feed, or a transit leg whose live "
+        "state (delay_s, on time, alerts) comes from a simulated GTFS-Realtime feed.",
+    )
     delay_s: int | None = Field(
         default=None,
-        description="Transit: seconds late, the trip's live delay (GTFS-Realtime) plus, for a "
-        "bus, what traffic on its streets adds by the alighting stop; null when nothing is known.",
+        description="Transit: seconds late at the alighting stop: the live feed's delay "
+        "(0 on time; null: no live data) plus, for a bus, what traffic on its streets adds. "
+        "departure and arrival are the expected times, delays included.",
+    )
+    scheduled_departure: dt.datetime | None = Field(
+        default=None, description="Transit, when delay_s is not 0: the timetable's departure."
+    )
+    scheduled_arrival: dt.datetime | None = Field(
+        default=None, description="Transit, when delay_s is not 0: the timetable's arrival."
     )
     alerts: list[AlertOut] = Field(default_factory=list)
     board_index: int | None = Field(
@@ -109,13 +138,19 @@ class LegOut(BaseModel):
     @classmethod
     def of(cls, leg: Leg, overlay: LiveOverlay | None = None) -> LegOut:
         """From a routing Leg, with its live delay and alerts from the overlay."""
-        delay = overlay.trip_delays.get(leg.trip_id) if overlay and leg.trip_id else None
+        feed_delay, live_simulated = _live_delay(leg, overlay)
+        delay = feed_delay
         if leg.traffic_delay_s:  # a bus in traffic is late at its stop by that much more
             delay = (delay or 0) + leg.traffic_delay_s
+        alerts = leg_alerts(leg, overlay)
+        late = dt.timedelta(seconds=delay or 0)  # at the alighting stop
+        late_boarding = dt.timedelta(seconds=(feed_delay or 0) + leg.traffic_board_delay_s)
         return cls.model_validate(
             {
                 "delay_s": delay,
-                "alerts": leg_alerts(leg, overlay),
+                "scheduled_departure": leg.departure - late_boarding if delay else None,
+                "scheduled_arrival": leg.arrival - late if delay else None,
+                "alerts": alerts,
                 "mode": leg.mode,
                 "from": PlaceOut.of(leg.origin),
                 "to": PlaceOut.of(leg.destination),
@@ -132,7 +167,7 @@ class LegOut(BaseModel):
                 "agency_name": leg.agency_name,
                 "intermediate_stops": leg.intermediate_stops,
                 "system_id": leg.system_id,
-                "simulated": leg.simulated,
+                "simulated": leg.simulated or live_simulated or any(a.simulated for a in alerts),
                 "board_index": leg.board_index,
                 "alight_index": leg.alight_index,
                 "drive_edges": list(leg.drive_edges),

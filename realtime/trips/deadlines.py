@@ -78,7 +78,7 @@ def decision_deadline(
             assert leg.trip_id is not None
             troubled = (
                 leg.trip_id in overlay.cancelled_trips
-                or overlay.trip_delays.get(leg.trip_id, 0) != 0
+                or overlay.trip_delays.get(leg.trip_id, 0) != leg.planned_delay_s
                 or _closed(base, overlay, *leg.origin)
                 or _closed(base, overlay, *leg.destination)
             )

@@ -39,6 +39,9 @@ class ItineraryError(InputError):
     code = "invalid_itinerary"
 
 
+MAX_DELAY_S = 6 * 3600  # a planned delay beyond this is not believed (as realtime.transit)
+
+
 @dataclass(frozen=True)
 class PlanLeg:
     """One leg of a followed plan, with what live state it depends on."""
@@ -58,6 +61,9 @@ class PlanLeg:
     pickup_station: str | None = None  # GBFS station id where the shared vehicle is taken
     dropoff_station: str | None = None  # ...and left at this one
     drive_edges: tuple[int, ...] = ()
+    # the live delay already in this transit leg's times when it was planned (its delay_s):
+    # only a change from it makes the traveller later than the plan they were shown
+    planned_delay_s: int = 0
 
     @property
     def transit(self) -> bool:
@@ -229,6 +235,9 @@ def parse_plan(base: CityBase, body: Any, overlay: LiveOverlay | None = None) ->
                 if leg.mode in ("bikeshare", "carshare")
                 else None,
                 drive_edges=tuple(int(e) for e in leg.drive_edges),
+                planned_delay_s=max(-MAX_DELAY_S, min(MAX_DELAY_S, int(leg.delay_s or 0)))
+                if leg.trip_id is not None
+                else 0,
             )
         )
     if legs[-1].arrival - legs[0].departure > MAX_DURATION:
@@ -343,7 +352,8 @@ def project(base: CityBase, plan: TripPlan, at: dt.datetime, overlay: LiveOverla
         leg = plan.legs[i]
         if leg.transit:
             assert leg.trip_id is not None
-            delay = int(overlay.trip_delays.get(leg.trip_id, 0))
+            # later than the plan's own times, which already hold the delay it was planned with
+            delay = int(overlay.trip_delays.get(leg.trip_id, 0)) - leg.planned_delay_s
             if leg.trip_id in overlay.cancelled_trips:
                 out.append((i, delay, True, "cancelled"))
                 return Projection(

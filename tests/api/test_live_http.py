@@ -12,7 +12,7 @@ def test_feeds_endpoint_reports_each_feed_and_labels_simulators(api_url: str) ->
     body = httpx.get(f"{api_url}/api/v1/feeds", timeout=10).json()
     assert body["city"] == "porto-alegre"
     feeds = {f["feed_id"]: f for f in body["feeds"]}
-    assert set(feeds) == {"poa-bikes-sim", "poa-cars-sim"}
+    assert set(feeds) == {"poa-bikes-sim", "poa-cars-sim", "eptc-rt-sim"}
     for feed in feeds.values():
         assert feed["simulated"] is True
         assert feed["status"] == "ok", feed

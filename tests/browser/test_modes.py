@@ -26,7 +26,7 @@ MODE_NAMES = {
     "bikeshare": "Bike-share",
     "carshare": "Car-share",
 }
-SIMULATED_FEEDS = ("poa-bikes-sim", "poa-cars-sim")
+SIMULATED_FEEDS = ("poa-bikes-sim", "poa-cars-sim", "eptc-rt-sim")
 
 
 def _open(page: Any) -> None:
@@ -151,7 +151,8 @@ def test_no_mode_selected_is_caught_inline_before_the_api(page: Any) -> None:
 
 
 def test_live_delay_and_alerts_are_shown(page: Any, live_server: str) -> None:
-    """The live overlay of the test city has no delays: feed a real plan back with some added."""
+    """A real plan fed back with one known delay and alert (the simulated GTFS-RT feed's own
+    delays and alerts are shown end to end in test_live_delays.py)."""
     _open(page)
     depart = page.locator("#depart").input_value()
     real = page.request.get(
@@ -184,6 +185,7 @@ def test_live_delay_and_alerts_are_shown(page: Any, live_server: str) -> None:
         for other in it["legs"]:
             if other is not leg and other["mode"] == "bus":
                 other["delay_s"] = 45
+                other["alerts"] = []  # the simulated GTFS-RT feed's own alerts
     page.route(
         lambda url: _is_plan(url),
         lambda route: route.fulfill(
