@@ -37,7 +37,7 @@ import numpy as np
 
 from correspondance.errors import CorrespondanceError, InputError
 from correspondance.store import Event, StateStore
-from realtime.loops import LoopHealth
+from realtime.loops import LoopHealth, cancel_and_wait
 from realtime.trips.commands import CommandRefusedError, close_suggestion, end
 from realtime.trips.deadlines import DeadlineQueue, decision_deadline
 from realtime.trips.plan_view import (
@@ -255,16 +255,10 @@ class TripEngine:
                 await self._reindex(trip_id)
 
     async def stop(self) -> None:
-        """Stop following events (never raises: shutdown goes on)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # the loops catch everything; this is a last resort
-                log.exception("trip engine task of %s ended with an error", self.city)
+        """Stop ticking, evaluating and following events, within seconds (never raises:
+        shutdown goes on; see :func:`~realtime.loops.cancel_and_wait`)."""
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks, f"trip engine of {self.city}")
 
     def health(self) -> dict[str, Any]:
         """The tick loop for a health check: ``{"running", "ticks", "errors",
