@@ -209,6 +209,9 @@ class TripEngine:
         self._private_live: dict[str, tuple[LiveOverlay, tuple[int, ...], Bypasses]] = {}
         self._shared: Bypasses | None = None  # the shared repairs of the current overlay
         self._noticed: dict[str, tuple[int, str]] = {}  # trip → (plan version, eta) told
+        # trip → wall time its tick must next read the session (its open suggestion's end,
+        # or its arrival); before that, the tick has nothing to do for it
+        self._due: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._busy = 0
         self._replan_s = 0.05  # recent wall time of one full replan (moving average)
@@ -415,6 +418,7 @@ class TripEngine:
         try:
             plan = self._plan(session)
             self._clocks[trip_id] = session.clock_offset_s
+            self._due[trip_id] = _tick_due(session, session.suggestion)
             self.index.put(trip_id, plan, plan.leg_index_at(session.now()))
         except Exception as exc:
             self.tick_health.failed(exc, f"indexing trip {trip_id}")
@@ -442,6 +446,7 @@ class TripEngine:
         self._incidents.pop(trip_id, None)
         self._private_live.pop(trip_id, None)
         self._noticed.pop(trip_id, None)
+        self._due.pop(trip_id, None)
         self.deadlines.pop(trip_id, None)
         self._queued_at.pop(trip_id, None)
         self.queue.discard(trip_id)
@@ -604,6 +609,9 @@ class TripEngine:
 
         _, sent = await self.book.change(trip_id, mutate, event=None)
         if sent:
+            valid = dt.datetime.fromisoformat(body["valid_until"]).timestamp()
+            due = valid - session.clock_offset_s
+            self._due[trip_id] = min(due, self._due.get(trip_id, due))
             self.stats.suggested += 1
             if deadline is not None and time.time() > deadline:
                 self.stats.late += 1
@@ -828,6 +836,8 @@ class TripEngine:
         """
         wall = time.time() if wall is None else wall
         for trip_id in self.index.trips:
+            if wall < self._due.get(trip_id, wall):
+                continue  # nothing can expire or end yet: no store read (2,000 trips / tick)
             try:
                 await self._tick_trip(trip_id, wall)
             except asyncio.CancelledError:
@@ -852,6 +862,8 @@ class TripEngine:
                     close_suggestion(open_["suggestion_id"], "expired", now),
                     event=None,
                 )
+            open_ = None
+        self._due[trip_id] = _tick_due(session, open_)
         overdue = (now - session.arrival()).total_seconds()
         if overdue < ARRIVED_AFTER_S:
             return
@@ -868,6 +880,16 @@ class TripEngine:
             )
             await self.book.count(self.city, "ended")
         self._forget(trip_id)
+
+
+def _tick_due(session: TripSession, suggestion: dict[str, Any] | None) -> float:
+    """The wall time from which a trip's tick has work: its open suggestion expires, or it
+    may have arrived. A change made elsewhere (accepted, declined, a new plan) re-indexes
+    the trip, which sets this again."""
+    due = session.arrival().timestamp() + ARRIVED_AFTER_S
+    if suggestion is not None:
+        due = min(due, dt.datetime.fromisoformat(suggestion["valid_until"]).timestamp())
+    return due - session.clock_offset_s
 
 
 def _alerts(
