@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -292,7 +293,9 @@ class TripPartitions:
     Each engine process announces itself (``engines:<city>:<owner>``, expiring) and holds at
     most ``ceil(partitions / live engines)`` leases ``trips:<city>:<k>``; extra leases are
     released for newcomers, and free ones (a dead process's, expired) are taken. After any
-    change ``changed()`` is awaited (the engine re-reads which trips are its own).
+    change ``changed()`` runs beside the lease keeping (the engine re-reads which trips are
+    its own: seconds for thousands of trips, which must never delay a refresh, else the
+    leases expire and move again); :meth:`settled` waits for it.
     """
 
     def __init__(
@@ -312,6 +315,8 @@ class TripPartitions:
         self._changed = changed
         self.held: set[int] = set()
         self.rounds = 0
+        self._applying: asyncio.Task[None] | None = None
+        self._again = False
         # each process tries partitions in its own order, so newcomers rarely collide
         start = zlib.crc32(owner.encode()) % partitions
         self._order = [(start + i) % partitions for i in range(partitions)]
@@ -334,6 +339,8 @@ class TripPartitions:
         """Leave at once: withdraw the announcement and free every lease, so the other
         engines take this share now, not after the TTL. Call it after :meth:`run` ended."""
         held, self.held = sorted(self.held), set()  # evaluate nothing from here on
+        if self._applying is not None:
+            await cancel_and_wait([self._applying], f"re-indexing trips of {self.city}")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
                 self.store.delete(f"engines:{self.city}:{self.owner}"), self.ttl_s / 3
@@ -356,10 +363,27 @@ class TripPartitions:
         self.rounds += 1
         if self.held != before:
             log.info("trip partitions of %s: %s", self.city, sorted(self.held))
+            if self._applying is None or self._applying.done():
+                self._applying = asyncio.create_task(self._apply())
+            else:
+                self._again = True
+
+    async def _apply(self) -> None:
+        while True:
+            self._again = False
             try:
                 await self._changed()
             except ConnectionError:  # the event pump re-indexes when the store is back
                 log.warning("re-indexing trips of %s: store unreachable", self.city)
+            except Exception:
+                log.exception("re-indexing trips of %s failed", self.city)
+            if not self._again:
+                return
+
+    async def settled(self) -> None:
+        """Wait until the engine has taken the last change of partitions into account."""
+        while self._applying is not None and not self._applying.done():
+            await asyncio.shield(self._applying)
 
     async def _step(self) -> None:
         await self.store.set(f"engines:{self.city}:{self.owner}", b"1", ttl_s=self.ttl_s)
@@ -442,14 +466,16 @@ class LiveRuntime:
                 self.owner,
                 settings.trip_partitions,
                 settings.trip_lease_ttl_s,
-                live.engine.reindex_all,
+                functools.partial(live.engine.reindex_all, fresh=False),
             )
             live.engine.owns = live.partitions.owns
             await live.partitions.step()  # own a share before the first event
-            await live.engine.start(follow=False)
+            await live.partitions.settled()
+            # keep the leases while the engine indexes its trips (seconds for thousands)
             self.supervisor.spawn(
                 f"trip-partitions:{city_id}", live.partitions.run, live.partitions.close
             )
+            await live.engine.start(follow=False)
             if settings.live_feeds:
                 live.election = self._election(live)
                 await live.election.step()  # the first writer starts before serving

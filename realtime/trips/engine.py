@@ -244,8 +244,12 @@ class TripEngine:
         if follow:
             self._tasks.append(asyncio.create_task(self._follow()))
 
-    async def reindex_all(self) -> None:
-        """Re-read the city's active trips: index those this process owns, forget others."""
+    async def reindex_all(self, fresh: bool = True) -> None:
+        """Re-read the city's active trips: index those this process owns, forget others.
+
+        ``fresh=False`` (this process's trip partitions changed) reads only the trips it did
+        not index yet: the others are kept up to date by their events.
+        """
         for trip_id in self.index.trips:
             if not self.owns(trip_id):
                 self._forget(trip_id)
@@ -254,7 +258,7 @@ class TripEngine:
             if trip_id not in active:
                 self._forget(trip_id)
         for trip_id in sorted(active):
-            if self.owns(trip_id):
+            if self.owns(trip_id) and (fresh or trip_id not in self.index):
                 await self._reindex(trip_id)
 
     async def stop(self) -> None:
