@@ -138,11 +138,8 @@ async def _round(
         deadline = time.monotonic() + 300
         while True:  # every process up, warmed and holding its share of the partitions
             logs = [(folder / f"worker-{i}.log").read_text() for i in range(engines)]
-            owners = {
-                (await store.get(f"lock:trips:{CITY}:{p}") or b"").split(b":")[1]
-                for p in range(PARTITIONS)
-                if await store.get(f"lock:trips:{CITY}:{p}")
-            }
+            held = [await store.get(f"lock:trips:{CITY}:{p}") for p in range(PARTITIONS)]
+            owners = {owner.split(b":")[1] for owner in held if owner}  # host:pid:random
             if all("running for" in text for text in logs) and len(owners) == engines:
                 break
             if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
