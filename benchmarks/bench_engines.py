@@ -123,6 +123,25 @@ def _worker(url: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+async def _settled(url: str, quiet_per_s: float = 300.0, timeout_s: float = 60.0) -> None:
+    """Wait until the workers' start-up reads are over: Redis serves fewer than
+    ``quiet_per_s`` commands a second (lease keeping and feeds only), for one second."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        before = int((await client.info("stats"))["total_commands_processed"])
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            now = int((await client.info("stats"))["total_commands_processed"])
+            if now - before < quiet_per_s:
+                return
+            before = now
+    finally:
+        await client.aclose()
+
+
 async def _round(
     url: str, engines: int, plans: tuple[list[dict[str, Any]], list[dict[str, Any]]], args: Any
 ) -> float:
@@ -145,7 +164,7 @@ async def _round(
             if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
                 raise RuntimeError("workers did not start:\n" + "\n".join(logs))
             await asyncio.sleep(0.2)
-        await asyncio.sleep(2.0)  # the engines index their trips
+        await _settled(url)  # the engines have indexed their trips
         repository = ReportRepository(store, CITY)
         seen: set[str] = set()
         async with store.subscribe() as events:

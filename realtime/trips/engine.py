@@ -233,10 +233,12 @@ class TripEngine:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self, follow: bool = True) -> None:
-        """Index the city's active trips, then tick and (unless the caller hands it the
-        events, as :class:`~realtime.runtime.LiveRuntime` does) follow events."""
-        with contextlib.suppress(ConnectionError):  # store down: indexed when it is back
-            await self.reindex_all()
+        """Index the city's active trips, tick, and follow events — unless the caller hands
+        it the events (``follow=False``, as :class:`~realtime.runtime.LiveRuntime` does):
+        the caller then indexes it when it subscribes (:meth:`reindex_all`)."""
+        if follow:
+            with contextlib.suppress(ConnectionError):  # store down: indexed when it is back
+                await self.reindex_all()
         self._tasks = [
             *(asyncio.create_task(self._work()) for _ in range(self.concurrency)),
             asyncio.create_task(self._tick_loop()),
