@@ -123,7 +123,7 @@ def _worker(url: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def _settled(url: str, quiet_per_s: float = 300.0, timeout_s: float = 60.0) -> None:
+async def _settled(url: str, quiet_per_s: float = 100.0, timeout_s: float = 60.0) -> None:
     """Wait until the workers' start-up reads are over: Redis serves fewer than
     ``quiet_per_s`` commands a second (lease keeping and feeds only), for one second."""
     from redis.asyncio import Redis

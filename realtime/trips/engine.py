@@ -261,7 +261,7 @@ class TripEngine:
                 self._forget(trip_id)
         for trip_id in sorted(active):
             if self.owns(trip_id) and (fresh or trip_id not in self.index):
-                await self._reindex(trip_id)
+                await self._reindex(trip_id, catch_up=True)
 
     async def stop(self) -> None:
         """Stop ticking, evaluating and following events, within seconds (never raises:
@@ -406,13 +406,16 @@ class TripEngine:
         self._private_live[session.trip_id] = (current, closures, bypasses)
         return private, bypasses
 
-    async def _reindex(self, trip_id: str) -> None:
+    async def _reindex(self, trip_id: str, catch_up: bool = False) -> None:
         """(Re-)index one trip. What is stored never makes this raise (start-up indexes
         every active trip): an unreadable session is quarantined by :meth:`TripBook.get`,
-        a plan that no longer reads against the city here; only store errors propagate."""
+        a plan that no longer reads against the city here; only store errors propagate.
+        ``catch_up``: a trip new to this engine that a change may have touched before is
+        queued for evaluation."""
         if not self.owns(trip_id):
             self._forget(trip_id)
             return
+        new = trip_id not in self.index
         try:
             session = await self.book.get(trip_id)
         except TripNotFoundError:
@@ -443,6 +446,19 @@ class TripEngine:
                 self._wake.set()
             else:
                 self._private.pop(trip_id, None)
+        if catch_up and new and self._on_changed_streets(trip_id):
+            # a trip this process did not know (its partition just came here, or the engine
+            # started) may sit on a change announced before: its former engine may never
+            # have evaluated it (it stopped, or had not indexed it yet)
+            self._queue_touched({trip_id}, "congestion", self.holder.current, None)
+
+    def _on_changed_streets(self, trip_id: str) -> bool:
+        """Whether a drive edge ahead of the trip is closed or slowed now."""
+        edges = self.index._keys[trip_id][0]
+        if not edges:
+            return False
+        multiplier = self.holder.current.drive_multiplier
+        return bool(np.any(multiplier[np.fromiter(edges, np.int64, len(edges))] != 1.0))
 
     def _forget(self, trip_id: str) -> None:
         self.index.remove(trip_id)
