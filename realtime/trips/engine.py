@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import os
 import secrets
 import time
@@ -80,6 +81,7 @@ NEAR_DESTINATION_M = 300.0
 ETA_NOTICE_S = 60.0  # a live_update when the projected arrival moves this much
 MAX_VALID_S = 20 * 60.0
 MIN_VALID_S = 3 * 60.0
+SWEEP_S = 10.0  # the tick reads every session at least this often
 HURRY_S = (
     10.0  # with less time than this (or 3 replans) before the deadline, the repair is the answer
 )
@@ -212,6 +214,7 @@ class TripEngine:
         # trip → wall time its tick must next read the session (its open suggestion's end,
         # or its arrival); before that, the tick has nothing to do for it
         self._due: dict[str, float] = {}
+        self._sweep = 0  # where the tick's sweep of every trip goes on
         self._wake = asyncio.Event()
         self._busy = 0
         self._replan_s = 0.05  # recent wall time of one full replan (moving average)
@@ -857,9 +860,18 @@ class TripEngine:
         whose stored data cannot be used is quarantined.
         """
         wall = time.time() if wall is None else wall
-        for trip_id in self.index.trips:
-            if wall < self._due.get(trip_id, wall):
-                continue  # nothing can expire or end yet: no store read (2,000 trips / tick)
+        trips = self.index.trips
+        # every trip is read at least every SWEEP_S (a session changed or broken behind the
+        # engine's back), the others only when something can be due: reading 2,000
+        # sessions every tick starved the event loop
+        n = len(trips)
+        k = min(n, math.ceil(n * self.tick_s / SWEEP_S))
+        first = self._sweep % n if n else 0
+        swept = set(trips[first : first + k]) | set(trips[: max(0, first + k - n)])
+        self._sweep = first + k
+        for trip_id in trips:
+            if trip_id not in swept and wall < self._due.get(trip_id, wall):
+                continue
             try:
                 await self._tick_trip(trip_id, wall)
             except asyncio.CancelledError:
