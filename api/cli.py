@@ -22,7 +22,9 @@ from correspondance.errors import CorrespondanceError
 from correspondance.settings import Settings
 
 if TYPE_CHECKING:
+    from correspondance.store import StateStore
     from crowdsource.accounts import OperatorAccounts
+    from realtime.runtime import LiveRuntime
 
 log = logging.getLogger("correspondance")
 
@@ -177,6 +179,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+WORKER_STOP_TIMEOUT_S = 15.0  # a worker still stopping after this exits anyway
+
+
+async def _close_worker(runtime: LiveRuntime, store: StateStore) -> None:
+    await runtime.stop()
+    await store.aclose()
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run the live side without HTTP: writer election (feeds, fusion) and trip engines.
 
@@ -205,15 +215,25 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         runtime = LiveRuntime(settings, store, bases, overlays)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            if stop.is_set():  # asked again while stopping: leave now, leases expire
+                print("worker: second signal, exiting at once", file=sys.stderr, flush=True)
+                os._exit(128 + signum)
+            stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         await runtime.start()
         print(f"worker {runtime.owner} running for {', '.join(bases)}", file=sys.stderr, flush=True)
         try:
             await stop.wait()
         finally:
-            await runtime.stop()
-            await store.aclose()
+            closing = asyncio.ensure_future(_close_worker(runtime, store))
+            if not (await asyncio.wait({closing}, timeout=WORKER_STOP_TIMEOUT_S))[0]:
+                print("worker: shutdown timed out, exiting", file=sys.stderr, flush=True)
+                os._exit(1)
+            closing.result()
 
     asyncio.run(run())
     return 0

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -45,7 +46,7 @@ from typing import Any
 
 from correspondance.settings import Settings
 from correspondance.store import Fence, StateStore
-from realtime.loops import LoopHealth
+from realtime.loops import LoopHealth, cancel_and_wait
 from realtime.service import LiveService
 from realtime.trips.engine import TripEngine
 from realtime.trips.hub import TripHub
@@ -84,20 +85,37 @@ class Supervisor:
     """Runs long-lived loops; a loop that raises is logged, counted and restarted.
 
     Backoff grows from ``min_backoff_s`` to ``max_backoff_s`` while a loop keeps failing and
-    resets once it has run for a minute.
+    resets once it has run for a minute. :meth:`stop` ends every loop within
+    ``stop_timeout_s``, then runs each loop's clean-up (``close``), in spawn order.
     """
 
-    def __init__(self, min_backoff_s: float = 0.5, max_backoff_s: float = 10.0) -> None:
+    def __init__(
+        self, min_backoff_s: float = 0.5, max_backoff_s: float = 10.0, stop_timeout_s: float = 5.0
+    ) -> None:
         self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.stop_timeout_s = stop_timeout_s
         self.loops: dict[str, LoopHealth] = {}
         self.running: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._closes: list[tuple[str, Callable[[], Awaitable[None]]]] = []
 
-    def spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
-        """Run ``loop()`` until stopped, restarting it whenever it raises or returns."""
+    def spawn(
+        self,
+        name: str,
+        loop: Callable[[], Awaitable[None]],
+        close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run ``loop()`` until stopped, restarting it whenever it raises or returns.
+
+        ``close()``, if given, is awaited by :meth:`stop` once the loop has ended: a loop is
+        cancelled, possibly several times (see :func:`~realtime.loops.cancel_and_wait`), so
+        what it must undo (release a lock) is done there, never in the loop's ``finally``.
+        """
         self.loops[name] = LoopHealth(name)
         self._tasks.append(asyncio.create_task(self._run(name, loop), name=name))
+        if close is not None:
+            self._closes.append((name, close))
 
     async def _run(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         health = self.loops[name]
@@ -127,13 +145,16 @@ class Supervisor:
         }
 
     async def stop(self) -> None:
-        """Cancel every loop and wait for them."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """End every loop (each within ``stop_timeout_s``), then run their clean-ups (never
+        raises: shutdown goes on)."""
+        await cancel_and_wait(self._tasks, "supervised loops", self.stop_timeout_s)
         self._tasks.clear()
+        for name, close in self._closes:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing %s failed", name)
+        self._closes.clear()
 
 
 # -- the writer election --------------------------------------------------------------------
@@ -182,6 +203,7 @@ class WriterElection:
         # delaying a refresh
         self.starting: asyncio.Task[None] | None = None
         self.failed_starts = 0
+        self.stopping = False  # set by close(): the process leaves (no mirroring after it)
 
     @property
     def lock(self) -> str:
@@ -189,18 +211,23 @@ class WriterElection:
         return writer_lock(self.city)
 
     async def run(self) -> None:
-        """Campaign forever (a supervised loop)."""
-        try:
-            while True:
-                await self.step()
-                await asyncio.sleep(self.ttl_s / 5 if self.leader else self.ttl_s / 3)
-        finally:
-            if self.leader:
-                await self._step_down("stopping")
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(
-                        self.store.release_lock(self.lock, self.owner), self.ttl_s / 5
-                    )
+        """Campaign forever (a supervised loop; :meth:`close` once it has ended)."""
+        while True:
+            await self.step()
+            await asyncio.sleep(self.ttl_s / 5 if self.leader else self.ttl_s / 3)
+
+    async def close(self) -> None:
+        """Leave: step down if writing (the writer stops) and free the lock at once, so a
+        standby takes over now rather than after the TTL. Call it after :meth:`run` ended."""
+        self.stopping = True
+        if self.leader:
+            await self._step_down("stopping")
+        else:
+            starting, self.starting = self.starting, None
+            if starting is not None:
+                await cancel_and_wait([starting], f"writer start-up of {self.city}")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.store.release_lock(self.lock, self.owner), self.ttl_s / 5)
 
     async def step(self) -> None:
         """One round: refresh (leader) or try to take the lock (standby)."""
@@ -239,13 +266,12 @@ class WriterElection:
             self._confirmed_at = -math.inf
 
     async def _step_down(self, why: str) -> None:
-        log.error("%s: stepping down as writer of %s (epoch %d)", why, self.city, self.epoch)
+        level = logging.INFO if self.stopping else logging.ERROR
+        log.log(level, "%s: stepping down as writer of %s (epoch %d)", why, self.city, self.epoch)
         self.leader = False
         starting, self.starting = self.starting, None
-        if starting is not None and not starting.done():
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await starting
+        if starting is not None:
+            await cancel_and_wait([starting], f"writer start-up of {self.city}")
         await self._demoted()
 
     def health(self) -> dict[str, Any]:
@@ -267,7 +293,9 @@ class TripPartitions:
     Each engine process announces itself (``engines:<city>:<owner>``, expiring) and holds at
     most ``ceil(partitions / live engines)`` leases ``trips:<city>:<k>``; extra leases are
     released for newcomers, and free ones (a dead process's, expired) are taken. After any
-    change ``changed()`` is awaited (the engine re-reads which trips are its own).
+    change ``changed()`` runs beside the lease keeping (the engine re-reads which trips are
+    its own: seconds for thousands of trips, which must never delay a refresh, else the
+    leases expire and move again); :meth:`settled` waits for it.
     """
 
     def __init__(
@@ -287,6 +315,8 @@ class TripPartitions:
         self._changed = changed
         self.held: set[int] = set()
         self.rounds = 0
+        self._applying: asyncio.Task[None] | None = None
+        self._again = False
         # each process tries partitions in its own order, so newcomers rarely collide
         start = zlib.crc32(owner.encode()) % partitions
         self._order = [(start + i) % partitions for i in range(partitions)]
@@ -300,22 +330,26 @@ class TripPartitions:
         return f"trips:{self.city}:{k}"
 
     async def run(self) -> None:
-        """Keep the leases (a supervised loop)."""
-        try:
-            while True:
-                await self.step()
-                await asyncio.sleep(self.ttl_s / 3)
-        finally:  # leave at once: the others take this share now, not after the TTL
+        """Keep the leases (a supervised loop; :meth:`close` once it has ended)."""
+        while True:
+            await self.step()
+            await asyncio.sleep(self.ttl_s / 3)
+
+    async def close(self) -> None:
+        """Leave at once: withdraw the announcement and free every lease, so the other
+        engines take this share now, not after the TTL. Call it after :meth:`run` ended."""
+        held, self.held = sorted(self.held), set()  # evaluate nothing from here on
+        if self._applying is not None:
+            await cancel_and_wait([self._applying], f"re-indexing trips of {self.city}")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                self.store.delete(f"engines:{self.city}:{self.owner}"), self.ttl_s / 3
+            )
+        for k in held:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
-                    self.store.delete(f"engines:{self.city}:{self.owner}"), self.ttl_s / 3
+                    self.store.release_lock(self.lease(k), self.owner), self.ttl_s / 3
                 )
-            for k in sorted(self.held):
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(
-                        self.store.release_lock(self.lease(k), self.owner), self.ttl_s / 3
-                    )
-            self.held.clear()
 
     async def step(self) -> None:
         """One round: announce, refresh, rebalance, take free partitions."""
@@ -329,10 +363,27 @@ class TripPartitions:
         self.rounds += 1
         if self.held != before:
             log.info("trip partitions of %s: %s", self.city, sorted(self.held))
+            if self._applying is None or self._applying.done():
+                self._applying = asyncio.create_task(self._apply())
+            else:
+                self._again = True
+
+    async def _apply(self) -> None:
+        while True:
+            self._again = False
             try:
                 await self._changed()
             except ConnectionError:  # the event pump re-indexes when the store is back
                 log.warning("re-indexing trips of %s: store unreachable", self.city)
+            except Exception:
+                log.exception("re-indexing trips of %s failed", self.city)
+            if not self._again:
+                return
+
+    async def settled(self) -> None:
+        """Wait until the engine has taken the last change of partitions into account."""
+        while self._applying is not None and not self._applying.done():
+            await asyncio.shield(self._applying)
 
     async def _step(self) -> None:
         await self.store.set(f"engines:{self.city}:{self.owner}", b"1", ttl_s=self.ttl_s)
@@ -415,19 +466,25 @@ class LiveRuntime:
                 self.owner,
                 settings.trip_partitions,
                 settings.trip_lease_ttl_s,
-                live.engine.reindex_all,
+                functools.partial(live.engine.reindex_all, fresh=False),
             )
             live.engine.owns = live.partitions.owns
             await live.partitions.step()  # own a share before the first event
+            await live.partitions.settled()
+            # keep the leases while the engine indexes its trips (seconds for thousands)
+            self.supervisor.spawn(
+                f"trip-partitions:{city_id}", live.partitions.run, live.partitions.close
+            )
             await live.engine.start(follow=False)
-            self.supervisor.spawn(f"trip-partitions:{city_id}", live.partitions.run)
             if settings.live_feeds:
                 live.election = self._election(live)
                 await live.election.step()  # the first writer starts before serving
                 if live.election.starting is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(live.election.starting)
-                self.supervisor.spawn(f"writer-election:{city_id}", live.election.run)
+                self.supervisor.spawn(
+                    f"writer-election:{city_id}", live.election.run, live.election.close
+                )
         if shared and (self.role == "api" or live.election is not None):
             live.follower = LiveFollower(city_id, self.overlays[city_id], self.store)
             if not self._writes(live):
@@ -471,7 +528,9 @@ class LiveRuntime:
             service, live.service = live.service, None
             if service is not None:
                 await service.stop()
-            if live.follower is not None:  # mirror the new writer from its state
+            election = live.election
+            leaving = election is not None and election.stopping
+            if live.follower is not None and not leaving:  # mirror the new writer's state
                 with contextlib.suppress(Exception):
                     await live.follower.catch_up()
 

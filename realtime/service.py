@@ -31,6 +31,7 @@ from realtime.gbfs_server import GbfsServer
 from realtime.gtfsrt_poller import GtfsRtPoller
 from realtime.gtfsrt_simulator import GtfsRtServer, GtfsRtSimulator
 from realtime.health import HealthBook
+from realtime.loops import cancel_and_wait
 from realtime.replay import Recording, VirtualClock
 from realtime.simulator import GbfsSimulator
 from realtime.writer import LiveWriter
@@ -191,11 +192,7 @@ class LiveService:
     async def stop(self) -> None:
         """Stop polling and fusion, stop feed servers."""
         self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks, f"live service of {self.city}")  # see its doc
         if self._client is not None:
             await self._client.aclose()
         for server in self.servers:

@@ -122,6 +122,122 @@ def redis_server(workdir: Path, persistent: bool = False) -> Iterator[RedisServe
         server.stop()
 
 
+@dataclass
+class RedisCluster:
+    """A Redis Cluster of ``masters`` redis-server children on loopback (no replicas).
+
+    Each node gets two free ports (clients, and the cluster bus via ``cluster-port``), its
+    own folder, and the slots are assigned with ``redis-cli --cluster create``.
+    """
+
+    workdir: Path
+    masters: int = 3
+    nodes: list[RedisServer] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    @property
+    def url(self) -> str:
+        """What ``REDIS_URL`` says for a cluster: any one node, the others are discovered."""
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def client(self) -> redis.RedisCluster:
+        """A synchronous cluster client (for test assertions)."""
+        return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], socket_timeout=5)
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        cli = shutil.which("redis-cli")
+        if binary is None or cli is None:
+            raise RuntimeError("redis-server is not installed: run `apt-get install redis-server`")
+        for i in range(self.masters):
+            folder = self.workdir / f"node-{i}"
+            folder.mkdir(parents=True, exist_ok=True)
+            node = RedisServer(folder)
+            self.nodes.append(node)
+            options = {
+                "port": node.port,
+                "bind": "127.0.0.1",
+                "save": "",
+                "appendonly": "no",
+                "dir": folder,
+                "logfile": folder / "redis.log",
+                "cluster-enabled": "yes",
+                "cluster-port": free_port(),  # the bus (port + 10000 may be taken or > 65535)
+                "cluster-config-file": folder / "nodes.conf",
+                "cluster-node-timeout": 2000,
+            }
+            argv = [binary]
+            for name, value in options.items():
+                argv += [f"--{name}", str(value)]
+            self.processes.append(
+                subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        for node, process in zip(self.nodes, self.processes, strict=True):
+            wait_until(lambda n=node, p=process: _answers(n.port, p), 10, f"node {node.port}")
+        subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in self.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=30,
+        )
+
+        def ready() -> bool:
+            for port in self.ports:
+                client = redis.Redis(port=port, socket_timeout=1)
+                try:
+                    info = client.execute_command("CLUSTER", "INFO").decode()
+                    if "cluster_state:ok" not in info:
+                        return False
+                finally:
+                    client.close()
+            return True
+
+        wait_until(ready, 20, "the cluster to agree on its slots")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+        self.processes.clear()
+
+
+def _answers(port: int, process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        raise RuntimeError(f"redis-server on port {port} died")
+    client = redis.Redis(port=port, socket_connect_timeout=0.2, socket_timeout=0.2)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@contextmanager
+def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[RedisCluster]:
+    """A running Redis Cluster of ``masters`` nodes on loopback, killed afterwards."""
+    cluster = RedisCluster(workdir, masters)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process read exactly ``settings``."""
     env = {

@@ -334,6 +334,10 @@ class StateStore(ABC):
     backend: ClassVar[str]
     """Short backend name for health reports: ``"memory"`` or ``"redis"``."""
 
+    cluster: bool = False
+    """Whether keys spread over the nodes of a Redis Cluster: the keys of one script (or
+    of any multi-key call that must be atomic) must then share a hash tag (``{...}``)."""
+
     # -- key/value -------------------------------------------------------------------------
 
     @abstractmethod

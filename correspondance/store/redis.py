@@ -10,6 +10,15 @@ rather than consumer groups: a group shares work between its consumers, whereas 
 worker must see every event; a restarted consumer resumes by passing the last seq it
 processed. The stream is capped with ``MAXLEN ~`` (cheap, trims whole nodes).
 
+**Redis Cluster** (``redis+cluster://host:port``, any one node; redis-py's ``RedisCluster``
+finds the others). Every multi-key operation — a script, a fenced publish — must stay in one
+hash slot, so in cluster mode a key that names no hash tag of its own gets the namespace's
+(``corr:{corr:}events``): the event stream, its counter, the writer locks and the state a
+fenced publish writes, the report intake's keys all share one slot. Keys whose owner gives
+them a tag keep it: a live trip's keys carry their trip partition
+(``trip:{t5}:<id>``, ``lock:trip:{t5}:<id>``), so the bulk of the state — sessions and
+outboxes — spreads over the cluster. On one Redis, keys are stored under their plain names.
+
 Driver exceptions never leave this module: connection failures and timeouts become
 :class:`~correspondance.store.errors.StoreUnavailableError`, ``WRONGTYPE`` replies
 :class:`~correspondance.store.errors.StoreTypeError`, anything else
@@ -33,7 +42,7 @@ from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as redis_errors
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -171,13 +180,31 @@ def _rides_through(method: _Method) -> _Method:
     return cast(_Method, riding)
 
 
+class _GatedCluster(RedisCluster):
+    """``RedisCluster`` with at most ``gate``'s value of commands under way at once, that
+    (re)learns the cluster's layout alone: commands that start together on a client that
+    has not (redis-py 8.1) made some of them fail or, retried, run twice (50 concurrent
+    ``INCR`` on a new client counted up to 60)."""
+
+    gate: asyncio.Semaphore  # set by the store
+    layout: asyncio.Lock
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            async with self.layout:
+                await self.initialize()
+        async with self.gate:
+            return await super().execute_command(*args, **kwargs)
+
+
 class RedisStateStore(StateStore):
     """The :class:`~correspondance.store.base.StateStore` shared through a Redis server.
 
     Parameters
     ----------
     url : str
-        ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
+        ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``); a Redis Cluster
+        is ``redis+cluster://[:password@]host:port`` (or ``rediss+cluster://``), any node.
     prefix : str, default "corr:"
         Namespace put before every key, so deployments and tests can share a server.
     history_size : int, default 100_000
@@ -225,25 +252,50 @@ class RedisStateStore(StateStore):
         self._block_ms = max(1, round(block_s * 1000))
         self._safe_url = _redact(url)
         self._closed = False
-        # A blocking pool caps connections per process: a burst of concurrent calls waits
-        # for a free connection (up to socket_timeout_s) instead of failing or opening
-        # thousands of sockets. Each open subscription holds one connection while it blocks.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=socket_timeout_s,
-            protocol=2,
-            decode_responses=False,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=connect_timeout_s,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries),
-        )
-        self._client: Redis = Redis.from_pool(pool)
-        self._incr = self._client.register_script(_INCR)
-        self._acquire = self._client.register_script(_ACQUIRE_LOCK)
-        self._refresh = self._client.register_script(_REFRESH_LOCK)
-        self._release = self._client.register_script(_RELEASE_LOCK)
-        self._publish = self._client.register_script(_PUBLISH)
+        scheme, _, rest = url.partition("://")
+        self.cluster = scheme in CLUSTER_SCHEMES
+        # untagged keys of a cluster share the namespace's slot (see the module docstring)
+        self._tag = "{" + (prefix.replace("{", "").replace("}", "") or "ns") + "}"
+        self._client: Redis
+        if self.cluster:
+            cluster = cast(
+                _GatedCluster,
+                _GatedCluster.from_url(
+                    f"{CLUSTER_SCHEMES[scheme]}://{rest}",
+                    max_connections=max_connections,
+                    protocol=2,
+                    decode_responses=False,
+                    socket_timeout=socket_timeout_s,
+                    socket_connect_timeout=connect_timeout_s,
+                    retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries),
+                ),
+            )
+            # RedisCluster fails a call beyond max_connections to a node; as the blocking
+            # pool does on one Redis, calls beyond that many wait for a turn instead
+            cluster.gate = asyncio.Semaphore(max_connections)
+            cluster.layout = asyncio.Lock()
+            self._client = cast(Redis, cluster)  # the same commands, routed by slot
+        else:
+            # A blocking pool caps connections per process: a burst of concurrent calls
+            # waits for a free connection (up to socket_timeout_s) instead of failing or
+            # opening thousands of sockets. Each open subscription holds one connection
+            # while it blocks.
+            pool = BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=socket_timeout_s,
+                protocol=2,
+                decode_responses=False,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=connect_timeout_s,
+                retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries),
+            )
+            self._client = Redis.from_pool(pool)
+        self._incr = self._register(_INCR)
+        self._acquire = self._register(_ACQUIRE_LOCK)
+        self._refresh = self._register(_REFRESH_LOCK)
+        self._release = self._register(_RELEASE_LOCK)
+        self._publish = self._register(_PUBLISH)
         self._scripts: dict[StoreScript, Any] = {}  # registered (EVALSHA, loaded on demand)
         self._subscriptions: set[_RedisSubscription] = set()
 
@@ -254,8 +306,28 @@ class RedisStateStore(StateStore):
 
     # -- internals -------------------------------------------------------------------------
 
+    def _register(self, lua: str) -> Any:
+        """A callable ``(keys=, args=)`` running ``lua``: ``EVALSHA`` (loaded on first use)
+        on one Redis; plain ``EVAL`` on a cluster, whose nodes each need the script (one
+        added or restarted lacks it) and where a ``NOSCRIPT`` reply costs a load on every
+        node (the scripts are small; Redis caches them by digest)."""
+        if not self.cluster:
+            return self._client.register_script(lua)
+        client = self._client
+
+        async def evaluate(keys: Sequence[str], args: Sequence[Any]) -> Any:
+            return await client.eval(lua, len(keys), *keys, *args)
+
+        return evaluate
+
     def _key(self, key: str) -> str:
+        if self.cluster and not _has_tag(key):
+            return self._prefix + self._tag + key
         return self._prefix + key
+
+    def _unkey(self, stored: str) -> str:
+        key = stored[len(self._prefix) :]
+        return key.removeprefix(self._tag) if self.cluster else key
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
@@ -390,7 +462,7 @@ class RedisStateStore(StateStore):
     ) -> ScriptResult:
         registered = self._scripts.get(script)
         if registered is None:
-            registered = self._scripts[script] = self._client.register_script(script.lua)
+            registered = self._scripts[script] = self._register(script.lua)
         encoded = [encode_arg(a) for a in args]
         with self._translate():
             reply = await registered(keys=[self._key(k) for k in keys], args=encoded)
@@ -404,12 +476,15 @@ class RedisStateStore(StateStore):
 
     @_rides_through
     async def scan_keys(self, pattern: str = "*") -> list[str]:
-        match = _escape_glob(self._prefix) + pattern
+        matches = [_escape_glob(self._prefix) + pattern]
+        if self.cluster:  # untagged keys sit behind the namespace's tag
+            matches.append(_escape_glob(self._prefix + self._tag) + pattern)
         found: set[str] = set()
         with self._translate():
-            # SCAN may return a key twice across iterations; the set removes repeats.
-            async for raw in self._client.scan_iter(match=match, count=1000):
-                found.add(_text(raw)[len(self._prefix) :])
+            for match in matches:
+                # SCAN may return a key twice across iterations; the set removes repeats.
+                async for raw in self._client.scan_iter(match=match, count=1000):
+                    found.add(self._unkey(_text(raw)))
         return sorted(found)
 
     # -- locks -----------------------------------------------------------------------------
@@ -664,6 +739,18 @@ def _parse_entry(entry_id: Any, fields: Any) -> Event:
 
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""URL schemes of a Redis Cluster, and the scheme redis-py's ``RedisCluster`` reads."""
+
+
+def _has_tag(key: str) -> bool:
+    """Whether Redis Cluster hashes ``key`` by a tag of its own (``{...}``, not empty)."""
+    start = key.find("{")
+    if start < 0:
+        return False
+    end = key.find("}", start + 1)
+    return end > start + 1
 
 
 def _escape_glob(text: str) -> str:

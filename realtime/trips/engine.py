@@ -43,7 +43,7 @@ import numpy as np
 from correspondance.errors import CorrespondanceError, InputError
 from correspondance.geo import WALK_SPEED_M_S, distance_m
 from correspondance.store import Event, StateStore
-from realtime.loops import LoopHealth
+from realtime.loops import LoopHealth, cancel_and_wait
 from realtime.trips.commands import CommandRefusedError, close_suggestion, end
 from realtime.trips.deadlines import DeadlineQueue, decision_deadline
 from realtime.trips.plan_view import (
@@ -244,10 +244,12 @@ class TripEngine:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self, follow: bool = True) -> None:
-        """Index the city's active trips, then tick and (unless the caller hands it the
-        events, as :class:`~realtime.runtime.LiveRuntime` does) follow events."""
-        with contextlib.suppress(ConnectionError):  # store down: indexed when it is back
-            await self.reindex_all()
+        """Index the city's active trips, tick, and follow events — unless the caller hands
+        it the events (``follow=False``, as :class:`~realtime.runtime.LiveRuntime` does):
+        the caller then indexes it when it subscribes (:meth:`reindex_all`)."""
+        if follow:
+            with contextlib.suppress(ConnectionError):  # store down: indexed when it is back
+                await self.reindex_all()
         self._tasks = [
             *(asyncio.create_task(self._work()) for _ in range(self.concurrency)),
             asyncio.create_task(self._tick_loop()),
@@ -255,8 +257,12 @@ class TripEngine:
         if follow:
             self._tasks.append(asyncio.create_task(self._follow()))
 
-    async def reindex_all(self) -> None:
-        """Re-read the city's active trips: index those this process owns, forget others."""
+    async def reindex_all(self, fresh: bool = True) -> None:
+        """Re-read the city's active trips: index those this process owns, forget others.
+
+        ``fresh=False`` (this process's trip partitions changed) reads only the trips it did
+        not index yet: the others are kept up to date by their events.
+        """
         for trip_id in self.index.trips:
             if not self.owns(trip_id):
                 self._forget(trip_id)
@@ -265,20 +271,14 @@ class TripEngine:
             if trip_id not in active:
                 self._forget(trip_id)
         for trip_id in sorted(active):
-            if self.owns(trip_id):
-                await self._reindex(trip_id)
+            if self.owns(trip_id) and (fresh or trip_id not in self.index):
+                await self._reindex(trip_id, catch_up=True)
 
     async def stop(self) -> None:
-        """Stop following events (never raises: shutdown goes on)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # the loops catch everything; this is a last resort
-                log.exception("trip engine task of %s ended with an error", self.city)
+        """Stop ticking, evaluating and following events, within seconds (never raises:
+        shutdown goes on; see :func:`~realtime.loops.cancel_and_wait`)."""
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks, f"trip engine of {self.city}")
 
     def health(self) -> dict[str, Any]:
         """The tick loop for a health check: ``{"running", "ticks", "errors",
@@ -422,13 +422,16 @@ class TripEngine:
         self._private_live[session.trip_id] = (current, closures, bypasses)
         return private, bypasses
 
-    async def _reindex(self, trip_id: str) -> None:
+    async def _reindex(self, trip_id: str, catch_up: bool = False) -> None:
         """(Re-)index one trip. What is stored never makes this raise (start-up indexes
         every active trip): an unreadable session is quarantined by :meth:`TripBook.get`,
-        a plan that no longer reads against the city here; only store errors propagate."""
+        a plan that no longer reads against the city here; only store errors propagate.
+        ``catch_up``: a trip new to this engine that a change may have touched before is
+        queued for evaluation."""
         if not self.owns(trip_id):
             self._forget(trip_id)
             return
+        new = trip_id not in self.index
         try:
             session = await self.book.get(trip_id)
         except TripNotFoundError:
@@ -459,6 +462,19 @@ class TripEngine:
                 self._wake.set()
             else:
                 self._private.pop(trip_id, None)
+        if catch_up and new and self._on_changed_streets(trip_id):
+            # a trip this process did not know (its partition just came here, or the engine
+            # started) may sit on a change announced before: its former engine may never
+            # have evaluated it (it stopped, or had not indexed it yet)
+            self._queue_touched({trip_id}, "congestion", self.holder.current, None)
+
+    def _on_changed_streets(self, trip_id: str) -> bool:
+        """Whether a drive edge ahead of the trip is closed or slowed now."""
+        edges = self.index._keys[trip_id][0]
+        if not edges:
+            return False
+        multiplier = self.holder.current.drive_multiplier
+        return bool(np.any(multiplier[np.fromiter(edges, np.int64, len(edges))] != 1.0))
 
     def _forget(self, trip_id: str) -> None:
         self.index.remove(trip_id)

@@ -40,7 +40,7 @@ import numpy as np
 
 from correspondance.errors import CorrespondanceError
 from correspondance.store import StateStore, StoreUnavailableError
-from realtime.loops import LoopHealth
+from realtime.loops import LoopHealth, cancel_and_wait
 from realtime.trips import commands
 from realtime.trips.protocol import ProtocolError, error, message, parse_client_message, stamp
 from realtime.trips.sessions import (
@@ -168,15 +168,7 @@ class TripHub:
 
     async def stop(self) -> None:
         """Stop following and close every connection (never raises: shutdown goes on)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # the loops catch everything; this is a last resort
-                log.exception("trip hub task ended with an error")
+        await cancel_and_wait(self._tasks, "trip hub")  # a cancel alone may be swallowed
         for conns in list(self.connections.values()):
             for conn in list(conns):
                 conn.finish(1001, "server going away")

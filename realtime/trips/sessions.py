@@ -34,6 +34,7 @@ import os
 import secrets
 import socket
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -109,24 +110,35 @@ class TripTokenError(CorrespondanceError, PermissionError):
     code = "unauthorized"
 
 
+KEY_PARTITIONS = 16
+"""A trip's keys carry the hash tag of its partition among these (``{t<k>}``, the trip
+engines' partition with the default ``trip_partitions``): on a Redis Cluster a trip's keys
+share one slot, and trips spread over the cluster (:mod:`correspondance.store.redis`)."""
+
+
+def trip_tag(trip_id: str) -> str:
+    """The hash tag of a trip's keys: its partition, ``{t0}`` … ``{t15}``."""
+    return f"{{t{zlib.crc32(trip_id.encode()) % KEY_PARTITIONS}}}"
+
+
 def trip_key(trip_id: str) -> str:
-    """Store key of a trip's session document."""
-    return f"trip:{trip_id}"
+    """Store key of a trip's session document (its lock is ``lock:`` + this)."""
+    return f"trip:{trip_tag(trip_id)}:{trip_id}"
 
 
 def outbox_key(trip_id: str) -> str:
     """Store key of a trip's outbox (seq → message JSON)."""
-    return f"trip:{trip_id}:out"
+    return f"trip:{trip_tag(trip_id)}:{trip_id}:out"
 
 
 def position_key(trip_id: str) -> str:
     """Store key of a trip's latest reported position."""
-    return f"trip:{trip_id}:pos"
+    return f"trip:{trip_tag(trip_id)}:{trip_id}:pos"
 
 
 def quarantine_key(trip_id: str) -> str:
     """Store key a corrupt session is moved to (for an operator to look at; it expires)."""
-    return f"quarantine:trip:{trip_id}"
+    return f"quarantine:trip:{trip_tag(trip_id)}:{trip_id}"
 
 
 def active_key(city: str) -> str:
@@ -432,9 +444,16 @@ class TripBook:
 
     async def fetch_many(self, wanted: dict[str, tuple[int, int]]) -> dict[str, list[bytes]]:
         """For each trip, its stored messages with seq in (after, upto], as stored JSON
-        (missing ones, trimmed or expired, are left out). One store round trip."""
+        (missing ones, trimmed or expired, are left out). One store round trip (on a Redis
+        Cluster, one per trip partition, side by side: a script stays in one slot)."""
         if not wanted:
             return {}
+        if self.store.cluster and len({trip_tag(t) for t in wanted}) > 1:
+            groups: dict[str, dict[str, tuple[int, int]]] = {}
+            for trip_id, span in wanted.items():
+                groups.setdefault(trip_tag(trip_id), {})[trip_id] = span
+            parts = await asyncio.gather(*(self.fetch_many(group) for group in groups.values()))
+            return {trip_id: found for part in parts for trip_id, found in part.items()}
         trips = list(wanted)
         args: list[int] = []
         for trip_id in trips:

@@ -1,8 +1,10 @@
-"""Fixtures for the store tests: both backends, and a private redis-server to kill.
+"""Fixtures for the store tests: both backends (Redis alone and as a 3-master Redis
+Cluster), and a private redis-server to kill.
 
 The shared Redis (``CORRESPONDANCE_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/0``)
 is used with a random key prefix per test, deleted afterwards, so tests never see each
-other's keys nor leave any behind.
+other's keys nor leave any behind. The cluster is private to the test session (started
+once, on loopback, killed at the end).
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from processes import RedisServer, free_port
+from processes import RedisServer, free_port, redis_cluster
 
 from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
 
@@ -52,7 +55,7 @@ def _delete_prefix(prefix: str) -> None:
         client.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def backend(request: pytest.FixtureRequest) -> str:
     """Name of the backend under test; every contract test runs once per backend."""
     name: str = request.param
@@ -61,16 +64,35 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``redis+cluster://`` URL of a private 3-master Redis Cluster (started on first use)."""
+    with ExitStack() as stack:
+        cluster = stack.enter_context(redis_cluster(tmp_path_factory.mktemp("cluster")))
+        yield cluster.url
+
+
 @pytest.fixture
-def redis_prefix() -> Iterator[str]:
+def redis_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """URL of the Redis backend under test (the shared server, or the private cluster)."""
+    if backend == "redis-cluster":
+        url: str = request.getfixturevalue("cluster_url")
+        return url
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(backend: str, redis_url: str) -> Iterator[str]:
     """A key prefix no other test uses; every key under it is deleted afterwards."""
     prefix = f"test:{uuid.uuid4().hex}:"
     yield prefix
-    _delete_prefix(prefix)
+    if backend == "redis":
+        _delete_prefix(prefix)
+    # the cluster is private to this session and dies with it
 
 
 @pytest.fixture
-async def make_store(backend: str, redis_prefix: str) -> AsyncIterator[MakeStore]:
+async def make_store(backend: str, redis_prefix: str, redis_url: str) -> AsyncIterator[MakeStore]:
     """Factory of stores of the backend under test, all closed after the test.
 
     Options: ``history_size`` (both), ``subscriber_queue_size`` (memory only: Redis has no
@@ -85,7 +107,7 @@ async def make_store(backend: str, redis_prefix: str) -> AsyncIterator[MakeStore
             store = MemoryStateStore(**options)
         else:
             options.pop("subscriber_queue_size", None)
-            store = RedisStateStore(REDIS_URL, prefix=redis_prefix, **options)
+            store = RedisStateStore(redis_url, prefix=redis_prefix, **options)
         stores.append(store)
         return store
 
