@@ -1,46 +1,52 @@
 // How legs read in the page: chips on an itinerary card, steps under it. Shared by the planner and the
 // live-trip view. A leg from a simulated feed always carries the "simulated" badge.
-import { formatClock, formatDuration, formatDistance, routeColour, textColourOn, modeLabel, escapeHtml, legKind, formatDelay } from "./format.js";
+import {
+  formatClock, formatSpan, formatDistance, formatNumber, routeColour, routeTextColour, modeLabel, escapeHtml, legKind, formatDelay,
+} from "./format.js";
 import { modeIcon } from "./icons.js";
+import { t } from "./i18n.js";
 
-export const SIM_BADGE = '<span class="badge-simulated" title="From a simulated feed: not a real service">simulated</span>';
+export function simBadge() {
+  return `<span class="badge-simulated" title="${escapeHtml(t("badge.simulated_title"))}">${escapeHtml(t("badge.simulated"))}</span>`;
+}
 const ALERT_ICON = '<svg class="alert-icon" viewBox="0 0 24 24" fill="currentColor" aria-hidden="true" focusable="false"><path d="M1 21h22L12 2 1 21zm12-3h-2v-2h2v2zm0-4h-2v-4h2v4z"/></svg>';
 
 export function delayBadge(leg) {
   const text = formatDelay(leg.delay_s);
-  return text ? ` <span class="delay" title="Live delay">${text}<span class="visually-hidden"> late</span></span>` : "";
+  return text ? ` <span class="delay" title="${escapeHtml(t("delay.title"))}">${escapeHtml(text)}<span class="visually-hidden"> ${escapeHtml(t("delay.late"))}</span></span>` : "";
 }
 
 export function alertLine(alert) {
-  const header = alert?.header || alert?.description || "Service alert";
+  const header = alert?.header || alert?.description || t("alert.default");
   const title = alert?.description && alert.description !== header ? ` title="${escapeHtml(alert.description)}"` : "";
-  return `<span class="alert"${title}>${ALERT_ICON}<span class="visually-hidden">Alert: </span>${escapeHtml(header)}</span>`;
+  return `<span class="alert"${title}>${ALERT_ICON}<span class="visually-hidden">${escapeHtml(t("alert.label"))} </span>${escapeHtml(header)}</span>`;
 }
 
 export function legChip(leg) {
   const chip = document.createElement("span");
   const kind = legKind(leg.mode);
   const label = modeLabel(leg.mode);
-  const sim = leg.simulated ? SIM_BADGE : "";
+  const sim = leg.simulated ? simBadge() : "";
   if (kind !== "transit") {
     // Walk, bike, car, shared vehicles: icon + minutes (+ "simulated").
     chip.className = kind === "walk" ? "chip chip-walk" : `chip chip-street chip-${kind} chip-${escapeHtml(leg.mode)}`;
     const mins = Math.max(1, Math.round((leg.duration_s ?? 0) / 60));
-    const how = kind === "walk" ? "walking" : `by ${label.toLowerCase()}`;
+    const how = kind === "walk" ? t("chip.walking", { count: mins }) : t("chip.by", { count: mins, mode: label.toLowerCase() });
     chip.innerHTML = `${modeIcon(leg.mode)}<span class="visually-hidden">${escapeHtml(label)} </span>`
-      + `<span>${mins}</span><span class="visually-hidden"> ${mins === 1 ? "minute" : "minutes"} ${escapeHtml(how)}</span>${sim}`;
-    chip.title = [label, formatDistance(leg.distance_m), leg.system_id && `· ${leg.system_id}`, leg.simulated && "(simulated)"]
+      + `<span>${formatNumber(mins)}</span><span class="visually-hidden"> ${escapeHtml(how)}</span>${sim}`;
+    chip.title = [label, formatDistance(leg.distance_m), leg.system_id && `· ${leg.system_id}`, leg.simulated && `(${t("badge.simulated")})`]
       .filter(Boolean).join(" ");
     return chip;
   }
   const bg = routeColour(leg);
   chip.className = `chip chip-transit chip-${escapeHtml(leg.mode)}`;
   chip.style.background = bg;
-  chip.style.color = textColourOn(bg);
+  chip.style.color = routeTextColour(leg);
   const name = leg.route_short_name || leg.route_long_name || label;
   chip.innerHTML = `${modeIcon(leg.mode)}<span class="visually-hidden">${escapeHtml(label)} </span><span>${escapeHtml(name)}</span>`
     + `${delayBadge(leg)}${sim}`;
-  chip.title = [label, leg.route_short_name, leg.route_long_name, leg.headsign && `→ ${leg.headsign}`]
+  const towards = leg.headsign || leg.direction;
+  chip.title = [label, leg.route_short_name, leg.route_long_name, towards && `→ ${towards}`]
     .filter(Boolean).join(" ");
   return chip;
 }
@@ -66,32 +72,39 @@ export function legChips(legs) {
 export function legDetails(itinerary, tz) {
   const ol = document.createElement("ol");
   ol.className = "legs";
-  ol.setAttribute("aria-label", "Steps");
+  ol.setAttribute("aria-label", t("steps.label"));
   (itinerary.legs ?? []).forEach((leg, index) => {
     const li = document.createElement("li");
     const kind = legKind(leg.mode);
     li.dataset.mode = leg.mode ?? "";
     li.dataset.legIndex = String(index);
-    const t = formatClock(leg.departure, tz);
-    const sim = leg.simulated ? ` ${SIM_BADGE}` : "";
+    const at = formatClock(leg.departure, tz);
+    const sim = leg.simulated ? ` ${simBadge()}` : "";
+    const span = formatSpan(leg.departure, leg.arrival); // the same minutes the clock times show
     if (kind === "walk") {
-      const dest = leg.to?.name ? ` to ${escapeHtml(leg.to.name)}` : "";
-      li.innerHTML = `<span class="leg-time">${t}</span>Walk ${formatDistance(leg.distance_m)}${dest} `
-        + `<span class="leg-note">(${formatDuration(leg.duration_s)})</span>${sim}`;
+      const text = leg.to?.name
+        ? t("step.walk_to", { distance: formatDistance(leg.distance_m), place: leg.to.name })
+        : t("step.walk", { distance: formatDistance(leg.distance_m) });
+      li.innerHTML = `<span class="leg-time">${at}</span>${escapeHtml(text)} `
+        + `<span class="leg-note">(${span})</span>${sim}`;
     } else if (kind !== "transit") {
       // "Bike-share: Simulated station 3 → Simulated station 12"
       const system = leg.system_id ? ` · ${escapeHtml(leg.system_id)}` : "";
-      li.innerHTML = `<span class="leg-time">${t}</span><span class="leg-mode leg-mode-${kind}">${modeIcon(leg.mode)}`
+      li.innerHTML = `<span class="leg-time">${at}</span><span class="leg-mode leg-mode-${kind}">${modeIcon(leg.mode)}`
         + `${escapeHtml(modeLabel(leg.mode))}:</span> ${escapeHtml(leg.from?.name ?? "?")} → ${escapeHtml(leg.to?.name ?? "?")}${sim}, `
-        + `arrive ${formatClock(leg.arrival, tz)} <span class="leg-note">(${formatDistance(leg.distance_m)}, `
-        + `${formatDuration(leg.duration_s)}${system})</span>`;
+        + `${escapeHtml(t("step.arrive", { time: formatClock(leg.arrival, tz) }))} <span class="leg-note">(${formatDistance(leg.distance_m)}, `
+        + `${span}${system})</span>`;
     } else {
       const name = escapeHtml(leg.route_short_name || leg.route_long_name || "");
-      const head = leg.headsign ? ` towards ${escapeHtml(leg.headsign)}` : "";
+      const towards = leg.headsign || leg.direction;
+      const head = towards ? ` <span class="leg-towards">${escapeHtml(t("step.towards", { place: towards }))}</span>` : "";
       const agency = leg.agency_name ? ` · ${escapeHtml(leg.agency_name)}` : "";
-      li.innerHTML = `<span class="leg-time">${t}</span>${escapeHtml(modeLabel(leg.mode))} <strong>${name}</strong>${head}`
-        + ` from ${escapeHtml(leg.from?.name ?? "?")} to ${escapeHtml(leg.to?.name ?? "?")}, `
-        + `arrive ${formatClock(leg.arrival, tz)}${delayBadge(leg)} <span class="leg-note">(${formatDuration(leg.duration_s)}${agency})</span>${sim}`;
+      const rides = (Number(leg.intermediate_stops) || 0) + 1; // stops travelled: the passed ones and the last
+      const stops = `<span class="leg-stops" data-stops="${rides}">${escapeHtml(t("step.stops", { count: rides, n: formatNumber(rides) }))}</span>`;
+      const fromTo = t("step.from_to", { from: leg.from?.name ?? "?", to: leg.to?.name ?? "?" });
+      li.innerHTML = `<span class="leg-time">${at}</span>${escapeHtml(modeLabel(leg.mode))} <strong>${name}</strong>${head}`
+        + ` ${escapeHtml(fromTo)}, `
+        + `${escapeHtml(t("step.arrive", { time: formatClock(leg.arrival, tz) }))}${delayBadge(leg)} <span class="leg-note">(${stops} · ${span}${agency})</span>${sim}`;
       for (const alert of Array.isArray(leg.alerts) ? leg.alerts : []) {
         li.insertAdjacentHTML("beforeend", alertLine(alert));
       }

@@ -26,7 +26,7 @@ from routing.raptor import Footpaths
 from routing.streets import StreetNetwork, compile_street_graph
 from routing.timetable import BaseTimetable, build_base_timetable
 
-BUILD_VERSION = "7"  # bump when the cached layout or build logic changes
+BUILD_VERSION = "8"  # bump when the cached layout or build logic changes
 STOP_SNAP_M = 300.0
 
 
