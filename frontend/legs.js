@@ -11,6 +11,14 @@ export function simBadge() {
 }
 const ALERT_ICON = '<svg class="alert-icon" viewBox="0 0 24 24" fill="currentColor" aria-hidden="true" focusable="false"><path d="M1 21h22L12 2 1 21zm12-3h-2v-2h2v2zm0-4h-2v-4h2v4z"/></svg>';
 
+// The planner names the traveller's own ends "Origin" and "Destination" (routing/plan.py):
+// words of the API, worded here; stops and stations keep their own names.
+const END_NAMES = { Origin: "map.origin", Destination: "map.destination" };
+export function placeName(place) {
+  const name = place?.name ?? "?";
+  return !place?.stop_id && !place?.station_id && END_NAMES[name] ? t(END_NAMES[name]) : name;
+}
+
 export function delayBadge(leg) {
   const text = formatDelay(leg.delay_s);
   return text ? ` <span class="delay" title="${escapeHtml(t("delay.title"))}">${escapeHtml(text)}<span class="visually-hidden"> ${escapeHtml(t("delay.late"))}</span></span>` : "";
@@ -83,7 +91,7 @@ export function legDetails(itinerary, tz) {
     const span = formatSpan(leg.departure, leg.arrival); // the same minutes the clock times show
     if (kind === "walk") {
       const text = leg.to?.name
-        ? t("step.walk_to", { distance: formatDistance(leg.distance_m), place: leg.to.name })
+        ? t("step.walk_to", { distance: formatDistance(leg.distance_m), place: placeName(leg.to) })
         : t("step.walk", { distance: formatDistance(leg.distance_m) });
       li.innerHTML = `<span class="leg-time">${at}</span>${escapeHtml(text)} `
         + `<span class="leg-note">(${span})</span>${sim}`;
@@ -91,7 +99,7 @@ export function legDetails(itinerary, tz) {
       // "Bike-share: Simulated station 3 → Simulated station 12"
       const system = leg.system_id ? ` · ${escapeHtml(leg.system_id)}` : "";
       li.innerHTML = `<span class="leg-time">${at}</span><span class="leg-mode leg-mode-${kind}">${modeIcon(leg.mode)}`
-        + `${escapeHtml(modeLabel(leg.mode))}:</span> ${escapeHtml(leg.from?.name ?? "?")} → ${escapeHtml(leg.to?.name ?? "?")}${sim}, `
+        + `${escapeHtml(modeLabel(leg.mode))}:</span> ${escapeHtml(placeName(leg.from))} → ${escapeHtml(placeName(leg.to))}${sim}, `
         + `${escapeHtml(t("step.arrive", { time: formatClock(leg.arrival, tz) }))} <span class="leg-note">(${formatDistance(leg.distance_m)}, `
         + `${span}${system})</span>`;
     } else {
@@ -101,7 +109,7 @@ export function legDetails(itinerary, tz) {
       const agency = leg.agency_name ? ` · ${escapeHtml(leg.agency_name)}` : "";
       const rides = (Number(leg.intermediate_stops) || 0) + 1; // stops travelled: the passed ones and the last
       const stops = `<span class="leg-stops" data-stops="${rides}">${escapeHtml(t("step.stops", { count: rides, n: formatNumber(rides) }))}</span>`;
-      const fromTo = t("step.from_to", { from: leg.from?.name ?? "?", to: leg.to?.name ?? "?" });
+      const fromTo = t("step.from_to", { from: placeName(leg.from), to: placeName(leg.to) });
       li.innerHTML = `<span class="leg-time">${at}</span>${escapeHtml(modeLabel(leg.mode))} <strong>${name}</strong>${head}`
         + ` ${escapeHtml(fromTo)}, `
         + `${escapeHtml(t("step.arrive", { time: formatClock(leg.arrival, tz) }))}${delayBadge(leg)} <span class="leg-note">(${stops} · ${span}${agency})</span>${sim}`;
