@@ -65,6 +65,16 @@ def leg_alerts(leg: Leg, overlay: LiveOverlay | None) -> list[AlertOut]:
     ]
 
 
+def _hex_colour(value: str | None) -> str | None:
+    """A GTFS colour as six hex digits, or None (feeds write "0" or "" for none)."""
+    text = (value or "").strip().lstrip("#")
+    return (
+        text.upper()
+        if len(text) == 6 and all(c in "0123456789abcdefABCDEF" for c in text)
+        else None
+    )
+
+
 class LegOut(BaseModel):
     """One leg."""
 
@@ -80,7 +90,8 @@ class LegOut(BaseModel):
     route_long_name: str | None
     route_color: str | None
     route_text_color: str | None = Field(
-        default=None, description="Transit: GTFS route_text_color (hex, no '#'), when the feed has one."
+        default=None,
+        description="Transit: GTFS route_text_color (hex, no '#'), when the feed has one.",
     )
     trip_id: str | None
     headsign: str | None
@@ -132,7 +143,7 @@ class LegOut(BaseModel):
                 "route_short_name": leg.route_short_name,
                 "route_long_name": leg.route_long_name,
                 "route_color": leg.route_color,
-                "route_text_color": leg.route_text_color,
+                "route_text_color": _hex_colour(leg.route_text_color),
                 "trip_id": leg.trip_id,
                 "headsign": leg.headsign,
                 "direction": leg.direction,

@@ -17,7 +17,12 @@ FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
 LOCALES = FRONTEND / "locales"
 LANGUAGES = ("en", "fr", "pt-BR", "nb")
 # Plural categories each language needs (CLDR); "many" (fr, pt) falls back to "other".
-PLURALS = {"en": {"one", "other"}, "fr": {"one", "other"}, "pt-BR": {"one", "other"}, "nb": {"one", "other"}}
+PLURALS = {
+    "en": {"one", "other"},
+    "fr": {"one", "other"},
+    "pt-BR": {"one", "other"},
+    "nb": {"one", "other"},
+}
 SOURCES = [
     *FRONTEND.glob("*.js"),
     *(FRONTEND / "operator").glob("*.js"),
@@ -66,7 +71,9 @@ def test_every_key_the_screens_use_is_in_english() -> None:
     assert not missing, f"keys used in frontend/ but missing from en.json: {missing}"
     orphans = sorted(p for p in prefixes if not any(k.startswith(p) for k in english))
     assert not orphans, f"templated keys with no catalogue entry: {orphans}"
-    unused = sorted(k for k in english if k not in keys and not any(k.startswith(p) for p in prefixes))
+    unused = sorted(
+        k for k in english if k not in keys and not any(k.startswith(p) for p in prefixes)
+    )
     assert not unused, f"en.json keys no screen uses: {unused}"
 
 

@@ -46,7 +46,8 @@ def plan(w: Watched) -> None:
 def minutes(text: str) -> int:
     """Minutes of a shown duration: "14 min", "1 h 05 min", "1 t 05 min"."""
     found = re.fullmatch(r"(?:(\d+) [ht])?\s*(?:(\d+) min)?", text.strip())
-    assert found and any(found.groups()), text
+    assert found, text
+    assert any(found.groups()), text
     return int(found.group(1) or 0) * 60 + int(found.group(2) or 0)
 
 
@@ -85,7 +86,8 @@ def test_the_browser_language_chooses_the_page_language(
         assert CLOCKS.search(page.locator("#itineraries .itinerary").first.inner_text())
         assert_durations_match_clocks(w)
         steps = page.locator("#itineraries .legs").inner_text()
-        assert "Walk" not in steps and "arrive" not in steps, steps  # no English left
+        assert "Walk" not in steps, steps  # no English left
+        assert "arrive" not in steps, steps
         if viewport == PHONE:  # nothing wider than the phone, and the results brought into view
             assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
             top = page.evaluate('document.getElementById("results").getBoundingClientRect().top')

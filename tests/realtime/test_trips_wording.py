@@ -36,10 +36,17 @@ def test_suggestion_and_notice_messages() -> None:
         4.2,
         at,
     )
-    assert text == "Traffic is jammed ahead: leave the car at Rua A, take bus T5 at Rua A, arrive 4 min earlier."
+    assert text == (
+        "Traffic is jammed ahead: leave the car at Rua A, take bus T5 at Rua A, "
+        "arrive 4 min earlier."
+    )
     broken = wording.suggestion_message(
-        "vehicle_unavailable", wording.detail("no_vehicle", station="S3"), None,
-        wording.action("walk"), None, at,
+        "vehicle_unavailable",
+        wording.detail("no_vehicle", station="S3"),
+        None,
+        wording.action("walk"),
+        None,
+        at,
     )
     assert broken == "No vehicle left at S3: walk, arrive 13:40."
     assert wording.no_better_message("congestion", None, None) == (
@@ -77,7 +84,12 @@ def test_every_code_is_worded_in_every_catalogue(lang: str) -> None:
     missing = sorted(wanted - set(catalogue))
     assert not missing, f"{lang}.json lacks {missing}"
     for key in wanted:  # the client gets the same parameters the English text uses
-        table = {"detail": wording.DETAILS, "note": wording.LEG_NOTES, "action": wording.ACTIONS,
-                 "leave": wording.LEAVES, "reason": wording.REASONS}[key.split(".")[1]]
+        table = {
+            "detail": wording.DETAILS,
+            "note": wording.LEG_NOTES,
+            "action": wording.ACTIONS,
+            "leave": wording.LEAVES,
+            "reason": wording.REASONS,
+        }[key.split(".")[1]]
         english = set(re.findall(r"\{(\w+)\}", table[key.split(".")[2]]))
         assert set(re.findall(r"\{(\w+)\}", catalogue[key])) == english, (lang, key)
