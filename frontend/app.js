@@ -10,6 +10,7 @@ import { API, ApiError, getJSON } from "./api.js";
 import { alertLine, legChips, legDetails } from "./legs.js";
 import { LiveTrips } from "./trip.js";
 import { Contributor } from "./report.js";
+import { ServiceCalendar } from "./service.js";
 
 const $ = (id) => document.getElementById(id);
 await initLanguage(); // the catalogue first: everything below words its texts through t()
@@ -78,6 +79,14 @@ const mapView = new MapView($("map"), {
 });
 
 const contributor = new Contributor({ map: mapView.map, getCity: () => state.city });
+const service = new ServiceCalendar({
+  onPick: (value, { plan: replan = false } = {}) => {
+    els.depart.value = value;
+    els.depart.removeAttribute("aria-invalid");
+    service.setValue(value);
+    if (replan) plan();
+  },
+});
 
 function setPoint(kind, latlon, { fromMarker = false } = {}) {
   const input = kind === "from" ? els.from : els.to;
@@ -135,6 +144,8 @@ async function selectCity(city) {
   // The feeds are dated: hint the valid service window when the server tells it.
   els.depart.min = city.service_start ? `${city.service_start}T00:00` : "";
   els.depart.max = city.service_end ? `${city.service_end}T23:59` : "";
+  service.setValue(els.depart.value);
+  service.load(city);
   mapView.clearBasemap();
   mapView.showCity(city);
   refreshFeeds();
@@ -175,6 +186,7 @@ function clearResults() {
   els.list.dataset.state = "idle";
   els.resultsStatus.textContent = "";
   els.simNote.hidden = true;
+  service.hideNoTransit();
   mapView.clearRoute();
 }
 
@@ -240,6 +252,7 @@ async function plan(event) {
 
   const token = ++state.planToken;
   const modes = selectedModes();
+  const plannedAt = els.depart.value;
   const params = new URLSearchParams({
     city: city.id,
     from: `${from[0]},${from[1]}`,
@@ -257,12 +270,20 @@ async function plan(event) {
     if (token !== state.planToken) return;
     state.planned = { city: city.id, modes };
     renderItineraries(Array.isArray(body?.itineraries) ? body.itineraries : []);
+    // no transit in the answer although transit was asked for: say why, offer the next service
+    service.explain(plannedAt, {
+      wantedTransit: modes.includes("transit"),
+      anyTransit: state.itineraries.some((it) => (it.legs ?? []).some(isTransitLeg)),
+    });
     revealResults();
   } catch (e) {
     if (token !== state.planToken) return;
     els.resultsStatus.textContent = "";
     els.list.dataset.state = "error";
     showError(e.message || t("plan.failed"), e.code);
+    if (e.code === "date_out_of_service") {
+      service.explain(plannedAt, { wantedTransit: modes.includes("transit"), anyTransit: false });
+    }
   } finally {
     if (token === state.planToken) {
       els.plan.disabled = false;
@@ -439,6 +460,7 @@ async function runDemo() {
   setPoint("to", [demo.to.lat, demo.to.lon]);
   const depart = String(demo.depart ?? "").slice(0, 16);
   if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(depart)) els.depart.value = depart;
+  service.setValue(els.depart.value);
   if (Array.isArray(demo.modes)) {
     for (const input of els.modeInputs) input.checked = demo.modes.includes(input.value);
   }
@@ -563,6 +585,7 @@ for (const input of els.modeInputs) input.addEventListener("change", validateMod
 els.from.addEventListener("change", () => onCoordInput("from"));
 els.to.addEventListener("change", () => onCoordInput("to"));
 els.depart.addEventListener("change", () => els.depart.removeAttribute("aria-invalid"));
+els.depart.addEventListener("input", () => service.setValue(els.depart.value));
 els.swap.addEventListener("click", () => {
   const a = parseLatLon(els.from.value);
   const b = parseLatLon(els.to.value);
