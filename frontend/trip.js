@@ -8,6 +8,8 @@ import { TripSocket } from "./tripsocket.js";
 import { has, t } from "./i18n.js";
 
 const STORAGE_KEY = "correspondance.trip";
+// A position at most this often (the server takes one a second at most: docs/protocol.md).
+const POSITION_EVERY_MS = 3000;
 
 // Server codes → catalogue keys (docs/protocol.md, "Texts are codes"); unknown codes have a
 // generic text, so a newer server never shows a raw code.
@@ -63,7 +65,11 @@ export class LiveTrips {
       error: $("trip-error"), warning: $("trip-warning"), demo: $("trip-demo"), demoJam: $("trip-demo-jam"), suggestion: $("trip-suggestion"),
       plan: $("trip-plan"), simNote: $("trip-sim-note"), summary: $("trip-summary"), id: $("trip-id"),
       end: $("trip-end"), exp: $("trip-export"), del: $("trip-delete"), leave: $("trip-leave"),
+      follow: $("trip-follow"), source: $("trip-source"),
     };
+    this.els.follow.addEventListener("click", () => this.toggleFollow());
+    this.watchId = null;
+    this.geo = "off"; // off | asking | on | refused | unavailable
     this.els.end.addEventListener("click", () => this.end());
     this.els.exp.addEventListener("click", () => this.exportData());
     this.els.del.addEventListener("click", () => this.deleteData());
@@ -76,6 +82,8 @@ export class LiveTrips {
   }
 
   reset() {
+    this.stopWatching();
+    this.geo = "off";
     this.socket?.stop();
     this.socket = null;
     this.trip = null; // {trip_id, token, last_seq, city, demo}
@@ -91,6 +99,7 @@ export class LiveTrips {
   /** Another language: re-word the plan, the open suggestion and the arrival. */
   relabel() {
     if (!this.trip) return;
+    this.renderSource();
     if (this.itinerary) this.setPlan(this.itinerary);
     this.renderSuggestion();
     this.renderEta();
@@ -158,6 +167,8 @@ export class LiveTrips {
       onClosedForGood: (code, reason) => this.refused(code, reason),
     });
     this.socket.connect();
+    if (trip.follow) this.startWatching(); // the traveller said yes before this reload
+    this.renderSource();
     $("trip-title").focus({ preventScroll: true }); // the planner (and the button just pressed) is gone
   }
 
@@ -224,12 +235,15 @@ export class LiveTrips {
     }
     this.els.root.dataset.state = "live";
     this.els.demo.hidden = !this.trip.demo;
+    this.els.follow.disabled = false;
+    this.flushPosition(); // a position seen while disconnected
     if (hellos === 1 && !msg.progress) this.setStatus(t("trip.status.started"));
     else if (hellos > 1) this.setStatus(t("trip.status.reconnected"));
   }
 
   onProgress(p) {
     this.progress = p;
+    this.renderSource();
     if (p.eta) this.eta = p.eta; // the schedule's arrival: a live projection (liveEta) wins
     const legs = this.itinerary?.legs ?? [];
     if (p.position && Number.isFinite(p.position.lat) && Number.isFinite(p.position.lon)) {
@@ -294,6 +308,8 @@ export class LiveTrips {
 
   /** No more reconnecting: the trip ended, was deleted, or the server refused it. */
   finish(state) {
+    this.stopWatching();
+    this.els.follow.disabled = true;
     this.socket?.stop();
     this.els.root.dataset.state = state;
     this.els.end.disabled = true;
@@ -304,6 +320,106 @@ export class LiveTrips {
     this.els.warning.hidden = true;
     this.progress = null;
     this.setConn("closed", state === "ended" ? t("trip.conn.ended") : t("trip.conn.closed_short"));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Following the device's position (with the traveller's permission), else the timetable
+
+  toggleFollow() {
+    if (!this.trip) return;
+    if (this.watchId !== null || this.geo === "asking") {
+      this.stopWatching();
+      this.geo = "off";
+      this.trip.follow = false;
+    } else {
+      this.trip.follow = true;
+      this.startWatching();
+    }
+    this.save();
+    this.renderSource();
+  }
+
+  startWatching() {
+    if (this.watchId !== null) return;
+    if (!("geolocation" in navigator)) {
+      this.geo = "unavailable";
+      this.renderSource();
+      return;
+    }
+    this.geo = "asking";
+    this.lastSentAt = 0;
+    this.watchId = navigator.geolocation.watchPosition(
+      (pos) => this.onPosition(pos),
+      (err) => this.onPositionError(err),
+      { enableHighAccuracy: true, maximumAge: 5000, timeout: 30_000 },
+    );
+    this.renderSource();
+  }
+
+  stopWatching() {
+    if (this.watchId !== null) navigator.geolocation.clearWatch(this.watchId);
+    this.watchId = null;
+    clearTimeout(this.positionTimer);
+    this.pendingPosition = null;
+  }
+
+  onPosition(pos) {
+    if (!this.trip) return;
+    this.geo = "on";
+    const { latitude, longitude, accuracy } = pos.coords;
+    this.pendingPosition = { type: "position", lat: latitude, lon: longitude };
+    if (Number.isFinite(accuracy)) this.pendingPosition.accuracy_m = Math.round(accuracy);
+    this.flushPosition();
+    this.renderSource();
+  }
+
+  /** Send the latest position, at most every POSITION_EVERY_MS; kept for later when offline. */
+  flushPosition() {
+    clearTimeout(this.positionTimer);
+    if (!this.pendingPosition) return;
+    const wait = this.lastSentAt + POSITION_EVERY_MS - Date.now();
+    if (wait > 0) {
+      this.positionTimer = setTimeout(() => this.flushPosition(), wait);
+      return;
+    }
+    if (this.socket?.send(this.pendingPosition)) {
+      this.lastSentAt = Date.now();
+      this.pendingPosition = null;
+    } else {
+      this.positionTimer = setTimeout(() => this.flushPosition(), 1000); // not connected yet
+    }
+  }
+
+  onPositionError(err) {
+    if (err?.code === 1) { // PERMISSION_DENIED: no more asking; the timetable it is
+      this.stopWatching();
+      this.geo = "refused";
+      if (this.trip) {
+        this.trip.follow = false;
+        this.save();
+      }
+    } else {
+      this.geo = "unavailable"; // no fix yet, or lost: keep watching
+    }
+    this.renderSource();
+  }
+
+  /** Which clock the live trip follows, as the server's last progress says, and why. */
+  renderSource() {
+    const byPosition = this.progress?.source === "position";
+    const { source, follow } = this.els;
+    const key = {
+      on: byPosition ? "trip.source.position" : "trip.source.waiting",
+      asking: "trip.source.asking",
+      refused: "trip.source.refused",
+      unavailable: byPosition ? "trip.source.lost" : "trip.source.unavailable",
+    }[this.geo] ?? (byPosition ? "trip.source.last" : "trip.source.off");
+    source.textContent = t(key);
+    source.dataset.source = byPosition ? "position" : "schedule";
+    source.dataset.geo = this.geo;
+    const watching = this.watchId !== null || this.geo === "asking";
+    follow.setAttribute("aria-pressed", watching ? "true" : "false");
+    follow.textContent = t(watching ? "trip.follow.stop" : "trip.follow.start");
   }
 
   // -------------------------------------------------------------------------------------------
