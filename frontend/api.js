@@ -1,6 +1,6 @@
 // The HTTP side of the API: JSON in, JSON out, errors as `{"error": {"code", "message"}}`. An
-// error code the catalogue words (`error.<code>`) reads in the page's language; any other keeps
-// the server's English message, which names the exact fault.
+// error code the catalogue words (`error.<code>`) reads in the page's language, followed by the
+// server's message (which names the exact fault); any other code shows that message alone.
 import { has, t } from "./i18n.js";
 
 export const API = "/api/v1";
@@ -35,8 +35,10 @@ export async function requestJSON(path, { method = "GET", body, token, signal, a
   }
   if (!res.ok) {
     const err = parsed?.error;
-    const message = (err?.code && has(`error.${err.code}`) && t(`error.${err.code}`))
-      || (err && typeof err.message === "string" && err.message)
+    const detail = err && typeof err.message === "string" ? err.message : "";
+    // the catalogue's words for the code, then the server's own detail (which point, which limit)
+    const message = (err?.code && has(`error.${err.code}`) && (detail ? `${t(`error.${err.code}`)} (${detail})` : t(`error.${err.code}`)))
+      || detail
       || (typeof parsed?.detail === "string" && parsed.detail)
       || t("error.status", { status: res.status });
     throw new ApiError(message, { status: res.status, code: err?.code ?? "" });
