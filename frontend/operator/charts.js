@@ -1,7 +1,12 @@
 // Time-series charts of GET /api/v1/operators/metrics (one point a minute), drawn with uPlot
 // (npm, pinned). Counts the server withheld (1 … k − 1) arrive as null and show as gaps.
 import uPlot from "/static/node_modules/uplot/dist/uPlot.esm.js";
-import { t } from "../i18n.js";
+import { locale, t } from "../i18n.js";
+
+/** Axis and legend times in the page's language ("13:05"), not uPlot's English "1:05pm". */
+function clock(seconds) {
+  return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit" }).format(new Date(seconds * 1000));
+}
 
 const CHARTS = [
   { id: "chart-reports", series: [{ key: "reports_per_minute", label: () => t("ops.chart.reports"), stroke: "#1f4e79" }] },
@@ -54,8 +59,11 @@ export class Charts {
         legend: { show: chart.series.length > 1 },
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: true, range: () => [this.start, this.end] }, y: { range: (u, min, max) => [0, Math.max(1, max ?? 1)] } },
-        axes: [{ stroke: "#3d4650" }, { stroke: "#3d4650", size: 44 }],
-        series: [{}, ...chart.series.map((s) => ({ label: s.label(), stroke: s.stroke, width: 2, spanGaps: false }))],
+        axes: [
+          { stroke: "#3d4650", values: (u, splits) => splits.map((v) => (v === null ? "" : clock(v))) },
+          { stroke: "#3d4650", size: 44, values: (u, splits) => splits.map((v) => (v === null ? "" : new Intl.NumberFormat(locale()).format(v))) },
+        ],
+        series: [{ label: t("ops.chart.time"), value: (u, v) => (v === null ? "--" : clock(v)) }, ...chart.series.map((s) => ({ label: s.label(), stroke: s.stroke, width: 2, spanGaps: false }))],
       };
       this.plots.set(chart.id, new uPlot(options, data, element));
     }
@@ -76,7 +84,8 @@ export class Charts {
       element.setAttribute("aria-label", t("ops.chart.aria", { caption, text }));
     }
     this.status.textContent = times.length
-      ? (k === 2 ? t("ops.chart.shown_k2", { n: times.length }) : t("ops.chart.shown", { n: times.length, max: k - 1 }))
+      ? (k === 2 ? t("ops.chart.shown_k2", { count: times.length, n: times.length })
+        : t("ops.chart.shown", { count: times.length, n: times.length, max: k - 1 }))
       : t("ops.chart.none");
   }
 }
