@@ -432,7 +432,8 @@ def test_no_car_left_at_the_pick_up_station_breaks_the_plan(
         "params": {"station": plan.legs[1].origin_name},
     }
     assert projection.detail.text() == f"no vehicle left at {plan.legs[1].origin_name}"
-    assert projection.legs[-1][3] is not None and projection.legs[-1][3].code == "no_vehicle"
+    assert projection.legs[-1][3] is not None
+    assert projection.legs[-1][3].code == "no_vehicle"
     # once the car is taken, an empty station behind does not matter
     assert project(poa_base, plan, _mid(plan, 1), empty).broken is None
 
@@ -464,7 +465,8 @@ def test_transit_delay_missed_connection_and_cancellation(
         assert broken.broken == "delay"
         assert broken.arrival is None
         assert broken.legs[-1] == (rides[1], 0, False, leg_note("connection_missed"))
-        assert broken.detail is not None and broken.detail.code == "connection_missed"
+        assert broken.detail is not None
+        assert broken.detail.code == "connection_missed"
         assert broken.detail.params["time"] == plan.legs[rides[1]].departure.isoformat()
     trip = plan.legs[rides[0]].trip_id
     cancelled = holder.set_transit_state(cancelled_trips=[trip or ""], trip_delays={})
@@ -472,7 +474,8 @@ def test_transit_delay_missed_connection_and_cancellation(
     assert gone.broken == "trip_cancelled"
     assert gone.arrival is None
     assert gone.legs[-1] == (rides[0], 0, True, leg_note("cancelled"))
-    assert gone.detail is not None and gone.detail.wire() == {
+    assert gone.detail is not None
+    assert gone.detail.wire() == {
         "code": "trip_cancelled",
         "params": {"trip_id": trip},
     }
