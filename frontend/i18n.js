@@ -63,7 +63,11 @@ async function fetchCatalogue(code) {
 /** Load `lang` (and English, the fallback) and make it current; sets <html lang>. */
 export async function loadLanguage(lang) {
   const wanted = LANGUAGES[lang] ? lang : "en";
-  await fetchCatalogue("en");
+  try {
+    await fetchCatalogue("en");
+  } catch {
+    catalogues.en = {}; // unreadable: the markup keeps its English, t() its keys
+  }
   try {
     await fetchCatalogue(wanted);
     current = wanted;
@@ -116,14 +120,16 @@ export function t(key, params = {}) {
 
 /** Word the static markup under `root`: data-i18n (text) and data-i18n-attr ("attr:key;..."). */
 export function applyTranslations(root = document) {
-  for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of root.querySelectorAll("[data-i18n]")) {
+    if (has(node.dataset.i18n)) node.textContent = t(node.dataset.i18n);
+  }
   for (const node of root.querySelectorAll("[data-i18n-attr]")) {
     for (const pair of node.dataset.i18nAttr.split(";")) {
       const [attr, key] = pair.split(":").map((s) => s.trim());
-      if (attr && key) node.setAttribute(attr, t(key));
+      if (attr && key && has(key)) node.setAttribute(attr, t(key));
     }
   }
-  if (root === document && document.documentElement.dataset.i18nTitle) {
+  if (root === document && has(document.documentElement.dataset.i18nTitle ?? "")) {
     document.title = t(document.documentElement.dataset.i18nTitle);
   }
 }
