@@ -13,10 +13,11 @@ const ALERT_ICON = '<svg class="alert-icon" viewBox="0 0 24 24" fill="currentCol
 
 // The planner names the traveller's own ends "Origin" and "Destination" (routing/plan.py):
 // words of the API, worded here; stops and stations keep their own names.
-const END_NAMES = { Origin: "map.origin", Destination: "map.destination" };
+const END_NAMES = { Origin: "place.origin", Destination: "place.destination" };
 export function placeName(place) {
   const name = place?.name ?? "?";
-  return !place?.stop_id && !place?.station_id && END_NAMES[name] ? t(END_NAMES[name]) : name;
+  if (place?.stop_id || place?.station_id || !END_NAMES[name]) return name;
+  return name === "Origin" ? t("place.origin") : t("place.destination");
 }
 
 export function delayBadge(leg) {
