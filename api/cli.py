@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -80,7 +81,28 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  warning: {warning}", file=sys.stderr)
     for notice in base.notices:
         print(f"  notice: {notice}", file=sys.stderr)
+    _compile_kernels(base)
     return 0
+
+
+def _compile_kernels(base: Any) -> None:
+    """Plan once so numba compiles every kernel into its on-disk cache (``cache=True``) now,
+    not on the first plan of ``serve``: the first answer after the URL shows is then quick."""
+    from routing.overlay import OverlayHolder
+    from routing.warmup import warm_up
+
+    started = time.perf_counter()
+    warm_up(base, OverlayHolder(base.streets.get("drive")).current)
+    print(f"Kernels compiled and cached in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+def _announce(server: Any, banner: str) -> None:
+    """Print ``banner`` when ``server`` (a uvicorn.Server) has started, or never if it fails."""
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.05)
+    print(banner, flush=True)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -154,15 +176,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     options = {**UVICORN_OPTIONS, **server_options(settings)}
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     backend = f"Redis at {settings.redis_url}" if settings.redis_url else "in-process state"
-    print(
+    banner = (
         f"\n  Correspondance is running ({backend}).\n  Open http://{shown}:{args.port}/ "
-        f"— API docs at http://{shown}:{args.port}/docs\n",
-        flush=True,
+        f"— API docs at http://{shown}:{args.port}/docs\n"
     )
     if workers == 1:
         app = create_app(settings, bases=bases)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **options)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", **options)
+        )
+        # the URL once the server answers: after the start-up (live state, warm-up) is done
+        threading.Thread(target=_announce, args=(server, banner), daemon=True).start()
+        server.run()
         return 0
+    print(banner, flush=True)
     del bases  # built and cached: each worker process loads its own copy
     # each worker process builds its own app; one of them takes the writer lock (role
     # "all"), the others follow its events

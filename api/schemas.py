@@ -69,6 +69,37 @@ class CityOut(BaseModel):
     service_end: dt.date
 
 
+class ServiceDayOut(BaseModel):
+    """Transit service on one calendar date (``GET /api/v1/cities/{city}/service``)."""
+
+    date: dt.date
+    trips: int = Field(description="Trips of this date's own services (GTFS calendar).")
+    hours: list[int] = Field(
+        description="Local hours (0–23) in which some trip runs, counting the previous "
+        "day's trips after midnight; empty when nothing runs."
+    )
+    first_departure: str | None = Field(
+        description="Earliest first departure of this date's trips (HH:MM:SS, GTFS time)."
+    )
+    last_departure: str | None = Field(
+        description="Latest first departure of this date's trips (HH:MM:SS; may pass 24:00)."
+    )
+    modes: dict[str, list[int]] = Field(
+        description="Per transit mode of the city (bus, rail...): the hours it runs that day "
+        "(empty when it does not run), so a day with trains but no buses reads as such."
+    )
+
+
+class ServiceOut(BaseModel):
+    """When transit runs in a city, per date, from its timetables."""
+
+    city: str
+    timezone: str
+    service_start: dt.date = Field(description="First date any feed has service.")
+    service_end: dt.date = Field(description="Last date any feed has service.")
+    days: list[ServiceDayOut]
+
+
 class CitiesOut(BaseModel):
     """Response of ``GET /api/v1/cities``."""
 

@@ -1,4 +1,7 @@
-// The HTTP side of the API: JSON in, JSON out, errors as `{"error": {"code", "message"}}`.
+// The HTTP side of the API: JSON in, JSON out, errors as `{"error": {"code", "message"}}`. An
+// error code the catalogue words (`error.<code>`) reads in the page's language, followed by the
+// server's message (which names the exact fault); any other code shows that message alone.
+import { has, t } from "./i18n.js";
 
 export const API = "/api/v1";
 
@@ -21,7 +24,7 @@ export async function requestJSON(path, { method = "GET", body, token, signal, a
     res = await fetch(path, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (e) {
     if (e?.name === "AbortError") throw e;
-    throw new ApiError("Cannot reach the Correspondance server. Check your connection and try again.");
+    throw new ApiError(t("error.offline"));
   }
   let parsed = null;
   const text = await res.text();
@@ -32,12 +35,15 @@ export async function requestJSON(path, { method = "GET", body, token, signal, a
   }
   if (!res.ok) {
     const err = parsed?.error;
-    const message = (err && typeof err.message === "string" && err.message)
+    const detail = err && typeof err.message === "string" ? err.message : "";
+    // the catalogue's words for the code, then the server's own detail (which point, which limit)
+    const message = (err?.code && has(`error.${err.code}`) && (detail ? `${t(`error.${err.code}`)} (${detail})` : t(`error.${err.code}`)))
+      || detail
       || (typeof parsed?.detail === "string" && parsed.detail)
-      || `The server answered ${res.status} ${res.statusText}`.trim();
+      || t("error.status", { status: res.status });
     throw new ApiError(message, { status: res.status, code: err?.code ?? "" });
   }
-  if (parsed === null && !allowEmpty) throw new ApiError("The server sent an unreadable answer.", { status: res.status });
+  if (parsed === null && !allowEmpty)     throw new ApiError(t("error.unreadable"), { status: res.status });
   return parsed;
 }
 

@@ -1,8 +1,9 @@
 // Correspondance trip planner page. Plain ES module, no build step.
 import {
-  parseLatLon, formatLatLon, formatClock, formatDuration, formatDistance, plural,
+  parseLatLon, formatLatLon, formatClock, formatSpan, formatDistance, formatNumber, assignRouteColours,
   modeLabel, escapeHtml, defaultDepartValue, departParam, legKind, isTransitLeg,
 } from "./format.js";
+import { initLanguage, languagePicker, t } from "./i18n.js";
 import { modeIcon } from "./icons.js";
 import { MapView } from "./mapview.js";
 import { API, ApiError, getJSON } from "./api.js";
@@ -11,8 +12,11 @@ import { LiveTrips } from "./trip.js";
 import { Contributor } from "./report.js";
 import { TimeChoice } from "./timechoice.js";
 import { PlaceSearch } from "./search.js";
+import { ServiceCalendar } from "./service.js";
 
 const $ = (id) => document.getElementById(id);
+await initLanguage(); // the catalogue first: everything below words its texts through t()
+languagePicker($("lang"));
 const els = {
   city: $("city"), from: $("from"), to: $("to"), depart: $("depart"), plan: $("plan"), swap: $("swap"),
   form: $("plan-form"), error: $("error"), list: $("itineraries"), resultsStatus: $("results-status"),
@@ -80,6 +84,14 @@ const mapView = new MapView($("map"), {
 });
 
 const contributor = new Contributor({ map: mapView.map, getCity: () => state.city });
+const service = new ServiceCalendar({
+  onPick: (value, { plan: replan = false } = {}) => {
+    els.depart.value = value;
+    els.depart.removeAttribute("aria-invalid");
+    service.setValue(value);
+    if (replan) plan();
+  },
+});
 
 // Place search in the From/To fields (search.js); pointOf() reads a picked place or "lat,lon".
 const places = new PlaceSearch({
@@ -120,7 +132,7 @@ function onCoordInput(kind) {
 async function loadCities() {
   const body = await getJSON(`${API}/cities`);
   const cities = Array.isArray(body?.cities) ? body.cities : [];
-  if (!cities.length) throw new ApiError("No city is configured on this server.");
+  if (!cities.length) throw new ApiError(t("city.none"));
   state.cities = cities;
   els.city.replaceChildren(...cities.map((c) => {
     const opt = document.createElement("option");
@@ -147,10 +159,12 @@ async function selectCity(city) {
   els.depart.min = city.service_start ? `${city.service_start}T00:00` : "";
   els.depart.max = city.service_end ? `${city.service_end}T23:59` : "";
   timeChoice.setCity(city);
+  service.setValue(els.depart.value);
+  service.load(city);
   mapView.clearBasemap();
   mapView.showCity(city);
   refreshFeeds();
-  setMapStatus("Loading map…");
+  setMapStatus(t("map.loading"));
 
   const id = encodeURIComponent(city.id);
   const stopsPromise = getJSON(`${API}/cities/${id}/stops`).catch((e) => e);
@@ -161,7 +175,7 @@ async function selectCity(city) {
   } catch (e) {
     if (token !== state.loadToken) return;
     setMapStatus("");
-    showError(`The map of ${city.name ?? city.id} could not be loaded: ${e.message}`, e.code);
+    showError(t("map.failed", { city: city.name ?? city.id, reason: e.message }), e.code);
     return;
   }
   setMapStatus("");
@@ -171,7 +185,7 @@ async function selectCity(city) {
   if (token !== state.loadToken) return;
   if (stops instanceof Error) {
     // Stops are a nicety on the map; planning still works without them.
-    setMapStatus("Transit stops unavailable");
+    setMapStatus(t("map.stops_unavailable"));
     return;
   }
   mapView.setStops(stops);
@@ -187,6 +201,7 @@ function clearResults() {
   els.list.dataset.state = "idle";
   els.resultsStatus.textContent = "";
   els.simNote.hidden = true;
+  service.hideNoTransit();
   mapView.clearRoute();
   timeChoice.showPages(null);
 }
@@ -202,7 +217,7 @@ function selectedModes() {
 function validateModes() {
   const ok = selectedModes().length > 0;
   els.modesError.hidden = ok;
-  els.modesError.textContent = ok ? "" : "Choose at least one way to travel (for example Transit and Walk).";
+  els.modesError.textContent = ok ? "" : t("plan.modes_error");
   if (ok) els.modes.removeAttribute("aria-invalid");
   else els.modes.setAttribute("aria-invalid", "true");
   updateModesHint();
@@ -216,7 +231,7 @@ function updateModesHint() {
   const show = shared && simulated.length > 0;
   els.modesHint.hidden = !show;
   els.modesHint.textContent = show
-    ? `Shared bikes and cars here come from simulated feeds (${simulated.join(", ")}): demonstration data, not a real service.`
+    ? t("plan.modes_simulated", { feeds: simulated.join(", ") })
     : "";
 }
 
@@ -225,17 +240,17 @@ async function plan(event, cursor = null) {
   clearError();
   const city = state.city;
   if (!city) {
-    showError("The city list has not loaded yet.");
+    showError(t("city.not_loaded"));
     return;
   }
   const from = pointOf(els.from);
   const to = pointOf(els.to);
   const when = cursor ? { cursor } : timeChoice.query(city);
-  const problems = [];
-  if (!from) { problems.push("origin"); els.from.setAttribute("aria-invalid", "true"); }
-  if (!to) { problems.push("destination"); els.to.setAttribute("aria-invalid", "true"); }
-  if (problems.length) {
-    showError(`Set the ${problems.join(" and ")}: tap the map or type "lat,lon" (e.g. -30.0346,-51.2177).`, "client_validation");
+  if (!from) els.from.setAttribute("aria-invalid", "true");
+  if (!to) els.to.setAttribute("aria-invalid", "true");
+  if (!from || !to) {
+    const missing = !from && !to ? t("plan.missing_both") : !from ? t("plan.missing_from") : t("plan.missing_to");
+    showError(missing, "client_validation");
     (from ? els.to : els.from).focus();
     return;
   }
@@ -253,6 +268,7 @@ async function plan(event, cursor = null) {
 
   const token = ++state.planToken;
   const modes = selectedModes();
+  const plannedAt = els.depart.value;
   const params = new URLSearchParams({
     city: city.id,
     from: `${from[0]},${from[1]}`,
@@ -264,18 +280,27 @@ async function plan(event, cursor = null) {
   els.list.dataset.state = "loading";
   els.list.setAttribute("aria-busy", "true");
   els.plan.disabled = true;
-  els.resultsStatus.textContent = "Planning…";
+  els.resultsStatus.textContent = t("plan.planning");
   try {
     const body = await getJSON(`${API}/plan?${params}`);
     if (token !== state.planToken) return;
     state.planned = { city: city.id, modes };
     renderItineraries(Array.isArray(body?.itineraries) ? body.itineraries : []);
     timeChoice.showPages(body?.page);
+    // no transit in the answer although transit was asked for: say why, offer the next service
+    service.explain(plannedAt, {
+      wantedTransit: modes.includes("transit"),
+      anyTransit: state.itineraries.some((it) => (it.legs ?? []).some(isTransitLeg)),
+    });
+    revealResults();
   } catch (e) {
     if (token !== state.planToken) return;
     els.resultsStatus.textContent = "";
     els.list.dataset.state = "error";
-    showError(e.message || "Planning failed.", e.code);
+    showError(e.message || t("plan.failed"), e.code);
+    if (e.code === "date_out_of_service") {
+      service.explain(plannedAt, { wantedTransit: modes.includes("transit"), anyTransit: false });
+    }
   } finally {
     if (token === state.planToken) {
       els.plan.disabled = false;
@@ -294,18 +319,26 @@ function itineraryMeta(it) {
     if (kind === "bike" || kind === "drive") rides.set(leg.mode, (rides.get(leg.mode) ?? 0) + (Number(leg.distance_m) || 0));
   }
   const walkMin = Math.round((it.walk_s ?? 0) / 60);
-  if (!transit.length && !rides.size) return `Walk only · ${formatDistance(it.walk_m)}`;
+  if (!transit.length && !rides.size) return t("results.walk_only", { distance: formatDistance(it.walk_m) });
   const parts = [];
-  if (transit.length) parts.push(plural(it.transfers ?? 0, "transfer", "transfers"));
-  for (const [mode, metres] of rides) parts.push(`${formatDistance(metres)} by ${modeLabel(mode).toLowerCase()}`);
-  if (walkMin > 0 || transit.length) parts.push(`${walkMin} min walk`);
+  if (transit.length) parts.push(t("results.transfers", { count: it.transfers ?? 0, n: formatNumber(it.transfers ?? 0) }));
+  for (const [mode, metres] of rides) parts.push(t("results.ride", { distance: formatDistance(metres), mode: modeLabel(mode).toLowerCase() }));
+  if (walkMin > 0 || transit.length) parts.push(t("results.walk_min", { n: formatNumber(walkMin) }));
   return parts.join(" · ");
 }
 
-function renderItineraries(itineraries) {
+/** On a phone the results sit below the map and the form: bring them into view after "Plan". */
+function revealResults() {
+  if (!window.matchMedia("(max-width: 799px)").matches) return; // side panel: already in sight
+  const reduce = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  $("results").scrollIntoView({ behavior: reduce ? "auto" : "smooth", block: "start" });
+}
+
+function renderItineraries(itineraries, { keep = -1 } = {}) {
   const tz = state.city?.timezone;
   state.itineraries = itineraries;
   state.selected = -1;
+  assignRouteColours(itineraries); // GTFS colours, or distinct ones: two lines never share one
   let anySimulated = false;
   const items = itineraries.map((it, index) => {
     const li = document.createElement("li");
@@ -323,7 +356,7 @@ function renderItineraries(itineraries) {
     const dep = formatClock(it.departure, tz);
     const arr = formatClock(it.arrival, tz);
     btn.innerHTML = `<span class="it-head"><span class="it-times">${dep} → ${arr}</span>`
-      + `<span class="it-duration">${formatDuration(it.duration_s)}</span></span>`
+      + `<span class="it-duration">${formatSpan(it.departure, it.arrival)}</span></span>`
       + `<span class="it-meta">${escapeHtml(itineraryMeta(it))}</span>`;
     btn.append(legChips(legs));
     // Live service alerts on any leg, once each.
@@ -341,7 +374,7 @@ function renderItineraries(itineraries) {
     start.type = "button";
     start.className = "btn btn-secondary start-trip";
     start.dataset.index = String(index);
-    start.innerHTML = `Start trip<span class="visually-hidden"> leaving ${dep}, arriving ${arr}</span>`;
+    start.innerHTML = `${escapeHtml(t("results.start_trip"))}<span class="visually-hidden"> ${escapeHtml(t("results.start_trip_when", { dep, arr }))}</span>`;
     start.addEventListener("click", () => startTrip(index));
     li.append(btn, start);
     return li;
@@ -349,9 +382,9 @@ function renderItineraries(itineraries) {
   els.list.replaceChildren(...items);
   els.simNote.hidden = !anySimulated;
   els.resultsStatus.textContent = itineraries.length
-    ? `${plural(itineraries.length, "itinerary", "itineraries")} found`
-    : "No itinerary found for this trip and time. Try another departure time or other modes.";
-  if (itineraries.length) selectItinerary(0, { focus: false });
+    ? t("results.found", { count: itineraries.length, n: formatNumber(itineraries.length) })
+    : t("results.none");
+  if (itineraries.length) selectItinerary(Math.max(0, Math.min(keep, itineraries.length - 1)), { focus: false });
   els.list.dataset.state = "planned";
 }
 
@@ -419,7 +452,7 @@ async function startTrip(index, { demo = false } = {}) {
     await trips.start(it, { city: state.planned.city, modes: state.planned.modes, demo });
     els.city.disabled = true;
   } catch (e) {
-    showError(`Could not start the trip: ${e.message}`, e.code);
+    showError(t("trip.start_failed", { reason: e.message }), e.code);
   } finally {
     if (button) button.disabled = false;
   }
@@ -432,7 +465,7 @@ async function runDemo() {
     demo = await getJSON(`${API}/demo`);
   } catch (e) {
     const off = e.code === "demo_disabled" || e.status === 404;
-    showError(off ? "Demo mode is off on this server (scripts/run.sh turns it on)." : `Demo unavailable: ${e.message}`, e.code);
+    showError(off ? t("demo.off") : t("demo.unavailable", { reason: e.message }), e.code);
     return;
   }
   const city = state.cities.find((c) => c.id === demo.city);
@@ -444,6 +477,7 @@ async function runDemo() {
   setPoint("to", [demo.to.lat, demo.to.lon]);
   const depart = String(demo.depart ?? "").slice(0, 16);
   if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(depart)) els.depart.value = depart;
+  service.setValue(els.depart.value);
   if (Array.isArray(demo.modes)) {
     for (const input of els.modeInputs) input.checked = demo.modes.includes(input.value);
   }
@@ -451,7 +485,7 @@ async function runDemo() {
   await plan();
   const index = state.itineraries.findIndex((it) => (it.legs ?? []).some((l) => l.mode === "carshare"));
   if (index < 0) {
-    if (els.list.dataset.state === "planned") showError("The demo trip has no car-share itinerary to start.");
+    if (els.list.dataset.state === "planned") showError(t("demo.no_carshare"));
     return;
   }
   selectItinerary(index);
@@ -468,9 +502,9 @@ const STATUS_ORDER = ["stale", "degraded", "pending", "replay", "ok"];
 function formatAge(seconds) {
   const s = Number(seconds);
   if (seconds === null || seconds === undefined || !Number.isFinite(s)) return "";
-  if (s < 90) return `${Math.max(0, Math.round(s))} s`;
-  if (s < 5400) return `${Math.round(s / 60)} min`;
-  return `${Math.round(s / 3600)} h`;
+  if (s < 90) return t("age.s", { n: formatNumber(Math.max(0, Math.round(s))) });
+  if (s < 5400) return t("age.min", { n: formatNumber(Math.round(s / 60)) });
+  return t("age.h", { n: formatNumber(Math.round(s / 3600)) });
 }
 
 async function refreshFeeds() {
@@ -486,7 +520,7 @@ async function refreshFeeds() {
   } catch (e) {
     // Never let a failing status endpoint disturb the page: say so quietly.
     if (token !== state.feedsToken) return;
-    renderFeedsUnavailable(e?.name === "AbortError" ? "the server did not answer in time" : e?.message);
+    renderFeedsUnavailable(e?.name === "AbortError" ? t("feeds.timeout") : e?.message);
   } finally {
     clearTimeout(timer);
   }
@@ -496,7 +530,7 @@ function renderFeeds(feeds) {
   state.feeds = feeds.filter((f) => f && typeof f.feed_id === "string");
   els.feeds.dataset.state = state.feeds.length ? "ok" : "empty";
   if (!state.feeds.length) {
-    els.feedsSummary.textContent = "none for this city";
+    els.feedsSummary.textContent = t("feeds.none");
     els.feedsList.replaceChildren();
     updateModesHint();
     return;
@@ -506,11 +540,11 @@ function renderFeeds(feeds) {
   const worst = STATUS_ORDER.find((st) => counts.has(st)) ?? "pending";
   els.feeds.dataset.worst = worst;
   const parts = [...counts].sort((a, b) => STATUS_ORDER.indexOf(a[0]) - STATUS_ORDER.indexOf(b[0]))
-    .map(([st, n]) => `${n} ${st}`);
+    .map(([st, n]) => t("feeds.count", { n: formatNumber(n), status: t(`feeds.status.${st}`) }));
   const nSim = state.feeds.filter((f) => f.simulated).length;
   const nReplay = state.feeds.filter((f) => f.replay).length;
-  if (nSim) parts.push(nSim === state.feeds.length ? "all simulated" : `${nSim} simulated`);
-  if (nReplay) parts.push(`${nReplay} replay`);
+  if (nSim) parts.push(nSim === state.feeds.length ? t("feeds.all_simulated") : t("feeds.n_simulated", { n: formatNumber(nSim) }));
+  if (nReplay) parts.push(t("feeds.n_replay", { n: formatNumber(nReplay) }));
   els.feedsSummary.innerHTML = `<span class="feed-dot status-${escapeHtml(worst)}" aria-hidden="true"></span>${escapeHtml(parts.join(" · "))}`;
   els.feedsList.replaceChildren(...state.feeds.map((f) => {
     const li = document.createElement("li");
@@ -519,17 +553,18 @@ function renderFeeds(feeds) {
     li.dataset.status = String(f.status ?? "");
     if (f.simulated) li.dataset.simulated = "true";
     const tags = [
-      f.simulated ? '<span class="badge-simulated">simulated</span>' : "",
-      f.replay ? '<span class="badge-replay">replay</span>' : "",
+      f.simulated ? `<span class="badge-simulated">${escapeHtml(t("badge.simulated"))}</span>` : "",
+      f.replay ? `<span class="badge-replay">${escapeHtml(t("badge.replay"))}</span>` : "",
     ].join("");
     const notes = [
       f.kind ? String(f.kind).toUpperCase() : "",
-      Number.isFinite(f.records) ? `${f.records} records` : "",
-      f.records_rejected ? `${f.records_rejected} rejected` : "",
-      formatAge(f.staleness_s) && `${formatAge(f.staleness_s)} old`,
+      Number.isFinite(f.records) ? t("feeds.records", { n: formatNumber(f.records) }) : "",
+      f.records_rejected ? t("feeds.rejected", { n: formatNumber(f.records_rejected) }) : "",
+      formatAge(f.staleness_s) && t("feeds.age", { age: formatAge(f.staleness_s) }),
       f.reason ? String(f.reason) : "",
     ].filter(Boolean).join(" · ");
-    li.innerHTML = `<span class="feed-status status-${escapeHtml(f.status)}">${escapeHtml(f.status ?? "?")}</span>`
+    const statusWord = f.status ? t(`feeds.status.${f.status}`) : "?";
+    li.innerHTML = `<span class="feed-status status-${escapeHtml(f.status)}">${escapeHtml(statusWord)}</span>`
       + `<span class="feed-id">${escapeHtml(f.feed_id)}</span>${tags}`
       + (notes ? `<span class="feed-note">${escapeHtml(notes)}</span>` : "");
     return li;
@@ -541,10 +576,10 @@ function renderFeedsUnavailable(reason) {
   state.feeds = [];
   els.feeds.dataset.state = "error";
   delete els.feeds.dataset.worst;
-  els.feedsSummary.textContent = "unavailable";
+  els.feedsSummary.textContent = t("feeds.unavailable");
   const li = document.createElement("li");
   li.className = "feed feed-error";
-  li.textContent = `Live feeds unavailable${reason ? `: ${reason}` : ""}. Planning still works on the timetable.`;
+  li.textContent = reason ? t("feeds.unavailable_reason", { reason }) : t("feeds.unavailable_long");
   els.feedsList.replaceChildren(li);
   updateModesHint();
 }
@@ -567,6 +602,7 @@ for (const input of els.modeInputs) input.addEventListener("change", validateMod
 els.from.addEventListener("change", () => onCoordInput("from"));
 els.to.addEventListener("change", () => onCoordInput("to"));
 els.depart.addEventListener("change", () => els.depart.removeAttribute("aria-invalid"));
+els.depart.addEventListener("input", () => service.setValue(els.depart.value));
 els.swap.addEventListener("click", () => {
   places.swap(); // texts and picked places
   mapView.setMarker("from", pointOf(els.from));
@@ -578,6 +614,15 @@ els.city.addEventListener("change", () => {
   if (city) selectCity(city);
 });
 window.addEventListener("resize", () => mapView.invalidateSize());
+// Another language chosen in the page: re-word what was drawn from data (static markup is
+// re-worded by i18n.js itself).
+window.addEventListener("languagechange", () => {
+  if (els.list.dataset.state === "planned") renderItineraries(state.itineraries, { keep: state.selected });
+  if (state.feeds.length || els.feeds.dataset.state === "ok") renderFeeds(state.feeds);
+  if (!els.modesError.hidden) validateModes();
+  else updateModesHint();
+  setMapStatus(document.body.dataset.ready === "1" ? "" : t("map.loading"));
+});
 
 (async () => {
   try {
@@ -594,8 +639,8 @@ window.addEventListener("resize", () => mapView.invalidateSize());
     }
   } catch (e) {
     setMapStatus("");
-    els.city.replaceChildren(new Option("Unavailable", ""));
-    showError(`Could not load the city list: ${e.message}`, e.code);
+    els.city.replaceChildren(new Option(t("city.unavailable"), ""));
+    showError(t("city.load_failed", { reason: e.message }), e.code);
   }
 })();
 

@@ -1,19 +1,19 @@
 // The live congestion layer, shared by the commuter page and the operator dashboard: fused,
 // k-anonymous congestion and closures (GET /api/v1/congestion or the operators' GeoJSON) as
 // coloured street lines with their names, a legend, and the change socket (WS /ws/v1/congestion).
+import { t } from "./i18n.js";
 import * as L from "/static/node_modules/leaflet/dist/leaflet-src.esm.js";
 
 // Levels follow crowdsource/fusion.py: ×1.3, ×1.8, ×2.5, ×4.0; a closure is infinite.
 const LEVEL_MULTIPLIER = [[4, 4.0], [3, 2.5], [2, 1.8], [1, 1.3]];
 export const LEVELS = [
-  { key: "1", label: "Slow", colour: "#c98a00" },
-  { key: "2", label: "Heavy", colour: "#e2620b" },
-  { key: "3", label: "Very heavy", colour: "#c0262d" },
-  { key: "4", label: "Standstill", colour: "#7a1020" },
-  { key: "closed", label: "Closed", colour: "#1b1f23" },
+  { key: "1", colour: "#c98a00" },
+  { key: "2", colour: "#e2620b" },
+  { key: "3", colour: "#c0262d" },
+  { key: "4", colour: "#7a1020" },
+  { key: "closed", colour: "#1b1f23" },
 ];
 const COLOUR = Object.fromEntries(LEVELS.map((l) => [l.key, l.colour]));
-const LABEL = Object.fromEntries(LEVELS.map((l) => [l.key, l.label]));
 
 /** The level (1–4) a multiplier stands for, or "closed" (0 or infinite, as the history sends it). */
 export function levelOfMultiplier(m) {
@@ -29,15 +29,15 @@ export function levelKey(props) {
 }
 
 export function levelLabel(key) {
-  return LABEL[key] ?? "Congested";
+  return LEVELS.some((l) => l.key === key) ? t(`traffic.level.${key}`) : t("traffic.congested");
 }
 
 export function streetName(props) {
-  return props?.name ? String(props.name) : "Unnamed street";
+  return props?.name ? String(props.name) : t("traffic.unnamed");
 }
 
 /** The legend as a DOM element: one swatch per level. */
-export function legendElement({ title = "Traffic" } = {}) {
+export function legendElement({ title = t("traffic.title") } = {}) {
   const box = document.createElement("div");
   box.className = "congestion-legend";
   const heading = document.createElement("p");
@@ -51,7 +51,7 @@ export function legendElement({ title = "Traffic" } = {}) {
     swatch.className = `legend-swatch${level.key === "closed" ? " legend-closed" : ""}`;
     swatch.style.background = level.colour;
     swatch.setAttribute("aria-hidden", "true");
-    li.append(swatch, document.createTextNode(level.label));
+    li.append(swatch, document.createTextNode(levelLabel(level.key)));
     list.append(li);
   }
   box.append(heading, list);

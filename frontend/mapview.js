@@ -1,5 +1,6 @@
 // Leaflet map: our own OSM basemap (GeoJSON lines on a canvas), transit stops, origin/destination pins
 // and the selected itinerary. No external tile server.
+import { t } from "./i18n.js";
 import * as L from "/static/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { routeColour, legKind } from "./format.js";
 
@@ -151,7 +152,7 @@ export class MapView {
         fillOpacity: 0.9,
         interactive: true,
         bubblingMouseEvents: true, // a tap on a stop still sets the origin/destination there
-      }).bindTooltip(String(f.properties?.stop_name ?? f.properties?.stop_id ?? "Stop"), { direction: "top", offset: [0, -4] }),
+      }).bindTooltip(String(f.properties?.stop_name ?? f.properties?.stop_id ?? t("map.stop")), { direction: "top", offset: [0, -4] }),
     });
     this.updateVisibility();
   }
@@ -196,8 +197,8 @@ export class MapView {
       draggable: true,
       autoPan: true,
       keyboard: true,
-      title: kind === "from" ? "Origin (drag to move)" : "Destination (drag to move)",
-      alt: kind === "from" ? "Origin" : "Destination",
+      title: kind === "from" ? t("map.origin_drag") : t("map.destination_drag"),
+      alt: kind === "from" ? t("map.origin") : t("map.destination"),
       riseOnHover: true,
     }).addTo(this.map);
     marker.on("dragend", () => {
@@ -290,7 +291,7 @@ export class MapView {
       L.circleMarker([switchAt.lat, switchAt.lon], {
         renderer: this.routeRenderer, radius: 7, weight: 3, color: "#b26a00", fillColor: "#fff4e5", fillOpacity: 1,
         className: "switch-at-marker",
-      }).bindTooltip(`Switch here: ${String(switchAt.name ?? "")}`, { direction: "top", offset: [0, -6] }).addTo(this.suggestionLayer);
+      }).bindTooltip(t("map.switch_here", { place: String(switchAt.here || !switchAt.name ? t("trip.suggestion.here") : switchAt.name) }), { direction: "top", offset: [0, -6] }).addTo(this.suggestionLayer);
     }
     if (all.length) {
       const bounds = L.latLngBounds(all);
@@ -304,7 +305,7 @@ export class MapView {
   }
 
   /** The traveller's position on a live trip (from the timetable or from the device). */
-  setLivePosition(latlon, title = "You are here") {
+  setLivePosition(latlon, title = t("map.you_are_here")) {
     if (!latlon) {
       this.liveMarker?.remove();
       this.liveMarker = null;

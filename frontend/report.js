@@ -3,19 +3,17 @@
 // offline queue sent through /api/v1/reports/batch, and the live congestion layer for everyone.
 import { API, ApiError, getJSON } from "./api.js";
 import { CongestionLayer, legendElement, watchCongestion } from "./congestion.js";
+import { formatNumber } from "./format.js";
+import { locale, t } from "./i18n.js";
 
 const TOKEN_KEY = "correspondance.contributor";
 const QUEUE_KEY = "correspondance.reports.queue";
 const MAX_BATCH = 100;
 const FUSION_WAIT_MS = 1800; // the server fuses once a second
-const KINDS = {
-  congestion: "Jam",
-  closure: "Closure",
-  incident: "Incident",
-  clear: "All clear",
-};
-const LEVEL_NAMES = { 1: "slow", 2: "heavy", 3: "very heavy", 4: "standstill" };
-const COMPASS = ["north", "north-east", "east", "south-east", "south", "south-west", "west", "north-west"];
+const KINDS = ["congestion", "closure", "incident", "clear"];
+const kindName = (kind) => (KINDS.includes(kind) ? t(`report.kind.${kind}`) : String(kind));
+const levelName = (level) => t(`report.level_name.${level}`);
+const COMPASS = ["n", "ne", "e", "se", "s", "sw", "w", "nw"];
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,7 +25,7 @@ function el(tag, className, text) {
 }
 
 function compass(heading) {
-  return COMPASS[Math.round(((heading % 360) + 360) % 360 / 45) % 8];
+  return t(`report.compass.${COMPASS[Math.round(((heading % 360) + 360) % 360 / 45) % 8]}`);
 }
 
 /** This device's contributor token: random, made here, kept in localStorage (the server keeps
@@ -61,7 +59,7 @@ async function contributorJSON(path, { method = "GET", body } = {}) {
   try { parsed = text ? JSON.parse(text) : null; } catch { parsed = null; }
   if (!res.ok) {
     const err = parsed?.error;
-    const error = new ApiError(err?.message || `The server answered ${res.status}`, { status: res.status, code: err?.code ?? "" });
+    const error = new ApiError(err?.message || t("error.status", { status: res.status }), { status: res.status, code: err?.code ?? "" });
     error.retryAfter = Number(res.headers.get("Retry-After")) || null;
     throw error;
   }
@@ -71,17 +69,17 @@ async function contributorJSON(path, { method = "GET", body } = {}) {
 /** Why a report was refused, in plain words. */
 export function refusalText(error, cityName) {
   switch (error.code) {
-    case "rate_limited": {
-      const wait = error.retryAfter ? ` Try again in ${Math.ceil(error.retryAfter / 60)} min.` : " Try again in a few minutes.";
-      return `Not sent: too many reports from this phone or this network in a short time.${wait}`;
-    }
-    case "outside_city": return `Not taken: this place is outside ${cityName}. Reports are taken only inside the city.`;
-    case "no_street_nearby": return "Not taken: there is no street for cars within 60 m of this point. Tap on a street.";
-    case "implausible_sequence": return "Not taken: this place is too far from your previous report for the time between them.";
-    case "report_too_old": return "Not taken: the report waited more than an hour before it could be sent.";
-    case "report_in_future": return "Not taken: this phone's clock is ahead of the server's.";
-    case "invalid_report": return `Not taken: the report was not valid (${error.message}).`;
-    default: return `Not taken: ${error.message}`;
+    case "rate_limited":
+      return error.retryAfter
+        ? t("report.refused.rate_limited_in", { n: formatNumber(Math.ceil(error.retryAfter / 60)) })
+        : t("report.refused.rate_limited");
+    case "outside_city": return t("report.refused.outside_city", { city: cityName });
+    case "no_street_nearby": return t("report.refused.no_street_nearby");
+    case "implausible_sequence": return t("report.refused.implausible_sequence");
+    case "report_too_old": return t("report.refused.report_too_old");
+    case "report_in_future": return t("report.refused.report_in_future");
+    case "invalid_report": return t("report.refused.invalid_report", { reason: error.message });
+    default: return t("report.refused.other", { reason: error.message });
   }
 }
 
@@ -104,7 +102,13 @@ export class Contributor {
       deleteAll: $("my-reports-delete"), exportBtn: $("my-reports-export"), mineStatus: $("my-reports-status"),
       legend: $("traffic-legend"),
     };
-    this.els.legend.append(legendElement({ title: "Live traffic" }));
+    this.els.legend.append(legendElement({ title: t("traffic.live") }));
+    window.addEventListener("languagechange", () => {
+      this.els.legend.replaceChildren(legendElement({ title: t("traffic.live") }));
+      if (this.place) this.describePlace();
+      else if (!this.armed) this.clearPlace();
+      this.showQueue();
+    });
     this.els.open.addEventListener("click", () => this.open());
     this.els.close.addEventListener("click", () => this.close());
     this.els.locate.addEventListener("click", () => this.locate().catch(() => {}));
@@ -168,7 +172,7 @@ export class Contributor {
 
   arm() {
     this.armed = true;
-    this.showWhere("Tap the street on the map.");
+    this.showWhere(t("report.where.tap"));
   }
 
   /** The page hands map taps here first; true when the tap was for a report. */
@@ -181,7 +185,7 @@ export class Contributor {
 
   clearPlace() {
     this.place = null;
-    this.showWhere("No place chosen yet: use your location or tap a street.");
+    this.showWhere(t("report.where.none"));
   }
 
   showWhere(text) {
@@ -191,16 +195,14 @@ export class Contributor {
 
   async locate() {
     if (!("geolocation" in navigator)) {
-      this.showWhere("This browser cannot tell your position: tap a street on the map instead.");
+      this.showWhere(t("report.where.no_geolocation"));
       throw new Error("no geolocation");
     }
-    this.showWhere("Finding your position…");
+    this.showWhere(t("report.where.finding"));
     const position = await new Promise((resolve, reject) => {
       navigator.geolocation.getCurrentPosition(resolve, reject, { enableHighAccuracy: true, timeout: 10_000, maximumAge: 0 });
     }).catch((e) => {
-      this.showWhere(e?.code === 1
-        ? "Location permission was refused: tap a street on the map instead."
-        : "Your position could not be found: tap a street on the map instead.");
+      this.showWhere(e?.code === 1 ? t("report.where.refused") : t("report.where.not_found"));
       throw e;
     });
     const { latitude, longitude, heading, speed } = position.coords;
@@ -247,11 +249,14 @@ export class Contributor {
 
   describePlace() {
     const p = this.place;
-    const where = p.source === "device" ? "At your position" : "At the street you tapped";
-    const street = p.street ? ` on ${p.street}` : p.directions.length ? " on an unnamed street" : "";
+    const where = p.source === "device" ? t("report.where.device") : t("report.where.tapped");
+    const street = p.street ? t("report.where.on", { street: p.street }) : p.directions.length ? t("report.where.unnamed") : "";
     const heading = this.heading();
-    const direction = heading === null ? "" : `, travelling ${compass(heading)}${p.deviceHeading !== null && p.deviceHeading !== undefined ? " (from your phone)" : ""}`;
-    this.showWhere(`${where}${street}${direction}.`);
+    const fromPhone = p.deviceHeading !== null && p.deviceHeading !== undefined;
+    const direction = heading === null ? ""
+      : fromPhone ? t("report.where.heading_phone", { direction: compass(heading) })
+        : t("report.where.heading", { direction: compass(heading) });
+    this.showWhere(t("report.where.sentence", { where, street, direction }));
     this.els.where.dataset.ready = "1";
   }
 
@@ -277,55 +282,58 @@ export class Contributor {
       try {
         await this.locate(); // one tap: the device's position when nothing was chosen
       } catch {
-        this.receipt("Choose a place first: use your location or tap a street on the map.", "refused");
+        this.receipt(t("report.receipt.no_place"), "refused");
         return;
       }
       if (!this.place) {
-        this.receipt("Choose a place first: use your location or tap a street on the map.", "refused");
+        this.receipt(t("report.receipt.no_place"), "refused");
         return;
       }
     }
     const body = this.body(kind);
-    const levelNote = kind === "congestion" ? ` (${LEVEL_NAMES[body.level]}${this.level === null ? ", the default" : ""})` : "";
+    const levelNote = kind !== "congestion" ? ""
+      : this.level === null ? t("report.receipt.level_default", { level: levelName(body.level) })
+        : t("report.receipt.level", { level: levelName(body.level) });
+    const what = kindName(kind);
     if (!navigator.onLine) {
       this.enqueue(city.id, body);
-      this.receipt(`No connection: your “${KINDS[kind]}” report is saved on this phone and will be sent when you are back online.`, "queued");
+      this.receipt(t("report.receipt.queued", { kind: what }), "queued");
       return;
     }
-    this.receipt(`Sending “${KINDS[kind]}”${levelNote}…`, "sending");
+    this.receipt(t("report.receipt.sending", { kind: what, level: levelNote }), "sending");
     let ack;
     try {
       ack = await contributorJSON(`${API}/reports?city=${encodeURIComponent(city.id)}`, { method: "POST", body });
     } catch (e) {
       if (e.code === "offline" || e.status === 503 || !navigator.onLine) {
         this.enqueue(city.id, body);
-        this.receipt(`No connection: your “${KINDS[kind]}” report is saved on this phone and will be sent when you are back online.`, "queued");
+        this.receipt(t("report.receipt.queued", { kind: what }), "queued");
         return;
       }
       this.receipt(refusalText(e, city.name ?? city.id), "refused");
       return;
     }
     if (ack.status === "duplicate") {
-      this.receipt("Already received: you sent the same report in the last two minutes. It counts once.", "duplicate");
+      this.receipt(t("report.receipt.duplicate"), "duplicate");
       return;
     }
-    this.receipt(`Received “${KINDS[kind]}”${levelNote}. Checking whether it counts…`, "checking");
+    this.receipt(t("report.receipt.checking", { kind: what, level: levelNote }), "checking");
     await new Promise((resolve) => setTimeout(resolve, FUSION_WAIT_MS));
     const layer = await this.refreshTraffic();
     const shown = new Set((layer?.features ?? []).map((f) => f.properties.edge));
     const onMap = ack.edge_ids.some((e) => shown.has(e));
-    const independent = "Independent means a different person on a different network (not the same phone, Wi-Fi or mobile connection).";
+    const independent = t("report.receipt.independent");
     if (kind === "clear") {
       this.receipt(onMap
-        ? `Received: the map still shows congestion here; an all-clear counts once ${this.k} independent people agree. ${independent}`
-        : "Counted: the live map shows no congestion on this street.", onMap ? "received" : "counted");
+        ? `${t("report.receipt.clear_pending", { k: formatNumber(this.k) })} ${independent}`
+        : t("report.receipt.clear_counted"), onMap ? "received" : "counted");
       return;
     }
     if (onMap) {
-      this.receipt(`Counted: the live map now shows it, and trips are routed around it. Thank you.`, "counted");
+      this.receipt(t("report.receipt.counted"), "counted");
     } else {
-      const more = this.k - 1 === 1 ? "one more independent report" : `${this.k - 1} more independent reports`;
-      this.receipt(`Received, needs ${more} before it counts. ${independent}`, "received");
+      const more = this.k - 1;
+      this.receipt(`${t("report.receipt.needs_more", { count: more, n: formatNumber(more) })} ${independent}`, "received");
     }
   }
 
@@ -351,7 +359,7 @@ export class Contributor {
     const n = this.queued().length;
     this.els.queue.hidden = n === 0;
     this.els.queue.dataset.count = String(n);
-    this.els.queue.textContent = n ? `${n} report${n === 1 ? "" : "s"} saved on this phone, waiting for a connection.` : "";
+    this.els.queue.textContent = n ? t("report.queue", { count: n, n: formatNumber(n) }) : "";
   }
 
   /** Send what was saved offline, a city and at most 100 reports at a time. */
@@ -392,9 +400,9 @@ export class Contributor {
     }
     if (accepted || refused.length) {
       const parts = [];
-      if (accepted) parts.push(`${accepted} saved report${accepted === 1 ? "" : "s"} sent and received`);
-      if (refused.length) parts.push(`${refused.length} not taken: ${[...new Set(refused)].join(" ")}`);
-      this.receipt(`Back online: ${parts.join("; ")}.`, refused.length ? "refused" : "received");
+      if (accepted) parts.push(t("report.flush.accepted", { count: accepted, n: formatNumber(accepted) }));
+      if (refused.length) parts.push(t("report.flush.refused", { n: formatNumber(refused.length), reasons: [...new Set(refused)].join(" ") }));
+      this.receipt(t("report.flush.back_online", { parts: parts.join("; ") }), refused.length ? "refused" : "received");
       this.refreshTraffic();
     }
   }
@@ -402,29 +410,29 @@ export class Contributor {
   // -- my reports --------------------------------------------------------------------------------
 
   async loadMine() {
-    this.els.mineStatus.textContent = "Loading…";
+    this.els.mineStatus.textContent = t("common.loading");
     let data;
     try {
       data = await contributorJSON(`${API}/me/reports`);
     } catch (e) {
-      this.els.mineStatus.textContent = e.code === "offline" ? "Offline: your reports cannot be read now." : e.message;
+      this.els.mineStatus.textContent = e.code === "offline" ? t("report.mine.offline") : e.message;
       return;
     }
     const reports = [...(data.reports ?? [])].reverse();
     this.els.list.dataset.count = String(reports.length);
     this.els.mineStatus.textContent = reports.length
-      ? `${reports.length} report${reports.length === 1 ? "" : "s"} kept (each is deleted after 24 hours).`
-      : "The server keeps no report of yours.";
+      ? t("report.mine.kept", { count: reports.length, n: formatNumber(reports.length) })
+      : t("report.mine.none");
     this.els.deleteAll.disabled = reports.length === 0;
     this.els.list.replaceChildren(...reports.map((r) => {
       const li = el("li", "my-report");
       li.dataset.reportId = r.report_id;
-      const when = new Date(r.observed_at * 1000).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
-      const what = `${KINDS[r.kind] ?? r.kind}${r.level ? ` · ${LEVEL_NAMES[r.level]}` : ""}`;
+      const when = new Date(r.observed_at * 1000).toLocaleString(locale(), { dateStyle: "short", timeStyle: "short" });
+      const what = `${kindName(r.kind)}${r.level ? ` · ${levelName(r.level)}` : ""}`;
       li.append(el("span", "my-report-what", what), el("span", "my-report-when", `${when} · ${r.lat.toFixed(4)}, ${r.lon.toFixed(4)}`));
-      const del = el("button", "btn btn-danger btn-small", "Delete");
+      const del = el("button", "btn btn-danger btn-small", t("common.delete"));
       del.type = "button";
-      del.setAttribute("aria-label", `Delete report ${what} of ${when}`);
+      del.setAttribute("aria-label", t("report.mine.delete_one", { what, when }));
       del.addEventListener("click", () => this.deleteOne(r.report_id));
       li.append(del);
       return li;
@@ -439,7 +447,7 @@ export class Contributor {
       return;
     }
     await this.loadMine();
-    this.els.mineStatus.textContent = `Deleted. ${this.els.mineStatus.textContent}`;
+    this.els.mineStatus.textContent = `${t("report.mine.deleted")} ${this.els.mineStatus.textContent}`;
     this.refreshTraffic();
   }
 
@@ -452,7 +460,7 @@ export class Contributor {
       return;
     }
     await this.loadMine();
-    this.els.mineStatus.textContent = `Deleted ${answer.deleted} report${answer.deleted === 1 ? "" : "s"}, your trust score and counters. ${this.els.mineStatus.textContent}`;
+    this.els.mineStatus.textContent = `${t("report.mine.deleted_all", { count: answer.deleted, n: formatNumber(answer.deleted) })} ${this.els.mineStatus.textContent}`;
     this.refreshTraffic();
   }
 

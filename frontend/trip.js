@@ -2,34 +2,55 @@
 // (docs/protocol.md): progress on the map, live delays and alerts, switch suggestions to accept or
 // decline. The trip's id, key and highest `seq` seen live in sessionStorage, so a reload resumes.
 import { API, requestJSON } from "./api.js";
-import { formatClock, formatDuration, modeLabel, escapeHtml } from "./format.js";
-import { legChips, legDetails } from "./legs.js";
-import { liveInfo } from "./alerts.js";
+import { assignRouteColours, formatClock, formatDuration, formatSpan, formatDelay, formatNumber, modeLabel, escapeHtml } from "./format.js";
+import { alertLine, delayBadge, legChips, legDetails } from "./legs.js";
 import { TripSocket } from "./tripsocket.js";
+import { has, t } from "./i18n.js";
 
 const STORAGE_KEY = "correspondance.trip";
+// A position at most this often (the server takes one a second at most: docs/protocol.md).
+const POSITION_EVERY_MS = 3000;
 
-const ENDED = {
-  arrived: "You have arrived.",
-  ended: "You ended this trip.",
-  timeout: "This trip timed out.",
-  deleted: "This trip was deleted.",
-};
-// What is wrong ahead, by reason code, for the warning a declined or expired suggestion leaves.
-const TROUBLE = {
-  congestion: "Traffic jammed ahead",
-  vehicle_unavailable: "No vehicle left at your pick-up station",
-  dock_unavailable: "No free space left at your drop-off station",
-  trip_cancelled: "Your connection is cancelled",
-  delay: "Your connection is running late",
-  stop_closed: "A stop on your way is closed",
-};
-const BROKEN_TROUBLE = { ...TROUBLE, congestion: "Road ahead closed" };
-const CLOSED = {
-  declined: "Suggestion declined: you keep your plan.",
-  withdrawn: "The suggestion was withdrawn: it is no longer faster.",
-  expired: "The suggestion expired.",
-};
+// Server codes → catalogue keys (docs/protocol.md, "Texts are codes"); unknown codes have a
+// generic text, so a newer server never shows a raw code.
+const ENDED_KEYS = new Set(["arrived", "ended", "timeout", "deleted"]);
+const CLOSED_KEYS = new Set(["declined", "withdrawn", "expired"]);
+
+/** What is wrong ahead, by reason code, for the warning a declined or expired suggestion leaves. */
+function trouble(code, broken) {
+  const key = broken && code === "congestion" ? "trip.trouble.road_closed" : `trip.trouble.${code}`;
+  return has(key) ? t(key) : t("trip.trouble.other");
+}
+
+/** A coded text of the server ({code, params}) in the page's language; times formatted here. */
+function phrase(kind, coded, tz) {
+  if (!coded?.code || !has(`trip.${kind}.${coded.code}`)) return null;
+  const params = { ...(coded.params ?? {}) };
+  if (params.time) params.time = formatClock(params.time, tz);
+  if (params.mode) params.mode = modeLabel(params.mode).toLowerCase();
+  if (params.vehicle) params.vehicle = t(`trip.vehicle.${params.vehicle}`);
+  return t(`trip.${kind}.${coded.code}`, params);
+}
+
+function sentence(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : text;
+}
+
+/** A suggestion's reason, worded from its codes: "No vehicle left at X: take bus T5 at Y, arrive 4 min earlier." */
+export function suggestionText(s, tz) {
+  const r = s?.reason ?? {};
+  const head = phrase("detail", r.detail, tz) ?? (has(`trip.reason.${r.code}`) ? t(`trip.reason.${r.code}`) : null);
+  const doing = phrase("action", r.action, tz);
+  if (!head || !doing) return r.message ?? t("trip.suggestion.better");
+  const first = phrase("leave", r.leave, tz);
+  const saved = Number(s.minutes_saved);
+  const gain = s.minutes_saved !== null && s.minutes_saved !== undefined && Number.isFinite(saved)
+    ? t("trip.gain.earlier", { n: formatNumber(Math.round(saved)) })
+    : t("trip.gain.arrive", { time: formatClock(s.new_arrival, tz) });
+  return sentence(t("trip.suggestion.sentence", {
+    why: head, then: first ? t("trip.suggestion.then", { leave: first, action: doing }) : doing, gain,
+  }));
+}
 
 const $ = (id) => document.getElementById(id);
 
@@ -44,7 +65,11 @@ export class LiveTrips {
       error: $("trip-error"), warning: $("trip-warning"), demo: $("trip-demo"), demoJam: $("trip-demo-jam"), suggestion: $("trip-suggestion"),
       plan: $("trip-plan"), simNote: $("trip-sim-note"), summary: $("trip-summary"), id: $("trip-id"),
       end: $("trip-end"), exp: $("trip-export"), del: $("trip-delete"), leave: $("trip-leave"),
+      follow: $("trip-follow"), source: $("trip-source"),
     };
+    this.els.follow.addEventListener("click", () => this.toggleFollow());
+    this.watchId = null;
+    this.geo = "off"; // off | asking | on | refused | unavailable
     this.els.end.addEventListener("click", () => this.end());
     this.els.exp.addEventListener("click", () => this.exportData());
     this.els.del.addEventListener("click", () => this.deleteData());
@@ -53,9 +78,12 @@ export class LiveTrips {
     this.socket = null;
     this.reset();
     window.addEventListener("online", () => this.socket?.reconnectNow());
+    window.addEventListener("languagechange", () => this.relabel());
   }
 
   reset() {
+    this.stopWatching();
+    this.geo = "off";
     this.socket?.stop();
     this.socket = null;
     this.trip = null; // {trip_id, token, last_seq, city, demo}
@@ -66,6 +94,15 @@ export class LiveTrips {
     this.live = new Map(); // leg_index → the latest live_update entry for that leg
     this.eta = null; // the plan's arrival as progress states it (the schedule)
     this.liveEta = null; // the server's projection: live_update, or a suggestion's word on the plan
+  }
+
+  /** Another language: re-word the plan, the open suggestion and the arrival. */
+  relabel() {
+    if (!this.trip) return;
+    this.renderSource();
+    if (this.itinerary) this.setPlan(this.itinerary);
+    this.renderSuggestion();
+    this.renderEta();
   }
 
   get active() {
@@ -116,11 +153,11 @@ export class LiveTrips {
     this.els.del.disabled = false;
     this.els.demo.hidden = true;
     this.els.demoJam.disabled = false;
-    this.els.demoJam.textContent = "Simulate a traffic jam ahead (demo)";
+    this.els.demoJam.textContent = t("trip.demo.jam");
     this.setError("");
     this.liveEta = typeof trip.eta === "string" ? trip.eta : null; // kept across a reload
     this.setWarning(typeof trip.warning === "string" ? trip.warning : "");
-    this.setStatus("Connecting to your trip…");
+    this.setStatus(t("trip.status.connecting"));
     this.renderSuggestion();
     if (itinerary) this.setPlan(itinerary);
     this.socket = new TripSocket(trip, {
@@ -130,6 +167,8 @@ export class LiveTrips {
       onClosedForGood: (code, reason) => this.refused(code, reason),
     });
     this.socket.connect();
+    if (trip.follow) this.startWatching(); // the traveller said yes before this reload
+    this.renderSource();
     $("trip-title").focus({ preventScroll: true }); // the planner (and the button just pressed) is gone
   }
 
@@ -137,14 +176,12 @@ export class LiveTrips {
   refused(code, reason) {
     const gone = code === 4404;
     this.finish(gone ? "gone" : "refused");
-    this.setError(gone
-      ? "This trip no longer exists on the server (it ended, expired or was deleted)."
-      : `The server refused to follow this trip${reason ? `: ${reason}` : "."}`);
+    this.setError(gone ? t("trip.gone") : reason ? t("trip.refused_reason", { reason }) : t("trip.refused"));
   }
 
   send(message) {
     if (this.socket?.send(message)) return true;
-    this.setError("Not connected to the server right now: try again in a moment.");
+    this.setError(t("trip.not_connected"));
     return false;
   }
 
@@ -165,7 +202,7 @@ export class LiveTrips {
         if (closed) this.setSuggestion(null);
         // Keeping a plan that lost time or broke: what is wrong ahead stays in sight.
         if (closed && msg.outcome !== "withdrawn") this.warnAhead(closed);
-        if (!replay) this.setStatus(CLOSED[msg.outcome] ?? "The suggestion is closed.");
+        if (!replay) this.setStatus(t(CLOSED_KEYS.has(msg.outcome) ? `trip.closed.${msg.outcome}` : "trip.closed.other"));
         return undefined;
       }
       case "plan_updated":
@@ -175,7 +212,7 @@ export class LiveTrips {
         if (!replay) {
           this.setSuggestion(null);
           this.setPlan(msg.itinerary);
-          this.setStatus("New plan: follow the steps below.");
+          this.setStatus(t("trip.status.new_plan"));
         }
         return undefined;
       case "trip_ended": return this.onEnded(msg.reason, msg.sent_at);
@@ -198,22 +235,27 @@ export class LiveTrips {
     }
     this.els.root.dataset.state = "live";
     this.els.demo.hidden = !this.trip.demo;
-    if (hellos === 1 && !msg.progress) this.setStatus("Trip started: follow the steps below.");
-    else if (hellos > 1) this.setStatus("Reconnected.");
+    this.els.follow.disabled = false;
+    this.flushPosition(); // a position seen while disconnected
+    if (hellos === 1 && !msg.progress) this.setStatus(t("trip.status.started"));
+    else if (hellos > 1) this.setStatus(t("trip.status.reconnected"));
   }
 
   onProgress(p) {
     this.progress = p;
+    this.renderSource();
     if (p.eta) this.eta = p.eta; // the schedule's arrival: a live projection (liveEta) wins
     const legs = this.itinerary?.legs ?? [];
     if (p.position && Number.isFinite(p.position.lat) && Number.isFinite(p.position.lon)) {
-      const how = p.source === "position" ? "from your position" : "from the timetable";
-      this.mapView.setLivePosition([p.position.lat, p.position.lon], `You are here (${how})`);
+      const how = p.source === "position" ? t("trip.here.position") : t("trip.here.schedule");
+      this.mapView.setLivePosition([p.position.lat, p.position.lon], t("trip.here", { how }));
     }
     if (Number.isInteger(p.leg_index) && legs.length) {
-      const how = p.source === "position" ? "following your position" : "following the timetable";
-      this.setStatus(`Step ${Math.min(p.leg_index + 1, legs.length)} of ${legs.length}: `
-        + `${modeLabel(p.mode ?? legs[p.leg_index]?.mode)} · ${how}`);
+      const how = p.source === "position" ? t("trip.following.position") : t("trip.following.schedule");
+      this.setStatus(t("trip.status.step", {
+        i: formatNumber(Math.min(p.leg_index + 1, legs.length)), n: formatNumber(legs.length),
+        mode: modeLabel(p.mode ?? legs[p.leg_index]?.mode), how,
+      }));
     }
     this.renderEta();
     this.markCurrentLeg();
@@ -226,10 +268,14 @@ export class LiveTrips {
     if (msg.eta) this.setLiveEta(msg.eta);
     if (msg.notice?.code === "no_better_option") {
       // The plan broke and no other way exists: say so, with what is wrong and the new arrival.
-      const what = BROKEN_TROUBLE[msg.notice.reason] ?? "Your plan no longer works";
       const tz = this.timezone();
-      this.setWarning(`No better way right now. ${what} — your arrival is now ~${formatClock(msg.eta, tz)}.`);
-      this.setStatus(msg.notice.message ?? "No better way was found.");
+      const what = trouble(msg.notice.reason, true);
+      this.setWarning(t("trip.warning.no_better", { what, time: formatClock(msg.eta, tz) }));
+      const why = phrase("detail", msg.notice.detail, tz)
+        ?? (has(`trip.reason.${msg.notice.reason}`) ? t(`trip.reason.${msg.notice.reason}`) : t("trip.trouble.other"));
+      this.setStatus(msg.notice.arrival
+        ? t("trip.status.no_better_eta", { why, time: formatClock(msg.notice.arrival, tz) })
+        : t("trip.status.no_better", { why }));
     }
     this.renderEta();
     this.renderLive();
@@ -241,22 +287,29 @@ export class LiveTrips {
     this.setSuggestion(null);
     const tz = this.timezone();
     const it = this.itinerary;
-    const parts = [ENDED[reason] ?? "This trip has ended."];
-    if (at) parts.push(`Ended at ${formatClock(at, tz)}.`);
-    if (it) parts.push(`Last plan: ${formatClock(it.departure, tz)} → ${formatClock(it.arrival, tz)} (${formatDuration(it.duration_s)}).`);
-    this.els.summary.innerHTML = `<h3 class="trip-subtitle">Trip summary</h3><p>${parts.map(escapeHtml).join(" ")}</p>`;
+    const endedText = t(ENDED_KEYS.has(reason) ? `trip.ended.${reason}` : "trip.ended.other");
+    const parts = [endedText];
+    if (at) parts.push(t("trip.summary.ended_at", { time: formatClock(at, tz) }));
+    if (it) {
+      parts.push(t("trip.summary.last_plan", {
+        dep: formatClock(it.departure, tz), arr: formatClock(it.arrival, tz), duration: formatSpan(it.departure, it.arrival),
+      }));
+    }
+    this.els.summary.innerHTML = `<h3 class="trip-subtitle">${escapeHtml(t("trip.summary.title"))}</h3><p>${parts.map(escapeHtml).join(" ")}</p>`;
     this.els.summary.hidden = false;
-    this.setStatus(ENDED[reason] ?? "This trip has ended.");
+    this.setStatus(endedText);
   }
 
   onError(msg) {
     if (msg.code === "unknown_suggestion" || msg.code === "suggestion_closed") this.setSuggestion(null);
     else this.setSuggestionBusy(false);
-    this.setError(msg.message || `The server refused that (${msg.code}).`);
+    this.setError(has(`trip.error.${msg.code}`) ? t(`trip.error.${msg.code}`) : msg.message || t("trip.error.other", { code: msg.code }));
   }
 
   /** No more reconnecting: the trip ended, was deleted, or the server refused it. */
   finish(state) {
+    this.stopWatching();
+    this.els.follow.disabled = true;
     this.socket?.stop();
     this.els.root.dataset.state = state;
     this.els.end.disabled = true;
@@ -266,7 +319,107 @@ export class LiveTrips {
     this.els.warning.textContent = ""; // nothing is ahead of a trip that is over
     this.els.warning.hidden = true;
     this.progress = null;
-    this.setConn("closed", state === "ended" ? "ended" : "closed");
+    this.setConn("closed", state === "ended" ? t("trip.conn.ended") : t("trip.conn.closed_short"));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Following the device's position (with the traveller's permission), else the timetable
+
+  toggleFollow() {
+    if (!this.trip) return;
+    if (this.watchId !== null || this.geo === "asking") {
+      this.stopWatching();
+      this.geo = "off";
+      this.trip.follow = false;
+    } else {
+      this.trip.follow = true;
+      this.startWatching();
+    }
+    this.save();
+    this.renderSource();
+  }
+
+  startWatching() {
+    if (this.watchId !== null) return;
+    if (!("geolocation" in navigator)) {
+      this.geo = "unavailable";
+      this.renderSource();
+      return;
+    }
+    this.geo = "asking";
+    this.lastSentAt = 0;
+    this.watchId = navigator.geolocation.watchPosition(
+      (pos) => this.onPosition(pos),
+      (err) => this.onPositionError(err),
+      { enableHighAccuracy: true, maximumAge: 5000, timeout: 30_000 },
+    );
+    this.renderSource();
+  }
+
+  stopWatching() {
+    if (this.watchId !== null) navigator.geolocation.clearWatch(this.watchId);
+    this.watchId = null;
+    clearTimeout(this.positionTimer);
+    this.pendingPosition = null;
+  }
+
+  onPosition(pos) {
+    if (!this.trip) return;
+    this.geo = "on";
+    const { latitude, longitude, accuracy } = pos.coords;
+    this.pendingPosition = { type: "position", lat: latitude, lon: longitude };
+    if (Number.isFinite(accuracy)) this.pendingPosition.accuracy_m = Math.round(accuracy);
+    this.flushPosition();
+    this.renderSource();
+  }
+
+  /** Send the latest position, at most every POSITION_EVERY_MS; kept for later when offline. */
+  flushPosition() {
+    clearTimeout(this.positionTimer);
+    if (!this.pendingPosition) return;
+    const wait = this.lastSentAt + POSITION_EVERY_MS - Date.now();
+    if (wait > 0) {
+      this.positionTimer = setTimeout(() => this.flushPosition(), wait);
+      return;
+    }
+    if (this.socket?.send(this.pendingPosition)) {
+      this.lastSentAt = Date.now();
+      this.pendingPosition = null;
+    } else {
+      this.positionTimer = setTimeout(() => this.flushPosition(), 1000); // not connected yet
+    }
+  }
+
+  onPositionError(err) {
+    if (err?.code === 1) { // PERMISSION_DENIED: no more asking; the timetable it is
+      this.stopWatching();
+      this.geo = "refused";
+      if (this.trip) {
+        this.trip.follow = false;
+        this.save();
+      }
+    } else {
+      this.geo = "unavailable"; // no fix yet, or lost: keep watching
+    }
+    this.renderSource();
+  }
+
+  /** Which clock the live trip follows, as the server's last progress says, and why. */
+  renderSource() {
+    const byPosition = this.progress?.source === "position";
+    const { source, follow } = this.els;
+    const key = {
+      on: byPosition ? "trip.source.position" : "trip.source.waiting",
+      asking: "trip.source.asking",
+      refused: "trip.source.refused",
+      unavailable: byPosition ? "trip.source.lost" : "trip.source.unavailable",
+    }[this.geo] ?? (byPosition ? "trip.source.last" : "trip.source.off");
+    source.textContent = t(key);
+    source.dataset.source = byPosition ? "position" : "schedule";
+    source.dataset.geo = this.geo;
+    const watching = this.watchId !== null || this.geo === "asking";
+    follow.setAttribute("aria-pressed", watching ? "true" : "false");
+    follow.textContent = t(watching ? "trip.follow.stop" : "trip.follow.start");
   }
 
   // -------------------------------------------------------------------------------------------
@@ -274,16 +427,16 @@ export class LiveTrips {
 
   accept() {
     const id = this.suggestion?.suggestion_id;
-    if (id && this.send({ type: "accept", suggestion_id: id })) this.setSuggestionBusy(true, "Switching…");
+    if (id && this.send({ type: "accept", suggestion_id: id })) this.setSuggestionBusy(true, t("trip.suggestion.switching"));
   }
 
   decline() {
     const id = this.suggestion?.suggestion_id;
-    if (id && this.send({ type: "decline", suggestion_id: id })) this.setSuggestionBusy(true, "Declining…");
+    if (id && this.send({ type: "decline", suggestion_id: id })) this.setSuggestionBusy(true, t("trip.suggestion.declining"));
   }
 
   end() {
-    if (this.send({ type: "end" })) this.setStatus("Ending the trip…");
+    if (this.send({ type: "end" })) this.setStatus(t("trip.status.ending"));
   }
 
   /** GET /api/v1/trips/{id}: everything the server holds about this trip, saved as a JSON file. */
@@ -301,7 +454,7 @@ export class LiveTrips {
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
     } catch (e) {
-      this.setError(`Could not download the trip data: ${e.message}`);
+      this.setError(t("trip.export_failed", { reason: e.message }));
     }
   }
 
@@ -314,7 +467,7 @@ export class LiveTrips {
     } catch (e) {
       if (e?.status !== 404) { // 404: already gone, which is what was asked
         this.els.del.disabled = false;
-        this.setError(`Could not delete the trip data: ${e.message}`);
+        this.setError(t("trip.delete_failed", { reason: e.message }));
         return;
       }
     }
@@ -322,9 +475,9 @@ export class LiveTrips {
     this.finish("deleted");
     this.els.exp.disabled = true;
     this.setError("");
-    this.els.summary.innerHTML = '<h3 class="trip-subtitle">Trip data deleted</h3><p>The server no longer holds anything about this trip.</p>';
+    this.els.summary.innerHTML = `<h3 class="trip-subtitle">${escapeHtml(t("trip.deleted.title"))}</h3><p>${escapeHtml(t("trip.deleted.body"))}</p>`;
     this.els.summary.hidden = false;
-    this.setStatus("Your trip data was deleted.");
+    this.setStatus(t("trip.deleted.status"));
   }
 
   async simulateJam() {
@@ -333,11 +486,11 @@ export class LiveTrips {
     this.els.demoJam.disabled = true;
     try {
       await requestJSON(`${API}/trips/${encodeURIComponent(trip.trip_id)}/demo`, { method: "POST", token: trip.token, allowEmpty: true });
-      this.els.demoJam.textContent = "Traffic jam simulated (demo)";
-      this.setStatus("Demo: the road ahead is closed for this trip (simulated)…");
+      this.els.demoJam.textContent = t("trip.demo.done");
+      this.setStatus(t("trip.demo.status"));
     } catch (e) {
       this.els.demoJam.disabled = false;
-      this.setError(e.code === "demo_disabled" ? "Demo mode is off on this server." : `Demo failed: ${e.message}`);
+      this.setError(e.code === "demo_disabled" ? t("trip.demo.off") : t("trip.demo.failed", { reason: e.message }));
     }
   }
 
@@ -365,10 +518,11 @@ export class LiveTrips {
       if (this.suggestion) this.mapView.drawSuggestion(this.suggestion.itinerary, this.suggestion.switch_at);
     }
     const legs = itinerary?.legs ?? [];
+    assignRouteColours([itinerary, this.suggestion?.itinerary].filter(Boolean));
     const steps = legDetails(itinerary, this.timezone());
     steps.id = "trip-legs";
     steps.classList.add("trip-legs");
-    steps.setAttribute("aria-label", "Steps of your plan");
+    steps.setAttribute("aria-label", t("trip.steps_label"));
     this.els.plan.replaceChildren(legChips(legs), steps);
     this.els.simNote.hidden = !legs.some((l) => l.simulated);
     this.renderEta();
@@ -396,10 +550,10 @@ export class LiveTrips {
 
   /** A declined (or expired) suggestion: the plan kept still has trouble ahead; say what and when. */
   warnAhead(s) {
-    const what = (s.plan_broken ? BROKEN_TROUBLE : TROUBLE)[s.reason?.code] ?? "Trouble ahead on your plan";
+    const what = trouble(s.reason?.code, s.plan_broken);
     const eta = this.projectedArrival(s);
     const tz = this.timezone();
-    this.setWarning(eta ? `${what} — your arrival is now ~${formatClock(eta, tz)}.` : `${what} — your plan no longer works.`);
+    this.setWarning(eta ? t("trip.warning.eta", { what, time: formatClock(eta, tz) }) : t("trip.warning.broken", { what }));
   }
 
   setWarning(text) {
@@ -419,16 +573,17 @@ export class LiveTrips {
     const moved = Boolean(this.liveEta && planned && formatClock(this.liveEta, tz) !== formatClock(planned, tz));
     this.els.eta.textContent = eta ? `${moved ? "~" : ""}${formatClock(eta, tz)}` : "–";
     this.els.eta.dataset.live = moved ? "1" : "0";
-    this.els.eta.title = moved ? `Projected under live conditions (planned ${formatClock(planned, tz)})` : "";
+    this.els.eta.title = moved ? t("trip.eta.projected", { time: formatClock(planned, tz) }) : "";
     let left = this.progress?.remaining_s;
     if (Number.isFinite(left) && moved && this.progress?.eta) {
       left += (Date.parse(this.liveEta) - Date.parse(this.progress.eta)) / 1000;
     }
-    this.els.remaining.textContent = Number.isFinite(left) ? `(${formatDuration(Math.max(0, left))} left)` : "";
+    this.els.remaining.textContent = Number.isFinite(left) ? t("trip.remaining", { duration: formatDuration(Math.max(0, left)) }) : "";
   }
 
   /** Delays, cancellations, alerts and notes from `live_update` on the steps they touch. */
   renderLive() {
+    const tz = this.timezone();
     for (const li of this.els.plan.querySelectorAll("#trip-legs > li")) {
       li.querySelector(".live-info")?.remove();
       const entry = this.live.get(Number(li.dataset.legIndex));
@@ -436,7 +591,11 @@ export class LiveTrips {
       if (!entry) continue;
       const info = document.createElement("span");
       info.className = "live-info";
-      info.innerHTML = liveInfo(entry); // alerts.js
+      const note = phrase("note", entry.note_code, tz) ?? entry.note;
+      info.innerHTML = (entry.cancelled ? `<span class="cancelled">${escapeHtml(t("trip.note.cancelled"))}</span>` : "")
+        + delayBadge(entry).trim() // alerts.js
+        + (note ? `<span class="live-note">${escapeHtml(note)}</span>` : "")
+        + (Array.isArray(entry.alerts) ? entry.alerts.map(alertLine).join("") : "");
       if (info.innerHTML) li.append(info);
     }
   }
@@ -478,24 +637,25 @@ export class LiveTrips {
     card.setAttribute("aria-labelledby", "suggestion-title");
     const saved = Number(s.minutes_saved);
     const savedText = s.minutes_saved !== null && Number.isFinite(saved)
-      ? `Saves ${Math.max(1, Math.round(saved))} min`
-      : "Your plan no longer works";
-    const instead = s.current_arrival ? ` instead of ${formatClock(s.current_arrival, tz)}` : "";
-    card.innerHTML = `<h3 id="suggestion-title" class="suggestion-title">${s.plan_broken ? "Change of plan needed" : "A faster way"}</h3>`
-      + `<p class="suggestion-reason">${escapeHtml(s.reason?.message ?? "A better way exists.")}</p>`
-      + `<p><strong class="minutes-saved">${savedText}</strong> · arrive <strong class="new-arrival">${formatClock(s.new_arrival, tz)}</strong>${instead}</p>`
-      + `<p>Switch at <strong class="switch-at">${escapeHtml(s.switch_at?.name ?? "your current position")}</strong></p>`
-      + `<p class="suggestion-valid">Valid until <time class="valid-until" datetime="${escapeHtml(s.valid_until)}">${formatClock(s.valid_until, tz)}</time></p>`;
+      ? t("trip.suggestion.saves", { n: formatNumber(Math.max(1, Math.round(saved))) })
+      : t("trip.suggestion.broken");
+    const instead = s.current_arrival ? ` ${escapeHtml(t("trip.suggestion.instead", { time: formatClock(s.current_arrival, tz) }))}` : "";
+    const where = s.switch_at?.here || !s.switch_at?.name ? t("trip.suggestion.here") : s.switch_at.name;
+    card.innerHTML = `<h3 id="suggestion-title" class="suggestion-title">${escapeHtml(t(s.plan_broken ? "trip.suggestion.title_broken" : "trip.suggestion.title"))}</h3>`
+      + `<p class="suggestion-reason">${escapeHtml(suggestionText(s, tz))}</p>`
+      + `<p><strong class="minutes-saved">${escapeHtml(savedText)}</strong> · ${escapeHtml(t("trip.suggestion.arrive"))} <strong class="new-arrival">${formatClock(s.new_arrival, tz)}</strong>${instead}</p>`
+      + `<p>${escapeHtml(t("trip.suggestion.switch_at"))} <strong class="switch-at">${escapeHtml(where)}</strong></p>`
+      + `<p class="suggestion-valid">${escapeHtml(t("trip.suggestion.valid_until"))} <time class="valid-until" datetime="${escapeHtml(s.valid_until)}">${formatClock(s.valid_until, tz)}</time></p>`;
     card.append(legChips(s.itinerary.legs ?? []));
     const details = document.createElement("details");
     details.className = "suggestion-steps";
-    details.innerHTML = "<summary>Steps of the new plan</summary>";
+    details.innerHTML = `<summary>${escapeHtml(t("trip.suggestion.steps"))}</summary>`;
     details.append(legDetails(s.itinerary, tz));
     card.append(details);
     const actions = document.createElement("div");
     actions.className = "suggestion-actions";
-    actions.innerHTML = '<button type="button" class="btn btn-primary suggestion-accept">Accept</button>'
-      + '<button type="button" class="btn btn-secondary suggestion-decline">Decline</button>'
+    actions.innerHTML = `<button type="button" class="btn btn-primary suggestion-accept">${escapeHtml(t("trip.suggestion.accept"))}</button>`
+      + `<button type="button" class="btn btn-secondary suggestion-decline">${escapeHtml(t("trip.suggestion.decline"))}</button>`
       + '<span class="suggestion-busy" role="status"></span>';
     actions.querySelector(".suggestion-accept").addEventListener("click", () => this.accept());
     actions.querySelector(".suggestion-decline").addEventListener("click", () => this.decline());

@@ -1,6 +1,7 @@
 // One live trip's websocket (docs/protocol.md): the key in an `auth` first message (never in the URL),
 // resume with `after_seq` = the highest `seq` seen, duplicates dropped, reconnection with exponential
 // backoff, a ping on a quiet line and a new connection on a dead one.
+import { t } from "./i18n.js";
 
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 30_000;
@@ -31,7 +32,7 @@ export class TripSocket {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/ws/v1/trips/${encodeURIComponent(this.trip.trip_id)}`);
     this.ws = ws;
-    this.onConnection("connecting", "connecting…");
+    this.onConnection("connecting", t("trip.conn.connecting"));
     ws.addEventListener("open", () => {
       this.lastHeard = Date.now();
       ws.send(JSON.stringify({ type: "auth", token: this.trip.token, after_seq: this.trip.last_seq }));
@@ -63,7 +64,7 @@ export class TripSocket {
       this.retries = 0;
       this.hellos += 1;
       this.helloSeq = Number.isInteger(msg.last_seq) ? msg.last_seq : 0;
-      this.onConnection("open", "live");
+      this.onConnection("open", t("trip.conn.open"));
     }
     this.onMessage(msg, { replay });
   }
@@ -79,7 +80,7 @@ export class TripSocket {
     }
     const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.retries) * (0.8 + 0.4 * Math.random());
     this.retries += 1;
-    this.onConnection("retrying", `reconnecting in ${Math.ceil(delay / 1000)} s`);
+    this.onConnection("retrying", t("trip.conn.retrying", { n: Math.ceil(delay / 1000) }));
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 

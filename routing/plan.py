@@ -93,8 +93,10 @@ class Leg:
     route_short_name: str | None = None
     route_long_name: str | None = None
     route_color: str | None = None
+    route_text_color: str | None = None
     trip_id: str | None = None
     headsign: str | None = None
+    direction: str | None = None  # the trip's last stop: where it goes when it has no headsign
     agency_name: str | None = None
     intermediate_stops: int = 0
     system_id: str | None = None
@@ -429,8 +431,10 @@ def _ride_leg(ctx: PlanContext, day: DayTimetable, leg: RideLeg, origin_unix: in
         route_short_name=str(tt.route_short[route]) or None,
         route_long_name=str(tt.route_long[route]) or None,
         route_color=str(tt.route_color[route]) or None,
+        route_text_color=str(tt.route_text_color[route]) or None,
         trip_id=str(tt.trip_ids[trip]),
         headsign=str(tt.trip_headsign[trip]) or None,
+        direction=str(tt.stop_names[day.pat_stops[s_lo + n - 1]]) or None,
         agency_name=str(tt.route_agency[route]) or None,
         intermediate_stops=max(0, len(stops) - 2),
         board_index=leg.board_pos,

@@ -42,6 +42,7 @@ class BaseTimetable:
     route_short: NDArray[np.object_]
     route_long: NDArray[np.object_]
     route_color: NDArray[np.object_]
+    route_text_color: NDArray[np.object_]
     route_mode: NDArray[np.object_]
     route_agency: NDArray[np.object_]
     trip_ids: NDArray[np.object_]
@@ -215,6 +216,7 @@ def build_base_timetable(transit: TransitData) -> BaseTimetable:
         route_short=_text(routes, "route_short_name"),
         route_long=_text(routes, "route_long_name"),
         route_color=_text(routes, "route_color"),
+        route_text_color=_text(routes, "route_text_color"),
         route_mode=np.array([route_type_mode(int(t)) for t in routes["route_type"]], object),
         route_agency=routes["agency_key"].map(agency_name).fillna("").astype(str).to_numpy(object),
         trip_ids=trips["trip_id"].astype(str).to_numpy(object),

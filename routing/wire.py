@@ -83,6 +83,16 @@ def _live_delay(leg: Leg, overlay: LiveOverlay | None) -> tuple[int | None, bool
     return delay, simulated
 
 
+def _hex_colour(value: str | None) -> str | None:
+    """A GTFS colour as six hex digits, or None (feeds write "0" or "" for none)."""
+    text = (value or "").strip().lstrip("#")
+    return (
+        text.upper()
+        if len(text) == 6 and all(c in "0123456789abcdefABCDEF" for c in text)
+        else None
+    )
+
+
 class LegOut(BaseModel):
     """One leg."""
 
@@ -97,10 +107,22 @@ class LegOut(BaseModel):
     route_short_name: str | None
     route_long_name: str | None
     route_color: str | None
+    route_text_color: str | None = Field(
+        default=None,
+        description="Transit: GTFS route_text_color (hex, no '#'), when the feed has one.",
+    )
     trip_id: str | None
     headsign: str | None
+    direction: str | None = Field(
+        default=None,
+        description="Transit: the name of the trip's last stop (where it goes, also when it has "
+        "no headsign).",
+    )
     agency_name: str | None
-    intermediate_stops: int
+    intermediate_stops: int = Field(
+        description="Transit: stops passed between boarding and alighting (a ride of n stops "
+        "passes n - 1)."
+    )
     system_id: str | None = None
     simulated: bool = Field(
         default=False,
@@ -162,8 +184,10 @@ class LegOut(BaseModel):
                 "route_short_name": leg.route_short_name,
                 "route_long_name": leg.route_long_name,
                 "route_color": leg.route_color,
+                "route_text_color": _hex_colour(leg.route_text_color),
                 "trip_id": leg.trip_id,
                 "headsign": leg.headsign,
+                "direction": leg.direction,
                 "agency_name": leg.agency_name,
                 "intermediate_stops": leg.intermediate_stops,
                 "system_id": leg.system_id,

@@ -63,6 +63,39 @@ def test_build_of_porto_alegre_loads_the_warm_cache_and_prints_counts(
         f"buses on streets: {int(streets.running.sum()):,} patterns matched to drive edges "
         f"({int(streets.from_shape.sum()):,} along shapes.txt)"
     ) in result.stderr
+    # the kernels are compiled into numba's disk cache now, not on serve's first plan
+    assert "\nKernels compiled and cached in " in result.stderr
+
+
+def test_serve_prints_its_url_once_it_answers(poa_base: CityBase) -> None:
+    """The URL is a promise: the first request after it is answered, never refused."""
+    import httpx
+
+    from tests.processes import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRESPONDANCE_")}
+    env |= {"CORRESPONDANCE_CACHE_DIR": str(CACHE_DIR), "CORRESPONDANCE_WARM_UP": "true"}
+    env.pop("REDIS_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--city", "porto-alegre", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = next((line for line in server.stdout if "Open http://" in line), "")
+        assert f"Open http://127.0.0.1:{port}/" in line
+        answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/cities", timeout=30)  # no retry
+        assert answer.status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def test_serve_with_an_impossible_port_exits_2_naming_port() -> None:

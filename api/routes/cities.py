@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import State, get_city_base
 from api.health import HealthOut, check_health
-from api.schemas import CitiesOut, CityOut
+from api.schemas import CitiesOut, CityOut, ErrorOut, ServiceDayOut, ServiceOut
+from correspondance.errors import InputError
 from routing.base import CityBase
+from routing.service import service_days
 from routing.streets import HIGHWAY_CLASSES
+
+MAX_SERVICE_DAYS = 366
 
 router = APIRouter(prefix="/api/v1", tags=["cities"])
 GEOJSON = "application/geo+json"
@@ -137,3 +143,63 @@ async def stops(city: str, state: State) -> Response:
         {"type": "FeatureCollection", "features": features}, separators=(",", ":")
     ).encode()
     return GeoJSONResponse(body)
+
+
+def _gtfs_time(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+@router.get(
+    "/cities/{city}/service",
+    response_model=ServiceOut,
+    responses={
+        400: {"model": ErrorOut, "description": "Dates malformed, reversed or over a year apart."},
+        404: {"model": ErrorOut, "description": "Unknown city."},
+    },
+)
+async def service(
+    city: str,
+    state: State,
+    start: Annotated[
+        dt.date | None,
+        Query(alias="from", description="First date (default: the feeds' first service date)."),
+    ] = None,
+    end: Annotated[
+        dt.date | None,
+        Query(alias="to", description="Last date, included (default: 30 days after `from`)."),
+    ] = None,
+) -> ServiceOut:
+    """When transit runs, per date: the hours with service, from the GTFS calendar.
+
+    The feeds are dated (the bundled ones are for 2019): ``service_start`` and ``service_end``
+    say which dates have timetables at all. At most 366 days per request.
+    """
+    base = get_city_base(state, city)
+    tt = base.timetable
+    first, last = tt.validity
+    start = start or first
+    end = end or start + dt.timedelta(days=30)
+    if end < start:
+        raise InputError(f"'to' ({end}) is before 'from' ({start})", field="to")
+    if (end - start).days + 1 > MAX_SERVICE_DAYS:
+        raise InputError(f"at most {MAX_SERVICE_DAYS} days per request", field="to")
+    days = [
+        ServiceDayOut(
+            date=d.date,
+            trips=d.trips,
+            hours=list(d.hours),
+            first_departure=_gtfs_time(d.first_departure_s),
+            last_departure=_gtfs_time(d.last_departure_s),
+            modes={mode: list(hours) for mode, hours in d.modes.items()},
+        )
+        for d in service_days(tt, start, end)
+    ]
+    return ServiceOut(
+        city=base.city.id,
+        timezone=base.city.timezone,
+        service_start=first,
+        service_end=last,
+        days=days,
+    )

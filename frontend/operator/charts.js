@@ -1,16 +1,22 @@
 // Time-series charts of GET /api/v1/operators/metrics (one point a minute), drawn with uPlot
 // (npm, pinned). Counts the server withheld (1 … k − 1) arrive as null and show as gaps.
 import uPlot from "/static/node_modules/uplot/dist/uPlot.esm.js";
+import { locale, t } from "../i18n.js";
+
+/** Axis and legend times in the page's language ("13:05"), not uPlot's English "1:05pm". */
+function clock(seconds) {
+  return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit" }).format(new Date(seconds * 1000));
+}
 
 const CHARTS = [
-  { id: "chart-reports", series: [{ key: "reports_per_minute", label: "Reports", stroke: "#1f4e79" }] },
-  { id: "chart-index", series: [{ key: "congestion_index", label: "Index %", stroke: "#c0262d" }] },
-  { id: "chart-trips", series: [{ key: "active_trips", label: "Active trips", stroke: "#2e7d4f" }] },
+  { id: "chart-reports", series: [{ key: "reports_per_minute", label: () => t("ops.chart.reports"), stroke: "#1f4e79" }] },
+  { id: "chart-index", series: [{ key: "congestion_index", label: () => t("ops.chart.index"), stroke: "#c0262d" }] },
+  { id: "chart-trips", series: [{ key: "active_trips", label: () => t("ops.chart.trips"), stroke: "#2e7d4f" }] },
   {
     id: "chart-suggestions",
     series: [
-      { key: "suggestions_made", label: "Made", stroke: "#7a4bb5" },
-      { key: "suggestions_accepted", label: "Accepted", stroke: "#c98a00" },
+      { key: "suggestions_made", label: () => t("ops.chart.made"), stroke: "#7a4bb5" },
+      { key: "suggestions_accepted", label: () => t("ops.chart.accepted"), stroke: "#c98a00" },
     ],
   },
 ];
@@ -36,13 +42,13 @@ export class Charts {
 
   /** Draw (or redraw) every chart from a metrics answer. */
   render(metrics, hours = 3) {
-    const t = metrics?.t ?? [];
+    const times = metrics?.t ?? [];
     // the x axis always spans the hours asked for, however few samples there are yet
     this.end = Date.now() / 1000;
     this.start = this.end - hours * 3600;
     for (const chart of CHARTS) {
       const element = document.getElementById(chart.id);
-      const data = [t, ...chart.series.map((s) => metrics[s.key] ?? [])];
+      const data = [times, ...chart.series.map((s) => metrics[s.key] ?? [])];
       const plot = this.plots.get(chart.id);
       if (plot) {
         plot.setData(data, true);
@@ -53,8 +59,11 @@ export class Charts {
         legend: { show: chart.series.length > 1 },
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: true, range: () => [this.start, this.end] }, y: { range: (u, min, max) => [0, Math.max(1, max ?? 1)] } },
-        axes: [{ stroke: "#3d4650" }, { stroke: "#3d4650", size: 44 }],
-        series: [{}, ...chart.series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, spanGaps: false }))],
+        axes: [
+          { stroke: "#3d4650", values: (u, splits) => splits.map((v) => (v === null ? "" : clock(v))) },
+          { stroke: "#3d4650", size: 44, values: (u, splits) => splits.map((v) => (v === null ? "" : new Intl.NumberFormat(locale()).format(v))) },
+        ],
+        series: [{ label: t("ops.chart.time"), value: (u, v) => (v === null ? "--" : clock(v)) }, ...chart.series.map((s) => ({ label: s.label(), stroke: s.stroke, width: 2, spanGaps: false }))],
       };
       this.plots.set(chart.id, new uPlot(options, data, element));
     }
@@ -67,14 +76,16 @@ export class Charts {
       const element = document.getElementById(chart.id);
       const text = chart.series.map((s) => {
         const v = last(s.key);
-        return `${s.label}: ${v === null ? `fewer than ${k}` : v === undefined ? "no data" : v}`;
+        const value = v === null ? t("ops.fewer_than", { k }) : v === undefined ? t("ops.chart.no_data") : v;
+        return t("ops.chart.value", { label: s.label(), value });
       }).join(", ");
       const caption = document.getElementById(`${chart.id}-title`)?.textContent ?? "";
       element.removeAttribute("aria-labelledby");
-      element.setAttribute("aria-label", `${caption}. Latest minute: ${text}`);
+      element.setAttribute("aria-label", t("ops.chart.aria", { caption, text }));
     }
-    this.status.textContent = t.length
-      ? `${t.length} minutes shown; ${k === 2 ? "a count of 1 is" : `counts from 1 to ${k - 1} are`} hidden (a gap).`
-      : "No samples yet: the server records one a minute.";
+    this.status.textContent = times.length
+      ? (k === 2 ? t("ops.chart.shown_k2", { count: times.length, n: times.length })
+        : t("ops.chart.shown", { count: times.length, n: times.length, max: k - 1 }))
+      : t("ops.chart.none");
   }
 }

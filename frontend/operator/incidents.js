@@ -2,6 +2,7 @@
 // force with what they do to live trips, edit them and end them early.
 import { API } from "../api.js";
 import { countText } from "./panels.js";
+import { locale, t } from "../i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const MIN_TTL_S = 60;
@@ -47,7 +48,7 @@ export class Incidents {
   setSelecting(on) {
     this.map.setSelecting(on);
     this.selectButton.setAttribute("aria-pressed", String(on));
-    this.selectButton.textContent = on ? "Done selecting streets" : "Select streets for an incident";
+    this.selectButton.textContent = on ? t("ops.select_done") : t("ops.select_streets");
   }
 
   syncLevel() {
@@ -58,10 +59,10 @@ export class Incidents {
 
   onSelection(streets) {
     this.streets = streets;
-    const names = [...new Set(streets.map((s) => s.properties.name || "unnamed street"))];
+    const names = [...new Set(streets.map((s) => s.properties.name || t("ops.unnamed_street")))];
     $("incident-streets").textContent = streets.length
-      ? `${streets.length} street segment${streets.length === 1 ? "" : "s"} selected: ${names.join(", ")}. Click a selected street again to drop it.`
-      : "Select streets on the map (button above the map), then describe the incident.";
+      ? t("ops.segments_selected", { count: streets.length, n: streets.length, names: names.join(", ") })
+      : t("ops.incident_streets");
     $("incident-streets").dataset.count = String(streets.length);
   }
 
@@ -71,8 +72,8 @@ export class Incidents {
     this.end.value = localInputValue(new Date(Date.now() + 2 * 3600 * 1000));
     this.syncLevel();
     this.error.hidden = true;
-    $("incident-mode").textContent = "New incident";
-    this.submit.textContent = "Declare incident";
+    $("incident-mode").textContent = t("ops.incident_mode");
+    this.submit.textContent = t("ops.incident_submit");
     this.map.clearSelection();
   }
 
@@ -86,18 +87,18 @@ export class Incidents {
     const end = new Date(this.end.value);
     const ttl = Math.round((end.getTime() - Date.now()) / 1000);
     if (!this.end.value || Number.isNaN(end.getTime())) {
-      this.showError("Choose when the incident ends.");
+      this.showError(t("ops.incident.need_end"));
       this.end.focus();
       return;
     }
     if (ttl < MIN_TTL_S || ttl > MAX_TTL_S) {
-      this.showError("The end must be between one minute and seven days from now.");
+      this.showError(t("ops.incident.end_range"));
       this.end.focus();
       return;
     }
     const edges = this.streets.map((s) => s.properties.edge);
     if (!this.editing && !edges.length) {
-      this.showError("Select at least one street on the map first.");
+      this.showError(t("ops.incident.need_streets"));
       this.selectButton.focus();
       return;
     }
@@ -109,11 +110,11 @@ export class Incidents {
         if (edges.length) body.edges = edges;
         if (this.kind.value === "incident" && !this.level.value) body.level = null;
         await this.session.call(`${API}/operators/incidents/${this.editing.incident_id}?${city}`, { method: "PATCH", body });
-        this.toast("Incident updated.");
+        this.toast(t("ops.incident.updated"));
       } else {
         body.edges = edges;
         await this.session.call(`${API}/operators/incidents?${city}`, { method: "POST", body });
-        this.toast("Incident declared: it applies at once.");
+        this.toast(t("ops.incident.declared"));
       }
     } catch (e) {
       this.showError(e.message);
@@ -126,24 +127,24 @@ export class Incidents {
 
   async edit(incident) {
     this.editing = incident;
-    $("incident-mode").textContent = `Editing incident ${incident.incident_id}`;
-    this.submit.textContent = "Save changes";
+    $("incident-mode").textContent = t("ops.incident.editing", { id: incident.incident_id });
+    this.submit.textContent = t("ops.incident.save");
     this.kind.value = incident.kind;
     this.syncLevel();
     this.level.value = incident.level ? String(incident.level) : "";
     this.note.value = incident.note ?? "";
     this.end.value = localInputValue(new Date(incident.expires_at));
     this.map.clearSelection();
-    $("incident-streets").textContent = `Streets: ${incident.streets.join(", ") || "unnamed"}. Select streets on the map to replace them.`;
+    $("incident-streets").textContent = t("ops.incident.streets", { names: incident.streets.join(", ") || t("ops.unnamed_street") });
     this.note.focus();
   }
 
   async endNow(incident) {
     try {
       await this.session.call(`${API}/operators/incidents/${incident.incident_id}?city=${encodeURIComponent(this.cityId())}`, { method: "DELETE" });
-      this.toast("Incident ended.");
+      this.toast(t("ops.incident.ended"));
     } catch (e) {
-      this.toast(`Could not end it: ${e.message}`);
+      this.toast(t("ops.incident.end_failed", { reason: e.message }));
     }
     if (this.editing?.incident_id === incident.incident_id) this.reset();
     this.onChanged();
@@ -155,7 +156,7 @@ export class Incidents {
     const incidents = body?.incidents ?? [];
     list.dataset.state = incidents.length ? "ok" : "empty";
     if (!incidents.length) {
-      list.replaceChildren(el("li", "ops-empty", "No incident in force."));
+      list.replaceChildren(el("li", "ops-empty", t("ops.incident.none")));
       return;
     }
     list.replaceChildren(...incidents.map((i) => {
@@ -163,19 +164,22 @@ export class Incidents {
       li.dataset.incidentId = i.incident_id;
       li.dataset.kind = i.kind;
       const head = el("div", "ops-item-head");
-      head.append(el("strong", "", i.kind === "closure" ? "Closure" : `Slowdown${i.level ? ` · level ${i.level}` : ""}`),
-        el("span", "ops-facts", (i.streets ?? []).join(", ") || "unnamed street"));
+      head.append(el("strong", "", i.kind === "closure" ? t("ops.closure")
+        : i.level ? t("ops.incident.slowdown_level", { level: i.level }) : t("ops.incident.slowdown")),
+      el("span", "ops-facts", (i.streets ?? []).join(", ") || t("ops.unnamed_street")));
       const facts = [
-        i.note ? `Reason: ${i.note}` : "No reason given",
-        `Ends ${new Date(i.expires_at).toLocaleString()} · by ${i.updated_by ?? i.declared_by}`,
-        `Active trips touched: ${countText(i.trips_touched, k)} · suggestions since declared (city-wide): ${countText(i.suggestions_made, k)} made, ${countText(i.suggestions_accepted, k)} accepted`,
+        i.note ? t("ops.incident.reason", { note: i.note }) : t("ops.incident.no_reason"),
+        t("ops.incident.ends", { when: new Date(i.expires_at).toLocaleString(locale()), who: i.updated_by ?? i.declared_by }),
+        t("ops.incident.touched", {
+          trips: countText(i.trips_touched, k), made: countText(i.suggestions_made, k), accepted: countText(i.suggestions_accepted, k),
+        }),
       ];
       const actions = el("div", "ops-actions");
-      const edit = el("button", "ops-btn ops-btn-small", "Edit");
+      const edit = el("button", "ops-btn ops-btn-small", t("ops.edit"));
       edit.type = "button";
       edit.dataset.action = "edit";
       edit.addEventListener("click", () => this.edit(i));
-      const end = el("button", "ops-btn ops-btn-small ops-btn-danger", "End now");
+      const end = el("button", "ops-btn ops-btn-small ops-btn-danger", t("ops.end_now"));
       end.type = "button";
       end.dataset.action = "end";
       end.addEventListener("click", () => this.endNow(i));

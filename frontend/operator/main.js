@@ -7,6 +7,9 @@ import { TrafficMap } from "./trafficmap.js";
 import { Incidents } from "./incidents.js";
 import { Charts } from "./charts.js";
 import { renderAudit, renderCongested, renderFeeds, renderKpis } from "./panels.js";
+import { initLanguage, languagePicker, t } from "../i18n.js";
+
+await initLanguage(); // the catalogue first: every text below goes through t()
 
 const $ = (id) => document.getElementById(id);
 const REFRESH = { feeds: 30_000, metrics: 60_000, audit: 30_000, incidents: 15_000, fallback: 30_000 };
@@ -47,7 +50,7 @@ async function onLogin(event) {
   const password = $("login-password").value;
   const error = $("login-error");
   if (!username || !password) {
-    error.textContent = "Enter your username and password.";
+    error.textContent = t("ops.login.missing");
     error.hidden = false;
     return;
   }
@@ -56,8 +59,8 @@ async function onLogin(event) {
     await session.login(username, password);
   } catch (e) {
     error.textContent = e.code === "too_many_attempts"
-      ? "Too many failed attempts for this account from here: wait five minutes, then try again."
-      : e.code === "invalid_credentials" ? "Wrong username or password." : e.message;
+      ? t("ops.login.too_many")
+      : e.code === "invalid_credentials" ? t("ops.login.wrong") : e.message;
     error.hidden = false;
     return;
   } finally {
@@ -69,7 +72,7 @@ async function onLogin(event) {
 
 async function onLogout() {
   await session.logout();
-  showLogin("You are signed out.");
+  showLogin(t("ops.login.signed_out"));
 }
 
 // -- the dashboard ------------------------------------------------------------------------------
@@ -82,7 +85,7 @@ async function showDashboard() {
   document.body.dataset.view = "dashboard";
   $("ops-login").hidden = true;
   $("ops-dashboard").hidden = false;
-  $("ops-user").textContent = `Signed in as ${session.username}`;
+  $("ops-user").textContent = t("ops.signed_in_as", { user: session.username });
   $("ops-user").hidden = false;
   $("ops-logout").hidden = false;
   if (!map) {
@@ -108,7 +111,7 @@ async function selectCity(city) {
   try {
     await map.showCity(city);
   } catch (e) {
-    toast(`The map could not be loaded: ${e.message}`);
+    toast(t("ops.map_failed", { reason: e.message }));
   }
   await Promise.allSettled([refreshCongestion(), refreshIncidents(), refreshFeeds(), refreshMetrics(), refreshAudit()]);
   document.body.dataset.ready = "1";
@@ -175,9 +178,9 @@ async function refreshCongestion() {
     renderCongested(body, { onConfirm: (p) => decide(p, "confirm"), onDismiss: (p) => decide(p, "dismiss") });
     renderKpis({ index: state.index, km: state.km, aggregates: state.aggregates, k: state.k });
     const n = body.features.length;
-    $("map-summary").textContent = n ? `${n} congested or closed street segments` : "No congestion shown right now";
+    $("map-summary").textContent = n ? t("ops.map_summary", { count: n, n }) : t("ops.map_summary_none");
   } catch (e) {
-    if (e.status !== 401) $("map-summary").textContent = `Live traffic unavailable: ${e.message}`;
+    if (e.status !== 401) $("map-summary").textContent = t("ops.traffic_unavailable", { reason: e.message });
   }
 }
 
@@ -185,7 +188,7 @@ async function refreshIncidents() {
   try {
     incidents.render(await session.call(`${API}/operators/incidents?${cityParam()}`));
   } catch (e) {
-    if (e.status !== 401) toast(`Incidents unavailable: ${e.message}`);
+    if (e.status !== 401) toast(t("ops.incidents_unavailable", { reason: e.message }));
   }
 }
 
@@ -194,7 +197,7 @@ async function refreshFeeds() {
     const body = await getJSON(`${API}/feeds?${cityParam()}`);
     renderFeeds(Array.isArray(body?.feeds) ? body.feeds : []);
   } catch (e) {
-    $("feed-list").replaceChildren(Object.assign(document.createElement("li"), { textContent: `Feed health unavailable: ${e.message}` }));
+    $("feed-list").replaceChildren(Object.assign(document.createElement("li"), { textContent: t("ops.feeds_unavailable", { reason: e.message }) }));
   }
 }
 
@@ -207,7 +210,7 @@ async function refreshMetrics() {
     charts.render(metrics);
     map.setHistory(history);
   } catch (e) {
-    if (e.status !== 401) $("charts-status").textContent = `Charts unavailable: ${e.message}`;
+    if (e.status !== 401) $("charts-status").textContent = t("ops.charts_unavailable", { reason: e.message });
   }
 }
 
@@ -216,7 +219,7 @@ async function refreshAudit() {
     const body = await session.call(`${API}/operators/audit?${cityParam()}&limit=50`);
     renderAudit(body.entries ?? []);
   } catch (e) {
-    if (e.status !== 401) toast(`Audit log unavailable: ${e.message}`);
+    if (e.status !== 401) toast(t("ops.audit_unavailable", { reason: e.message }));
   }
 }
 
@@ -230,11 +233,10 @@ async function decide(props, decision) {
   const status = $("decision-status");
   try {
     await session.call(`${API}/operators/edges/${props.edge}/${decision}?${cityParam()}`, { method: "POST" });
-    status.textContent = decision === "confirm"
-      ? `Confirmed congestion on ${props.name || "an unnamed street"} for one hour.`
-      : `Dismissed reports on ${props.name || "an unnamed street"} for one hour.`;
+    const street = props.name || t("ops.an_unnamed_street");
+    status.textContent = decision === "confirm" ? t("ops.confirmed", { street }) : t("ops.dismissed", { street });
   } catch (e) {
-    status.textContent = `Could not ${decision}: ${e.message}`;
+    status.textContent = decision === "confirm" ? t("ops.confirm_failed", { reason: e.message }) : t("ops.dismiss_failed", { reason: e.message });
   }
   refreshAfterDecision();
 }
@@ -259,10 +261,13 @@ session.onExpired = (message) => showLogin(message);
 $("login-form").addEventListener("submit", onLogin);
 $("ops-logout").addEventListener("click", onLogout);
 
+languagePicker($("ops-lang"));
+// Another language: the dashboard starts again in it (the session stays in this tab).
+window.addEventListener("languagechange", () => location.reload());
 try {
   await loadCities();
   if (session.active) await showDashboard();
   else showLogin();
 } catch (e) {
-  showLogin(`The server could not be reached: ${e.message}`);
+  showLogin(t("ops.unreachable", { reason: e.message }));
 }

@@ -1,6 +1,7 @@
 // The dashboard's side panels: key numbers, congested streets (confirm / dismiss), feed health
 // and the audit log. Each renders one API answer; none keeps state of its own.
 import { levelKey, levelLabel, streetName } from "../congestion.js";
+import { has, locale, t } from "../i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -13,20 +14,23 @@ function el(tag, className, text) {
 
 /** A k-thresholded count: null means 1 … k − 1. */
 export function countText(value, k) {
-  if (value === null) return `fewer than ${k}`;
+  if (value === null) return t("ops.fewer_than", { k });
   if (value === undefined || Number.isNaN(Number(value))) return "–";
   return String(value);
 }
 
 export function renderKpis({ index, km, aggregates, k }) {
-  if (index !== undefined) $("kpi-index").textContent = `${Number(index).toFixed(2)} % (${Number(km).toFixed(1)} km)`;
+  if (index !== undefined) {
+    const pct = new Intl.NumberFormat(locale(), { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(Number(index));
+    const dist = new Intl.NumberFormat(locale(), { minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(Number(km));
+    $("kpi-index").textContent = t("ops.kpi_index", { pct, km: dist });
+  }
   if (aggregates) {
     $("kpi-trips").textContent = countText(aggregates.active_trips, k);
     $("kpi-made").textContent = countText(aggregates.suggestions_made, k);
     $("kpi-accepted").textContent = countText(aggregates.suggestions_accepted, k);
   }
-  const small = k === 2 ? "A count of 1 shows" : `Counts from 1 to ${k - 1} show`;
-  $("kpi-note").textContent = `${small} as “fewer than ${k}”: it could single someone out.`;
+  $("kpi-note").textContent = k === 2 ? t("ops.kpi_note_k2") : t("ops.kpi_note_k", { max: k - 1, k });
 }
 
 /** The congested streets, worst first, each with Confirm / Dismiss. */
@@ -37,7 +41,7 @@ export function renderCongested(geojson, { onConfirm, onDismiss }) {
   features.sort((a, b) => rank(b) - rank(a) || streetName(a.properties).localeCompare(streetName(b.properties)));
   list.dataset.state = features.length ? "ok" : "empty";
   if (!features.length) {
-    list.replaceChildren(el("li", "ops-empty", "No congestion reported by enough contributors right now."));
+    list.replaceChildren(el("li", "ops-empty", t("ops.congested_none")));
     return;
   }
   list.replaceChildren(...features.map((f) => {
@@ -50,19 +54,19 @@ export function renderCongested(geojson, { onConfirm, onDismiss }) {
     const dot = el("span", `level-dot level-${key}`);
     dot.setAttribute("aria-hidden", "true");
     head.append(dot, el("strong", "", streetName(p)), el("span", "ops-chip", levelLabel(key)));
-    const voices = p.contributors === null || p.contributors === undefined ? "" : `${p.contributors} contributors`;
-    const decision = p.operator_decision ? `${p.operator_decision} by an operator` : "";
-    const facts = el("p", "ops-facts", [voices, decision, `edge ${p.edge}`].filter(Boolean).join(" · "));
+    const voices = p.contributors === null || p.contributors === undefined ? "" : t("ops.contributors", { count: p.contributors, n: p.contributors });
+    const decision = p.operator_decision ? (has(`ops.decision.${p.operator_decision}`) ? t(`ops.decision.${p.operator_decision}`) : p.operator_decision) : "";
+    const facts = el("p", "ops-facts", [voices, decision, t("ops.edge", { edge: p.edge })].filter(Boolean).join(" · "));
     const actions = el("div", "ops-actions");
-    const confirm = el("button", "ops-btn ops-btn-small", "Confirm");
+    const confirm = el("button", "ops-btn ops-btn-small", t("ops.confirm"));
     confirm.type = "button";
     confirm.dataset.action = "confirm";
-    confirm.setAttribute("aria-label", `Confirm congestion on ${streetName(p)} (edge ${p.edge})`);
+    confirm.setAttribute("aria-label", t("ops.confirm_aria", { street: streetName(p), edge: p.edge }));
     confirm.addEventListener("click", () => onConfirm(p));
-    const dismiss = el("button", "ops-btn ops-btn-small", "Dismiss");
+    const dismiss = el("button", "ops-btn ops-btn-small", t("ops.dismiss"));
     dismiss.type = "button";
     dismiss.dataset.action = "dismiss";
-    dismiss.setAttribute("aria-label", `Dismiss congestion on ${streetName(p)} (edge ${p.edge})`);
+    dismiss.setAttribute("aria-label", t("ops.dismiss_aria", { street: streetName(p), edge: p.edge }));
     dismiss.addEventListener("click", () => onDismiss(p));
     actions.append(confirm, dismiss);
     li.append(head, facts, actions);
@@ -90,20 +94,13 @@ export function feedState(feed) {
   return "ok";
 }
 
-const STATE_TEXT = {
-  ok: "OK",
-  degraded: "Degraded",
-  stale: "Stale",
-  pending: "Waiting for first data",
-  replay: "Replay (recorded data)",
-  simulated: "Simulated",
-};
+const STATES = new Set(["ok", "degraded", "stale", "pending", "replay", "simulated"]);
 
 export function renderFeeds(feeds) {
   const list = $("feed-list");
   list.dataset.state = feeds.length ? "ok" : "empty";
   if (!feeds.length) {
-    list.replaceChildren(el("li", "ops-empty", "This city has no live feeds."));
+    list.replaceChildren(el("li", "ops-empty", t("ops.feeds_none")));
     return;
   }
   list.replaceChildren(...feeds.map((f) => {
@@ -113,37 +110,31 @@ export function renderFeeds(feeds) {
     li.dataset.state = state;
     const head = el("div", "ops-item-head");
     head.append(el("strong", "", f.feed_id), el("span", "ops-kind", f.kind === "gtfs-rt" ? "GTFS-RT" : "GBFS"),
-      el("span", `ops-chip feed-${state}`, STATE_TEXT[state] ?? state));
+      el("span", `ops-chip feed-${state}`, STATES.has(state) ? t(`ops.feed_state.${state}`) : state));
     const lines = [];
     if (f.replay && f.feed_last_updated) {
-      lines.push(`Recorded ${new Date(f.feed_last_updated * 1000).toISOString().slice(0, 10)}, replayed as live: ${formatAge(f.staleness_s)} data`);
+      lines.push(t("ops.feed.recorded", { date: new Date(f.feed_last_updated * 1000).toISOString().slice(0, 10), age: formatAge(f.staleness_s) }));
     } else {
-      lines.push(`Data ${formatAge(f.staleness_s)}`);
+      lines.push(t("ops.feed.data", { age: formatAge(f.staleness_s) }));
     }
-    lines.push(`${f.records ?? 0} records applied · ${f.records_rejected ?? 0} rejected · ${f.polls ?? 0} polls`);
-    if (f.reason) lines.push(`Why: ${f.reason}`);
-    else if (f.last_error) lines.push(`Last error: ${f.last_error}`);
+    lines.push(t("ops.feed.counts", { records: f.records ?? 0, rejected: f.records_rejected ?? 0, polls: f.polls ?? 0 }));
+    if (f.reason) lines.push(t("ops.feed.why", { reason: f.reason }));
+    else if (f.last_error) lines.push(t("ops.feed.last_error", { error: f.last_error }));
     li.append(head, ...lines.map((line) => el("p", "ops-facts", line)));
     return li;
   }));
 }
 
-const ACTIONS = {
-  "incident.declared": "declared an incident",
-  "incident.updated": "edited an incident",
-  "incident.ended": "ended an incident",
-  "edge.confirmed": "confirmed congestion",
-  "edge.dismissed": "dismissed congestion",
-};
+const ACTIONS = new Set(["incident.declared", "incident.updated", "incident.ended", "edge.confirmed", "edge.dismissed"]);
 
 function detailText(details) {
   const parts = [];
   if (details.kind) parts.push(details.kind);
-  if (details.level) parts.push(`level ${details.level}`);
-  if (details.note) parts.push(`“${details.note}”`);
-  if (details.changes) parts.push(`changed ${details.changes.join(", ")}`);
-  if (details.edges) parts.push(`${details.edges.length} edges`);
-  if (details.expires_at) parts.push(`until ${new Date(details.expires_at).toLocaleString()}`);
+  if (details.level) parts.push(t("ops.audit.level", { level: details.level }));
+  if (details.note) parts.push(t("ops.audit.note", { note: details.note }));
+  if (details.changes) parts.push(t("ops.audit.changed", { fields: details.changes.join(", ") }));
+  if (details.edges) parts.push(t("ops.audit.edges", { count: details.edges.length, n: details.edges.length }));
+  if (details.expires_at) parts.push(t("ops.audit.until", { when: new Date(details.expires_at).toLocaleString(locale()) }));
   return parts.join(" · ");
 }
 
@@ -151,7 +142,7 @@ export function renderAudit(entries) {
   const body = $("audit-body");
   if (!entries.length) {
     const row = el("tr");
-    const cell = el("td", "ops-empty", "No decisions yet.");
+    const cell = el("td", "ops-empty", t("ops.audit.none"));
     cell.colSpan = 5;
     row.append(cell);
     body.replaceChildren(row);
@@ -161,10 +152,10 @@ export function renderAudit(entries) {
     const row = el("tr");
     row.dataset.action = e.action;
     const when = el("td");
-    const time = el("time", "", new Date(e.at).toLocaleString());
+    const time = el("time", "", new Date(e.at).toLocaleString(locale()));
     time.dateTime = e.at;
     when.append(time);
-    row.append(when, el("td", "", e.operator), el("td", "", ACTIONS[e.action] ?? e.action),
+    row.append(when, el("td", "", e.operator), el("td", "", ACTIONS.has(e.action) ? t(`ops.action.${e.action}`) : e.action),
       el("td", "", e.target), el("td", "", detailText(e.details ?? {})));
     return row;
   }));

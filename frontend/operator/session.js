@@ -1,6 +1,7 @@
 // The operator's session: a short-lived bearer token kept in memory and in this tab's
 // sessionStorage (never in a URL, never in localStorage), and the one authenticated API call.
 import { API, ApiError, requestJSON } from "../api.js";
+import { t } from "../i18n.js";
 
 const KEY = "correspondance.operator";
 
@@ -55,15 +56,15 @@ export class Session {
   async call(path, options = {}) {
     if (!this.active) {
       this.forget();
-      this.onExpired("Your session has ended: sign in again.");
-      throw new ApiError("Not signed in.", { status: 401, code: "unauthorized" });
+      this.onExpired(t("ops.session_ended"));
+      throw new ApiError(t("ops.not_signed_in"), { status: 401, code: "unauthorized" });
     }
     try {
       return await requestJSON(path, { ...options, token: this.token });
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) {
         this.forget();
-        this.onExpired("Your session has ended: sign in again.");
+        this.onExpired(t("ops.session_ended"));
       }
       throw e;
     }

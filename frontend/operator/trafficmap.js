@@ -4,6 +4,7 @@ import * as L from "/static/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { MapView } from "../mapview.js";
 import { API, getJSON } from "../api.js";
 import { CongestionLayer, legendElement, levelOfMultiplier, levelKey, levelLabel, streetName } from "../congestion.js";
+import { has, locale, t } from "../i18n.js";
 
 export class TrafficMap {
   /** `onCongestedClick(feature, latlng)` when a congested street is clicked (not selecting);
@@ -30,7 +31,7 @@ export class TrafficMap {
     this.live = null; // the latest live GeoJSON
     this.history = null; // {frames, features}
     this.frameIndex = -1; // -1: live
-    document.getElementById("ops-legend").append(legendElement({ title: "Congestion" }));
+    document.getElementById("ops-legend").append(legendElement({ title: t("ops.legend") }));
     this.slider = document.getElementById("time-slider");
     this.timeLabel = document.getElementById("time-label");
     this.liveButton = document.getElementById("time-live");
@@ -83,8 +84,8 @@ export class TrafficMap {
       });
     }
     this.layer.setData({ type: "FeatureCollection", features });
-    const when = new Date(frame.t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    this.timeLabel.textContent = `${when} (history: ${features.length} streets)`;
+    const when = new Date(frame.t * 1000).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" });
+    this.timeLabel.textContent = t("ops.history", { when, count: features.length, n: features.length });
     this.slider.setAttribute("aria-valuetext", this.timeLabel.textContent);
     this.liveButton.disabled = false;
     document.body.dataset.timeView = "history";
@@ -93,8 +94,8 @@ export class TrafficMap {
   backToLive() {
     this.frameIndex = -1;
     this.slider.value = this.slider.max;
-    this.timeLabel.textContent = "Live";
-    this.slider.setAttribute("aria-valuetext", "Live");
+    this.timeLabel.textContent = t("ops.time_label");
+    this.slider.setAttribute("aria-valuetext", t("ops.time_label"));
     this.liveButton.disabled = true;
     document.body.dataset.timeView = "live";
     if (this.live) this.layer.setData(this.live);
@@ -153,17 +154,17 @@ export class TrafficMap {
     title.textContent = streetName(p);
     const facts = document.createElement("p");
     const voices = p.contributors === null || p.contributors === undefined
-      ? (p.operator_decision ? `${p.operator_decision} by an operator` : "")
-      : `${p.contributors} contributors`;
+      ? (p.operator_decision ? (has(`ops.decision.${p.operator_decision}`) ? t(`ops.decision.${p.operator_decision}`) : p.operator_decision) : "")
+      : t("ops.contributors", { count: p.contributors, n: p.contributors });
     facts.textContent = [levelLabel(levelKey(p)), voices].filter(Boolean).join(" · ");
     const confirm = document.createElement("button");
     confirm.type = "button";
     confirm.className = "ops-btn ops-btn-primary";
-    confirm.textContent = "Confirm";
+    confirm.textContent = t("ops.confirm");
     const dismiss = document.createElement("button");
     dismiss.type = "button";
     dismiss.className = "ops-btn";
-    dismiss.textContent = "Dismiss";
+    dismiss.textContent = t("ops.dismiss");
     const popup = L.popup({ maxWidth: 260 }).setLatLng(latlng).setContent(box);
     confirm.addEventListener("click", () => { popup.close(); onConfirm(); });
     dismiss.addEventListener("click", () => { popup.close(); onDismiss(); });

@@ -68,6 +68,16 @@ from realtime.trips.sessions import (
     incident_trips_key,
     trip_digest,
 )
+from realtime.trips.wording import (
+    ACTIONS,
+    LEG_NOTES,
+    Phrase,
+    action,
+    leave,
+    leg_note,
+    no_better_message,
+    suggestion_message,
+)
 from routing.base import CityBase
 from routing.overlay import LiveOverlay, OverlayHolder
 from routing.plan import Itinerary
@@ -91,22 +101,6 @@ MIN_VALID_S = 3 * 60.0
 HURRY_S = (
     10.0  # with less time than this (or 3 replans) before the deadline, the repair is the answer
 )
-
-REASONS = {
-    "congestion": "Traffic is jammed ahead",
-    "vehicle_unavailable": "No vehicle is left at your pick-up station",
-    "dock_unavailable": "No free space is left at your drop-off station",
-    "trip_cancelled": "Your connection is cancelled",
-    "delay": "Your connection is running late",
-    "stop_closed": "A stop on your way is closed",
-}
-MODE_WORDS = {
-    "walk": "walk",
-    "bicycle": "cycle",
-    "car": "drive",
-    "bikeshare": "take a shared bike",
-    "carshare": "take a shared car",
-}
 
 
 @dataclass
@@ -703,13 +697,7 @@ class TripEngine:
                 return []
             s.last_eta = eta
             legs = [
-                {
-                    "leg_index": i,
-                    "delay_s": delay,
-                    "cancelled": cancelled,
-                    "alerts": _alerts(s.plan, i, overlay),
-                    "note": note,
-                }
+                _leg_update(i, delay, cancelled, _alerts(s.plan, i, overlay), note)
                 for i, delay, cancelled, note in projection.legs
             ]
             return [message("live_update", s.trip_id, now, legs=legs, eta=eta)]
@@ -737,14 +725,12 @@ class TripEngine:
             if moved < ETA_NOTICE_S:
                 return
         code = projection.broken or "congestion"
-        why = projection.note or REASONS.get(code, "Your plan no longer works")
-        when = (
-            f"you arrive about {projected:%H:%M} going around it"
-            if projected is not None
-            else "your arrival time is unknown"
-        )
-        text = f"No better way was found: {why}; {when}."
-        text = text[0].upper() + text[1:]
+        why = projection.detail
+        text = no_better_message(code, why, projected)
+        fallback = None  # the note of the current leg when no remaining leg carries one
+        if why is not None:
+            note_code = "cancelled" if why.code == "trip_cancelled" else why.code
+            fallback = leg_note(note_code, **why.params) if note_code in LEG_NOTES else None
         delay = int((eta_at - plan.arrival).total_seconds()) if projected is not None else 0
 
         def mutate(s: TripSession) -> list[dict[str, Any]]:
@@ -752,24 +738,22 @@ class TripEngine:
                 return []
             s.last_eta = eta
             legs = [
-                {
-                    "leg_index": i,
-                    "delay_s": max(delay_s, delay) if note else delay_s,
-                    "cancelled": cancelled,
-                    "alerts": _alerts(s.plan, i, overlay),
-                    "note": note,
-                }
+                _leg_update(
+                    i,
+                    max(delay_s, delay) if note else delay_s,
+                    cancelled,
+                    _alerts(s.plan, i, overlay),
+                    note,
+                )
                 for i, delay_s, cancelled, note in projection.legs
-            ] or [
-                {
-                    "leg_index": plan.leg_index_at(now),
-                    "delay_s": delay,
-                    "cancelled": False,
-                    "alerts": [],
-                    "note": why,
-                }
-            ]
-            notice = {"code": NO_BETTER_OPTION, "reason": code, "message": text}
+            ] or [_leg_update(plan.leg_index_at(now), delay, False, [], fallback)]
+            notice = {
+                "code": NO_BETTER_OPTION,
+                "reason": code,
+                "detail": why.wire() if why is not None else None,
+                "arrival": stamp(projected) if projected is not None else None,
+                "message": text,
+            }
             return [message("live_update", s.trip_id, now, legs=legs, eta=eta, notice=notice)]
 
         _, sent = await self.book.change(session.trip_id, mutate, event=None)
@@ -802,44 +786,49 @@ class TripEngine:
         switch = best.legs[k]
         after = best.legs[k:]
         ride = next((leg for leg in after if leg.trip_id), None)
+        doing_now: Phrase
         if detour is not None or (k == 0 and (switch.trip_id or switch.mode) == doing):
-            action = "take another way around it"  # the same mode, by other streets
+            doing_now = action("detour")  # the same mode, by other streets
         elif ride is not None:
             line = ride.route_short_name or ride.route_long_name or ride.mode
-            action = f"take {ride.mode} {line} at {ride.origin.name}"
+            doing_now = action("board", mode=ride.mode, line=line, stop=ride.origin.name)
+        elif switch.mode in ACTIONS:
+            doing_now = action(switch.mode)
         else:
-            action = MODE_WORDS.get(switch.mode, switch.mode)
-        leave = ""
+            doing_now = action("other", mode=switch.mode)
+        leaving: Phrase | None = None
         if detour is None and k > 0 and current_leg.mode in ("carshare", "bikeshare"):
             vehicle = "car" if current_leg.mode == "carshare" else "bike"
-            leave = f"leave the {vehicle} at {switch.origin.name}, "
+            leaving = leave("leave_vehicle", vehicle=vehicle, stop=switch.origin.name)
         elif detour is None and k > 0 and current_leg.trip_id:
-            leave = f"get off at {switch.origin.name}, "
+            leaving = leave("get_off", stop=switch.origin.name)
         saved = (
             round((projection.arrival - best.arrival).total_seconds() / 60.0, 1)
             if projection.arrival is not None
             else None
         )
-        gain = (
-            f", arrive {saved:.0f} min earlier"
-            if saved is not None
-            else f", arrive {best.arrival:%H:%M}"
-        )
-        why = projection.note if projection.broken and projection.note else REASONS[code]
-        text = f"{why}: {leave}{action}{gain}."
+        why = projection.detail if projection.broken else None
+        text = suggestion_message(code, why, leaving, doing_now, saved, best.arrival)
         valid = min(
             max(switch.departure, now + dt.timedelta(seconds=MIN_VALID_S)),
             now + dt.timedelta(seconds=MAX_VALID_S),
         )
         return {
             "suggestion_id": secrets.token_urlsafe(9),
-            "reason": {"code": code, "message": text[0].upper() + text[1:]},
+            "reason": {
+                "code": code,
+                "message": text,
+                "detail": why.wire() if why is not None else None,
+                "action": doing_now.wire(),
+                "leave": leaving.wire() if leaving is not None else None,
+            },
             "current_arrival": stamp(projection.arrival) if projection.arrival else None,
             "new_arrival": stamp(best.arrival),
             "minutes_saved": saved,
             "plan_broken": projection.broken is not None,
             "switch_at": {
                 "name": switch.origin.name if k > 0 else "where you are",
+                "here": k == 0,
                 "lat": switch.origin.lat,
                 "lon": switch.origin.lon,
                 "leg_index": k,
@@ -965,6 +954,24 @@ class TripEngine:
             )
             await self.book.count(self.city, "ended")
         self._forget(trip_id)
+
+
+def _leg_update(
+    leg_index: int,
+    delay_s: int,
+    cancelled: bool,
+    alerts: list[dict[str, Any]],
+    note: Phrase | None,
+) -> dict[str, Any]:
+    """One entry of ``live_update.legs``: the note as plain English and as a code."""
+    return {
+        "leg_index": leg_index,
+        "delay_s": delay_s,
+        "cancelled": cancelled,
+        "alerts": alerts,
+        "note": note.text() if note is not None else None,
+        "note_code": note.wire() if note is not None else None,
+    }
 
 
 def _alerts(

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from correspondance import bounds
 from correspondance.errors import InputError
+from realtime.trips.wording import Phrase, detail, leg_note
 from routing.base import CityBase
 from routing.overlay import LiveOverlay
 from routing.state import TravellerState
@@ -326,8 +327,8 @@ class Projection:
 
     arrival: dt.datetime | None  # None when broken
     broken: str | None  # reason code when the plan no longer works
-    note: str | None
-    legs: tuple[tuple[int, int, bool, str | None], ...]  # (leg, delay_s, cancelled, note)
+    detail: Phrase | None  # why it broke, as a code and its parameters
+    legs: tuple[tuple[int, int, bool, Phrase | None], ...]  # (leg, delay_s, cancelled, note)
 
 
 def _station(overlay: LiveOverlay, system_id: str | None, station_id: str) -> Any:
@@ -347,7 +348,7 @@ def project(base: CityBase, plan: TripPlan, at: dt.datetime, overlay: LiveOverla
     drive = base.streets.get("drive")
     first = plan.leg_index_at(at)
     lateness = 0.0  # seconds behind the plan so far
-    out: list[tuple[int, int, bool, str | None]] = []
+    out: list[tuple[int, int, bool, Phrase | None]] = []
     for i in range(first, len(plan.legs)):
         leg = plan.legs[i]
         if leg.transit:
@@ -355,10 +356,9 @@ def project(base: CityBase, plan: TripPlan, at: dt.datetime, overlay: LiveOverla
             # later than the plan's own times, which already hold the delay it was planned with
             delay = int(overlay.trip_delays.get(leg.trip_id, 0)) - leg.planned_delay_s
             if leg.trip_id in overlay.cancelled_trips:
-                out.append((i, delay, True, "cancelled"))
-                return Projection(
-                    None, "trip_cancelled", f"trip {leg.trip_id} is cancelled", tuple(out)
-                )
+                out.append((i, delay, True, leg_note("cancelled")))
+                why = detail("trip_cancelled", trip_id=leg.trip_id)
+                return Projection(None, "trip_cancelled", why, tuple(out))
             closed = [
                 name
                 for name, (lat, lon) in (
@@ -368,18 +368,18 @@ def project(base: CityBase, plan: TripPlan, at: dt.datetime, overlay: LiveOverla
                 if _closed(base, overlay, lat, lon)
             ]
             if closed:
-                out.append((i, delay, False, f"{closed[0]} is closed"))
-                return Projection(None, "stop_closed", f"{closed[0]} is closed", tuple(out))
+                out.append((i, delay, False, leg_note("stop_closed", stop=closed[0])))
+                why = detail("stop_closed", stop=closed[0])
+                return Projection(None, "stop_closed", why, tuple(out))
             if i > first and lateness > delay + 60:
-                out.append((i, delay, False, "connection missed"))
+                out.append((i, delay, False, leg_note("connection_missed")))
                 reason = (
                     "congestion"
                     if any(plan.legs[j].drive_edges for j in range(first, i))
                     else "delay"
                 )
-                return Projection(
-                    None, reason, f"the {leg.departure:%H:%M} connection is missed", tuple(out)
-                )
+                why = detail("connection_missed", time=leg.departure.isoformat())
+                return Projection(None, reason, why, tuple(out))
             lateness = float(delay) if at < leg.departure or i > first else max(lateness, delay)
             if delay:
                 out.append((i, delay, False, None))
@@ -387,10 +387,9 @@ def project(base: CityBase, plan: TripPlan, at: dt.datetime, overlay: LiveOverla
         if (leg.pickup_station and i > first) or (leg.pickup_station and at < leg.departure):
             station = _station(overlay, leg.system_id, leg.pickup_station)
             if station is not None and (station.vehicles_available <= 0 or not station.is_renting):
-                out.append((i, 0, False, f"no vehicle left at {leg.origin_name}"))
-                return Projection(
-                    None, "vehicle_unavailable", f"no vehicle left at {leg.origin_name}", tuple(out)
-                )
+                out.append((i, 0, False, leg_note("no_vehicle", station=leg.origin_name)))
+                why = detail("no_vehicle", station=leg.origin_name)
+                return Projection(None, "vehicle_unavailable", why, tuple(out))
         if leg.dropoff_station:
             system = overlay.systems.get(leg.system_id or "")
             station = _station(overlay, leg.system_id, leg.dropoff_station)
@@ -400,10 +399,9 @@ def project(base: CityBase, plan: TripPlan, at: dt.datetime, overlay: LiveOverla
                 and not free_floating
                 and (station.docks_available <= 0 or not station.is_returning)
             ):
-                out.append((i, 0, False, f"no free dock at {leg.destination_name}"))
-                return Projection(
-                    None, "dock_unavailable", f"no free dock at {leg.destination_name}", tuple(out)
-                )
+                out.append((i, 0, False, leg_note("no_dock", station=leg.destination_name)))
+                why = detail("no_dock", station=leg.destination_name)
+                return Projection(None, "dock_unavailable", why, tuple(out))
         if leg.drive_edges and drive is not None:
             edges = np.asarray(leg.drive_edges, dtype=np.int64)
             if i == first:
@@ -411,12 +409,12 @@ def project(base: CityBase, plan: TripPlan, at: dt.datetime, overlay: LiveOverla
                 edges = edges[done:]
             mult = overlay.drive_multiplier[edges]
             if np.any(~np.isfinite(mult)):
-                out.append((i, 0, False, "road closed ahead"))
-                return Projection(None, "congestion", "the road ahead is closed", tuple(out))
+                out.append((i, 0, False, leg_note("road_closed")))
+                return Projection(None, "congestion", detail("road_closed"), tuple(out))
             extra = float(np.sum(drive.base_time_s[edges] * (mult - 1.0)))
             if extra >= 30:
                 lateness += extra
-                out.append((i, int(extra), False, "congestion ahead"))
+                out.append((i, int(extra), False, leg_note("congestion_ahead")))
     return Projection(plan.arrival + dt.timedelta(seconds=lateness), None, None, tuple(out))
 
 

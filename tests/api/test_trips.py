@@ -138,6 +138,17 @@ async def test_demo_suggests_a_switch_and_a_resumed_client_misses_nothing(
         assert f"leave the car at {switch_at['name']}" in text
         assert f"at {ride['from']['name']}" in text
         assert (ride["route_short_name"] or ride["route_long_name"]) in text
+        # ...and as codes the app words in its language
+        line = ride["route_short_name"] or ride["route_long_name"]
+        assert suggestion["reason"]["leave"] == {
+            "code": "leave_vehicle",
+            "params": {"vehicle": "car", "stop": switch_at["name"]},
+        }
+        assert suggestion["reason"]["action"] == {
+            "code": "board",
+            "params": {"mode": ride["mode"], "line": line, "stop": ride["from"]["name"]},
+        }
+        assert switch_at["here"] is False
         assert new_legs[switch_at["leg_index"]]["from"]["name"] == switch_at["name"]
     assert new_legs[0]["mode"] == "carshare"  # the traveller is at the wheel
     assert suggestion["plan_broken"] is (suggestion["current_arrival"] is None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -451,3 +452,34 @@ def test_the_apps_own_javascript_is_at_most_200_kb_gzipped() -> None:
     # the measurement is not vacuous: the map library alone is larger than any one of ours
     leaflet = frontend / "node_modules" / "leaflet" / "dist" / "leaflet-src.esm.js"
     assert len(gzip.compress(leaflet.read_bytes(), 9)) > max(sizes.values())
+
+
+def test_operator_dashboard_in_french(chromium: Any, base_url: str) -> None:
+    """The dashboard follows the browser's language (fr) and switches in the page (nb)."""
+    jam_on_avenue(base_url)
+    with watched_page(chromium, base_url, DESKTOP, locale="fr-FR") as w:
+        page = w.page
+        page.goto("/operator")
+        page.wait_for_selector('html[lang="fr"]', state="attached")  # the catalogue is loaded
+        page.wait_for_selector('body[data-view="login"]')
+        assert page.text_content("#login-submit") == "Se connecter"
+        assert page.text_content("#login-title") == "Connexion opérateur"
+        sign_in(w, "not the password at all")
+        page.wait_for_selector("#login-error:not([hidden])")
+        assert page.text_content("#login-error") == "Identifiant ou mot de passe incorrect."
+        w.expected_refusals(401, "/api/v1/operators/token")
+        sign_in(w)
+        page.wait_for_selector('body[data-view="dashboard"][data-ready="1"]', timeout=60_000)
+        page.wait_for_selector('#congested-list li[data-edge="140"]')
+        row = page.locator('#congested-list li[data-edge="140"]').inner_text()
+        assert re.search(r"\b\d+ contributeurs\b", row), row  # earlier scenarios add reports
+        assert page.text_content("#congested-title") == "Rues encombrées"
+        assert "Connecté en tant que" in page.text_content("#ops-user")  # type: ignore[operator]
+        assert "moins de" in page.text_content("#kpi-note")  # type: ignore[operator]
+        w.check("operator-fr-desktop")
+
+        page.select_option("#ops-lang", "nb")  # the dashboard starts again in Norwegian
+        page.wait_for_selector('html[lang="nb"]', state="attached")
+        page.wait_for_selector('body[data-view="dashboard"][data-ready="1"]', timeout=60_000)
+        assert page.text_content("#congested-title") == "Gater med kø"
+        w.problems.assert_none()

@@ -408,10 +408,13 @@ def test_no_better_option_is_said_in_a_clear_sentence(page: Any, live_server: st
             notice = {
                 "code": "no_better_option",
                 "reason": "congestion",
+                "detail": {"code": "road_closed", "params": {}},
+                "arrival": later,
                 "message": "No better way was found: the road ahead is closed.",
             }
             update = {"type": "live_update", "seq": 1, "eta": later, "notice": notice}
-            update["legs"] = [leg | {"note": "the road ahead is closed"}]
+            note_code = {"code": "road_closed", "params": {}}
+            update["legs"] = [leg | {"note": "road closed ahead", "note_code": note_code}]
             jsonschema.validate({**envelope, **update}, PROTOCOL)
             ws.send(json.dumps({**envelope, **update}))
 
@@ -428,6 +431,11 @@ def test_no_better_option_is_said_in_a_clear_sentence(page: Any, live_server: st
         f"No better way right now. Road ahead closed — your arrival is now ~{later[11:16]}."
     )
     assert page.locator("#trip-eta").inner_text() == f"~{later[11:16]}"
-    assert "No better way was found" in page.locator("#trip-status").inner_text()
+    # worded by the app from the codes (docs/protocol.md, "Texts are codes")
+    assert page.locator("#trip-status").inner_text() == (
+        "No better way was found: the road ahead is closed; "
+        f"you arrive about {later[11:16]} going around it."
+    )
+    assert page.locator("#trip-legs .live-note").first.inner_text() == "road closed ahead"
     page.screenshot(path=SCREENSHOT_NO_BETTER, full_page=True)
     page.console_problems.assert_none()

@@ -406,6 +406,8 @@ async def test_affected_trips_are_evaluated_nearest_deadline_first(
         assert suggestion["type"] == "switch_suggestion"
         assert suggestion["plan_broken"] is True
         assert "take another way around it" in suggestion["reason"]["message"]
+        assert suggestion["reason"]["action"] == {"code": "detour", "params": {}}
+        assert suggestion["reason"]["leave"] is None
         assert suggestion["projected_arrival"] == suggestion["new_arrival"]
         legs = suggestion["itinerary"]["legs"]
         assert next(iter(closed)) not in legs[suggestion["switch_at"]["leg_index"]]["drive_edges"]
@@ -463,7 +465,12 @@ async def test_a_broken_plan_with_no_way_out_says_no_better_option(
     assert notice["type"] == "live_update"
     assert notice["notice"]["code"] == NO_BETTER_OPTION
     assert notice["notice"]["message"].startswith("No better way was found")
+    # the app words it from codes: the reason, what broke, and the projected arrival
+    assert notice["notice"]["reason"] == "congestion"
+    assert notice["notice"]["detail"] == {"code": "road_closed", "params": {}}
+    assert notice["notice"]["arrival"] in (None, notice["eta"])
     assert notice["legs"][0]["note"]
+    assert notice["legs"][0]["note_code"]["code"] in ("road_closed", "no_dock", "congestion_ahead")
     assert running.engine.stats.no_better == 1
     # evaluated again with nothing new: not said twice
     before = running.engine.stats.evaluated

@@ -37,6 +37,7 @@ from realtime.trips.protocol import (
     parse_client_message,
 )
 from realtime.trips.sessions import TripSession, hash_token
+from realtime.trips.wording import leg_note
 from routing.base import CityBase
 from routing.overlay import OverlayHolder, SharedStation, SharedSystem
 from routing.plan import PlanRequest, plan_trip
@@ -389,7 +390,7 @@ def test_congestion_on_the_remaining_drive_edges_delays_the_arrival(
     assert projection.broken is None
     assert projection.arrival is not None
     assert (projection.arrival - plan.arrival).total_seconds() == pytest.approx(extra, abs=1.0)
-    assert projection.legs == ((1, int(extra), False, "congestion ahead"),)
+    assert projection.legs == ((1, int(extra), False, leg_note("congestion_ahead")),)
 
     # halfway along the car leg, congestion on the edges already driven does not count
     half = len(edges) // 2
@@ -425,8 +426,14 @@ def test_no_car_left_at_the_pick_up_station_breaks_the_plan(
     projection = project(poa_base, plan, plan.departure, empty)
     assert projection.broken == "vehicle_unavailable"
     assert projection.arrival is None
-    assert projection.note is not None
-    assert plan.legs[1].origin_name in projection.note
+    assert projection.detail is not None
+    assert projection.detail.wire() == {
+        "code": "no_vehicle",
+        "params": {"station": plan.legs[1].origin_name},
+    }
+    assert projection.detail.text() == f"no vehicle left at {plan.legs[1].origin_name}"
+    assert projection.legs[-1][3] is not None
+    assert projection.legs[-1][3].code == "no_vehicle"
     # once the car is taken, an empty station behind does not matter
     assert project(poa_base, plan, _mid(plan, 1), empty).broken is None
 
@@ -457,13 +464,21 @@ def test_transit_delay_missed_connection_and_cancellation(
         broken = project(poa_base, plan, plan.departure, missed)
         assert broken.broken == "delay"
         assert broken.arrival is None
-        assert broken.legs[-1] == (rides[1], 0, False, "connection missed")
+        assert broken.legs[-1] == (rides[1], 0, False, leg_note("connection_missed"))
+        assert broken.detail is not None
+        assert broken.detail.code == "connection_missed"
+        assert broken.detail.params["time"] == plan.legs[rides[1]].departure.isoformat()
     trip = plan.legs[rides[0]].trip_id
     cancelled = holder.set_transit_state(cancelled_trips=[trip or ""], trip_delays={})
     gone = project(poa_base, plan, plan.departure, cancelled)
     assert gone.broken == "trip_cancelled"
     assert gone.arrival is None
-    assert gone.legs[-1] == (rides[0], 0, True, "cancelled")
+    assert gone.legs[-1] == (rides[0], 0, True, leg_note("cancelled"))
+    assert gone.detail is not None
+    assert gone.detail.wire() == {
+        "code": "trip_cancelled",
+        "params": {"trip_id": trip},
+    }
 
 
 # -- the switch policy -------------------------------------------------------------------------
@@ -569,7 +584,13 @@ def session(plan: Body) -> TripSession:
 def suggestion(suggestion_id: str, itinerary: Body, saved: float | None = 6.5) -> Body:
     return {
         "suggestion_id": suggestion_id,
-        "reason": {"code": "congestion", "message": "Traffic is jammed ahead"},
+        "reason": {
+            "code": "congestion",
+            "message": "Traffic is jammed ahead: take another way around it.",
+            "detail": None,
+            "action": {"code": "detour", "params": {}},
+            "leave": None,
+        },
         "current_arrival": "2019-05-15T13:40:00-03:00",
         "new_arrival": "2019-05-15T13:33:30-03:00",
         "minutes_saved": saved,
