@@ -20,9 +20,8 @@ const GEO_OPTIONS = { enableHighAccuracy: true, timeout: 15_000, maximumAge: 60_
 
 /** The word for a place's category ("Stop", "Street", "School"...), falling back on its kind. */
 function categoryWord(place) {
-  const key = `places.category.${place.category}`;
-  const word = t(key);
-  return word === key ? t(`places.kind.${place.kind}`) : word;
+  const word = t(`places.category.${place.category}`);
+  return word === `places.category.${place.category}` ? t(`places.kind.${place.kind}`) : word;
 }
 
 /** "Stop · 343, T5 · 1.2 km" */
@@ -31,16 +30,6 @@ function secondaryLine(place) {
   if (place.secondary) parts.push(place.secondary);
   if (Number.isFinite(place.distance_m)) parts.push(formatDistance(place.distance_m));
   return parts.join(" · ");
-}
-
-/** t() of a count: "<key>.one" / "<key>.other" chosen by the language's plural rules. */
-function tCount(key, count) {
-  let rule = "other";
-  try {
-    rule = new Intl.PluralRules(i18n.language?.() ?? "en").select(count);
-  } catch { /* unknown language tag: "other" */ }
-  const text = t(`${key}.${rule}`, { count });
-  return text === `${key}.${rule}` ? t(`${key}.other`, { count }) : text;
 }
 
 /** Recent places per city, on this device only. Storage may be off (private mode): then none. */
@@ -152,7 +141,7 @@ class PlaceField {
   /** Texts that depend on the language. */
   label() {
     this.input.placeholder = t("places.placeholder");
-    this.listbox.setAttribute("aria-label", t(this.kind === "from" ? "places.listFrom" : "places.listTo"));
+    this.listbox.setAttribute("aria-label", this.kind === "from" ? t("places.listFrom") : t("places.listTo"));
     this.clearButton.textContent = t("places.clearRecent");
   }
 
@@ -214,7 +203,7 @@ class PlaceField {
       const found = Array.isArray(body?.places) ? body.places : [];
       this.render(found.map((place) => ({ place })), found.length ? "" : t("places.none", { query: text }));
       this.listbox.dataset.state = found.length ? "results" : "empty";
-      this.owner.announce(found.length ? tCount("places.found", found.length) : t("places.none", { query: text }));
+      this.owner.announce(found.length ? t("places.found", { count: found.length }) : t("places.none", { query: text }));
     } catch (e) {
       if (token !== this.token) return;
       this.render([], t("places.unavailable"));
@@ -470,9 +459,9 @@ export class PlaceSearch {
       },
       (error) => {
         this.locateButton.disabled = false;
-        const key = error?.code === 1 ? "places.locationDenied"
-          : error?.code === 3 ? "places.locationTimeout" : "places.locationUnavailable";
-        this.say(t(key), "error");
+        const message = error?.code === 1 ? t("places.locationDenied")
+          : error?.code === 3 ? t("places.locationTimeout") : t("places.locationUnavailable");
+        this.say(message, "error");
       },
       GEO_OPTIONS,
     );
