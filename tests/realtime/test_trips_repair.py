@@ -494,10 +494,10 @@ async def test_a_trip_that_waited_past_its_deadline_gets_the_repair_not_a_replan
     engine._seen = running.holder.current  # as if the event were seen; queued by hand below
     stats = engine.stats
     before = (stats.evaluated, stats.repaired, stats.replanned)
-    # ...but it was queued long ago with time to spare and waited until its last junction
+    # ...but its traveller is about to pass the last junction (queued long ago and waited,
+    # or the trouble was just ahead): the way around it now, not a better way too late
     now = time.time()
     engine.deadlines[trip] = now + 1.0
-    engine._queued_at[trip] = now - 120.0
     engine.queue.push(trip, "congestion", now + 1.0)
     engine.idle.clear()
     engine._wake.set()
@@ -508,9 +508,8 @@ async def test_a_trip_that_waited_past_its_deadline_gets_the_repair_not_a_replan
     if messages[0]["type"] == "switch_suggestion":
         assert "take another way around it" in messages[0]["reason"]["message"]
 
-    # queued at its deadline (the traveller already at the trouble): the full replan
-    engine.deadlines[trip] = time.time() + 1.0
-    engine._queued_at[trip] = engine.deadlines[trip]
+    # past its deadline (the traveller already past the last junction): the full replan
+    engine.deadlines[trip] = time.time() - 1.0
     engine.queue.push(trip, "congestion", engine.deadlines[trip])
     evaluated = stats.evaluated
     engine.idle.clear()
