@@ -1,6 +1,12 @@
 """Security headers on every response, ``Allow`` on every 405, and ``HEAD`` wherever ``GET``
 works: a pure ASGI middleware, outermost but for the server-error handler.
 
+Three kinds of answers never pass through the middleware, and add :func:`security_headers`
+themselves: the 500 of an unexpected exception (Starlette's ``ServerErrorMiddleware`` wraps
+every user middleware, so it also answers for an exception raised in one; see
+``api/errors.py``), and the 400 and 431 that uvicorn's protocol writes before any app code
+runs (``api/limits.py``).
+
 The Content-Security-Policy allows only the app's own origin: the web app is plain ES
 modules and Leaflet served from ``/static``, with its own GeoJSON base map (no tile server,
 no inline script). The interactive API docs (``/docs``, ``/redoc``) load the pinned Swagger
@@ -32,6 +38,17 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), payment=(), usb=()"),
 )
+
+
+def security_headers(path: str) -> dict[str, str]:
+    """The security headers (with the CSP for ``path``) as a mapping, for responses that
+    do not pass through :class:`SecurityHeaders`: the 500 that Starlette's outermost
+    server-error middleware sends, and the answers uvicorn's protocol writes itself (400
+    for a malformed request, 431)."""
+    csp = DOCS_CSP if path in DOCS_PATHS else APP_CSP
+    out = {k.decode(): v.decode() for k, v in SECURITY_HEADERS}
+    out["content-security-policy"] = csp
+    return out
 
 
 def plain_routes(routes: list[BaseRoute]) -> list[Route]:
