@@ -84,6 +84,7 @@ import httpx
 import redis.asyncio as aioredis
 
 REPO = Path(__file__).resolve().parents[1]
+MEMTRACE = REPO / "benchmarks" / "memtrace"  # sitecustomize of --trace-memory
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -878,6 +879,24 @@ class Soak:
                     self.started_at.setdefault(name, t)
             await asyncio.sleep(RSS_EVERY_S)
 
+    async def trace_memory(self, end: float) -> None:
+        """``--trace-memory``: signal every server process (redis-server aside) once the
+        faults have settled (tracing starts) and at the end of the load (snapshot)."""
+        while time.monotonic() < end and self.now() < self.steady_from():
+            await asyncio.sleep(1.0)
+        if time.monotonic() >= end:
+            return
+        traced = [p for p, label in server_processes(self.topology).items() if "redis" not in label]
+        for pid in traced:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGUSR2)
+        self.events["memtrace_from"] = self.now()
+        await asyncio.sleep(max(0.0, end - 2 - time.monotonic()))
+        for pid in traced:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGUSR2)
+        self.events["memtrace_to"] = self.now()
+
     async def watch_writer(self, end: float) -> None:
         lock = f"{self.topology.prefix}lock:writer:{CITY}"
         last: str | bool | None = False  # False: nothing seen yet
@@ -1079,10 +1098,14 @@ def takeover(soak: Soak) -> dict[str, Any]:
                 break
     redis_up = soak.events.get("redis_up")
     if redis_up is not None:
+        held = [owner for t, owner in soak.writer if t <= redis_up]
+        if held and owner_pid(held[-1]) is not None:  # the lock outlived the restart (AOF)
+            out["writer_after_redis_restart_s"] = 0.0
         for t, owner in soak.writer:
+            if "writer_after_redis_restart_s" in out:
+                break
             if t >= redis_up and owner_pid(owner) is not None:
                 out["writer_after_redis_restart_s"] = round(t - redis_up, 2)
-                break
     return out
 
 
@@ -1130,6 +1153,35 @@ def _slope(samples: list[tuple[float, float]]) -> float:
     return 0.0 if var == 0 else sum((t - mt) * (v - mv) for t, v in samples) / var
 
 
+def memtrace(folder: Path, soak: Soak) -> dict[str, Any]:
+    """``--trace-memory``: per process, what it allocated over the steady period and still
+    holds (tracemalloc, top lines of the product) and the object types whose count grew."""
+    deadline = time.monotonic() + 30  # the handlers write their files after the signal
+    labels = {int(name.split("(pid ")[1].rstrip(")")): name for name in soak.rss}
+    out: dict[str, Any] = {}
+    for base in sorted(folder.glob("*-base.json")):
+        pid = int(base.name.split("-")[0])
+        end = folder / f"{pid}-end.json"
+        while not end.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if not end.exists():
+            continue
+        before = json.loads(base.read_text())["objects"]
+        after = json.loads(end.read_text())
+        grown = Counter({k: n - before.get(k, 0) for k, n in after["objects"].items()})
+        out[labels.get(pid, str(pid))] = {
+            "traced_kib": round(after["traced_bytes"] / 1024, 1),
+            "traced_blocks": after["traced_blocks"],
+            "top": [
+                f"{t['kib']} KiB in {t['blocks']} blocks: "
+                + " < ".join(w.replace(str(REPO) + "/", "") for w in t["where"][:3])
+                for t in after["top"][:8]
+            ],
+            "objects_grown": {k: n for k, n in grown.most_common(12) if n > 0},
+        }
+    return out
+
+
 def tracebacks(folder: Path) -> dict[str, list[str]]:
     """The last line of every traceback in each server log (distinct, counted)."""
     out: dict[str, list[str]] = {}
@@ -1155,6 +1207,12 @@ async def run(args: argparse.Namespace, folder: Path, began: float) -> dict[str,
     hard_end = began + HARD_BOUND_S
     tally = Tally(t0=time.monotonic())
     with ExitStack() as stack:
+        if args.trace_memory:  # inherited by every server process started below
+            (folder / "memtrace").mkdir(exist_ok=True)
+            os.environ["SOAK_MEMTRACE_DIR"] = str(folder / "memtrace")
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(MEMTRACE), os.environ.get("PYTHONPATH")) if p
+            )
         log(f"starting redis-server, two workers and serve --workers 2 (logs in {folder})")
         topology = await asyncio.to_thread(start_topology, stack, folder, args)
         log(f"topology up after {time.monotonic() - began:.0f} s (api at {topology.api.url})")
@@ -1209,6 +1267,8 @@ async def run(args: argparse.Namespace, folder: Path, began: float) -> dict[str,
                     asyncio.create_task(soak.sample_rss(end + 1)),
                     asyncio.create_task(soak.watch_writer(end)),
                 ]
+                if args.trace_memory:
+                    monitors.append(asyncio.create_task(soak.trace_memory(end)))
                 counts = await asyncio.gather(
                     soak.paced(args.plan_rate, 4, end, soak.one_plan),
                     soak.paced(args.report_rate, 8, end, soak.one_report),
@@ -1265,6 +1325,7 @@ async def run(args: argparse.Namespace, folder: Path, began: float) -> dict[str,
         "processes_alive_at_end": alive,
         "health_at_end": None if health is None else health.status_code,
         "tracebacks": tracebacks(folder),
+        "memtrace": memtrace(folder / "memtrace", soak) if args.trace_memory else None,
         "workdir": str(folder),
     }
 
@@ -1424,6 +1485,13 @@ def print_result(result: dict[str, Any]) -> bool:
         for name, found in result["tracebacks"].items():
             for line in found[:8]:
                 print(f"  {name}: {line}")
+    if result.get("memtrace"):
+        print("\nallocated over the steady period and still held (tracemalloc), object growth:")
+        for name, m in result["memtrace"].items():
+            print(f"  {name}: {m['traced_kib']} KiB in {m['traced_blocks']} blocks")
+            for line in m["top"][:5]:
+                print(f"      {line}")
+            print(f"      objects: {m['objects_grown']}")
     print(f"\nlogs: {result['workdir']}")
     return all(ok is not False for _n, _f, _t, ok in rows)
 
@@ -1449,6 +1517,12 @@ def main() -> int:
     )
     parser.add_argument("--date", default="2019-05-15", help="the city's default date")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="diagnosis: trace each server process's allocations over the steady period "
+        "(tracemalloc, object counts: benchmarks/memtrace); inflates the RSS figures",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
