@@ -11,12 +11,14 @@ before the app (400 malformed request, 431) are checked against a real server in
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.app import GZipLargeResponses
@@ -81,6 +83,20 @@ def build() -> FastAPI:
     async def store() -> dict[str, str]:
         raise StoreUnavailableError("Redis is down")
 
+    @app.websocket("/ws-boom")
+    async def ws_boom(ws: WebSocket) -> None:
+        raise RuntimeError("a bug before the handshake")
+
+    @app.websocket("/ws-refused")
+    async def ws_refused(ws: WebSocket) -> None:
+        await ws.close(4401)
+
+    @app.websocket("/ws-fine")
+    async def ws_fine(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("hello")
+        await ws.close(1000)
+
     @app.get("/typed")
     async def typed(n: int) -> dict[str, int]:
         return {"n": n}
@@ -139,3 +155,59 @@ async def test_every_error_the_app_answers_carries_them(client: httpx.AsyncClien
     assert answers["400 too deep"].json()["error"]["code"] == "too_deep"
     # and a success, for comparison
     assert_secured(await client.get("/fine"), error=False)
+
+
+async def websocket_answers(app: FastAPI, path: str) -> list[dict[str, Any]]:
+    """What the app sends to a websocket client at ``path`` that connects and then waits
+    (a server offering the ASGI denial-response extension, as uvicorn does)."""
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "scheme": "ws",
+        "query_string": b"",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+        "subprotocols": [],
+        "extensions": {"websocket.http.response": {}},
+        "state": {},
+    }
+    sent: list[dict[str, Any]] = []
+    inbox = [{"type": "websocket.connect"}]
+
+    async def receive() -> dict[str, Any]:
+        if inbox:
+            return inbox.pop(0)
+        await asyncio.sleep(0.05)
+        return {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/ws-boom", 500), ("/ws-refused", 403), ("/nowhere", 403)]
+)
+async def test_a_websocket_refused_before_its_handshake_gets_the_headers(
+    path: str, status: int
+) -> None:
+    sent = await websocket_answers(build(), path)
+    assert [m["type"] for m in sent] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    ]
+    assert sent[0]["status"] == status
+    headers = [(k.decode(), v.decode()) for k, v in sent[0]["headers"]]
+    assert_secured(httpx.Response(status, headers=headers, content=sent[1]["body"]))
+
+
+async def test_an_accepted_websocket_is_untouched() -> None:
+    sent = await websocket_answers(build(), "/ws-fine")
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert sent[1]["text"] == "hello"

@@ -277,6 +277,19 @@ def test_answers_written_before_the_app_and_429_carry_the_security_headers(
     pairs = [line.split(": ", 1) for line in lines]
     assert_secured(httpx.Headers([(name, value) for name, value in pairs]))
     assert json.loads(body)["error"]["code"] == "bad_request"
+
+    # a websocket refused before its handshake (no such route): uvicorn's bare 403 had none
+    async def refused() -> websockets.InvalidStatus:
+        url = plain.url.replace("http://", "ws://") + "/ws/v1/nowhere"
+        with pytest.raises(websockets.InvalidStatus) as raised:
+            async with websockets.connect(url):
+                pass
+        return raised.value
+
+    denied = asyncio.run(refused()).response
+    assert denied.status_code == 403
+    assert_secured(httpx.Headers(list(denied.headers.raw_items())))
+    assert json.loads(denied.body)["error"]["code"] == "forbidden"
     # five reports a minute per network (REPORT_LIMITS): the sixth at the latest is a 429
     limited = [report(plain.url, "203.0.113.9") for _ in range(6)][-1]
     assert limited.status_code == 429
