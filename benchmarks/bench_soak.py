@@ -1320,6 +1320,7 @@ async def run(args: argparse.Namespace, folder: Path, began: float) -> dict[str,
         "sockets": sockets,
         "writer": takeover(soak),
         "memory": memory(soak),
+        "rss_kib": soak.rss,  # every sample: (t, KiB) per process
         "warm_up_end_s": soak.warm_end,
         "steady_from_s": round(soak.steady_from(), 1),
         "processes_alive_at_end": alive,
