@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.headers import security_headers
 from correspondance.errors import CorrespondanceError, InputError, UnknownCityError
 from correspondance.store import StoreUnavailableError
 from crowdsource.accounts import (
@@ -124,9 +125,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette runs this in ServerErrorMiddleware, outside every user middleware (the
+        # security headers' included, whose own exceptions land here too): the headers are
+        # added here
         log.exception("unexpected error", exc_info=exc)
         return JSONResponse(
             error_body("internal_error", "an unexpected error occurred; it was logged"),
             status_code=500,
+            headers=security_headers(request.url.path),
         )

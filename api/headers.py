@@ -1,6 +1,12 @@
 """Security headers on every response, ``Allow`` on every 405, and ``HEAD`` wherever ``GET``
 works: a pure ASGI middleware, outermost but for the server-error handler.
 
+Three kinds of answers never pass through the middleware, and add :func:`security_headers`
+themselves: the 500 of an unexpected exception (Starlette's ``ServerErrorMiddleware`` wraps
+every user middleware, so it also answers for an exception raised in one; see
+``api/errors.py``), and the 400 and 431 that uvicorn's protocol writes before any app code
+runs (``api/limits.py``).
+
 The Content-Security-Policy allows only the app's own origin: the web app is plain ES
 modules and Leaflet served from ``/static``, with its own GeoJSON base map (no tile server,
 no inline script). The interactive API docs (``/docs``, ``/redoc``) load the pinned Swagger
@@ -10,6 +16,9 @@ allows exactly that, and nothing from elsewhere.
 """
 
 from __future__ import annotations
+
+import json
+import logging
 
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,6 +34,7 @@ DOCS_CSP = (
     "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
 )
 DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+log = logging.getLogger("correspondance.api")
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -32,6 +42,17 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), payment=(), usb=()"),
 )
+
+
+def security_headers(path: str) -> dict[str, str]:
+    """The security headers (with the CSP for ``path``) as a mapping, for responses that
+    do not pass through :class:`SecurityHeaders`: the 500 that Starlette's outermost
+    server-error middleware sends, and the answers uvicorn's protocol writes itself (400
+    for a malformed request, 431)."""
+    csp = DOCS_CSP if path in DOCS_PATHS else APP_CSP
+    out = {k.decode(): v.decode() for k, v in SECURITY_HEADERS}
+    out["content-security-policy"] = csp
+    return out
 
 
 def plain_routes(routes: list[BaseRoute]) -> list[Route]:
@@ -76,6 +97,9 @@ class SecurityHeaders:
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -100,3 +124,49 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A websocket refused before its handshake gets an HTTP answer too: uvicorn's is a
+        bare 403 (the app closed it) or 500 (the app raised), with no security headers.
+        Where the server offers the ASGI denial-response extension (uvicorn does), this
+        sends the API's JSON error with the headers instead."""
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await self.app(scope, receive, send)
+            return
+        state = {"answered": False}  # accepted, or an HTTP answer started
+
+        async def deny(status: int, code: str, message: str) -> None:
+            body = json.dumps({"error": {"code": code, "message": message}}).encode()
+            headers = [(k.encode(), v.encode()) for k, v in security_headers(scope["path"]).items()]
+            headers += [(b"content-type", b"application/json")]
+            await send(
+                {"type": "websocket.http.response.start", "status": status, "headers": headers}
+            )
+            await send({"type": "websocket.http.response.body", "body": body})
+
+        async def send_with_headers(message: Message) -> None:
+            kind = message["type"]
+            if not state["answered"]:
+                if kind == "websocket.close":
+                    state["answered"] = True
+                    await deny(403, "forbidden", "websocket refused before its handshake")
+                    return
+                state["answered"] = kind in ("websocket.accept", "websocket.http.response.start")
+                if kind == "websocket.http.response.start":
+                    present = {k.lower() for k, _ in message.get("headers", [])}
+                    extra = [
+                        (k.encode(), v.encode())
+                        for k, v in security_headers(scope["path"]).items()
+                        if k.encode() not in present
+                    ]
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if state["answered"]:
+                raise
+            log.exception("unexpected error before a websocket handshake")
+            state["answered"] = True
+            await deny(500, "internal_error", "an unexpected error occurred; it was logged")

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from api.headers import security_headers
 from correspondance.settings import Limits, Settings
 
 _OPEN_SQUARE, _OPEN_CURLY, _CLOSE_SQUARE, _CLOSE_CURLY = b"[{]}"
@@ -229,16 +230,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.send_400_response("")
 
     def send_400_response(self, msg: str) -> None:
-        if not self._too_large:
-            super().send_400_response(msg)
-            return
-        self._in_headers = False
-        headers, body = _error(
-            431,
-            "headers_too_large",
-            f"request line and headers: too large (at most {self.max_header_bytes} bytes)",
-        )
-        head = b"HTTP/1.1 431 Request Header Fields Too Large\r\n" + b"".join(
+        """Answer a request the parser refused, in the API's error format, with the
+        security headers (no app code, and so no middleware, runs for it), and close."""
+        if self._too_large:
+            self._in_headers = False
+            status, reason = 431, b"Request Header Fields Too Large"
+            headers, body = _error(
+                431,
+                "headers_too_large",
+                f"request line and headers: too large (at most {self.max_header_bytes} bytes)",
+            )
+        else:  # uvicorn's own answer is text/plain "Invalid HTTP request received."
+            status, reason = 400, b"Bad Request"
+            headers, body = _error(400, "bad_request", f"malformed HTTP request: {msg}")
+        headers += [(k.encode(), v.encode()) for k, v in security_headers("").items()]
+        head = b"HTTP/1.1 %d %s\r\n" % (status, reason) + b"".join(
             name + b": " + value + b"\r\n" for name, value in headers
         )
         self.transport.write(head + b"connection: close\r\n\r\n" + body)

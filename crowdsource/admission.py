@@ -11,6 +11,10 @@ expiries, same rules in the same order — as one :class:`~correspondance.store.
 4. ignore an exact duplicate (same contributor, edges, kind and level within 60 s);
 5. store the report, its contributor index and pending entry, then the duplicate marker.
 
+Before all of it, a report whose id is stored already is answered "stored": the script is
+idempotent, so the Redis store repeats it when the connection broke mid-call (Redis killed
+after running it, before answering), and the report is stored and counted once.
+
 On Redis that is one ``EVALSHA`` instead of about ten sequential commands, and nothing can
 interleave with it (two concurrent copies of one report cannot both pass the duplicate
 check). The API acknowledges a report only after :meth:`ReportIntake.admit` returned, i.e.
@@ -39,6 +43,7 @@ STORED, DUPLICATE, LIMITED, IMPLAUSIBLE = 1, 0, 2, 3
 #       19 report JSON with network hash  20 raw TTL ms  21 pending bucket expiry ms
 #       22 duplicate marker  23 its expiry ms
 _INTAKE_LUA = """
+if redis.call('EXISTS', KEYS[8]) == 1 then return {1} end
 local function count(key, window)
   local n = redis.call('INCR', key)
   if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, window) end
@@ -91,6 +96,8 @@ async def _intake_local(store: StateStore, keys: list[str], args: list[bytes]) -
         left = await store.ttl(key)
         return -1 if left is None else math.ceil(left * 1000)
 
+    if await store.exists(keys[7]):  # this very report (its random id) is stored: a retry
+        return [STORED]
     limits = [int(a) for a in args[:5]]
     minute_s, hour_s, area_s = (int(a) / 1000 for a in args[5:8])
     windows = (minute_s, hour_s, minute_s, hour_s, area_s)
@@ -124,7 +131,13 @@ async def _intake_local(store: StateStore, keys: list[str], args: list[bytes]) -
     return [STORED]
 
 
-INTAKE_SCRIPT = StoreScript("report-intake", _INTAKE_LUA, _intake_local)
+INTAKE_SCRIPT = StoreScript("report-intake", _INTAKE_LUA, _intake_local, idempotent=True)
+"""Idempotent: a report whose key (its random ``report_id``) exists is answered "stored"
+before anything is counted, so the store may run it again when the connection broke after
+it ran (the API acknowledges the same id once; nothing is counted twice). An attempt that
+was refused (limited, implausible, duplicate) stores nothing and is evaluated afresh by a
+repeat: its rate counters may then count it twice, which only tightens a limit the
+client had already met."""
 
 
 def _ms(seconds: float) -> int:

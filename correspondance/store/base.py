@@ -200,11 +200,16 @@ class StoreScript:
         The Redis implementation.
     local : callable
         The in-process implementation.
+    idempotent : bool, default False
+        Whether running it twice with the same keys and arguments leaves the store, and
+        answers, as running it once: then the Redis backend repeats it when the connection
+        broke mid-call (it may or may not have run), within its ride-through.
     """
 
     name: str
     lua: str
     local: LocalScript
+    idempotent: bool = False
 
 
 class Subscription(AsyncIterator[Event], ABC):

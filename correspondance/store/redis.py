@@ -34,7 +34,7 @@ import json
 import math
 import re
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -139,6 +139,11 @@ class _RefusedError(StoreUnavailableError):
     """The server refused the connection or is still loading: the command never ran."""
 
 
+class _ConnectionLostError(StoreUnavailableError):
+    """The connection broke (reset, closed, broken pipe) after the command may have been
+    sent: it may have run, or not."""
+
+
 def _refused(exc: BaseException) -> bool:
     if isinstance(exc, redis_errors.BusyLoadingError):
         return True
@@ -152,28 +157,85 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
+def _timed_out(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, redis_errors.TimeoutError | builtins.TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+# Calls that may be made again after a connection broke mid-call (the first may or may not
+# have run): running them twice leaves the store as running them once does. Reads; writes of
+# a given value (set, hset, sadd, expire); the writer lock's acquire and refresh by its owner
+# (the owner re-acquiring its own lock only extends it). A retried write may return a
+# different count than the first would have (hset, sadd: fields "added" by the first run
+# are not new any more); no caller uses those counts.
+#
+# Not repeated after a broken connection, only after a refusal (which means the command
+# never ran): incr (would count twice), publish (a second event), delete, hdel, srem and
+# release_lock (their answer, "was it there?", would be wrong: a logout would report that the
+# session did not exist), and run_script unless the script says it is idempotent
+# (StoreScript.idempotent: the report intake, which recognises its own report id).
+# Time-outs are never repeated: the call has already waited socket_timeout_s (beyond the
+# ride-through), and a slow server is not helped by more commands.
+_SAFE_TO_REPEAT = frozenset(
+    {
+        "get",
+        "set",
+        "exists",
+        "expire",
+        "ttl",
+        "hset",
+        "hget",
+        "hgetall",
+        "sadd",
+        "smembers",
+        "scan_keys",
+        "acquire_lock",
+        "refresh_lock",
+        "read_events",
+        "last_event_seq",
+    }
+)
+
+
 _Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
 
 
 def _rides_through(method: _Method) -> _Method:
-    """Retry a call the server refused (a restart: connection refused, or loading its data)
-    for up to the store's ``ride_through_s``, then raise ``StoreUnavailableError``.
+    """Retry a call through a restart of the server, for up to the store's
+    ``ride_through_s``, then raise ``StoreUnavailableError``.
 
-    A refused connection means the command never reached Redis, so even non-idempotent
-    calls (publish, incr, scripts) are safe to make again. Time-outs and resets are not
-    retried: the command may have run.
+    * Refused connection or loading: the command never ran; every call is made again.
+    * Connection broken mid-call (reset, closed by the server, broken pipe): made again only
+      if repeating it is harmless (:data:`_SAFE_TO_REPEAT`, or a script declared
+      ``idempotent``); any other call raises at once, since it may have run.
+    * Time-out: never made again.
+
+    The driver itself retries nothing (``retries=0``): it cannot tell these cases apart.
     """
+    safe = method.__name__ in _SAFE_TO_REPEAT
 
     @functools.wraps(method)
     async def riding(self: RedisStateStore, *args: Any, **kwargs: Any) -> Any:
         deadline = time.monotonic() + self.ride_through_s
         delay = 0.05
+        repeatable = safe or (
+            method.__name__ == "run_script" and getattr(args[0], "idempotent", False)
+        )
         while True:
             try:
                 return await method(self, *args, **kwargs)
-            except _RefusedError as exc:
+            except (_RefusedError, _ConnectionLostError) as exc:
+                if isinstance(exc, _ConnectionLostError) and not repeatable:
+                    raise StoreUnavailableError(str(exc)) from exc
                 if time.monotonic() + delay > deadline:
                     raise StoreUnavailableError(str(exc)) from exc
+                self.retried[type(exc).__name__] += 1
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 0.25)
 
@@ -213,9 +275,10 @@ class RedisStateStore(StateStore):
         Maximum wait for any reply; a dead server surfaces as an error, never a hang.
     connect_timeout_s : float, default 2.0
         Maximum wait to open a connection.
-    retries : int, default 1
-        Retries of a command after a connection error, before giving up. Kept low: the
-        caller (an HTTP request) would rather get a 503 fast than wait through backoffs.
+    retries : int, default 0
+        Retries the driver makes by itself after a connection error or a time-out. Keep
+        0: the driver repeats any command, even one that may have run (a second ``INCR``,
+        a second event); the store repeats what is safe to repeat (see ``ride_through_s``).
     block_s : float, default 1.0
         How long one ``XREAD BLOCK`` waits before a subscription checks again whether it was
         closed; must stay below ``socket_timeout_s``.
@@ -224,7 +287,11 @@ class RedisStateStore(StateStore):
     ride_through_s : float, default 2.0
         How long a call keeps trying while the server refuses connections or loads its data
         (a restart), before :class:`StoreUnavailableError`: a restart shorter than this costs
-        latency, not errors. Time-outs are never retried (the command may have run).
+        latency, not errors. A connection broken mid-call (the server killed, a reset) is
+        ridden through too by the calls that are safe to repeat (reads, ``set``, ``hset``,
+        ``sadd``, ``expire``, lock acquire/refresh, idempotent scripts such as the report
+        intake); ``incr``, ``publish``, deletions and other scripts raise at once, since
+        they may have run. Time-outs are never retried.
     """
 
     backend: ClassVar[str] = "redis"
@@ -237,7 +304,7 @@ class RedisStateStore(StateStore):
         history_size: int = 100_000,
         socket_timeout_s: float = 5.0,
         connect_timeout_s: float = 2.0,
-        retries: int = 1,
+        retries: int = 0,
         block_s: float = 1.0,
         max_connections: int = 64,
         ride_through_s: float = 2.0,
@@ -297,6 +364,7 @@ class RedisStateStore(StateStore):
         self._release = self._register(_RELEASE_LOCK)
         self._publish = self._register(_PUBLISH)
         self._scripts: dict[StoreScript, Any] = {}  # registered (EVALSHA, loaded on demand)
+        self.retried: Counter[str] = Counter()  # calls made again, by cause (for tests)
         self._subscriptions: set[_RedisSubscription] = set()
 
     @property
@@ -338,13 +406,12 @@ class RedisStateStore(StateStore):
             yield
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             # OSError: socket errors the driver did not wrap (e.g. during reconnect).
+            text = f"Redis at {self._safe_url} is unavailable ({type(exc).__name__}: {exc})"
             if _refused(exc):  # nothing reached Redis: the call may be made again
-                raise _RefusedError(
-                    f"Redis at {self._safe_url} is unavailable ({type(exc).__name__}: {exc})"
-                ) from exc
-            raise StoreUnavailableError(
-                f"Redis at {self._safe_url} is unavailable ({type(exc).__name__}: {exc})"
-            ) from exc
+                raise _RefusedError(text) from exc
+            if _timed_out(exc):  # it may have run, and the time is spent: never repeated
+                raise StoreUnavailableError(text) from exc
+            raise _ConnectionLostError(text) from exc  # repeated if harmless
         except redis_errors.ResponseError as exc:
             text = str(exc)
             if text.startswith("WRONGTYPE") or "not an integer" in text:

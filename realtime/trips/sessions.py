@@ -86,8 +86,10 @@ async def _fetch_local(store: StateStore, keys: list[str], args: list[bytes]) ->
     return out
 
 
-FETCH_MESSAGES = StoreScript("fetch_trip_messages", _FETCH_LUA, _fetch_local)
-"""Outbox messages of many trips in one round trip: for each key, seqs lo+1..hi."""
+FETCH_MESSAGES = StoreScript("fetch_trip_messages", _FETCH_LUA, _fetch_local, idempotent=True)
+"""Outbox messages of many trips in one round trip: for each key, seqs lo+1..hi. A read:
+idempotent, so the Redis store repeats it when Redis is killed mid-call (a socket's catch-up
+rides through a restart instead of closing with 4503)."""
 
 
 class TripNotFoundError(CorrespondanceError, LookupError):

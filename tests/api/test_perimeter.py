@@ -254,6 +254,48 @@ def test_every_response_carries_the_security_headers(plain: Served) -> None:
         assert "'unsafe-inline'" not in csp
 
 
+def assert_secured(headers: httpx.Headers) -> None:
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+
+
+def test_answers_written_before_the_app_and_429_carry_the_security_headers(
+    plain: Served,
+) -> None:
+    # 431 and 400 are written by uvicorn's protocol, before any app code or middleware
+    big = httpx.get(f"{plain.url}/api/v1/cities", headers={"X-Big": "a" * 20_000})
+    assert big.status_code == 431
+    assert_secured(big.headers)
+    answer, _ = raw_exchange(
+        plain.port, b"GET /api/v1/cities HTTP/1.1\r\nBad header\r\n\r\n", iter([])
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    assert status_line == "HTTP/1.1 400 Bad Request", answer[:300]
+    pairs = [line.split(": ", 1) for line in lines]
+    assert_secured(httpx.Headers([(name, value) for name, value in pairs]))
+    assert json.loads(body)["error"]["code"] == "bad_request"
+
+    # a websocket refused before its handshake (no such route): uvicorn's bare 403 had none
+    async def refused() -> websockets.InvalidStatus:
+        url = plain.url.replace("http://", "ws://") + "/ws/v1/nowhere"
+        with pytest.raises(websockets.InvalidStatus) as raised:
+            async with websockets.connect(url):
+                pass
+        return raised.value
+
+    denied = asyncio.run(refused()).response
+    assert denied.status_code == 403
+    assert_secured(httpx.Headers(list(denied.headers.raw_items())))
+    assert json.loads(denied.body)["error"]["code"] == "forbidden"
+    # five reports a minute per network (REPORT_LIMITS): the sixth at the latest is a 429
+    limited = [report(plain.url, "203.0.113.9") for _ in range(6)][-1]
+    assert limited.status_code == 429
+    assert_secured(limited.headers)
+
+
 def test_405_names_every_allowed_method(plain: Served) -> None:
     response = httpx.put(f"{plain.url}/api/v1/me/reports")
     assert response.status_code == 405
