@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from correspondance.cities import CityConfig
 from correspondance.settings import Settings
 from correspondance.store import StateStore
+from feeds.tiles import TileArchive
 from realtime.runtime import LiveRuntime
 from realtime.trips.hub import TripHub
 from routing.base import CityBase
@@ -23,6 +24,7 @@ class AppState:
     bases: dict[str, CityBase] = field(default_factory=dict)
     default_city: str = ""
     basemaps: dict[str, bytes] = field(default_factory=dict)
+    tile_archives: dict[str, TileArchive] = field(default_factory=dict)  # api/routes/tiles.py
     overlays: dict[str, OverlayHolder] = field(default_factory=dict)
     trip_hub: TripHub | None = None
     runtime: LiveRuntime | None = None  # the live side this process runs (its role)

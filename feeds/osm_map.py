@@ -138,7 +138,9 @@ def _landmark_kind(tags: dict[str, str]) -> str | None:
     return None
 
 
-def _way(obj: osmium.osm.Way, tags: dict[str, str], wkb: osmium.geom.WKBFactory, out: MapFeatures) -> None:
+def _way(
+    obj: osmium.osm.Way, tags: dict[str, str], wkb: osmium.geom.WKBFactory, out: MapFeatures
+) -> None:
     highway = tags.get("highway")
     if highway in STREET_CLASSES and tags.get("area") != "yes":
         street_class, zoom = STREET_CLASSES[highway]
@@ -162,7 +164,9 @@ def _line(obj: osmium.osm.Way, wkb: osmium.geom.WKBFactory) -> BaseGeometry:
     return shapely.from_wkb(wkb.create_linestring(obj))
 
 
-def _area(obj: osmium.osm.Area, tags: dict[str, str], wkb: osmium.geom.WKBFactory, out: MapFeatures) -> None:
+def _area(
+    obj: osmium.osm.Area, tags: dict[str, str], wkb: osmium.geom.WKBFactory, out: MapFeatures
+) -> None:
     water = _is_water_area(tags)
     park = None if water else _park_class(tags)
     kind = _landmark_kind(tags)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,9 +251,7 @@ def _tile_layers(projected: list[_Projected], x: int, y: int) -> bytes:
         hits.sort()  # keep the source order: the style draws in it
         clipped = shapely.clip_by_rect(p.geometries[hits], *box.bounds)
         clipped = shapely.transform(clipped, lambda c: c - (x0, y0))
-        feats = (
-            (g, p.properties[i]) for g, i in zip(clipped, hits, strict=True) if not g.is_empty
-        )
+        feats = ((g, p.properties[i]) for g, i in zip(clipped, hits, strict=True) if not g.is_empty)
         out.append(encode_layer(p.layer, feats))
     return b"".join(out)
 
@@ -299,7 +297,7 @@ def write_archive(
     path: Path,
     tiles: Iterable[tuple[int, int, int, bytes]],
     bbox: tuple[float, float, float, float],
-    metadata: dict[str, object],
+    metadata: Mapping[str, object],
 ) -> int:
     """Write gzip-compressed tiles to a PMTiles v3 archive (atomically). Returns the tile count."""
     ordered = sorted(
@@ -311,11 +309,11 @@ def write_archive(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("wb") as handle:
-        writer = PMTilesWriter(handle)
+        writer = PMTilesWriter(handle)  # type: ignore[no-untyped-call]
         for tile_id, data in ordered:
-            writer.write_tile(tile_id, data)
+            writer.write_tile(tile_id, data)  # type: ignore[no-untyped-call]
         min_lon, min_lat, max_lon, max_lat = bbox
-        writer.finalize(
+        writer.finalize(  # type: ignore[no-untyped-call]
             {
                 "tile_type": TileType.MVT,
                 "tile_compression": Compression.GZIP,
@@ -387,12 +385,12 @@ class TileArchive:
 
     def __init__(self, path: Path) -> None:
         data = path.read_bytes()
-        source = MemorySource(data)
-        reader = PMTilesReader(source)
-        header = reader.header()
+        source = MemorySource(data)  # type: ignore[no-untyped-call]
+        reader = PMTilesReader(source)  # type: ignore[no-untyped-call]
+        header = reader.header()  # type: ignore[no-untyped-call]
         if header["tile_type"] != TileType.MVT or header["tile_compression"] != Compression.GZIP:
             raise FeedError(f"{path}: not a gzip-compressed MVT archive")
-        self.metadata: dict[str, object] = reader.metadata()
+        self.metadata: dict[str, object] = reader.metadata()  # type: ignore[no-untyped-call]
         self.key = str(self.metadata.get("key", path.stem))
         self.min_zoom: int = header["min_zoom"]
         self.max_zoom: int = header["max_zoom"]
@@ -403,7 +401,8 @@ class TileArchive:
             header["max_lat_e7"] / 1e7,
         )
         self.tiles: dict[tuple[int, int, int], bytes] = {
-            (z, x, y): bytes(tile) for (z, x, y), tile in all_tiles(source)
+            (z, x, y): bytes(tile)
+            for (z, x, y), tile in all_tiles(source)  # type: ignore[no-untyped-call]
         }
 
     def find(self, z: int, x: int, y: int) -> bytes | None:

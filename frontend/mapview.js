@@ -1,7 +1,10 @@
-// Leaflet map: our own OSM basemap (GeoJSON lines on a canvas), transit stops, origin/destination pins
-// and the selected itinerary. No external tile server.
+// Leaflet map: our own labelled OSM base map (vector tiles drawn by MapLibre GL, glbase.js; plain
+// street lines where the browser has no WebGL), transit stops, origin/destination pins and the
+// selected itinerary. No external tile server.
 import * as L from "/static/node_modules/leaflet/dist/leaflet-src.esm.js";
+import { API, getJSON } from "./api.js";
 import { routeColour, legKind } from "./format.js";
+import { GLBaseLayer, webglAvailable } from "./glbase.js";
 
 const MAJOR = new Set(["motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link"]);
 const SECONDARY = new Set(["secondary", "secondary_link", "tertiary", "tertiary_link"]);
@@ -87,6 +90,7 @@ export class MapView {
     this.stopsRenderer = L.canvas({ pane: "stops", padding: 0.3 });
     this.routeRenderer = L.svg({ pane: "route", padding: 0.3 });
     this.groups = {};
+    this.glLayer = null;
     this.stopsLayer = null;
     this.routeLayer = L.layerGroup().addTo(this.map);
     this.suggestionLayer = L.layerGroup().addTo(this.map);
@@ -113,12 +117,50 @@ export class MapView {
   clearBasemap() {
     for (const layer of Object.values(this.groups)) layer.remove();
     this.groups = {};
+    this.glLayer?.remove();
+    this.glLayer = null;
     this.stopsLayer?.remove();
     this.stopsLayer = null;
+    delete this.map.getContainer().dataset.basemap;
   }
 
-  setBasemap(geojson) {
+  /** The MapLibre map drawing the base map (null without WebGL, or before setBasemap). */
+  get glMap() {
+    return this.glLayer?.getGLMap() ?? null;
+  }
+
+  /**
+   * Draw a city's base map: the labelled vector map (style, tiles and fonts from this app) where
+   * the browser has WebGL, its street lines otherwise. Resolves once the map is set up (tiles
+   * then stream in); throws an ApiError when the server cannot give it.
+   */
+  async setBasemap(cityId) {
     this.clearBasemap();
+    const token = (this.basemapToken = (this.basemapToken ?? 0) + 1); // a newer city wins
+    const id = encodeURIComponent(cityId);
+    const container = this.map.getContainer();
+    if (webglAvailable()) {
+      let style = null;
+      try {
+        style = await getJSON(`${API}/cities/${id}/style.json`);
+      } catch {
+        style = null; // no vector map on this server: its street lines still make a map
+      }
+      if (token !== this.basemapToken) return;
+      if (style) {
+        this.glLayer = new GLBaseLayer({ pane: "basemap", style }).addTo(this.map);
+        container.dataset.basemap = "vector";
+        return;
+      }
+    }
+    const lines = await getJSON(`${API}/cities/${id}/basemap`);
+    if (token !== this.basemapToken) return;
+    this.setStreetLines(lines);
+    container.dataset.basemap = "lines";
+  }
+
+  /** Street lines on a canvas (GeoJSON from /basemap): the base map without WebGL. */
+  setStreetLines(geojson) {
     this.scale = widthScale(this.map.getZoom());
     const buckets = { path: [], minor: [], secondary: [], major: [] };
     for (const f of geojson?.features ?? []) {
