@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .test_apps import ARTIFACTS, DESKTOP, PHONE, watched_page
+from .test_apps import DESKTOP, PHONE, watched_page
 
 pytestmark = pytest.mark.browser
 
