@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from correspondance.cities import CityConfig
@@ -25,6 +26,7 @@ class AppState:
     default_city: str = ""
     basemaps: dict[str, bytes] = field(default_factory=dict)
     tile_archives: dict[str, TileArchive] = field(default_factory=dict)  # api/routes/tiles.py
+    tile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one tile build at a time
     overlays: dict[str, OverlayHolder] = field(default_factory=dict)
     trip_hub: TripHub | None = None
     runtime: LiveRuntime | None = None  # the live side this process runs (its role)

@@ -46,6 +46,8 @@ export const GLBaseLayer = L.Layer.extend({
       attributionControl: false,
       renderWorldCopies: false,
       fadeDuration: 150,
+      // a 3× phone screen drawn at 2× looks the same and fills a third fewer pixels
+      pixelRatio: Math.min(window.devicePixelRatio || 1, 2),
     });
     // User Timing marks from navigation start: what the base-map benchmark and tests read.
     this._glMap.once("load", () => performance.mark("basemap-load"));

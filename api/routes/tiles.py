@@ -9,7 +9,6 @@ and no request leaves the app.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 from copy import deepcopy
@@ -72,8 +71,6 @@ CACHE_IMMUTABLE = "public, max-age=31536000, immutable"
 CACHE_STYLE = "public, max-age=300"
 MAX_TILE_ZOOM = 24  # beyond any zoom MapLibre asks for: a larger z is an error, not a miss
 
-_locks: dict[str, asyncio.Lock] = {}
-
 
 def _template() -> dict[str, Any]:
     template: dict[str, Any] = json.loads(STYLE_TEMPLATE.read_text(encoding="utf-8"))
@@ -89,8 +86,7 @@ async def get_archive(state: AppState, city_id: str) -> TileArchive:
     archive = state.tile_archives.get(city_id)
     if archive is not None:
         return archive
-    lock = _locks.setdefault(city_id, asyncio.Lock())
-    async with lock:
+    async with state.tile_lock:
         archive = state.tile_archives.get(city_id)
         if archive is None:
 

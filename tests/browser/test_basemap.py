@@ -33,6 +33,40 @@ RENDERED_JS = """async ([lat, lon, zoom]) => {
 }"""
 
 
+# After animated zooms and pans, MapLibre's drawing must sit where Leaflet's overlays are: a
+# point's screen position in both maps, in CSS pixels (largest gap over a few moves).
+SYNC_JS = """async () => {
+    const {mapView} = await import('/static/app.js');
+    const m = mapView.map, gl = mapView.glMap;
+    const gap = () => {
+        const c = m.getCenter(), probe = [c.lat + 0.003, c.lng + 0.004];
+        const a = m.latLngToContainerPoint(probe), p = gl.project([probe[1], probe[0]]);
+        const g = gl.getContainer().getBoundingClientRect();
+        const r = m.getContainer().getBoundingClientRect();
+        return Math.hypot(g.left - r.left + p.x - a.x, g.top - r.top + p.y - a.y)
+            + Math.abs(gl.getZoom() - (m.getZoom() - 1)) * 1000;
+    };
+    const settled = async () => {  // the zoom animation's CSS transition ends after moveend
+        const until = performance.now() + 5000;
+        while (gap() > 1 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+        return gap();
+    };
+    const moves = [
+        () => m.zoomIn(1), () => m.panBy([120, -80]),
+        () => m.setZoomAround(m.containerPointToLatLng([50, 60]), m.getZoom() + 1.5),
+        () => m.zoomOut(2),
+    ];
+    const gaps = [await settled()];
+    for (const move of moves) {
+        const done = new Promise((r) => m.once('moveend', r));
+        move();
+        await done;
+        gaps.push(await settled());
+    }
+    return gaps;
+}"""
+
+
 @pytest.mark.parametrize(("label", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
 def test_labelled_base_map(chromium: Any, live_server: str, label: str, viewport: Any) -> None:
     with watched_page(chromium, live_server, viewport) as w:
@@ -43,6 +77,9 @@ def test_labelled_base_map(chromium: Any, live_server: str, label: str, viewport
         idle_ms = w.page.evaluate("performance.getEntriesByName('basemap-idle')[0].startTime")
         print(f"{label}: base map idle {idle_ms:.0f} ms after navigation")
         w.check(f"basemap-{label}-city")
+
+        gaps = w.page.evaluate(SYNC_JS)
+        assert max(gaps) <= 1.0, gaps
 
         # Leaflet zoom 17 is MapLibre zoom 16 (512 px tiles against Leaflet's 256 px)
         here = w.page.evaluate(RENDERED_JS, [*DOWNTOWN, 17])
