@@ -27,7 +27,7 @@ from shapely.geometry.base import BaseGeometry
 from feeds.errors import FeedError
 from feeds.osm_map import MapFeature, MapFeatures, read_map_features
 
-TILES_VERSION = "2"  # bump when the layers, properties or cutting change
+TILES_VERSION = "3"  # bump when the layers, properties or cutting change
 MIN_ZOOM = 8
 MAX_ZOOM = 15  # the style over-zooms past it: z15 keeps 0.3 m precision at 4096 units
 EXTENT = 4096
@@ -223,6 +223,39 @@ def _merge_streets(features: list[MapFeature]) -> list[MapFeature]:
     return merged
 
 
+#: the zoom from which a street class carries its name (the style labels it from there)
+STREET_NAME_ZOOM = {"minor": 14, "service": 14, "path": 14}
+STREET_NAME_ZOOM_DEFAULT = 12
+
+
+def _properties_at(layer: str, properties: dict[str, str], zoom: int) -> dict[str, str]:
+    """What a feature carries at a zoom: street names only where they are drawn, so the
+    overview tiles stay small and their unnamed streets merge (see :func:`_merge_lines`)."""
+    if layer != "streets":
+        return properties
+    name_zoom = STREET_NAME_ZOOM.get(properties["class"], STREET_NAME_ZOOM_DEFAULT)
+    if zoom >= name_zoom:
+        return properties
+    return {"class": properties["class"]}
+
+
+def _merge_lines(
+    features: Iterable[tuple[BaseGeometry, dict[str, str]]],
+) -> list[tuple[BaseGeometry, dict[str, str]]]:
+    """One multi-line per distinct set of properties on a tile (fewer features to parse and
+    lay out); points and polygons pass unchanged, in order."""
+    out: list[tuple[BaseGeometry, dict[str, str]]] = []
+    groups: dict[tuple[tuple[str, str], ...], list[BaseGeometry]] = {}
+    for geometry, properties in features:
+        if shapely.get_type_id(geometry) in (1, 5):
+            key = tuple(sorted(properties.items()))
+            groups.setdefault(key, []).extend(shapely.get_parts(geometry))
+        else:
+            out.append((geometry, properties))
+    out.extend((shapely.multilinestrings(parts), dict(key)) for key, parts in groups.items())
+    return out
+
+
 def _project(layer: str, features: list[MapFeature], zoom: int) -> _Projected | None:
     chosen = [f for f in features if f.min_zoom <= zoom]
     if not chosen:
@@ -237,7 +270,8 @@ def _project(layer: str, features: list[MapFeature], zoom: int) -> _Projected | 
     polys = np.isin(kinds, (3, 6))
     geoms[lines] = shapely.simplify(geoms[lines], tolerance, preserve_topology=False)
     geoms[polys] = shapely.simplify(geoms[polys], tolerance, preserve_topology=True)
-    return _Projected(layer, geoms, [f.properties for f in chosen], shapely.STRtree(geoms))
+    properties = [_properties_at(layer, f.properties, zoom) for f in chosen]
+    return _Projected(layer, geoms, properties, shapely.STRtree(geoms))
 
 
 def _tile_layers(projected: list[_Projected], x: int, y: int) -> bytes:
@@ -252,7 +286,7 @@ def _tile_layers(projected: list[_Projected], x: int, y: int) -> bytes:
         clipped = shapely.clip_by_rect(p.geometries[hits], *box.bounds)
         clipped = shapely.transform(clipped, lambda c: c - (x0, y0))
         feats = ((g, p.properties[i]) for g, i in zip(clipped, hits, strict=True) if not g.is_empty)
-        out.append(encode_layer(p.layer, feats))
+        out.append(encode_layer(p.layer, _merge_lines(feats)))
     return b"".join(out)
 
 

@@ -141,9 +141,16 @@ def test_downtown_tiles_hold_named_streets_water_parks_rail_and_landmarks(poa_ti
 def test_small_streets_only_from_their_zoom(poa_tiles: Path) -> None:
     archive = TileArchive(poa_tiles)
     classes_at: dict[int, set[str]] = {}
+    named_at: dict[int, set[str]] = {}  # classes carrying names: only where the style shows them
     for z, x, y in archive.tiles:
         for f in _decoded(archive, z, x, y).get("streets").features:  # type: ignore[union-attr]
             classes_at.setdefault(z, set()).add(f.properties["class"])
+            if "name" in f.properties:
+                named_at.setdefault(z, set()).add(f.properties["class"])
+    assert 11 not in named_at
+    assert "primary" in named_at[12]
+    assert "minor" not in named_at[13]
+    assert "minor" in named_at[14]
     assert classes_at[8] <= {"motorway", "trunk"}
     assert "minor" not in classes_at[10]
     assert "minor" in classes_at[11]
