@@ -47,6 +47,7 @@ CHROMIUM_ARGS = [
 VIEWPORTS = {"phone 390×844": (390, 844), "desktop 1440×900": (1440, 900)}
 TARGET_BUILD_S = 60.0
 TARGET_IDLE_S = 2.0
+LINES = "(no WebGL: street lines)"
 
 BUILD_CHILD = """
 import json, resource, sys, time
@@ -114,6 +115,29 @@ def server(city: str) -> Iterator[str]:
                 proc.wait()
 
 
+READY_OBSERVER = """new MutationObserver(() => {
+  if (document.body?.dataset.ready === '1' && !window.__readyAt) {
+    window.__readyAt = performance.now();
+  }
+}).observe(document, {
+  subtree: true, attributes: true, attributeFilter: ['data-ready'],
+});"""
+NO_WEBGL = """(() => {
+  const getContext = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
+    return /webgl/.test(kind) ? null : getContext.call(this, kind, ...rest);
+  };
+})();"""
+LINES_JS = """async () => {
+  const deadline = performance.now() + 30000;
+  while (!window.__readyAt) {
+    if (performance.now() > deadline) throw new Error('the page was not ready in 30 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const res = performance.getEntriesByType('resource');
+  return {ready: window.__readyAt, basemap: document.getElementById('map').dataset.basemap,
+          kib: res.reduce((n, r) => n + (r.transferSize || 0), 0) / 1024};
+}"""
 IDLE_JS = """async () => {
   const deadline = performance.now() + 30000;
   while (!performance.getEntriesByName('basemap-idle').length) {
@@ -123,8 +147,7 @@ IDLE_JS = """async () => {
   const at = (name) => performance.getEntriesByName(name)[0]?.startTime ?? null;
   const res = performance.getEntriesByType('resource');
   const kib = res.reduce((n, r) => n + (r.transferSize || 0), 0) / 1024;
-  const tiles = res.filter((r) => r.name.includes('/tiles/')).length;
-  return {idle: at('basemap-idle'), load: at('basemap-load'), kib, tiles,
+  return {idle: at('basemap-idle'), load: at('basemap-load'), kib, ready: window.__readyAt,
           basemap: document.getElementById('map').dataset.basemap};
 }"""
 
@@ -133,6 +156,7 @@ def measure_idle(base: str, repeats: int) -> dict[str, list[dict[str, Any]]]:
     from playwright.sync_api import sync_playwright
 
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in VIEWPORTS}
+    results |= {f"{name} {LINES}": [] for name in VIEWPORTS}
     outside: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -143,20 +167,36 @@ def measure_idle(base: str, repeats: int) -> dict[str, list[dict[str, Any]]]:
                         viewport={"width": width, "height": height}, device_scale_factor=1
                     )
                     page = context.new_page()
-                    page.on(
-                        "request",
-                        lambda r: None if r.url.startswith(base) else outside.append(r.url),
-                    )
+                    tiles: list[str] = []
+                    page.on("request", lambda r: outside.append(r.url))
+                    page.on("request", lambda r, seen=tiles: seen.append(r.url))
+                    page.add_init_script(READY_OBSERVER)
                     page.goto(f"{base}/")
                     sample = page.evaluate(IDLE_JS)
+                    sample["tiles"] = sum("/tiles/" in u for u in tiles)
                     context.close()
                     if sample["basemap"] != "vector":
                         raise SystemExit(f"{name}: no vector base map ({sample['basemap']})")
                     if run:
                         results[name].append(sample)
+                    # the same page without WebGL: street lines from GeoJSON (the map before)
+                    context = browser.new_context(
+                        viewport={"width": width, "height": height}, device_scale_factor=1
+                    )
+                    page = context.new_page()
+                    page.on("request", lambda r: outside.append(r.url))
+                    page.add_init_script(NO_WEBGL)
+                    page.add_init_script(READY_OBSERVER)
+                    page.goto(f"{base}/")
+                    lines = page.evaluate(LINES_JS)
+                    context.close()
+                    if lines["basemap"] != "lines":
+                        raise SystemExit(f"{name}: no street-line fallback ({lines['basemap']})")
+                    if run:
+                        results[f"{name} {LINES}"].append(lines)
         finally:
             browser.close()
-    outside = [u for u in outside if not u.startswith(("data:", "blob:"))]
+    outside = [u for u in outside if not u.startswith((f"{base}/", "data:", "blob:"))]
     if outside:
         raise SystemExit(f"requests left the server: {outside[:5]}")
     return results
@@ -188,6 +228,8 @@ def main() -> int:
         f"{build['rss_gib']:.2f} GiB | ≤ {TARGET_BUILD_S:.0f} s | {'pass' if ok else 'FAIL'} |"
     )
     for name, samples in idle.items():
+        if LINES in name:
+            continue
         times = [s["idle"] / 1000 for s in samples]
         median = statistics.median(times)
         ok = median <= TARGET_IDLE_S
@@ -199,8 +241,17 @@ def main() -> int:
             f"{statistics.median(s['kib'] for s in samples):.0f} KiB moved) "
             f"| ≤ {TARGET_IDLE_S:.0f} s | {'pass' if ok else 'FAIL'} |"
         )
+    for name in VIEWPORTS:
+        samples = idle[f"{name} {LINES}"]
+        print(
+            f"| for comparison: {name} without WebGL, street lines (the previous map), "
+            f"median of {len(samples)} | "
+            f"{statistics.median(s['ready'] for s in samples) / 1000:.2f} s "
+            f"to drawn ({statistics.median(s['kib'] for s in samples):.0f} KiB moved) | — | — |"
+        )
     for name, samples in idle.items():
-        print(f"\n{name}, every run (s): " + ", ".join(f"{s['idle'] / 1000:.2f}" for s in samples))
+        key = "ready" if LINES in name else "idle"
+        print(f"\n{name}, every run (s): " + ", ".join(f"{s[key] / 1000:.2f}" for s in samples))
     return 1 if failed else 0
 
 

@@ -26,7 +26,7 @@ STREET_CLASSES: dict[str, tuple[str, int]] = {
     "primary_link": ("primary", 12),
     "secondary": ("secondary", 10),
     "secondary_link": ("secondary", 13),
-    "tertiary": ("tertiary", 11),
+    "tertiary": ("tertiary", 10),
     "tertiary_link": ("tertiary", 13),
     "residential": ("minor", 11),
     "unclassified": ("minor", 11),

@@ -27,7 +27,7 @@ from shapely.geometry.base import BaseGeometry
 from feeds.errors import FeedError
 from feeds.osm_map import MapFeature, MapFeatures, read_map_features
 
-TILES_VERSION = "3"  # bump when the layers, properties or cutting change
+TILES_VERSION = "4"  # bump when the layers, properties or cutting change
 MIN_ZOOM = 8
 MAX_ZOOM = 15  # the style over-zooms past it: z15 keeps 0.3 m precision at 4096 units
 EXTENT = 4096

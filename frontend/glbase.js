@@ -6,22 +6,28 @@
 // The syncing follows @maplibre/maplibre-gl-leaflet (ISC): a canvas a little larger than the
 // view, re-centred on every move, scaled with CSS during Leaflet's zoom animation.
 import * as L from "/static/node_modules/leaflet/dist/leaflet-src.esm.js";
-import { Map as GLMap } from "/static/node_modules/maplibre-gl/dist/maplibre-gl.mjs";
+
+const MAPLIBRE = "/static/node_modules/maplibre-gl/dist/maplibre-gl.mjs";
+let maplibre = null;
+
+/** MapLibre's module, imported on first use: the page boots (form, cities, stops) while its
+ *  1 MB is still parsing (index.html preloads it, so the download starts with the page). */
+export function loadMapLibre() {
+  maplibre ??= import(MAPLIBRE);
+  return maplibre;
+}
 
 const PADDING = 0.1; // share of the view drawn beyond each edge, so panning shows no blank band
 
-/** Whether this browser can draw WebGL at all (MapLibre needs it). */
+/** Whether this browser has WebGL 2 at all (MapLibre 6 needs it). Cheap: creating a context to
+ *  be sure costs as much as MapLibre's own, so a failure there is caught instead (`failed`). */
 export function webglAvailable() {
-  try {
-    const canvas = document.createElement("canvas");
-    return Boolean(canvas.getContext("webgl2") || canvas.getContext("webgl"));
-  } catch {
-    return false;
-  }
+  return typeof window.WebGL2RenderingContext === "function";
 }
 
 export const GLBaseLayer = L.Layer.extend({
-  options: { pane: "tilePane", style: null },
+  // `maplibre`: the module from loadMapLibre(); `style`: the style object
+  options: { pane: "tilePane", style: null, maplibre: null },
 
   initialize(options) {
     L.setOptions(this, options);
@@ -37,26 +43,14 @@ export const GLBaseLayer = L.Layer.extend({
     this._resizeContainer();
     this._placeContainer();
     const center = map.getCenter();
-    this._glMap = new GLMap({
-      container: this._container,
-      style: this.options.style,
-      center: [center.lng, center.lat],
-      zoom: map.getZoom() - 1, // MapLibre counts 512 px tiles, Leaflet 256 px ones
-      interactive: false,
-      attributionControl: false,
-      renderWorldCopies: false,
-      fadeDuration: 150,
-      // a 3× phone screen drawn at 2× looks the same and fills a third fewer pixels
-      pixelRatio: Math.min(window.devicePixelRatio || 1, 2),
-    });
-    // User Timing marks from navigation start: what the base-map benchmark and tests read.
-    this._glMap.once("load", () => performance.mark("basemap-load"));
-    this._glMap.once("idle", () => {
-      performance.mark("basemap-idle");
-      this._container.dataset.state = "idle";
-    });
-    // Leaflet decides where the view may go; MapLibre must follow it exactly.
-    this._glMap.setTransformConstrain?.((lngLat, zoom) => ({ center: lngLat, zoom }));
+    try {
+      this._glMap = this._createGLMap(center);
+    } catch (error) {
+      // no WebGL 2 context after all (blocklisted GPU, lost device): the caller falls back
+      this.failed = error;
+      this._container.remove();
+      return;
+    }
     this._canvas = this._glMap.getCanvas();
     this._canvas.classList.add("leaflet-zoom-animated");
     this._canvas.removeAttribute("tabindex"); // Leaflet's container is the one focusable map
@@ -65,7 +59,32 @@ export const GLBaseLayer = L.Layer.extend({
     if (map.options.zoomAnimation) L.DomEvent.on(map._proxy, L.DomUtil.TRANSITION_END, this._transitionEnd, this);
   },
 
+  _createGLMap(center) {
+    const glMap = new this.options.maplibre.Map({
+      container: this._container,
+      style: this.options.style,
+      center: [center.lng, center.lat],
+      zoom: this._map.getZoom() - 1, // MapLibre counts 512 px tiles, Leaflet 256 px ones
+      interactive: false,
+      attributionControl: false,
+      renderWorldCopies: false,
+      fadeDuration: 0, // labels appear at once: no fade frames to draw before `idle`
+      // a 3× phone screen drawn at 2× looks the same and fills a third fewer pixels
+      pixelRatio: Math.min(window.devicePixelRatio || 1, 2),
+    });
+    // User Timing marks from navigation start: what the base-map benchmark and tests read.
+    glMap.once("load", () => performance.mark("basemap-load"));
+    glMap.once("idle", () => {
+      performance.mark("basemap-idle");
+      this._container.dataset.state = "idle";
+    });
+    // Leaflet decides where the view may go; MapLibre must follow it exactly.
+    glMap.setTransformConstrain?.((lngLat, zoom) => ({ center: lngLat, zoom }));
+    return glMap;
+  },
+
   onRemove(map) {
+    if (this.failed) return;
     if (map._proxy && map.options.zoomAnimation) L.DomEvent.off(map._proxy, L.DomUtil.TRANSITION_END, this._transitionEnd, this);
     this._glMap?.remove();
     this._glMap = null;

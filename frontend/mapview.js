@@ -4,7 +4,7 @@
 import * as L from "/static/node_modules/leaflet/dist/leaflet-src.esm.js";
 import { API, getJSON } from "./api.js";
 import { routeColour, legKind } from "./format.js";
-import { GLBaseLayer, webglAvailable } from "./glbase.js";
+import { GLBaseLayer, loadMapLibre, webglAvailable } from "./glbase.js";
 
 const MAJOR = new Set(["motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link"]);
 const SECONDARY = new Set(["secondary", "secondary_link", "tertiary", "tertiary_link"]);
@@ -141,16 +141,21 @@ export class MapView {
     const container = this.map.getContainer();
     if (webglAvailable()) {
       let style = null;
+      let maplibre = null;
       try {
-        style = await getJSON(`${API}/cities/${id}/style.json`);
+        [style, maplibre] = await Promise.all([getJSON(`${API}/cities/${id}/style.json`), loadMapLibre()]);
       } catch {
-        style = null; // no vector map on this server: its street lines still make a map
+        style = null; // no vector map from this server: its street lines still make a map
       }
       if (token !== this.basemapToken) return;
       if (style) {
-        this.glLayer = new GLBaseLayer({ pane: "basemap", style }).addTo(this.map);
-        container.dataset.basemap = "vector";
-        return;
+        const layer = new GLBaseLayer({ pane: "basemap", style, maplibre }).addTo(this.map);
+        if (!layer.failed) {
+          this.glLayer = layer;
+          container.dataset.basemap = "vector";
+          return;
+        }
+        layer.remove();
       }
     }
     const lines = await getJSON(`${API}/cities/${id}/basemap`);

@@ -141,5 +141,6 @@ def test_without_webgl_the_map_is_street_lines(chromium: Any, live_server: str) 
             }"""
         )
         assert painted > 500, painted
-        assert not any("/tiles/" in u or "style.json" in u for u in w.requests)
+        # MapLibre was tried (the style fetched), could not get a context, and drew nothing
+        assert not any("/tiles/" in u for u in w.requests)
         w.check("basemap-phone-no-webgl")

@@ -29,11 +29,12 @@ def test_page_loads_with_base_map(page: Any, live_server: str) -> None:
     drawn = page.evaluate(
         """async () => {
             const {mapView} = await import('/static/app.js');
-            const count = (id) => mapView.glMap.queryRenderedFeatures({layers: [id]}).length;
-            return {streets: count('streets')};
+            const drawn = mapView.glMap.queryRenderedFeatures({layers: ['streets']});
+            return {classes: [...new Set(drawn.map((f) => f.properties.class))]};
         }"""
     )
-    assert drawn["streets"] > 100, f"base map looks empty: {drawn}"
+    # the city overview on a phone (MapLibre zoom ~10.7): the main roads, in their classes
+    assert {"primary", "secondary", "tertiary"} <= set(drawn["classes"]), drawn
 
     # Controls and their defaults: default city picked, service date from the city (not today).
     cities = page.request.get(f"{live_server}/api/v1/cities").json()["cities"]
