@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from correspondance.settings import REPO_ROOT
+from feeds.tiles import tiles_key
 from routing.base import CityBase
 
 # The same cache tests/conftest.py builds Porto Alegre into, so `build` finds it warm.
@@ -57,6 +59,14 @@ def test_build_of_porto_alegre_loads_the_warm_cache_and_prints_counts(
     assert "4,010 stops, 3,622 trips, walk " in result.stderr
     walk = poa_base.streets["walk"]
     assert f"walk {walk.n_nodes:,} nodes/{walk.n_edges:,} edges" in result.stderr
+    # the base map's vector tiles are cut (or found) by the same command, keyed by the OSM
+    key = tiles_key(POA / "poa_osm.pbf", (-51.2664, -30.1134, -51.1321, -29.9876))
+    line = re.search(
+        r"^Base map (built|loaded from cache) in [\d.]+ s: (\S+) ", result.stderr, re.M
+    )
+    assert line is not None, result.stderr
+    assert line.group(2) == f"basemap-{key}.pmtiles"
+    assert (CACHE_DIR / "porto-alegre" / line.group(2)).is_file()
 
 
 def test_serve_with_an_impossible_port_exits_2_naming_port() -> None:
