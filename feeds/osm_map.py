@@ -101,9 +101,11 @@ class MapFeatures:
     layers: dict[str, list[MapFeature]] = field(default_factory=dict)
 
     def add(self, layer: str, feature: MapFeature) -> None:
+        """Append a feature to a layer."""
         self.layers.setdefault(layer, []).append(feature)
 
     def count(self, layer: str) -> int:
+        """How many features a layer has (0 for a layer never added to)."""
         return len(self.layers.get(layer, ()))
 
 

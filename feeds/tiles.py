@@ -324,6 +324,7 @@ def tiles_key(osm_path: Path, bbox: tuple[float, float, float, float]) -> str:
 
 
 def tiles_path(cache_dir: Path, city_id: str, key: str) -> Path:
+    """Where a city's archive with that key lives in the build cache."""
     return cache_dir / city_id / f"basemap-{key}.pmtiles"
 
 
