@@ -74,9 +74,12 @@ export const GLBaseLayer = L.Layer.extend({
     });
     // User Timing marks from navigation start: what the base-map benchmark and tests read.
     glMap.once("load", () => performance.mark("basemap-load"));
-    glMap.once("idle", () => {
-      performance.mark("basemap-idle");
-      this._container.dataset.state = "idle";
+    this._idle = new Promise((resolve) => {
+      glMap.once("idle", () => {
+        performance.mark("basemap-idle");
+        this._container.dataset.state = "idle";
+        resolve(true);
+      });
     });
     // Leaflet decides where the view may go; MapLibre must follow it exactly.
     glMap.setTransformConstrain?.((lngLat, zoom) => ({ center: lngLat, zoom }));
@@ -100,6 +103,12 @@ export const GLBaseLayer = L.Layer.extend({
       zoomend: this._zoomEnd,
       resize: this._resize,
     };
+  },
+
+  /** Resolves true once the map has first drawn everything in view (style, tiles, fonts),
+   *  false if that took longer than `timeoutMs` (it goes on drawing in the background). */
+  whenIdle(timeoutMs) {
+    return Promise.race([this._idle, new Promise((resolve) => setTimeout(resolve, timeoutMs, false))]);
   },
 
   /** The MapLibre map (for tests and the benchmark: `load`, `idle`, `queryRenderedFeatures`). */

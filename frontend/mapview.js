@@ -19,6 +19,8 @@ const GROUPS = [
   { key: "major", minZoom: 0 },
 ];
 const STOPS_MIN_ZOOM = 15;
+// setBasemap resolves once the vector map has drawn, or after this long on a very slow device
+const BASEMAP_IDLE_WAIT_MS = 15_000;
 
 function groupOf(highway) {
   if (HIDDEN.has(highway)) return null;
@@ -131,8 +133,8 @@ export class MapView {
 
   /**
    * Draw a city's base map: the labelled vector map (style, tiles and fonts from this app) where
-   * the browser has WebGL, its street lines otherwise. Resolves once the map is set up (tiles
-   * then stream in); throws an ApiError when the server cannot give it.
+   * the browser has WebGL, its street lines otherwise. Resolves once the map is drawn (so no
+   * request of it is still in flight); throws an ApiError when the server cannot give it.
    */
   async setBasemap(cityId) {
     this.clearBasemap();
@@ -153,6 +155,7 @@ export class MapView {
         if (!layer.failed) {
           this.glLayer = layer;
           container.dataset.basemap = "vector";
+          await layer.whenIdle(BASEMAP_IDLE_WAIT_MS); // "ready" means the map is drawn
           return;
         }
         layer.remove();
