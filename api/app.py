@@ -17,7 +17,18 @@ from api.errors import install_error_handlers
 from api.limits import install_perimeter
 from api.openapi import install_openapi
 from api.query import reject_unknown_query
-from api.routes import cities, congestion, feeds, operators, pages, places, plan, reports, trips
+from api.routes import (
+    cities,
+    congestion,
+    feeds,
+    operators,
+    pages,
+    places,
+    plan,
+    reports,
+    tiles,
+    trips,
+)
 from api.state import AppState
 from correspondance.cities import discover_cities, get_city
 from correspondance.settings import Settings
@@ -121,6 +132,7 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(cities.router)
+    app.include_router(tiles.router)
     app.include_router(plan.router)
     app.include_router(places.router)
     app.include_router(feeds.router)

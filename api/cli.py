@@ -16,9 +16,10 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from correspondance.cities import discover_cities, get_city
+from correspondance.cities import CityConfig, discover_cities, get_city
 from correspondance.errors import CorrespondanceError
 from correspondance.settings import Settings
 
@@ -77,6 +78,7 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
             f"{int(streets.exempt.sum()):,} edges with a bus lane",
             file=sys.stderr,
         )
+    _build_basemap_tiles(city, settings.cache_dir, rebuild=args.force)
     for warning in base.warnings:
         print(f"  warning: {warning}", file=sys.stderr)
     for notice in base.notices:
@@ -103,6 +105,28 @@ def _announce(server: Any, banner: str) -> None:
             return
         time.sleep(0.05)
     print(banner, flush=True)
+
+
+def _build_basemap_tiles(city: CityConfig, cache_dir: Path, rebuild: bool = False) -> None:
+    """Cut (or find cached) the city's base-map vector tiles, so the first map view is fast."""
+    from feeds.tiles import build_tiles
+
+    started = time.perf_counter()
+    path, cached = build_tiles(
+        city.resolve(city.osm.path),
+        city.bbox,
+        cache_dir,
+        city.id,
+        attribution=" | ".join(city.attribution),
+        progress=_progress,
+        rebuild=rebuild,
+    )
+    took = time.perf_counter() - started
+    print(
+        f"Base map {'loaded from cache' if cached else 'built'} in {took:.1f} s: "
+        f"{path.name} ({path.stat().st_size / 1e6:.1f} MB)",
+        file=sys.stderr,
+    )
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -172,6 +196,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
     bases, _default = load_bases(settings, [args.city] if args.city else None)
+    configs = discover_cities(settings.data_dir)
+    for city_id in bases:
+        try:
+            _build_basemap_tiles(get_city(configs, city_id), settings.cache_dir)
+        except CorrespondanceError as exc:  # the map falls back to street lines; plans still work
+            print(f"  warning: base map of {city_id}: {exc}", file=sys.stderr)
     # the perimeter's limits and trusted proxies (api/limits.py) over the socket options
     options = {**UVICORN_OPTIONS, **server_options(settings)}
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
@@ -235,6 +265,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     bases, _default = load_bases(settings, [args.city] if args.city else None)
+    configs = discover_cities(settings.data_dir)
+    for city_id in bases:
+        try:
+            _build_basemap_tiles(get_city(configs, city_id), settings.cache_dir)
+        except CorrespondanceError as exc:  # the map falls back to street lines; plans still work
+            print(f"  warning: base map of {city_id}: {exc}", file=sys.stderr)
 
     async def run() -> None:
         store = create_store(settings.redis_url, prefix=settings.redis_prefix)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from correspondance.cities import CityConfig
 from correspondance.settings import Settings
 from correspondance.store import StateStore
+from feeds.tiles import TileArchive
 from realtime.runtime import LiveRuntime
 from realtime.trips.hub import TripHub
 from routing.base import CityBase
@@ -25,6 +27,9 @@ class AppState:
     default_city: str = ""
     basemaps: dict[str, bytes] = field(default_factory=dict)
     places: dict[str, PlaceIndex] = field(default_factory=dict)  # place search, per city
+
+    tile_archives: dict[str, TileArchive] = field(default_factory=dict)  # api/routes/tiles.py
+    tile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one tile build at a time
     overlays: dict[str, OverlayHolder] = field(default_factory=dict)
     trip_hub: TripHub | None = None
     runtime: LiveRuntime | None = None  # the live side this process runs (its role)

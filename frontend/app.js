@@ -169,9 +169,8 @@ async function selectCity(city) {
   const id = encodeURIComponent(city.id);
   const stopsPromise = getJSON(`${API}/cities/${id}/stops`).catch((e) => e);
   try {
-    const basemap = await getJSON(`${API}/cities/${id}/basemap`);
+    await mapView.setBasemap(city.id);
     if (token !== state.loadToken) return;
-    mapView.setBasemap(basemap);
   } catch (e) {
     if (token !== state.loadToken) return;
     setMapStatus("");

@@ -1,8 +1,11 @@
-// Leaflet map: our own OSM basemap (GeoJSON lines on a canvas), transit stops, origin/destination pins
-// and the selected itinerary. No external tile server.
+// Leaflet map: our own labelled OSM base map (vector tiles drawn by MapLibre GL, glbase.js; plain
+// street lines where the browser has no WebGL), transit stops, origin/destination pins and the
+// selected itinerary. No external tile server.
 import { t } from "./i18n.js";
 import * as L from "/static/node_modules/leaflet/dist/leaflet-src.esm.js";
+import { API, getJSON } from "./api.js";
 import { routeColour, legKind } from "./format.js";
+import { GLBaseLayer, loadMapLibre, webglAvailable } from "./glbase.js";
 
 const MAJOR = new Set(["motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link"]);
 const SECONDARY = new Set(["secondary", "secondary_link", "tertiary", "tertiary_link"]);
@@ -17,6 +20,8 @@ const GROUPS = [
   { key: "major", minZoom: 0 },
 ];
 const STOPS_MIN_ZOOM = 15;
+// setBasemap resolves once the vector map has drawn, or after this long on a very slow device
+const BASEMAP_IDLE_WAIT_MS = 15_000;
 
 function groupOf(highway) {
   if (HIDDEN.has(highway)) return null;
@@ -88,6 +93,7 @@ export class MapView {
     this.stopsRenderer = L.canvas({ pane: "stops", padding: 0.3 });
     this.routeRenderer = L.svg({ pane: "route", padding: 0.3 });
     this.groups = {};
+    this.glLayer = null;
     this.stopsLayer = null;
     this.routeLayer = L.layerGroup().addTo(this.map);
     this.suggestionLayer = L.layerGroup().addTo(this.map);
@@ -114,12 +120,56 @@ export class MapView {
   clearBasemap() {
     for (const layer of Object.values(this.groups)) layer.remove();
     this.groups = {};
+    this.glLayer?.remove();
+    this.glLayer = null;
     this.stopsLayer?.remove();
     this.stopsLayer = null;
+    delete this.map.getContainer().dataset.basemap;
   }
 
-  setBasemap(geojson) {
+  /** The MapLibre map drawing the base map (null without WebGL, or before setBasemap). */
+  get glMap() {
+    return this.glLayer?.getGLMap() ?? null;
+  }
+
+  /**
+   * Draw a city's base map: the labelled vector map (style, tiles and fonts from this app) where
+   * the browser has WebGL, its street lines otherwise. Resolves once the map is drawn (so no
+   * request of it is still in flight); throws an ApiError when the server cannot give it.
+   */
+  async setBasemap(cityId) {
     this.clearBasemap();
+    const token = (this.basemapToken = (this.basemapToken ?? 0) + 1); // a newer city wins
+    const id = encodeURIComponent(cityId);
+    const container = this.map.getContainer();
+    if (webglAvailable()) {
+      let style = null;
+      let maplibre = null;
+      try {
+        [style, maplibre] = await Promise.all([getJSON(`${API}/cities/${id}/style.json`), loadMapLibre()]);
+      } catch {
+        style = null; // no vector map from this server: its street lines still make a map
+      }
+      if (token !== this.basemapToken) return;
+      if (style) {
+        const layer = new GLBaseLayer({ pane: "basemap", style, maplibre }).addTo(this.map);
+        if (!layer.failed) {
+          this.glLayer = layer;
+          container.dataset.basemap = "vector";
+          await layer.whenIdle(BASEMAP_IDLE_WAIT_MS); // "ready" means the map is drawn
+          return;
+        }
+        layer.remove();
+      }
+    }
+    const lines = await getJSON(`${API}/cities/${id}/basemap`);
+    if (token !== this.basemapToken) return;
+    this.setStreetLines(lines);
+    container.dataset.basemap = "lines";
+  }
+
+  /** Street lines on a canvas (GeoJSON from /basemap): the base map without WebGL. */
+  setStreetLines(geojson) {
     this.scale = widthScale(this.map.getZoom());
     const buckets = { path: [], minor: [], secondary: [], major: [] };
     for (const f of geojson?.features ?? []) {

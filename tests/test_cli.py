@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from correspondance.settings import REPO_ROOT
+from feeds.tiles import tiles_key
 from routing.base import CityBase
 
 # The same cache tests/conftest.py builds Porto Alegre into, so `build` finds it warm.
@@ -65,6 +67,15 @@ def test_build_of_porto_alegre_loads_the_warm_cache_and_prints_counts(
     ) in result.stderr
     # the kernels are compiled into numba's disk cache now, not on serve's first plan
     assert "\nKernels compiled and cached in " in result.stderr
+
+    # the base map's vector tiles are cut (or found) by the same command, keyed by the OSM
+    key = tiles_key(POA / "poa_osm.pbf", (-51.2664, -30.1134, -51.1321, -29.9876))
+    line = re.search(
+        r"^Base map (built|loaded from cache) in [\d.]+ s: (\S+) ", result.stderr, re.M
+    )
+    assert line is not None, result.stderr
+    assert line.group(2) == f"basemap-{key}.pmtiles"
+    assert (CACHE_DIR / "porto-alegre" / line.group(2)).is_file()
 
 
 def test_serve_prints_its_url_once_it_answers(poa_base: CityBase) -> None:

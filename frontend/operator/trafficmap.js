@@ -45,8 +45,7 @@ export class TrafficMap {
     this.view.showCity(city);
     this.layer.clear();
     this.clearSelection();
-    const basemap = await getJSON(`${API}/cities/${encodeURIComponent(city.id)}/basemap`);
-    this.view.setBasemap(basemap);
+    await this.view.setBasemap(city.id); // the same labelled base map as the commuter page
   }
 
   /** The live layer (the operators' GeoJSON); drawn unless the slider shows the past. */

@@ -28,10 +28,14 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+# No GPU here: WebGL (the MapLibre base map) runs on SwiftShader, asked for explicitly so
+# Chromium neither warns about falling back to it nor reads every frame back to a software
+# compositor (as --disable-gpu does, with a console warning per frame).
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
-    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
