@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -258,14 +257,26 @@ def _trip_mask(ctx: PlanContext, day: DayTimetable) -> np.ndarray | None:
     return _cancelled_mask(ctx.base.timetable, day, cancelled)
 
 
-@lru_cache(maxsize=32)
 def _cancelled_mask(
     tt: BaseTimetable, day: DayTimetable, cancelled: frozenset[str]
 ) -> NDArray[np.bool_]:
-    """Per day-trip "may board" flags (cached: the overlay changes far less than plans run)."""
-    ids = tt.trip_ids[day.trip_base].astype(str)
-    mask: NDArray[np.bool_] = ~np.isin(ids, list(cancelled))
-    mask.setflags(write=False)
+    """Per day-trip "may board" flags, kept on the day object for the last few cancelled sets.
+
+    Not an ``lru_cache`` keyed by the day: live days come and go with every congestion map
+    (buses in traffic), and a cache holding days kept 32 of them (≈5 MB each) alive.
+    """
+    masks: dict[frozenset[str], NDArray[np.bool_]] | None = day.__dict__.get("_cancelled_masks")
+    if masks is None:
+        masks = {}
+        object.__setattr__(day, "_cancelled_masks", masks)
+    mask = masks.get(cancelled)
+    if mask is None:
+        ids = tt.trip_ids[day.trip_base].astype(str)
+        mask = ~np.isin(ids, list(cancelled))
+        mask.setflags(write=False)
+        if len(masks) >= 4:
+            masks.clear()
+        masks[cancelled] = mask
     return mask
 
 

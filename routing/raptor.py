@@ -350,7 +350,7 @@ class ReversedDay:
 
 _REVERSED: dict[int, tuple[DayTimetable, ReversedDay]] = {}
 _REVERSED_FP: dict[int, tuple[Footpaths, Footpaths]] = {}
-_CACHE_SIZE = 16
+_CACHE_SIZE = 4  # each entry keeps a day (≈5 MB) alive; live days change with congestion
 
 
 def _remember(cache: dict[int, tuple[object, object]], key: object, value: object) -> None:

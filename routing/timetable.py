@@ -300,7 +300,7 @@ def _text(frame: pd.DataFrame, column: str) -> NDArray[np.object_]:
     return frame[column].astype("string").fillna("").astype(str).to_numpy(object)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=8)  # ≈5 MB a day; live days (delays, buses in traffic) replace each other
 def _build_day(
     base: BaseTimetable,
     day: dt.date,
