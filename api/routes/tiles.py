@@ -15,7 +15,7 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 
@@ -174,6 +174,14 @@ async def tile(
     y: Annotated[int, PathParam(ge=0)],
     request: Request,
     state: State,
+    v: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="The archive's key, as the style names it: a new URL whenever the "
+            "map is rebuilt, so a year of caching is safe. Any value is served.",
+        ),
+    ] = None,
 ) -> Response:
     """One vector tile of the city's base map (layers: water, parks, waterways, rail, streets,
     labels, landmarks). Cacheable for a year: its URL changes when the map is rebuilt."""
