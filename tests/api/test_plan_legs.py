@@ -53,7 +53,8 @@ def test_transit_legs_say_where_they_go_and_how_many_stops(api_url: str) -> None
         assert rows[board]["stop_id"] == leg["from"]["stop_id"]  # type: ignore[index]
         assert rows[alight]["stop_id"] == leg["to"]["stop_id"]  # type: ignore[index]
         assert leg["intermediate_stops"] == alight - board - 1
-        assert len(leg["geometry"]["coordinates"]) == alight - board + 1  # type: ignore[index]
+        # drawn along shapes.txt between the two stops: at least one point per stop passed
+        assert len(leg["geometry"]["coordinates"]) >= alight - board + 1  # type: ignore[index]
         checked += 1
     assert checked >= 1
 
