@@ -20,11 +20,13 @@ export function formatLatLon(lat, lon) {
  *  clock times and durations computed from the same instants always agree. */
 export function roundedMinute(iso) {
   const ms = Date.parse(iso);
-  return Number.isNaN(ms) ? NaN : Math.round(ms / 60_000) * 60_000;
+  // seconds dropped, as the API's duration_s does: a departure at 12:37:35 reads 12:37, never a
+  // minute after the vehicle left
+  return Number.isNaN(ms) ? NaN : Math.floor(ms / 60_000) * 60_000;
 }
 
 /** "HH:MM" (24-hour, the locale's separator: "13:05", "13 h 05" is not used) of an ISO-8601
- *  instant rounded to its minute, shown in the city's time zone. */
+ *  instant, seconds dropped, shown in the city's time zone. */
 export function formatClock(iso, timeZone) {
   const ms = roundedMinute(iso);
   if (Number.isNaN(ms)) return "?";
@@ -38,7 +40,7 @@ export function formatClock(iso, timeZone) {
   }
 }
 
-/** The minutes between two instants as the clock shows them: the same rounding as formatClock,
+/** The minutes between two instants as the clock shows them: the same minutes as formatClock,
  *  so "13:00 → 13:14" always reads "14 min". */
 export function clockMinutes(startIso, endIso) {
   const a = roundedMinute(startIso);
