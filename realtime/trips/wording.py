@@ -63,6 +63,9 @@ LEAVES = {
 
 Param = str | int | float | None
 
+# How a mode reads in the English text (the app words the ``mode`` code itself).
+MODE_WORDS = {"rail": "train", "subway": "metro", "cable_car": "cable car"}
+
 
 def _clock(value: Param) -> str:
     """HH:MM of an ISO 8601 instant (the English text shows the wall clock it carries)."""
@@ -83,7 +86,10 @@ class Phrase:
     def text(self) -> str:
         """The plain-English sentence fragment (lower case, no final stop)."""
         template = TABLES[self.table][self.code]
-        values = {k: (_clock(v) if k == "time" else v) for k, v in self.params.items()}
+        values = {
+            k: _clock(v) if k == "time" else MODE_WORDS.get(str(v), v) if k == "mode" else v
+            for k, v in self.params.items()
+        }
         return template.format(**values)
 
     def wire(self) -> dict[str, Any]:
