@@ -273,6 +273,9 @@ export class Contributor {
   receipt(text, state) {
     this.els.receipt.textContent = text;
     this.els.receipt.dataset.state = state;
+    // On a phone the receipt sits below the kind buttons, under the fold: a tap that
+    // changed nothing on screen looks like a tap that did nothing.
+    if (state !== "idle") this.els.receipt.scrollIntoView({ block: "nearest" });
   }
 
   async send(kind) {
