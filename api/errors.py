@@ -1,6 +1,10 @@
-"""The one place where domain errors become HTTP responses.
+"""The one place where errors become HTTP responses, with the status the error catalogue
+(:mod:`correspondance.error_catalogue`) gives their code.
 
-Every error body is ``{"error": {"code": <stable machine code>, "message": <human>}}``.
+Every error body is ``{"error": {"code": <stable machine code>, "message": <human>}}``. A
+domain error whose code the catalogue does not send over HTTP (uncatalogued, internal,
+websocket-only) is a bug or a server-side failure: it is logged with its traceback and
+answered ``500 internal_error``, never a guessed 4xx.
 """
 
 from __future__ import annotations
@@ -14,67 +18,27 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.headers import security_headers
-from correspondance.errors import CorrespondanceError, InputError, UnknownCityError
+from correspondance.error_catalogue import http_status
+from correspondance.errors import CorrespondanceError
 from correspondance.store import StoreUnavailableError
-from crowdsource.accounts import (
-    InvalidCredentialsError,
-    InvalidOperatorError,
-    NotAuthenticatedError,
-    OperatorExistsError,
-    TooManyAttemptsError,
-)
-from crowdsource.errors import RateLimitedError, ReportRejectedError, UnknownReportError
-from crowdsource.operators import UnknownEdgeError, UnknownIncidentError
-from realtime.trips.demo import DemoDisabledError
-from realtime.trips.sessions import TripNotFoundError, TripTokenError
-from routing.errors import (
-    NoServiceError,
-    NoStreetNearbyError,
-    OutsideCityError,
-    UnknownStopError,
-)
+from crowdsource.errors import ReportRejectedError
 
 log = logging.getLogger("correspondance.api")
 
+STORE_RETRY_AFTER_S = 5
+"""``Retry-After`` of a ``503 store_unavailable``."""
+
 
 class ReportTooLargeError(ReportRejectedError):
-    """A request body larger than any report or batch may be (HTTP 413)."""
+    """A request body larger than any report or batch may be (``invalid_report``, HTTP 413)."""
+
+    status = 413
 
 
-STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
-    (UnknownCityError, 404),
-    (TripNotFoundError, 404),
-    (DemoDisabledError, 404),
-    (TripTokenError, 401),
-    (UnknownStopError, 404),
-    (OutsideCityError, 422),
-    (NoStreetNearbyError, 422),
-    (NoServiceError, 422),
-    (InputError, 400),
-    (StoreUnavailableError, 503),
-    (NotAuthenticatedError, 401),
-    (InvalidCredentialsError, 401),
-    (OperatorExistsError, 409),
-    (InvalidOperatorError, 400),
-    (TooManyAttemptsError, 429),
-    (UnknownEdgeError, 404),
-    (UnknownIncidentError, 404),
-    (UnknownReportError, 404),
-    (ReportTooLargeError, 413),
-    (RateLimitedError, 429),
-    (ReportRejectedError, 422),  # invalid_report is 400: see REPORT_STATUS_BY_CODE
-)
-REPORT_STATUS_BY_CODE = {"invalid_report": 400}
-"""A malformed report is the client's syntax error (400); a well-formed one refused for
-where, when or how it was sent (outside_city, report_too_old, implausible_sequence, ...) is
-422, like the routing errors for places outside the city."""
-
-
-def status_of(exc: CorrespondanceError) -> int:
-    """The HTTP status of a domain error."""
-    if isinstance(exc, ReportRejectedError) and not isinstance(exc, ReportTooLargeError):
-        return REPORT_STATUS_BY_CODE.get(exc.code, 422)
-    return next((s for kind, s in STATUS_BY_ERROR if isinstance(exc, kind)), 400)
+def status_of(exc: CorrespondanceError) -> int | None:
+    """The HTTP status of a domain error, from the catalogue; ``None`` if the API must not
+    send it (the caller answers ``500 internal_error``)."""
+    return http_status(exc.code, exc.status)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -93,12 +57,50 @@ def error_headers(exc: CorrespondanceError, status: int) -> dict[str, str] | Non
     return headers or None
 
 
+def error_response(
+    code: str,
+    message: str,
+    *,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error response for a catalogued ``code`` (its catalogue status unless ``status``).
+
+    Raises
+    ------
+    LookupError
+        If ``code`` is not one the catalogue sends over HTTP (a bug: answered as a 500).
+    """
+    status = status if status is not None else http_status(code)
+    if status is None:
+        raise LookupError(f"error code {code!r} is not in the error catalogue for HTTP")
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def internal_error(request: Request) -> JSONResponse:
+    """``500 internal_error``, with the security headers: it may be sent outside every
+    user middleware (Starlette's server-error middleware), theirs included."""
+    return error_response(
+        "internal_error",
+        "an unexpected error occurred; it was logged",
+        headers=security_headers(request.url.path),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors and unexpected failures to JSON responses."""
 
     @app.exception_handler(CorrespondanceError)
-    async def _domain(_: Request, exc: CorrespondanceError) -> JSONResponse:
+    async def _domain(request: Request, exc: CorrespondanceError) -> JSONResponse:
         status = status_of(exc)
+        if status is None:
+            log.error(
+                "%s with code %r is not an HTTP error of the error catalogue: answered 500",
+                type(exc).__name__,
+                exc.code,
+                exc_info=exc,
+            )
+            return internal_error(request)
         return JSONResponse(
             error_body(exc.code, exc.message),
             status_code=status,
@@ -107,8 +109,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StoreUnavailableError)
     async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:
-        return JSONResponse(
-            error_body("store_unavailable", str(exc)), status_code=503, headers={"Retry-After": "5"}
+        return error_response(
+            "store_unavailable", str(exc), headers={"Retry-After": str(STORE_RETRY_AFTER_S)}
         )
 
     @app.exception_handler(RequestValidationError)
@@ -117,12 +119,17 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"] if p not in ("query", "body", "path"))
             problems.append(f"{where or 'request'}: {err['msg']}")
-        return JSONResponse(error_body("invalid_parameter", "; ".join(problems)), 400)
+        return error_response("invalid_parameter", "; ".join(problems))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+        # the framework's own refusals (no route, wrong method, an unreadable body)
+        detail = str(exc.detail)
+        if exc.status_code == 404:
+            return error_response("not_found", detail)
+        if exc.status_code == 405:
+            return error_response("method_not_allowed", detail)
+        return error_response("http_error", detail, status=exc.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -130,8 +137,4 @@ def install_error_handlers(app: FastAPI) -> None:
         # security headers' included, whose own exceptions land here too): the headers are
         # added here
         log.exception("unexpected error", exc_info=exc)
-        return JSONResponse(
-            error_body("internal_error", "an unexpected error occurred; it was logged"),
-            status_code=500,
-            headers=security_headers(request.url.path),
-        )
+        return internal_error(request)

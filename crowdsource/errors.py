@@ -1,6 +1,8 @@
 """Errors of report intake: why a report was refused, and floods answered with 429.
 
-Both carry a stable machine ``code`` that ``api`` maps to an HTTP status (400 / 429).
+Each carries a stable machine ``code``; its HTTP status is in the error catalogue
+(``correspondance.error_catalogue``: ``invalid_report`` 400, the other rejections 422,
+``rate_limited`` 429).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Routing errors, each with a stable code the API maps to an HTTP status."""
+"""Routing errors, each with a stable code (its HTTP status: ``correspondance.error_catalogue``)."""
 
 from __future__ import annotations
 

@@ -16,11 +16,10 @@ from typing import Literal
 
 import numpy as np
 
-from correspondance.errors import InputError
+from correspondance.errors import InputError, TripNotFoundError
 from correspondance.geo import WALK_SPEED_M_S
 from routing.base import CityBase
 from routing.chains import ChainResult, run_chain
-from routing.errors import RoutingError
 from routing.modes import (
     access_park_and_ride,
     direct,
@@ -48,12 +47,6 @@ from routing.raptor import RideLeg
 from routing.timetable import DayTimetable
 
 Holding = Literal["nothing", "own_bike", "own_car", "bikeshare", "carshare"]
-
-
-class TripNotFoundError(RoutingError, LookupError):
-    """The transit trip a traveller is said to be aboard does not run then."""
-
-    code = "trip_not_found"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from api.auth import get_operator_accounts
 from api.deps import State, get_city_base, get_state
 from api.schemas import ErrorOut
 from correspondance import bounds
-from correspondance.errors import InputError
+from correspondance.errors import InputError, TripNotFoundError
 from correspondance.store import StoreUnavailableError
 from realtime.trips.demo import DemoDisabledError, into_first_drive, jam_privately
 from realtime.trips.hub import (
@@ -36,7 +36,6 @@ from realtime.trips.plan_view import parse_plan
 from realtime.trips.protocol import ProtocolError, error, parse_client_message
 from realtime.trips.sessions import (
     TripBook,
-    TripNotFoundError,
     TripSession,
     TripTokenError,
 )

@@ -1,7 +1,8 @@
 """Errors raised by the state store.
 
 They subclass both :class:`~correspondance.errors.CorrespondanceError` (so the API's single
-error handler maps them by ``code``) and a built-in (so generic callers can catch
+error handler answers them by ``code``: ``store_unavailable`` is a 503, the others are
+internal, a logged 500) and a built-in (so generic callers can catch
 ``ConnectionError``/``TypeError``/``LookupError`` without importing this module).
 Backends translate every driver exception into one of these: no raw ``redis`` exception
 crosses the store's interface.

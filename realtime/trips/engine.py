@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from correspondance.errors import CorrespondanceError, InputError
+from correspondance.errors import CorrespondanceError, InputError, TripNotFoundError
 from correspondance.geo import WALK_SPEED_M_S, distance_m
 from correspondance.store import Event, StateStore
 from realtime.loops import LoopHealth, cancel_and_wait
@@ -63,7 +63,6 @@ from realtime.trips.sessions import (
     TRIP_STARTED,
     TRIP_UPDATED,
     TripBook,
-    TripNotFoundError,
     TripSession,
     incident_trips_key,
     trip_digest,

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from correspondance.errors import CorrespondanceError
+from correspondance.errors import CorrespondanceError, TripNotFoundError
 from correspondance.store import StateStore, StoreUnavailableError
 from realtime.loops import LoopHealth, cancel_and_wait
 from realtime.trips import commands
@@ -49,7 +49,6 @@ from realtime.trips.sessions import (
     TRIP_MESSAGES,
     TRIP_UPDATED,
     TripBook,
-    TripNotFoundError,
     TripSession,
 )
 

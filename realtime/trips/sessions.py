@@ -40,7 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from correspondance import bounds
-from correspondance.errors import CorrespondanceError
+from correspondance.errors import CorrespondanceError, TripNotFoundError
 from correspondance.store import ScriptResult, StateStore, StoreScript
 from correspondance.store.errors import StoreUnavailableError
 
@@ -90,12 +90,6 @@ FETCH_MESSAGES = StoreScript("fetch_trip_messages", _FETCH_LUA, _fetch_local, id
 """Outbox messages of many trips in one round trip: for each key, seqs lo+1..hi. A read:
 idempotent, so the Redis store repeats it when Redis is killed mid-call (a socket's catch-up
 rides through a restart instead of closing with 4503)."""
-
-
-class TripNotFoundError(CorrespondanceError, LookupError):
-    """No live trip with that id (it never existed, expired or was deleted)."""
-
-    code = "trip_not_found"
 
 
 class CorruptTripError(TripNotFoundError):
