@@ -19,13 +19,13 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import OperatorAccountsDep, OperatorDep, bearer_token
-from api.deps import CityBaseDep, State
-from api.routes.congestion import FUSION_WINDOW_S, live_congestion
+from api.deps import CityBaseDep, CongestionDep, State
 from api.schemas import ErrorOut
 from api.state import AppState
 from correspondance.errors import InputError
 from crowdsource.accounts import MAX_PASSWORD_LENGTH
 from crowdsource.audit import AuditLog
+from crowdsource.congestion import FUSION_WINDOW_S
 from crowdsource.dashboard import (
     METRICS_KEEP_S,
     SAMPLE_INTERVAL_S,
@@ -320,13 +320,15 @@ class CongestionOut(BaseModel):
 
 
 @router.get("/congestion", response_model=CongestionOut, responses=UNAUTHORIZED)
-async def congestion(operator: OperatorDep, state: State, base: CityBaseDep) -> CongestionOut:
+async def congestion(
+    operator: OperatorDep, state: State, base: CityBaseDep, live: CongestionDep
+) -> CongestionOut:
     """Edges whose live multiplier is not 1, with street names and how many distinct
     contributors stand behind each. k-anonymity: an edge appears only if at least ``k``
     distinct contributors reported it in the fusion window, or an operator confirmed or
     declared it (then without a contributor count). Report ids, tokens, hashes and
     positions are never shown."""
-    edges = await live_congestion(state, base)
+    edges = await live.live(base, state.overlay(base.city.id).current.drive_multiplier)
     return CongestionOut(
         city=base.city.id,
         k=state.settings.fusion_k,
@@ -336,11 +338,13 @@ async def congestion(operator: OperatorDep, state: State, base: CityBaseDep) -> 
 
 
 @router.get("/congestion/geojson", responses=UNAUTHORIZED)
-async def congestion_map(operator: OperatorDep, state: State, base: CityBaseDep) -> dict[str, Any]:
+async def congestion_map(
+    operator: OperatorDep, state: State, base: CityBaseDep, live: CongestionDep
+) -> dict[str, Any]:
     """The same edges as ``GET /congestion``, as GeoJSON lines with street names, levels,
     contributor counts and operator decisions; plus the congestion index (per cent of the
     drive network's length congested or closed)."""
-    edges = await live_congestion(state, base)
+    edges = await live.live(base, state.overlay(base.city.id).current.drive_multiplier)
     drive = base.streets["drive"]
     index, km = congestion_index(drive, edges)
     return {
