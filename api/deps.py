@@ -13,6 +13,7 @@ from fastapi import Depends, Query, Request
 from api.state import AppState
 from correspondance.errors import UnknownCityError
 from crowdsource.congestion import CongestionService
+from crowdsource.operator_desk import OperatorDesk
 from realtime.trips.service import TripService
 from routing.base import CityBase
 from routing.places import PlaceIndex
@@ -67,3 +68,11 @@ def get_congestion(state: State) -> CongestionService:
 
 
 CongestionDep = Annotated[CongestionService, Depends(get_congestion)]
+
+
+def get_operator_desk(state: State) -> OperatorDesk:
+    """Operator decisions, audit and dashboard history (``crowdsource.operator_desk``)."""
+    return state.operator_desk()
+
+
+OperatorDeskDep = Annotated[OperatorDesk, Depends(get_operator_desk)]

@@ -11,7 +11,9 @@ from correspondance.settings import Settings
 from correspondance.store import StateStore
 from crowdsource.congestion import CongestionService
 from crowdsource.desk import ReportDeskOpener
+from crowdsource.operator_desk import OperatorDesk
 from feeds.tiles import TileArchive
+from realtime.dashboard_sampler import DashboardSampler
 from realtime.health import read_health
 from realtime.runtime import LiveRuntime
 from realtime.trips.hub import TripHub
@@ -40,6 +42,7 @@ class AppState:
     runtime: LiveRuntime | None = None  # the live side this process runs (its role)
     trips: TripService | None = None  # realtime.trips.service, for api/routes/trips.py
     live_congestion: CongestionService | None = None  # crowdsource.congestion
+    operators: OperatorDesk | None = None  # crowdsource.operator_desk
     report_desks: ReportDeskOpener | None = None  # crowdsource.desk, for api/routes/reports.py
 
     def report_desk(self) -> ReportDeskOpener:
@@ -55,6 +58,16 @@ class AppState:
                 self.store, report_ttl_s=self.settings.report_ttl_s, k=self.settings.fusion_k
             )
         return self.live_congestion
+
+    def operator_desk(self) -> OperatorDesk:
+        """Operator decisions, audit and dashboard history (``crowdsource.operator_desk``)."""
+        if self.operators is None:
+            self.operators = OperatorDesk(self.store, k=self.settings.fusion_k)
+        return self.operators
+
+    def dashboard_sampler(self) -> DashboardSampler:
+        """The dashboard's minute sampler (``realtime.dashboard_sampler``)."""
+        return DashboardSampler(self.store, self.congestion())
 
     async def feed_health(self, city: str) -> list[dict[str, Any]]:
         """Each live feed of a city as its poller last recorded it (``realtime.health``)."""

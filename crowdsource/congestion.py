@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from correspondance.store import EventsLostError, StateStore
 from crowdsource.dashboard import CongestedEdge, congested_edges, contributors_by_edge, street_at
 from crowdsource.decisions import load_decisions
+from crowdsource.models import Report
 from crowdsource.operators import opposite_edges
 from crowdsource.repository import ReportRepository
 from routing.base import CityBase
@@ -50,21 +51,33 @@ class CongestionService:
         """The city's report repository (what the intake stores)."""
         return ReportRepository(self.store, city, self.report_ttl_s)
 
-    async def live(
-        self, base: CityBase, multipliers: NDArray[np.float64], now: float | None = None
+    async def recent(self, city: str, now: float) -> list[Report]:
+        """The city's reports of the fusion window up to ``now``."""
+        return await self.repository(city).recent(FUSION_WINDOW_S, now)
+
+    async def edges(
+        self,
+        base: CityBase,
+        multipliers: NDArray[np.float64],
+        recent: list[Report],
+        now: float,
     ) -> list[CongestedEdge]:
-        """The city's k-anonymous congested edges now, given the live overlay's drive
-        ``multipliers`` (see ``crowdsource.dashboard``)."""
-        city = base.city.id
-        now = time.time() if now is None else now
-        recent = await self.repository(city).recent(FUSION_WINDOW_S, now)
+        """The city's k-anonymous congested edges given its ``recent`` reports and the live
+        overlay's drive ``multipliers`` (see ``crowdsource.dashboard``)."""
         return congested_edges(
             base.streets["drive"],
             multipliers,
             contributors_by_edge(recent),
-            await load_decisions(self.store, city, now),
+            await load_decisions(self.store, base.city.id, now),
             self.k,
         )
+
+    async def live(
+        self, base: CityBase, multipliers: NDArray[np.float64], now: float | None = None
+    ) -> list[CongestedEdge]:
+        """The city's k-anonymous congested edges now."""
+        now = time.time() if now is None else now
+        return await self.edges(base, multipliers, await self.recent(base.city.id, now), now)
 
     @staticmethod
     def nearest_street(base: CityBase, lat: float, lon: float, max_snap_m: float) -> dict[str, Any]:

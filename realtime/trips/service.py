@@ -175,20 +175,24 @@ class TripService:
         keys = await self.store.scan_keys(incident_trips_key(city, "*"))
         return [key[len(prefix) : -len(suffix)] for key in sorted(keys)]
 
+    async def incident_counts(self, city: str, incident_id: str) -> dict[str, int | None]:
+        """An operator incident's active trips touched, suggestions made and accepted
+        (each null when fewer than k)."""
+        stats = await self.book.incident_stats(city, incident_id)
+        return {
+            "trips_touched": k_threshold(stats["trips_touched"], self.k),
+            "suggestions_made": k_threshold(stats["suggested"], self.k),
+            "suggestions_accepted": k_threshold(stats["accepted"], self.k),
+        }
+
     async def aggregates(self, city: str) -> dict[str, Any]:
         """What operators see of live trips: counts only, k-thresholded where small."""
         k = self.k
         counters = await self.book.counters(city, STAT_NAMES)
         incidents = []
         for incident_id in await self.incident_ids(city):
-            stats = await self.book.incident_stats(city, incident_id)
             incidents.append(
-                {
-                    "incident_id": incident_id,
-                    "trips_touched": k_threshold(stats["trips_touched"], k),
-                    "suggestions_made": k_threshold(stats["suggested"], k),
-                    "suggestions_accepted": k_threshold(stats["accepted"], k),
-                }
+                {"incident_id": incident_id, **await self.incident_counts(city, incident_id)}
             )
         active = len(await self.book.active(city))
         return {
