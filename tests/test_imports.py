@@ -6,8 +6,9 @@ inside functions and under ``if TYPE_CHECKING:``, and ``importlib.import_module(
 with a literal name.
 
 Inside api, the routes (``api/routes/``) only translate HTTP to service calls: they never
-import the store (``correspondance.store`` or any of its modules); the services are wired to
-it in the app's composition (``api/app.py``, ``api/state.py``, ``api/deps.py``).
+import the store (``correspondance.store`` or any of its modules) nor read the app state's
+``.store``; the services are wired to it in the app's composition (``api/app.py``,
+``api/state.py``, ``api/deps.py``).
 """
 
 from __future__ import annotations
@@ -74,9 +75,16 @@ def _is_store(module: str) -> bool:
 
 def route_violations(source: str, filename: str = "<source>") -> list[str]:
     """Imports of the store in ``source`` (a module of ``api/routes/``), including
-    ``from correspondance import store``."""
+    ``from correspondance import store``, and reads of a ``.store`` attribute (the app
+    state's store: a route asks a service instead)."""
     found = [(line, module) for line, module in imported_modules(source, filename)]
-    for node in ast.walk(ast.parse(source, filename)):
+    tree = ast.parse(source, filename)
+    reads = sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "store"
+    )
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if _is_store(node.module):
                 continue  # already found as the module itself
@@ -85,7 +93,7 @@ def route_violations(source: str, filename: str = "<source>") -> list[str]:
         f"{filename}:{line}: a route imports {module}"
         for line, module in sorted(set(found))
         if _is_store(module)
-    ]
+    ] + [f"{filename}:{line}: a route reads .store" for line in reads]
 
 
 def package_files(package: str) -> list[Path]:
@@ -201,14 +209,20 @@ def handler():
     import correspondance.store.redis as redis_store
     from correspondance import store
     return importlib.import_module("correspondance.store.memory")
+
+
+async def read(state, desk):
+    await desk.take(state.stored, store=None)
+    return await state.store.get("cs:secret")
 '''
 
 
-def test_the_checker_flags_every_store_import_in_a_route() -> None:
+def test_the_checker_flags_every_store_import_and_read_in_a_route() -> None:
     assert route_violations(FAKE_ROUTE_MODULE, "api/routes/fake.py") == [
         "api/routes/fake.py:9: a route imports correspondance.store",
         "api/routes/fake.py:13: a route imports correspondance.store.base",
         "api/routes/fake.py:17: a route imports correspondance.store.redis",
         "api/routes/fake.py:18: a route imports correspondance.store",
         "api/routes/fake.py:19: a route imports correspondance.store.memory",
+        "api/routes/fake.py:24: a route reads .store",
     ]
