@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +11,7 @@ from correspondance.store import StateStore
 from crowdsource.congestion import CongestionService
 from crowdsource.desk import ReportDeskOpener
 from crowdsource.operator_desk import OperatorDesk
-from feeds.tiles import TileArchive
+from feeds.tile_shelf import TileShelf
 from realtime.dashboard_sampler import DashboardSampler
 from realtime.health import read_health
 from realtime.runtime import LiveRuntime
@@ -35,8 +34,7 @@ class AppState:
     basemaps: dict[str, bytes] = field(default_factory=dict)
     places: dict[str, PlaceIndex] = field(default_factory=dict)  # place search, per city
 
-    tile_archives: dict[str, TileArchive] = field(default_factory=dict)  # api/routes/tiles.py
-    tile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one tile build at a time
+    tile_shelf: TileShelf = field(init=False)  # feeds.tile_shelf, for api/routes/tiles.py
     overlays: dict[str, OverlayHolder] = field(default_factory=dict)
     trip_hub: TripHub | None = None
     runtime: LiveRuntime | None = None  # the live side this process runs (its role)
@@ -78,6 +76,9 @@ class AppState:
         if self.trips is None:
             self.trips = TripService(self.store, k=self.settings.fusion_k, demo=self.settings.demo)
         return self.trips
+
+    def __post_init__(self) -> None:
+        self.tile_shelf = TileShelf(self.settings.cache_dir)
 
     def overlay(self, city_id: str) -> OverlayHolder:
         """The live overlay holder of a served city (created with the city's base)."""
