@@ -105,7 +105,7 @@ def create_app(
             places={c: load_or_build_places(b, settings.cache_dir)[0] for c, b in loaded.items()},
         )
         app.state.correspondance = state
-        await reports.start_reports(app, state)
+        await state.report_desk().start()  # a store outage defers it to the first report
         runtime = LiveRuntime(
             settings, store, state.bases, {c: state.overlay(c) for c in state.bases}
         )

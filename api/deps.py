@@ -1,4 +1,8 @@
-"""Dependencies: routes get state through these ``Annotated`` aliases."""
+"""Dependencies: routes get state and services through these ``Annotated`` aliases.
+
+The services (``crowdsource.desk``, ``realtime.trips.service``, ...) are wired to the store
+here and in ``api.state``; a route never sees the store itself.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from fastapi import Depends, Query, Request
 
 from api.state import AppState
 from correspondance.errors import UnknownCityError
+from crowdsource.congestion import CongestionService
+from crowdsource.operator_desk import OperatorDesk
+from realtime.trips.service import TripService
 from routing.base import CityBase
 from routing.places import PlaceIndex
 
@@ -45,3 +52,27 @@ def get_place_index(state: State, base: CityBaseDep) -> PlaceIndex:
 
 
 PlacesDep = Annotated[PlaceIndex, Depends(get_place_index)]
+
+
+def get_trip_service(state: State) -> TripService:
+    """The live-trip service (``realtime.trips.service``)."""
+    return state.trip_service()
+
+
+TripsDep = Annotated[TripService, Depends(get_trip_service)]
+
+
+def get_congestion(state: State) -> CongestionService:
+    """The live congestion service (``crowdsource.congestion``)."""
+    return state.congestion()
+
+
+CongestionDep = Annotated[CongestionService, Depends(get_congestion)]
+
+
+def get_operator_desk(state: State) -> OperatorDesk:
+    """Operator decisions, audit and dashboard history (``crowdsource.operator_desk``)."""
+    return state.operator_desk()
+
+
+OperatorDeskDep = Annotated[OperatorDesk, Depends(get_operator_desk)]

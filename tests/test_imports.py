@@ -4,6 +4,11 @@ feeds → routing → realtime → api, crowdsource feeds realtime, everything m
 correspondance, and nothing imports api. Every import statement counts, including ones
 inside functions and under ``if TYPE_CHECKING:``, and ``importlib.import_module("...")``
 with a literal name.
+
+Inside api, the routes (``api/routes/``) only translate HTTP to service calls: they never
+import the store (``correspondance.store`` or any of its modules) nor read the app state's
+``.store``; the services are wired to it in the app's composition (``api/app.py``,
+``api/state.py``, ``api/deps.py``).
 """
 
 from __future__ import annotations
@@ -58,6 +63,37 @@ def violations(package: str, source: str, filename: str = "<source>") -> list[st
         for line, module in imported_modules(source, filename)
         if module.split(".")[0] in PACKAGES and module.split(".")[0] not in allowed
     ]
+
+
+STORE = "correspondance.store"
+ROUTES = REPO_ROOT / "api" / "routes"
+
+
+def _is_store(module: str) -> bool:
+    return module == STORE or module.startswith(STORE + ".")
+
+
+def route_violations(source: str, filename: str = "<source>") -> list[str]:
+    """Imports of the store in ``source`` (a module of ``api/routes/``), including
+    ``from correspondance import store``, and reads of a ``.store`` attribute (the app
+    state's store: a route asks a service instead)."""
+    found = [(line, module) for line, module in imported_modules(source, filename)]
+    tree = ast.parse(source, filename)
+    reads = sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "store"
+    )
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if _is_store(node.module):
+                continue  # already found as the module itself
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return [
+        f"{filename}:{line}: a route imports {module}"
+        for line, module in sorted(set(found))
+        if _is_store(module)
+    ] + [f"{filename}:{line}: a route reads .store" for line in reads]
 
 
 def package_files(package: str) -> list[Path]:
@@ -138,3 +174,55 @@ def test_the_checker_flags_every_upward_import() -> None:
 )
 def test_the_rules_per_package(package: str, source: str, flagged: bool) -> None:
     assert bool(violations(package, source)) is flagged
+
+
+def test_no_route_imports_the_store() -> None:
+    files = sorted(ROUTES.rglob("*.py"))
+    assert len(files) > 5, f"no route modules found in {ROUTES}"
+    found = [
+        problem
+        for path in files
+        for problem in route_violations(
+            path.read_text(encoding="utf-8"), str(path.relative_to(REPO_ROOT))
+        )
+    ]
+    assert found == []
+
+
+FAKE_ROUTE_MODULE = '''\
+"""A route module that reaches for the store in every way the checker must catch."""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+import correspondance.storefront  # another module that merely starts like the store
+from correspondance.settings import Settings
+from correspondance.store import StoreUnavailableError
+from crowdsource.desk import ReportDesk
+
+if TYPE_CHECKING:
+    from correspondance.store.base import StateStore
+
+
+def handler():
+    import correspondance.store.redis as redis_store
+    from correspondance import store
+    return importlib.import_module("correspondance.store.memory")
+
+
+async def read(state, desk):
+    await desk.take(state.stored, store=None)
+    return await state.store.get("cs:secret")
+'''
+
+
+def test_the_checker_flags_every_store_import_and_read_in_a_route() -> None:
+    assert route_violations(FAKE_ROUTE_MODULE, "api/routes/fake.py") == [
+        "api/routes/fake.py:9: a route imports correspondance.store",
+        "api/routes/fake.py:13: a route imports correspondance.store.base",
+        "api/routes/fake.py:17: a route imports correspondance.store.redis",
+        "api/routes/fake.py:18: a route imports correspondance.store",
+        "api/routes/fake.py:19: a route imports correspondance.store.memory",
+        "api/routes/fake.py:24: a route reads .store",
+    ]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
@@ -14,9 +12,8 @@ from api.deps import State, get_city_base
 from api.health import HealthOut, check_health
 from api.schemas import CitiesOut, CityOut, ErrorOut, ServiceDayOut, ServiceOut
 from correspondance.errors import InputError
-from routing.base import CityBase
+from routing.basemap import basemap_geojson, stops_geojson
 from routing.service import service_days
-from routing.streets import HIGHWAY_CLASSES
 
 MAX_SERVICE_DAYS = 366
 
@@ -83,35 +80,6 @@ async def list_cities(state: State) -> CitiesOut:
     return CitiesOut(cities=out)
 
 
-def basemap_geojson(base: CityBase) -> bytes:
-    """Street lines of the walk and drive networks as GeoJSON (one feature per way piece).
-
-    Each undirected street is emitted once; coordinates are rounded to ~1 m.
-    """
-    features = []
-    seen: set[tuple[int, int]] = set()
-    for mode in ("drive", "walk"):
-        net = base.streets[mode]
-        for e in range(net.n_edges):
-            key = (int(min(net.tail[e], net.head[e])), int(max(net.tail[e], net.head[e])))
-            key = (key[0] * 2 + (mode == "walk"), key[1])
-            if key in seen:
-                continue
-            seen.add(key)
-            coords = np.round(net.edge_coords(e), 5).tolist()
-            name = net.names[int(net.name_idx[e])] or None
-            features.append(
-                {
-                    "type": "Feature",
-                    "properties": {"highway": HIGHWAY_CLASSES[int(net.highway[e])], "name": name},
-                    "geometry": {"type": "LineString", "coordinates": coords},
-                }
-            )
-    return json.dumps(
-        {"type": "FeatureCollection", "features": features}, separators=(",", ":")
-    ).encode()
-
-
 @router.get("/cities/{city}/basemap", response_class=GeoJSONResponse, responses=GEOJSON_OK)
 async def basemap(city: str, state: State) -> Response:
     """Street lines for the base map (no external tile server is used)."""
@@ -125,23 +93,7 @@ async def basemap(city: str, state: State) -> Response:
 @router.get("/cities/{city}/stops", response_class=GeoJSONResponse, responses=GEOJSON_OK)
 async def stops(city: str, state: State) -> Response:
     """Transit stops inside the city's extent, as GeoJSON points."""
-    base = get_city_base(state, city)
-    tt = base.timetable
-    features = [
-        {
-            "type": "Feature",
-            "properties": {"stop_id": str(tt.stop_ids[i]), "stop_name": str(tt.stop_names[i])},
-            "geometry": {
-                "type": "Point",
-                "coordinates": [round(float(tt.stop_lon[i]), 6), round(float(tt.stop_lat[i]), 6)],
-            },
-        }
-        for i in range(tt.n_stops)
-        if base.city.contains(float(tt.stop_lat[i]), float(tt.stop_lon[i]))
-    ]
-    body = json.dumps(
-        {"type": "FeatureCollection", "features": features}, separators=(",", ":")
-    ).encode()
+    body = stops_geojson(get_city_base(state, city))
     return GeoJSONResponse(body)
 
 

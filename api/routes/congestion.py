@@ -11,56 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 
-from api.deps import CityBaseDep, State, get_state
+from api.deps import CityBaseDep, CongestionDep, State, get_state
 from api.schemas import ErrorOut
-from api.state import AppState
-from correspondance.store import EventsLostError
-from crowdsource.dashboard import (
-    CongestedEdge,
-    congested_edges,
-    congestion_geojson,
-    contributors_by_edge,
-    street_at,
-)
-from crowdsource.decisions import load_decisions
-from crowdsource.operators import opposite_edges
-from crowdsource.repository import ReportRepository
-from routing.base import CityBase
+from crowdsource.congestion import CongestionService
+from crowdsource.dashboard import congestion_geojson
 from routing.errors import OutsideCityError
 
-FUSION_WINDOW_S = 900.0  # crowdsource.fuser.Fuser's default window
-REPORT_MATCH_M = 60.0  # crowdsource.intake.prepare_report's max_match_m
 router = APIRouter(tags=["congestion"])
 
 
-async def live_congestion(
-    state: AppState, base: CityBase, now: float | None = None
-) -> list[CongestedEdge]:
-    """The city's k-anonymous congested edges now (see ``crowdsource.dashboard``)."""
-    city = base.city.id
-    now = time.time() if now is None else now
-    repository = ReportRepository(state.store, city, state.settings.report_ttl_s)
-    behind = contributors_by_edge(await repository.recent(FUSION_WINDOW_S, now))
-    return congested_edges(
-        base.streets["drive"],
-        state.overlay(city).current.drive_multiplier,
-        behind,
-        await load_decisions(state.store, city, now),
-        state.settings.fusion_k,
-    )
-
-
 @router.get("/api/v1/congestion", responses={404: {"model": ErrorOut}, 503: {"model": ErrorOut}})
-async def congestion_layer(state: State, base: CityBaseDep) -> dict[str, Any]:
+async def congestion_layer(
+    state: State, base: CityBaseDep, congestion: CongestionDep
+) -> dict[str, Any]:
     """Live congestion and closures as GeoJSON lines with street names and levels (1–4,
     null when closed); only k-anonymous aggregates, never a report."""
-    edges = await live_congestion(state, base)
+    multipliers = state.overlay(base.city.id).current.drive_multiplier
+    edges = await congestion.live(base, multipliers)
     layer = congestion_geojson(base.streets["drive"], edges, operator=False)
     return {**layer, "city": base.city.id, "k": state.settings.fusion_k}
 
@@ -81,22 +53,7 @@ async def nearest_street(
     city = base.city
     if not city.contains(lat, lon):
         raise OutsideCityError(f"{lat:.6f},{lon:.6f} is outside {city.name}")
-    drive = base.streets["drive"]
-    edge = drive.snap(lat, lon, min(REPORT_MATCH_M * 2, state.settings.max_snap_distance_m)).edge
-    return street_at(drive, edge, opposite_edges(drive, edge))
-
-
-MAP_EVENTS = frozenset(
-    {
-        "congestion.changed",
-        "congestion.confirmed",
-        "congestion.dismissed",
-        "incident.declared",
-        "incident.ended",
-    }
-)
-"""Events after which the congestion map may look different."""
-NUDGE_MIN_INTERVAL_S = 1.0
+    return CongestionService.nearest_street(base, lat, lon, state.settings.max_snap_distance_m)
 
 
 @router.websocket("/ws/v1/congestion")
@@ -115,24 +72,10 @@ async def congestion_socket(ws: WebSocket) -> None:
         return
     receiver = asyncio.create_task(_drain(ws))
     try:
-        while not receiver.done():
-            try:
-                async with state.store.subscribe(after_seq=None) as events:
-                    last = 0.0
-                    async for event in events:
-                        if receiver.done():
-                            break
-                        if event.city != city or event.type not in MAP_EVENTS:
-                            continue
-                        wait = last + NUDGE_MIN_INTERVAL_S - time.monotonic()
-                        if wait > 0:
-                            await asyncio.sleep(wait)
-                        last = time.monotonic()
-                        await ws.send_json(
-                            {"type": "congestion.changed", "v": 1, "city": city, "at": time.time()}
-                        )
-            except EventsLostError:
-                continue  # the page refetches on the next nudge anyway
+        changes = state.congestion().map_changes(city, stop=receiver.done)
+        async with contextlib.aclosing(changes):
+            async for at in changes:
+                await ws.send_json({"type": "congestion.changed", "v": 1, "city": city, "at": at})
     except (WebSocketDisconnect, RuntimeError):
         pass  # the page left
     finally:

@@ -8,7 +8,6 @@ from fastapi import APIRouter
 
 from api.deps import CityBaseDep, State
 from api.schemas import ErrorOut
-from realtime.health import read_health
 
 router = APIRouter(prefix="/api/v1", tags=["feeds"])
 
@@ -24,7 +23,7 @@ async def list_feeds(state: State, base: CityBaseDep) -> dict[str, Any]:
 
     Judged when read: a feed with no poll recorded for max(3 × ttl, 60 s) is ``stale``
     even if nothing updates its record any more; a replay is ``replay``, never ``ok``."""
-    feeds = await read_health(state.store, base.city.id)
+    feeds = await state.feed_health(base.city.id)
     overlay = state.overlay(base.city.id).current
     return {
         "city": base.city.id,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -19,28 +18,13 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import OperatorAccountsDep, OperatorDep, bearer_token
-from api.deps import CityBaseDep, State
-from api.routes.congestion import FUSION_WINDOW_S, live_congestion
+from api.deps import CityBaseDep, CongestionDep, OperatorDeskDep, State, TripsDep
 from api.schemas import ErrorOut
 from api.state import AppState
 from correspondance.errors import InputError
 from crowdsource.accounts import MAX_PASSWORD_LENGTH
-from crowdsource.audit import AuditLog
-from crowdsource.dashboard import (
-    METRICS_KEEP_S,
-    SAMPLE_INTERVAL_S,
-    DashboardMetrics,
-    DashboardSample,
-    congested_edges,
-    congestion_geojson,
-    congestion_index,
-    contributors_by_edge,
-    edge_feature,
-    edge_levels,
-    k_threshold,
-    reports_received,
-)
-from crowdsource.decisions import load_decisions
+from crowdsource.congestion import FUSION_WINDOW_S
+from crowdsource.dashboard import METRICS_KEEP_S, congestion_geojson, congestion_index
 from crowdsource.operators import (
     DEFAULT_DECISION_TTL_S,
     DEFAULT_INCIDENT_TTL_S,
@@ -49,11 +33,8 @@ from crowdsource.operators import (
     MAX_NOTE_LENGTH,
     MIN_DECISION_TTL_S,
     Incident,
-    OperatorDecisions,
 )
-from crowdsource.repository import ReportRepository
-from realtime.trips.sessions import TripBook
-from routing.base import CityBase
+from realtime.trips.service import TripService
 
 log = logging.getLogger("correspondance.api")
 
@@ -232,11 +213,15 @@ async def who_am_i(operator: OperatorDep) -> OperatorOut:
     responses={**UNAUTHORIZED, 400: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 async def declare_incident(
-    operator: OperatorDep, state: State, base: CityBaseDep, incident: IncidentIn
+    operator: OperatorDep,
+    state: State,
+    base: CityBaseDep,
+    desk: OperatorDeskDep,
+    incident: IncidentIn,
 ) -> IncidentOut:
     """Declare an incident or closure at a point of the city (``?city=``: the nearest drive
     street) or on chosen drive ``edges``, in both directions, until it expires."""
-    declared = await OperatorDecisions(state.store).declare_incident(
+    declared = await desk.decisions.declare_incident(
         base,
         operator=operator,
         lat=incident.lat,
@@ -260,12 +245,13 @@ async def confirm_edge(
     operator: OperatorDep,
     state: State,
     base: CityBaseDep,
+    desk: OperatorDeskDep,
     edge_id: int,
     options: Annotated[ConfirmIn | None, Body()] = None,
 ) -> EdgeDecisionOut:
     """Confirm congestion on a drive edge: it applies without waiting for corroboration."""
     options = options or ConfirmIn()
-    decision = await OperatorDecisions(state.store).confirm_edge(
+    decision = await desk.decisions.confirm_edge(
         base, edge_id, operator=operator, level=options.level, expires_in_s=options.expires_in_s
     )
     return EdgeDecisionOut.model_validate(decision, from_attributes=True)
@@ -280,12 +266,13 @@ async def dismiss_edge(
     operator: OperatorDep,
     state: State,
     base: CityBaseDep,
+    desk: OperatorDeskDep,
     edge_id: int,
     options: Annotated[DismissIn | None, Body()] = None,
 ) -> EdgeDecisionOut:
     """Dismiss congestion reports on a drive edge: they stop counting until it expires."""
     options = options or DismissIn()
-    decision = await OperatorDecisions(state.store).dismiss_edge(
+    decision = await desk.decisions.dismiss_edge(
         base, edge_id, operator=operator, expires_in_s=options.expires_in_s
     )
     return EdgeDecisionOut.model_validate(decision, from_attributes=True)
@@ -320,13 +307,15 @@ class CongestionOut(BaseModel):
 
 
 @router.get("/congestion", response_model=CongestionOut, responses=UNAUTHORIZED)
-async def congestion(operator: OperatorDep, state: State, base: CityBaseDep) -> CongestionOut:
+async def congestion(
+    operator: OperatorDep, state: State, base: CityBaseDep, live: CongestionDep
+) -> CongestionOut:
     """Edges whose live multiplier is not 1, with street names and how many distinct
     contributors stand behind each. k-anonymity: an edge appears only if at least ``k``
     distinct contributors reported it in the fusion window, or an operator confirmed or
     declared it (then without a contributor count). Report ids, tokens, hashes and
     positions are never shown."""
-    edges = await live_congestion(state, base)
+    edges = await live.live(base, state.overlay(base.city.id).current.drive_multiplier)
     return CongestionOut(
         city=base.city.id,
         k=state.settings.fusion_k,
@@ -336,11 +325,13 @@ async def congestion(operator: OperatorDep, state: State, base: CityBaseDep) -> 
 
 
 @router.get("/congestion/geojson", responses=UNAUTHORIZED)
-async def congestion_map(operator: OperatorDep, state: State, base: CityBaseDep) -> dict[str, Any]:
+async def congestion_map(
+    operator: OperatorDep, state: State, base: CityBaseDep, live: CongestionDep
+) -> dict[str, Any]:
     """The same edges as ``GET /congestion``, as GeoJSON lines with street names, levels,
     contributor counts and operator decisions; plus the congestion index (per cent of the
     drive network's length congested or closed)."""
-    edges = await live_congestion(state, base)
+    edges = await live.live(base, state.overlay(base.city.id).current.drive_multiplier)
     drive = base.streets["drive"]
     index, km = congestion_index(drive, edges)
     return {
@@ -357,86 +348,59 @@ Hours = Annotated[float, Query(gt=0, le=METRICS_KEEP_S / 3600, description="How 
 
 @router.get("/congestion/history", responses=UNAUTHORIZED)
 async def congestion_history(
-    operator: OperatorDep, state: State, base: CityBaseDep, hours: Hours = 3.0
+    operator: OperatorDep,
+    state: State,
+    base: CityBaseDep,
+    desk: OperatorDeskDep,
+    hours: Hours = 3.0,
 ) -> dict[str, Any]:
     """The map as it was, one frame a minute over the last ``hours`` (the dashboard's time
     slider): ``frames`` (``t``, edge id → multiplier, 0 = closed) and the streets that
     appear in any frame as GeoJSON (``features``)."""
-    samples = await DashboardMetrics(state.store, base.city.id).samples(time.time() - hours * 3600)
-    drive = base.streets["drive"]
-    seen = sorted({int(e) for s in samples for e in s.edges})
-    features = [
-        edge_feature(drive, e, {"edge": e, "name": str(drive.names[int(drive.name_idx[e])])})
-        for e in seen
-    ]
-    return {
-        "city": base.city.id,
-        "interval_s": int(SAMPLE_INTERVAL_S),
-        "frames": [{"t": s.t, "edges": s.edges} for s in samples],
-        "features": {"type": "FeatureCollection", "features": features},
-    }
+    return await desk.history(base, hours)
 
 
 @router.get("/metrics", responses=UNAUTHORIZED)
 async def metrics(
-    operator: OperatorDep, state: State, base: CityBaseDep, hours: Hours = 3.0
+    operator: OperatorDep,
+    state: State,
+    base: CityBaseDep,
+    desk: OperatorDeskDep,
+    hours: Hours = 3.0,
 ) -> dict[str, Any]:
     """Time series for the dashboard's charts, one point a minute: reports received per
     minute, congestion index (per cent of drive length), active trips, and suggestions
     made and accepted per minute. Counts between 1 and k − 1 are null."""
-    k = state.settings.fusion_k
-    samples = await DashboardMetrics(state.store, base.city.id).samples(time.time() - hours * 3600)
-    made: list[int | None] = []
-    accepted: list[int | None] = []
-    for before, sample in zip([None, *samples], samples, strict=False):
-        if before is None or sample.t - before.t > 2 * SAMPLE_INTERVAL_S:
-            made.append(None)  # no previous minute: no per-minute difference
-            accepted.append(None)
-            continue
-        made.append(k_threshold(max(0, sample.suggestions_made - before.suggestions_made), k))
-        accepted.append(
-            k_threshold(max(0, sample.suggestions_accepted - before.suggestions_accepted), k)
-        )
-    return {
-        "city": base.city.id,
-        "k": k,
-        "interval_s": int(SAMPLE_INTERVAL_S),
-        "t": [s.t for s in samples],
-        "reports_per_minute": [k_threshold(s.reports, k) for s in samples],
-        "congestion_index": [s.congestion_index for s in samples],
-        "active_trips": [k_threshold(s.active_trips, k) for s in samples],
-        "suggestions_made": made,
-        "suggestions_accepted": accepted,
-    }
+    return await desk.metrics(base, hours)
 
 
 # -- incidents ------------------------------------------------------------------------------------
 
 
-async def _incident_status(state: AppState, incident: Incident) -> IncidentStatusOut:
-    k = state.settings.fusion_k
+async def _incident_status(
+    state: AppState, trips: TripService, incident: Incident
+) -> IncidentStatusOut:
     city = incident.city
     drive = state.bases[city].streets["drive"]
     streets = sorted({str(drive.names[int(drive.name_idx[e])]) for e in incident.edges} - {""})
-    stats = await TripBook(state.store).incident_stats(city, incident.incident_id)
     return IncidentStatusOut(
         **IncidentOut.model_validate(incident, from_attributes=True).model_dump(),
         streets=streets,
-        trips_touched=k_threshold(stats["trips_touched"], k),
-        suggestions_made=k_threshold(stats["suggested"], k),
-        suggestions_accepted=k_threshold(stats["accepted"], k),
+        **await trips.incident_counts(city, incident.incident_id),
     )
 
 
 @router.get("/incidents", response_model=IncidentsOut, responses=UNAUTHORIZED)
-async def list_incidents(operator: OperatorDep, state: State, base: CityBaseDep) -> IncidentsOut:
+async def list_incidents(
+    operator: OperatorDep, state: State, base: CityBaseDep, desk: OperatorDeskDep, trips: TripsDep
+) -> IncidentsOut:
     """The incidents and closures in force, oldest first, each with the active trips it
     touches and the suggestions made and accepted since it was declared (null below k)."""
-    incidents = await OperatorDecisions(state.store).list_incidents(base.city.id)
+    incidents = await desk.decisions.list_incidents(base.city.id)
     return IncidentsOut(
         city=base.city.id,
         k=state.settings.fusion_k,
-        incidents=[await _incident_status(state, i) for i in incidents],
+        incidents=[await _incident_status(state, trips, i) for i in incidents],
     )
 
 
@@ -446,11 +410,16 @@ NOT_FOUND: dict[int | str, dict[str, object]] = {**UNAUTHORIZED, 404: {"model": 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentStatusOut, responses=NOT_FOUND)
 async def get_incident(
-    operator: OperatorDep, state: State, base: CityBaseDep, incident_id: IncidentId
+    operator: OperatorDep,
+    state: State,
+    base: CityBaseDep,
+    desk: OperatorDeskDep,
+    trips: TripsDep,
+    incident_id: IncidentId,
 ) -> IncidentStatusOut:
     """One incident in force (404 ``unknown_incident`` once ended or expired)."""
-    incident = await OperatorDecisions(state.store).get_incident(base.city.id, incident_id)
-    return await _incident_status(state, incident)
+    incident = await desk.decisions.get_incident(base.city.id, incident_id)
+    return await _incident_status(state, trips, incident)
 
 
 @router.patch(
@@ -462,6 +431,7 @@ async def edit_incident(
     operator: OperatorDep,
     state: State,
     base: CityBaseDep,
+    desk: OperatorDeskDep,
     incident_id: IncidentId,
     patch: IncidentPatch,
 ) -> IncidentOut:
@@ -470,7 +440,7 @@ async def edit_incident(
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
         raise InputError("nothing to change: send kind, level, note, expires_in_s or edges")
-    edited = await OperatorDecisions(state.store).update_incident(
+    edited = await desk.decisions.update_incident(
         base,
         incident_id,
         operator=operator,
@@ -482,12 +452,14 @@ async def edit_incident(
 
 @router.delete("/incidents/{incident_id}", response_model=IncidentOut, responses=NOT_FOUND)
 async def end_incident(
-    operator: OperatorDep, state: State, base: CityBaseDep, incident_id: IncidentId
+    operator: OperatorDep,
+    state: State,
+    base: CityBaseDep,
+    desk: OperatorDeskDep,
+    incident_id: IncidentId,
 ) -> IncidentOut:
     """End an incident now, before it expires (audited); returns what it was."""
-    ended = await OperatorDecisions(state.store).end_incident(
-        base.city.id, incident_id, operator=operator
-    )
+    ended = await desk.decisions.end_incident(base.city.id, incident_id, operator=operator)
     return IncidentOut.model_validate(ended, from_attributes=True)
 
 
@@ -516,11 +488,12 @@ async def audit_log(
     operator: OperatorDep,
     state: State,
     base: CityBaseDep,
+    desk: OperatorDeskDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> AuditOut:
     """Every operator decision of the city (declare, edit, end, confirm, dismiss), newest
     first, kept 30 days."""
-    entries = await AuditLog(state.store, base.city.id).entries(limit)
+    entries = await desk.audit(base.city.id, limit)
     return AuditOut(
         city=base.city.id,
         entries=[AuditEntryOut.model_validate(e, from_attributes=True) for e in entries],
@@ -530,62 +503,18 @@ async def audit_log(
 # -- per-minute samples ---------------------------------------------------------------------------
 
 
-async def take_sample(state: AppState, base: CityBase, now: float) -> DashboardSample:
-    """Measure one minute of a city for the dashboard (see ``crowdsource.dashboard``)."""
-    city = base.city.id
-    repository = ReportRepository(state.store, city, state.settings.report_ttl_s)
-    recent = await repository.recent(FUSION_WINDOW_S, now)
-    edges = congested_edges(
-        base.streets["drive"],
-        state.overlay(city).current.drive_multiplier,
-        contributors_by_edge(recent),
-        await load_decisions(state.store, city, now),
-        state.settings.fusion_k,
-    )
-    index, km = congestion_index(base.streets["drive"], edges)
-    book = TripBook(state.store)
-    counters = await book.counters(city, ("suggested", "accepted"))
-    return DashboardSample(
-        t=int(now // SAMPLE_INTERVAL_S * SAMPLE_INTERVAL_S),
-        reports=reports_received(recent, now - SAMPLE_INTERVAL_S, now),
-        congestion_index=index,
-        congested_km=km,
-        active_trips=len(await book.active(city)),
-        suggestions_made=counters["suggested"],
-        suggestions_accepted=counters["accepted"],
-        edges=edge_levels(edges),
-    )
-
-
-async def sample_cities(state: AppState, now: float) -> int:
-    """Record this minute's sample of every served city not yet sampled by another
-    process; return how many this process recorded."""
-    taken = 0
-    for city, base in state.bases.items():
-        metrics = DashboardMetrics(state.store, city)
-        if await metrics.claim(now) is not None:
-            await metrics.record(await take_sample(state, base, now))
-            taken += 1
-    return taken
-
-
-async def _sample_forever(state: AppState) -> None:
-    while True:
-        try:
-            await sample_cities(state, time.time())
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a store outage: try again next minute
-            log.warning("dashboard sampling failed", exc_info=True)
-        await asyncio.sleep(SAMPLE_INTERVAL_S - time.time() % SAMPLE_INTERVAL_S + 0.5)
-
-
 @asynccontextmanager
 async def sampling(app: Any) -> AsyncIterator[None]:
     """Lifespan of this router (merged after the app's own, whose state it reads): sample
     every minute for the dashboard's charts and time slider."""
     state: AppState | None = getattr(app.state, "correspondance", None)
-    task = asyncio.create_task(_sample_forever(state)) if state is not None else None
+    task = None
+    if state is not None:
+        live = state
+        sampler = state.dashboard_sampler()
+        task = asyncio.create_task(
+            sampler.run(state.bases, lambda city: live.overlay(city).current.drive_multiplier)
+        )
     try:
         yield
     finally:

@@ -1,6 +1,8 @@
 """Live trips: start, follow over a websocket, export, delete; the operators' aggregate feed.
 
 The protocol is ``docs/protocol.md`` (JSON Schema: ``realtime/trips/protocol.schema.json``).
+What happens beyond HTTP and websocket frames is the trip service's
+(``realtime.trips.service``): these routes translate.
 """
 
 from __future__ import annotations
@@ -19,12 +21,9 @@ from fastapi.websockets import WebSocketDisconnect, WebSocketState
 from pydantic import BaseModel, Field
 
 from api.auth import get_operator_accounts
-from api.deps import State, get_city_base, get_state
+from api.deps import State, TripsDep, get_city_base, get_state, get_trip_service
 from api.schemas import ErrorOut
 from correspondance import bounds
-from correspondance.errors import InputError, TripNotFoundError
-from correspondance.store import StoreUnavailableError
-from realtime.trips.demo import DemoDisabledError, into_first_drive, jam_privately
 from realtime.trips.hub import (
     BINARY_REFUSED,
     CLOSE_STORE_UNAVAILABLE,
@@ -32,25 +31,22 @@ from realtime.trips.hub import (
     TripConnection,
     TripHub,
 )
-from realtime.trips.plan_view import parse_plan
 from realtime.trips.protocol import ProtocolError, error, parse_client_message
-from realtime.trips.sessions import (
-    TripBook,
-    TripSession,
-    TripTokenError,
+from realtime.trips.service import (
+    CLOSE_NOT_FOUND,
+    CLOSE_UNAUTHORIZED,
+    REFUSALS,
+    STORE_OUTAGES,
+    BinaryFrameError,
+    close_code_of,
 )
-from routing.plan import ALL_MODES
 
 log = logging.getLogger("correspondance.api")
 router = APIRouter(tags=["trips"])
 AUTH_TIMEOUT_S = 5.0
 OPERATOR_PUSH_S = 2.0
-STAT_NAMES = ("started", "suggested", "accepted", "declined", "ended")
 TRIP_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 AFTER_SEQ = re.compile(r"^[0-9]{1,15}$")  # ASCII digits only: int() also reads '²' and '٣'
-CLOSE_BAD_REQUEST = 4400
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_NOT_FOUND = 4404
 STORE_DOWN = "the live-trip store is unavailable: reconnect in a few seconds"
 
 
@@ -79,10 +75,6 @@ class TripStartOut(BaseModel):
     websocket: str
 
 
-def _book(state: Any) -> TripBook:
-    return TripBook(state.store)
-
-
 def _trip_token(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -94,49 +86,28 @@ def _trip_token(request: Request) -> str | None:
     response_model=TripStartOut,
     responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
-async def start_trip(state: State, body: Annotated[TripStartIn, Body()]) -> TripStartOut:
+async def start_trip(
+    state: State, trips: TripsDep, body: Annotated[TripStartIn, Body()]
+) -> TripStartOut:
     """Start following one itinerary live; answers the trip id and its (only) token."""
     base = get_city_base(state, body.city)
     overlay = state.overlay(base.city.id).current
-    plan = parse_plan(base, body.itinerary, overlay)
-    modes = set(body.modes) if body.modes is not None else set(plan.modes()) - {"transit"}
-    unknown = modes - ALL_MODES
-    if unknown:
-        raise InputError(f"'modes' accepts {', '.join(sorted(ALL_MODES))}", field="modes")
-    session, token = await _book(state).create(
-        base.city.id,
-        base.city.timezone,
-        plan.json,
-        sorted(modes | {"walk", "transit"}),
-        plan.departure,
-    )
+    started = await trips.start(base, overlay, body.itinerary, body.modes)
     return TripStartOut(
-        trip_id=session.trip_id,
-        token=token,
-        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=session.ttl_s()),
-        websocket=f"/ws/v1/trips/{session.trip_id}",
+        trip_id=started.trip_id,
+        token=started.token,
+        expires_at=started.expires_at,
+        websocket=f"/ws/v1/trips/{started.trip_id}",
     )
-
-
-async def _authorized(state: Any, trip_id: str, request: Request) -> TripSession:
-    return await _book(state).authorize(trip_id, _trip_token(request))
 
 
 @router.get(
     "/api/v1/trips/{trip_id}",
     responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )
-async def export_trip(state: State, trip_id: TripId, request: Request) -> dict[str, Any]:
+async def export_trip(trips: TripsDep, trip_id: TripId, request: Request) -> dict[str, Any]:
     """Everything the server holds about this trip (``Authorization: Bearer <trip token>``)."""
-    session = await _authorized(state, trip_id, request)
-    book = _book(state)
-    document = {k: v for k, v in session.__dict__.items() if k != "token_hash"}
-    position = await book.position(trip_id, max_age_s=float("inf"))
-    return {
-        "trip": document,
-        "position": {"lat": position[0], "lon": position[1]} if position else None,
-        "messages": await book.messages_after(trip_id, 0),
-    }
+    return await trips.export(trip_id, _trip_token(request))
 
 
 @router.delete(
@@ -144,29 +115,16 @@ async def export_trip(state: State, trip_id: TripId, request: Request) -> dict[s
     status_code=204,
     responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )
-async def delete_trip(state: State, trip_id: TripId, request: Request) -> Response:
+async def delete_trip(trips: TripsDep, trip_id: TripId, request: Request) -> Response:
     """Delete the trip and everything kept with it, at once; its sockets close (4404)."""
-    session = await _authorized(state, trip_id, request)
-    await _book(state).delete(session)
+    await trips.delete(trip_id, _trip_token(request))
     return Response(status_code=204)
 
 
 @router.get("/api/v1/demo", responses={404: {"model": ErrorOut}})
-async def demo_trip(state: State) -> dict[str, Any]:
+async def demo_trip(state: State, trips: TripsDep) -> dict[str, Any]:
     """The default city's scripted demo trip (only with ``CORRESPONDANCE_DEMO=true``)."""
-    base = get_city_base(state, None)
-    demo = base.city.demo
-    if not state.settings.demo or demo is None:
-        raise DemoDisabledError("the demo is not enabled on this server")
-    depart = dt.datetime.combine(base.city.default_date, demo.depart, tzinfo=base.city.tz)
-    return {
-        "city": base.city.id,
-        "from": {"lat": demo.origin[0], "lon": demo.origin[1]},
-        "to": {"lat": demo.destination[0], "lon": demo.destination[1]},
-        "depart": depart.isoformat(),
-        "modes": demo.modes,
-        "simulated": True,
-    }
+    return trips.demo_trip(get_city_base(state, None))
 
 
 @router.post(
@@ -174,28 +132,13 @@ async def demo_trip(state: State) -> dict[str, Any]:
     status_code=202,
     responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
 )
-async def demo_jam(state: State, trip_id: TripId, request: Request) -> dict[str, Any]:
+async def demo_jam(
+    state: State, trips: TripsDep, trip_id: TripId, request: Request
+) -> dict[str, Any]:
     """Demo only: the road ahead closes for this trip alone (never for the city)."""
-    if not state.settings.demo:
-        raise DemoDisabledError("the demo is not enabled on this server")
-    session = await _authorized(state, trip_id, request)
-    base = get_city_base(state, session.city)
-    plan = parse_plan(base, session.plan)
-    closed = 0
-
-    def at_the_wheel(s: TripSession) -> list[dict[str, Any]]:
-        nonlocal closed
-        if not into_first_drive(plan, s):
-            raise InputError(
-                "this trip does not drive any further: nothing to jam", code="no_road_ahead"
-            )
-        closed = jam_privately(base, plan, s)
-        return []
-
-    # the trip.updated event makes the trip engine re-read the trip and evaluate it
-    await _book(state).change(trip_id, at_the_wheel)
-    scenario = "road closed ahead (simulated, for this trip only)"
-    return {"scenario": scenario, "edges": closed, "simulated": True}
+    trips.check_demo()
+    session = await trips.authorize(trip_id, _trip_token(request))
+    return await trips.demo_jam(session, get_city_base(state, session.city))
 
 
 # -- websockets ---------------------------------------------------------------------------------
@@ -205,10 +148,6 @@ def hub_of(state: Any) -> TripHub:
     """This process's trip hub (started by the lifespan)."""
     hub: TripHub = state.trip_hub
     return hub
-
-
-class BinaryFrameError(ProtocolError):
-    """A binary websocket frame: the protocol is JSON text (closed with 1003)."""
 
 
 async def _receive_frame(ws: WebSocket) -> str | bytes | None:
@@ -245,19 +184,6 @@ async def _first_auth(ws: WebSocket) -> tuple[str | None, int]:
     return str(msg["token"]), int(msg.get("after_seq", 0))
 
 
-def close_code_of(exc: Exception) -> int:
-    """The documented close code of a refused trip connection (``docs/protocol.md``)."""
-    if isinstance(exc, TripNotFoundError):
-        return CLOSE_NOT_FOUND
-    if isinstance(exc, TripTokenError):
-        return CLOSE_UNAUTHORIZED
-    if isinstance(exc, StoreUnavailableError):
-        return CLOSE_STORE_UNAVAILABLE
-    if isinstance(exc, BinaryFrameError):
-        return CLOSE_UNSUPPORTED
-    return CLOSE_BAD_REQUEST
-
-
 @router.websocket("/ws/v1/trips/{trip_id}")
 async def trip_socket(ws: WebSocket, trip_id: str) -> None:
     """Follow a live trip (see docs/protocol.md)."""
@@ -272,14 +198,14 @@ async def trip_socket(ws: WebSocket, trip_id: str) -> None:
         after_seq = int(after)
         if token is None:
             token, after_seq = await _first_auth(ws)
-        session = await _book(state).authorize(trip_id, token)
+        session = await get_trip_service(state).authorize(trip_id, token)
     except TimeoutError:
         return
     except WebSocketDisconnect:
         return
-    except (TripNotFoundError, TripTokenError, ProtocolError, StoreUnavailableError) as exc:
+    except REFUSALS as exc:
         text = exc.message
-        if isinstance(exc, StoreUnavailableError):
+        if isinstance(exc, STORE_OUTAGES):
             log.warning("trip socket refused: %s", exc)
             text = STORE_DOWN
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
@@ -295,46 +221,6 @@ async def trip_socket(ws: WebSocket, trip_id: str) -> None:
     conn = TripConnection(hub_of(state), session, ws.send_text, close, after_seq)
     del session  # a connection keeps its clock and a compact shape, not the whole plan
     await conn.serve(_frames(ws))
-
-
-def k_threshold(count: int, k: int) -> int | None:
-    """A count of trips, or None when 0 < count < k (too few to show without singling out)."""
-    return count if count == 0 or count >= k else None
-
-
-async def operator_aggregates(state: Any, city: str) -> dict[str, Any]:
-    """What operators see of live trips: counts only, k-thresholded where small."""
-    book = _book(state)
-    k = state.settings.fusion_k
-    counters = await book.counters(city, STAT_NAMES)
-    incidents = []
-    prefix, suffix = f"tripstats:{city}:incident:", ":trips"
-    for key in sorted(await state.store.scan_keys(prefix + "*" + suffix)):
-        incident_id = key[len(prefix) : -len(suffix)]
-        stats = await book.incident_stats(city, incident_id)
-        incidents.append(
-            {
-                "incident_id": incident_id,
-                "trips_touched": k_threshold(stats["trips_touched"], k),
-                "suggestions_made": k_threshold(stats["suggested"], k),
-                "suggestions_accepted": k_threshold(stats["accepted"], k),
-            }
-        )
-    active = len(await book.active(city))
-    return {
-        "type": "aggregates",
-        "v": 1,
-        "city": city,
-        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "k": k,
-        "active_trips": k_threshold(active, k),
-        "suggestions_made": counters["suggested"],
-        "suggestions_accepted": counters["accepted"],
-        "suggestions_declined": counters["declined"],
-        "trips_started": counters["started"],
-        "trips_ended": counters["ended"],
-        "incidents": incidents,
-    }
 
 
 def _operator_error(code: str, text: str) -> dict[str, Any]:
@@ -371,6 +257,7 @@ async def operator_socket(ws: WebSocket) -> None:
     await ws.accept()
     city = ws.query_params.get("city") or state.default_city
     accounts = get_operator_accounts(state)
+    trips = get_trip_service(state)
     try:
         try:
             token = await _operator_token(ws)
@@ -387,7 +274,7 @@ async def operator_socket(ws: WebSocket) -> None:
         receiver = asyncio.create_task(_drain(ws))
         try:
             while not receiver.done():
-                await ws.send_json(await operator_aggregates(state, city))
+                await ws.send_json(await trips.aggregates(city))
                 left = (session.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
@@ -410,7 +297,7 @@ async def operator_socket(ws: WebSocket) -> None:
                 await receiver
     except BinaryFrameError:
         await _refuse(ws, CLOSE_UNSUPPORTED, "invalid_message", BINARY_REFUSED)
-    except StoreUnavailableError as exc:
+    except STORE_OUTAGES as exc:
         log.warning("operator socket closed: %s", exc)
         await _refuse(ws, CLOSE_STORE_UNAVAILABLE, "store_unavailable", STORE_DOWN)
 

@@ -518,7 +518,7 @@ def test_a_generated_secret_survives_restarts_with_redis(
 def test_limits_can_be_raised_by_settings_and_unknown_ones_are_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from api.routes.reports import abuse_limits
+    from crowdsource.desk import abuse_limits
 
     assert abuse_limits({"address_per_minute": 1e6}).address_per_minute == 1_000_000
     with pytest.raises(ValueError, match="unknown abuse limits"):

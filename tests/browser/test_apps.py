@@ -346,7 +346,9 @@ def test_contributor_reports_on_a_phone(chromium: Any, base_url: str) -> None:
         assert "different person on a different network" in receipt
         # the receipt is below the kind buttons: it is scrolled into sight, not left under the fold
         box = page.locator("#report-receipt").bounding_box()
-        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= PHONE["height"] + 1
+        assert box is not None
+        assert box["y"] >= 0
+        assert box["y"] + box["height"] <= PHONE["height"] + 1
         # a second, independent contributor agrees: the next report counts
         body = {"lat": lat, "lon": lon, "heading": heading, "kind": "congestion", "level": 3}
         assert post_report(base_url, body, "127.0.0.41").status_code == 202
