@@ -259,7 +259,7 @@ def test_real_one_minute_hops_are_found_then_filtered(
     assert not any(pointless_short_ride(it) for it in plan)
     check_filter_properties(plan)
     # without the rule, the same search offers them
-    import routing.plan as plan_module
+    import routing.plan_rank as plan_module
 
     monkeypatch.setattr(plan_module, "filter_pointless_short_rides", lambda its, _w=1.3: its)
     assert any(pointless_short_ride(it) for it in plan_trip(poa_base, request))
