@@ -51,7 +51,7 @@ def _plans(n_hit: int, n_miss: int) -> tuple[list[dict[str, Any]], list[dict[str
     from correspondance.errors import CorrespondanceError
     from routing.overlay import OverlayHolder
     from routing.plan import PlanRequest, plan_trip
-    from routing.wire import ItineraryOut
+    from routing.codec import ItineraryOut
 
     bases, _ = load_bases(Settings(), [CITY])
     base = bases[CITY]

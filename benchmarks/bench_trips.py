@@ -433,7 +433,7 @@ async def event_to_suggestion(n: int, affected: int) -> dict[str, float]:
     from correspondance.settings import Settings
     from routing.overlay import OverlayHolder
     from routing.plan import PlanRequest, plan_trip
-    from routing.wire import ItineraryOut
+    from routing.codec import ItineraryOut
 
     bases, _ = load_bases(Settings(), None)
     base = next(iter(bases.values()))

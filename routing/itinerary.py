@@ -54,19 +54,30 @@ class Leg:
 
 @dataclass(frozen=True)
 class Itinerary:
-    """A door-to-door option."""
+    """A door-to-door option.
+
+    ``at`` is the time of an itinerary with no legs at all (origin and destination are one
+    stop: already there); itineraries with legs take their times from them.
+    """
 
     legs: list[Leg]
     transfers: int
+    at: dt.datetime | None = None
 
     @property
     def departure(self) -> dt.datetime:
         """When the first leg starts."""
+        if not self.legs:
+            assert self.at is not None, "an itinerary without legs needs its time"
+            return self.at
         return self.legs[0].departure
 
     @property
     def arrival(self) -> dt.datetime:
         """When the last leg ends."""
+        if not self.legs:
+            assert self.at is not None, "an itinerary without legs needs its time"
+            return self.at
         return self.legs[-1].arrival
 
     @property

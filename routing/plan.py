@@ -14,6 +14,7 @@ import numpy as np
 
 from routing.base import CityBase
 from routing.chains import ChainResult
+from routing.gtfs_network import MAX_RIDES, SUPPORTED_MODES, StopPoint, StopQuery, TransitNetwork
 from routing.itinerary import Itinerary, Leg, Place
 from routing.modes import egress_walk
 from routing.overlay import LiveOverlay
@@ -26,6 +27,8 @@ from routing.plan_access import (
     PlanContext,
     PlanRequest,
     access_options,
+    access_times,
+    direct_walk_seconds,
     snap_endpoints,
 )
 from routing.plan_assemble import (
@@ -34,9 +37,11 @@ from routing.plan_assemble import (
     _ride_leg,
     _shifted,
     _stop_place,
+    assemble_stop_journey,
     assemble_transit,
     direct_options,
     segments_to_legs,
+    walk_itinerary,
 )
 from routing.plan_rank import (
     filter_far_later,
@@ -49,7 +54,12 @@ from routing.plan_rank import (
     reboards_a_route_after_walking,
     rides_of,
 )
-from routing.plan_search import live_day, transit_search, transit_search_arrive_by
+from routing.plan_search import (
+    live_day,
+    stop_transit_search,
+    transit_search,
+    transit_search_arrive_by,
+)
 from routing.timetable import DayTimetable
 
 __all__ = [
@@ -67,6 +77,7 @@ __all__ = [
     "_ride_leg",
     "_stop_place",
     "access_options",
+    "answer",
     "assemble_transit",
     "base_overlay",
     "direct_options",
@@ -260,3 +271,61 @@ def _next_departures(
 def base_overlay(base: CityBase) -> LiveOverlay:
     """The empty overlay (free flow, nothing cancelled, no shared mobility)."""
     return LiveOverlay(version=0, drive_multiplier=np.ones(base.streets["drive"].n_edges))
+
+
+def answer(
+    network: TransitNetwork,
+    query: StopQuery,
+    modes: frozenset[str] = SUPPORTED_MODES,
+    max_rides: int = MAX_RIDES,
+) -> list[Itinerary]:
+    """The pipeline of the GTFS-only network (:mod:`routing.gtfs_network`): every itinerary
+    for a query, earliest arrival first (latest departure first when arriving by the
+    query's time).
+
+    The RAPTOR Pareto set over (arrival, transfers) plus the walk-only option; transit
+    options that arrive no earlier than walking are dropped (walking has no transfer).
+
+    Raises
+    ------
+    UnknownStopError
+        If an endpoint names an unknown stop.
+    NoServiceError
+        If the date is outside the feeds' service period.
+    NoStreetNearbyError
+        With an OSM extract, if a coordinate is far from any walkable street.
+    """
+    o, d = query.origin, query.destination
+    tt = network.timetable
+    if (
+        isinstance(o, StopPoint)
+        and isinstance(d, StopPoint)
+        and tt.stop_index(o.stop_id) == tt.stop_index(d.stop_id)
+    ):
+        return [walk_itinerary(network, query, 0)]  # already there, whatever the modes
+    walk_s = direct_walk_seconds(network, query) if "walk" in modes else None
+    options: list[Itinerary] = []
+    if walk_s is not None:
+        options.append(walk_itinerary(network, query, walk_s))
+    if "transit" in modes and walk_s != 0:
+        access = access_times(network, query.origin, outbound=True)
+        egress = access_times(network, query.destination, outbound=False)
+        journeys, day = stop_transit_search(network, query, access, egress, max_rides)
+        walk = options[0] if options else None
+        for journey in journeys:
+            assert day is not None
+            itinerary = assemble_stop_journey(network, query, journey, day, access)
+            if walk is None:
+                options.append(itinerary)
+            elif query.arrive_by and itinerary.departure.timestamp() > walk.departure.timestamp():
+                options.append(itinerary)  # arriving by a time: leaving later than walking
+            elif not query.arrive_by and itinerary.arrival.timestamp() < walk.arrival.timestamp():
+                options.append(itinerary)
+    if query.arrive_by:
+        return sorted(options, key=lambda i: (-_unix(i.departure), i.transfers, _unix(i.arrival)))
+    return sorted(options, key=lambda i: (_unix(i.arrival), i.transfers, -_unix(i.departure)))
+
+
+def _unix(when: dt.datetime) -> float:
+    """Exact order across a DST change (aware datetimes of one zone compare by wall clock)."""
+    return when.timestamp()

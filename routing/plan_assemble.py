@@ -8,20 +8,24 @@ import datetime as dt
 
 import numpy as np
 
-from correspondance.geo import haversine_m
+from correspondance.geo import distance_m, haversine_m
 from routing.base import CityBase
 from routing.chains import ChainResult, Segment
+from routing.gtfs_network import (
+    Endpoint,
+    StopPoint,
+    StopQuery,
+    TransitNetwork,
+    local_to_unix,
+    station_members,
+)
 from routing.itinerary import Itinerary, Leg, Place
 from routing.modes import (
     direct,
     shared_direct,
 )
-from routing.plan_access import AccessOption, PlanContext
-from routing.raptor import (
-    FootLeg,
-    RideLeg,
-    TransitJourney,
-)
+from routing.plan_access import Access, AccessOption, PlanContext
+from routing.raptor import FootLeg, RideLeg, TransitJourney
 from routing.timetable import DayTimetable
 from routing.transit_geometry import ride_line, transfer_line
 from routing.transit_streets import street_effects
@@ -272,3 +276,166 @@ def direct_options(ctx: PlanContext, start: dt.datetime) -> list[Itinerary]:
         if legs:
             itineraries.append(Itinerary(legs=_chain_places(legs), transfers=0))
     return itineraries
+
+
+# -- the GTFS-only network (routing.gtfs_network) ---------------------------------------
+
+
+def _endpoint_place(network: TransitNetwork, endpoint: Endpoint, label: str) -> Place:
+    if isinstance(endpoint, StopPoint):
+        return _network_stop_place(network, network.timetable.stop_index(endpoint.stop_id))
+    return Place(label, endpoint.lat, endpoint.lon)
+
+
+def _network_stop_place(network: TransitNetwork, stop: int) -> Place:
+    tt = network.timetable
+    return Place(
+        str(tt.stop_names[stop]),
+        float(tt.stop_lat[stop]),
+        float(tt.stop_lon[stop]),
+        str(tt.stop_ids[stop]),
+    )
+
+
+def _straight_leg(
+    network: TransitNetwork,
+    mode: str,
+    origin: Place,
+    destination: Place,
+    departure: int,
+    arrival: int,
+    route_id: str | None = None,
+    trip_id: str | None = None,
+    route_short_name: str | None = None,
+    headsign: str | None = None,
+) -> Leg:
+    """A leg of the GTFS-only network (unix times): it reads no shapes, so each leg's line
+    is straight between its ends."""
+    return Leg(
+        mode=mode,
+        origin=origin,
+        destination=destination,
+        departure=dt.datetime.fromtimestamp(departure, network.zone),
+        arrival=dt.datetime.fromtimestamp(arrival, network.zone),
+        distance_m=distance_m(origin.lat, origin.lon, destination.lat, destination.lon),
+        geometry=[(origin.lon, origin.lat), (destination.lon, destination.lat)],
+        route_id=route_id,
+        trip_id=trip_id,
+        route_short_name=route_short_name,
+        headsign=headsign,
+    )
+
+
+def _footpath_seconds(network: TransitNetwork, a: int, b: int) -> int:
+    fp = network.footpaths
+    lo, hi = int(fp.offset[a]), int(fp.offset[a + 1])
+    hits = np.flatnonzero(fp.to[lo:hi] == b)
+    return int(fp.duration[lo + int(hits[0])])
+
+
+def assemble_stop_journey(
+    network: TransitNetwork,
+    query: StopQuery,
+    journey: TransitJourney,
+    day: DayTimetable,
+    access: Access,
+) -> Itinerary:
+    """Stage 5 of the GTFS-only network: a RAPTOR journey as legs (walk to the first
+    stop, rides, footpaths, walk on).
+
+    The access walk ends when the first ride leaves; footpaths start when a ride arrives.
+    """
+    tt = network.timetable
+    origin_place = _endpoint_place(network, query.origin, "Origin")
+    destination_place = _endpoint_place(network, query.destination, "Destination")
+    legs: list[Leg] = []
+    clock = -1
+    for leg in journey.legs:
+        if isinstance(leg, FootLeg):
+            secs = _footpath_seconds(network, leg.from_stop, leg.to_stop)
+            legs.append(
+                _straight_leg(
+                    network,
+                    "walk",
+                    _network_stop_place(network, leg.from_stop),
+                    _network_stop_place(network, leg.to_stop),
+                    day.origin_unix + clock,
+                    day.origin_unix + clock + secs,
+                )
+            )
+            clock += secs
+            continue
+        assert isinstance(leg, RideLeg)
+        p = leg.pattern
+        s_lo = int(day.pat_stop_off[p])
+        n = int(day.pat_stop_off[p + 1]) - s_lo
+        row = int(day.pat_time_off[p]) + (leg.trip - int(day.pat_trip_off[p])) * n
+        dep = int(day.dep[row + leg.board_pos])
+        arr = int(day.arr[row + leg.alight_pos])
+        board = int(day.pat_stops[s_lo + leg.board_pos])
+        alight = int(day.pat_stops[s_lo + leg.alight_pos])
+        if not legs:
+            walk_s = access.seconds[journey.access_stop]
+            # a station's own platform is where the trip starts: no leg into it
+            if origin_place.stop_id != str(tt.stop_ids[board]) and not (
+                walk_s == 0 and board in _members(network, query.origin)
+            ):
+                legs.append(
+                    _straight_leg(
+                        network,
+                        "walk",
+                        origin_place,
+                        _network_stop_place(network, board),
+                        day.origin_unix + dep - walk_s,
+                        day.origin_unix + dep,
+                    )
+                )
+        trip = int(day.trip_base[leg.trip])
+        route = int(tt.trip_route[trip])
+        legs.append(
+            _straight_leg(
+                network,
+                mode=str(tt.route_mode[route]),
+                origin=_network_stop_place(network, board),
+                destination=_network_stop_place(network, alight),
+                departure=day.origin_unix + dep,
+                arrival=day.origin_unix + arr,
+                route_id=str(tt.route_ids[route]),
+                trip_id=str(tt.trip_ids[trip]),
+                route_short_name=str(tt.route_short[route]) or None,
+                headsign=str(tt.trip_headsign[trip]) or None,
+            )
+        )
+        clock = arr
+    if destination_place.stop_id != str(tt.stop_ids[journey.egress_stop]) and not (
+        journey.arrival == clock and journey.egress_stop in _members(network, query.destination)
+    ):
+        legs.append(
+            _straight_leg(
+                network,
+                "walk",
+                _network_stop_place(network, journey.egress_stop),
+                destination_place,
+                day.origin_unix + clock,
+                day.origin_unix + journey.arrival,
+            )
+        )
+    return Itinerary(legs=legs, transfers=journey.rides - 1)
+
+
+def _members(network: TransitNetwork, endpoint: Endpoint) -> tuple[int, ...]:
+    if not isinstance(endpoint, StopPoint):
+        return ()
+    return station_members(network.timetable, network.timetable.stop_index(endpoint.stop_id))
+
+
+def walk_itinerary(network: TransitNetwork, query: StopQuery, seconds: int) -> Itinerary:
+    """The walk-only option of the GTFS-only network (no leg at all when origin and
+    destination are one stop)."""
+    start = local_to_unix(network, query.depart) - (seconds if query.arrive_by else 0)
+    origin = _endpoint_place(network, query.origin, "Origin")
+    destination = _endpoint_place(network, query.destination, "Destination")
+    if seconds == 0 and origin == destination:
+        return Itinerary(legs=[], transfers=0, at=dt.datetime.fromtimestamp(start, network.zone))
+    leg = _straight_leg(network, "walk", origin, destination, start, start + seconds)
+    return Itinerary(legs=[leg], transfers=0)

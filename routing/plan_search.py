@@ -10,7 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from routing.chains import ChainResult
-from routing.plan_access import AccessOption, PlanContext
+from routing.gtfs_network import MAX_RIDES, StopQuery, TransitNetwork, day_timetable, local_to_unix
+from routing.plan_access import Access, AccessOption, PlanContext
 from routing.raptor import (
     TransitJourney,
     run_mc_raptor,
@@ -190,3 +191,41 @@ def live_day(ctx: PlanContext, date: dt.date) -> DayTimetable:
             skips.append((index, positions))
     street = street_effects(ctx.base, ctx.overlay)  # once per overlay version, not per plan
     return tt.day(date, tuple(delays), tuple(sorted(skips)), street)
+
+
+def stop_transit_search(
+    network: TransitNetwork,
+    query: StopQuery,
+    access: Access,
+    egress: Access,
+    max_rides: int = MAX_RIDES,
+) -> tuple[list[TransitJourney], DayTimetable | None]:
+    """RAPTOR from the access stops (at depart + walk) to the egress stops; arriving by
+    the query's time, the latest departures (:func:`routing.raptor.run_raptor_arrive_by`)."""
+    day = day_timetable(network, query.depart)
+    if day is None:
+        return [], None
+    t0 = local_to_unix(network, query.depart) - day.origin_unix
+    if query.arrive_by:
+        journeys = run_raptor_arrive_by(
+            day,
+            network.timetable.n_stops,
+            network.footpaths,
+            network.timetable.min_transfer_s,
+            access.seconds,
+            egress.seconds,
+            t0,
+            max_rides,
+        )
+        return journeys, day
+    sources = {s: t0 + c for s, c in access.seconds.items()}
+    journeys = run_raptor(
+        day,
+        network.timetable.n_stops,
+        network.footpaths,
+        network.timetable.min_transfer_s,
+        sources,
+        egress.seconds,
+        max_rides,
+    )
+    return journeys, day

@@ -82,7 +82,7 @@ from routing.base import CityBase
 from routing.overlay import LiveOverlay, OverlayHolder
 from routing.plan import Itinerary
 from routing.state import replan
-from routing.wire import ItineraryOut
+from routing.codec import ItineraryOut
 
 log = logging.getLogger("correspondance.trips")
 

@@ -26,7 +26,7 @@ from realtime.trips.wording import Phrase, detail, leg_note
 from routing.base import CityBase
 from routing.overlay import LiveOverlay
 from routing.state import TravellerState
-from routing.wire import ItineraryOut
+from routing.codec import ItineraryOut
 
 STREET_MODES = frozenset({"walk", "bicycle", "car", "bikeshare", "carshare"})
 MAX_LEGS = 40

@@ -26,7 +26,7 @@ from realtime.trips.sessions import TripBook
 from routing.base import CityBase
 from routing.overlay import OverlayHolder
 from routing.plan import PlanRequest, plan_trip
-from routing.wire import ItineraryOut
+from routing.codec import ItineraryOut
 
 TRIPS = 1500
 PARTITIONS = 8

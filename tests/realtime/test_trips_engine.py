@@ -40,7 +40,7 @@ from realtime.trips.sessions import (
 from routing.base import CityBase
 from routing.overlay import OverlayHolder, SharedStation, SharedSystem
 from routing.plan import PlanRequest, plan_trip
-from routing.wire import ItineraryOut
+from routing.codec import ItineraryOut
 
 pytestmark = pytest.mark.anyio
 

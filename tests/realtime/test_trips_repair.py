@@ -36,7 +36,7 @@ from routing.base import CityBase
 from routing.kernels import dijkstra
 from routing.overlay import OverlayHolder, SharedStation, SharedSystem
 from routing.plan import PlanRequest, plan_trip
-from routing.wire import ItineraryOut
+from routing.codec import ItineraryOut
 
 pytestmark = pytest.mark.anyio
 

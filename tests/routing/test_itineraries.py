@@ -29,7 +29,7 @@ from routing.plan import (
     reboards_a_route_after_walking,
     rides_of,
 )
-from routing.wire import ItineraryOut, shown_duration_s
+from routing.codec import ItineraryOut, shown_duration_s
 
 POA_TZ = ZoneInfo("America/Sao_Paulo")
 
