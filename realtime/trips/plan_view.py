@@ -24,9 +24,9 @@ from correspondance import bounds
 from correspondance.errors import InputError
 from realtime.trips.wording import Phrase, detail, leg_note
 from routing.base import CityBase
+from routing.codec import ItineraryOut
 from routing.overlay import LiveOverlay
 from routing.state import TravellerState
-from routing.codec import ItineraryOut
 
 STREET_MODES = frozenset({"walk", "bicycle", "car", "bikeshare", "carshare"})
 MAX_LEGS = 40

@@ -39,9 +39,9 @@ from realtime.trips.protocol import (
 from realtime.trips.sessions import TripSession, hash_token
 from realtime.trips.wording import leg_note
 from routing.base import CityBase
+from routing.codec import ItineraryOut
 from routing.overlay import OverlayHolder, SharedStation, SharedSystem
 from routing.plan import PlanRequest, plan_trip
-from routing.codec import ItineraryOut
 
 SYSTEM_ID = "test-car"
 POA_CENTRE = (-30.0277, -51.2287)

@@ -13,6 +13,7 @@ import pytest
 
 from correspondance.geo import haversine_m
 from routing.base import CityBase
+from routing.codec import ItineraryOut, shown_duration_s
 from routing.plan import (
     Itinerary,
     Leg,
@@ -29,7 +30,6 @@ from routing.plan import (
     reboards_a_route_after_walking,
     rides_of,
 )
-from routing.codec import ItineraryOut, shown_duration_s
 
 POA_TZ = ZoneInfo("America/Sao_Paulo")
 

@@ -28,8 +28,8 @@ from correspondance.errors import InputError
 from correspondance.geo import haversine_m
 from correspondance.settings import REPO_ROOT
 from feeds.errors import FeedError
-from routing.errors import NoServiceError, UnknownStopError
 from routing.codec import compact_answer
+from routing.errors import NoServiceError, UnknownStopError
 from routing.gtfs_network import (
     CoordPoint,
     StopPoint,
