@@ -2,8 +2,14 @@
 
 ``snap_endpoints`` → ``access_options`` / ``egress_walk`` (street chains per mode) →
 ``transit_search`` (RAPTOR per access option) → ``direct_options`` (street-only trips) →
-``assemble`` (legs with names, times, geometry) → ``rank``. Each stage is a plain function.
-Every stage reads one :class:`~routing.overlay.LiveOverlay`, taken once per request.
+``assemble`` (legs with names, times, geometry) → ``rank``. Each stage is a plain function
+in its own module (:mod:`routing.plan_access`, :mod:`routing.plan_search`,
+:mod:`routing.plan_assemble`, :mod:`routing.plan_rank`); this module runs them
+(:func:`plan_trip`, :func:`solve`, arriving by a time, the next departures, paging) and
+re-exports them. Every stage reads one :class:`~routing.overlay.LiveOverlay`, taken once per
+request. :func:`answer` runs the same stages over the GTFS-only network of
+``correspondance plan`` (:mod:`routing.gtfs_network`). Both return the one itinerary model
+(:mod:`routing.itinerary`).
 """
 
 from __future__ import annotations
