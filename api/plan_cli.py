@@ -21,10 +21,11 @@ from correspondance.geo import WALK_SPEED_M_S
 from correspondance.settings import Settings
 
 if TYPE_CHECKING:
-    from routing.stop_query import Endpoint, ItineraryOut, StopQuery, TransitNetwork
+    from routing.gtfs_network import Endpoint, StopQuery, TransitNetwork
+    from routing.itinerary import Itinerary
 
 # The routing stack loads only when ``plan`` runs: every other subcommand (and the
-# CLI's start-up) stays fast. Kept equal to routing.stop_query's defaults by a test.
+# CLI's start-up) stays fast. Kept equal to routing.gtfs_network's defaults by a test.
 DEFAULT_WALK_SPEED_M_S = WALK_SPEED_M_S
 DEFAULT_MAX_TRANSFER_WALK_M = 400.0
 
@@ -154,7 +155,8 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _endpoint(point: str | None, stop: str | None, flag: str) -> Endpoint:
-    from routing.stop_query import StopPoint, parse_lat_lon
+    from routing.gtfs_network import StopPoint
+    from routing.plan_queries import parse_lat_lon
 
     if stop is not None:
         return StopPoint(stop)
@@ -164,7 +166,8 @@ def _endpoint(point: str | None, stop: str | None, flag: str) -> Endpoint:
 
 
 def _single_query(args: argparse.Namespace, network: TransitNetwork | None) -> StopQuery:
-    from routing.stop_query import StopQuery, check_endpoint, parse_depart
+    from routing.gtfs_network import StopQuery
+    from routing.plan_queries import check_endpoint, parse_depart
 
     origin = _endpoint(args.from_point, args.from_stop, "from")
     destination = _endpoint(args.to_point, args.to_stop, "to")
@@ -178,13 +181,13 @@ def _single_query(args: argparse.Namespace, network: TransitNetwork | None) -> S
     return StopQuery(origin, destination, when, arrive_by)
 
 
-def _summary(network: TransitNetwork, itineraries: list[ItineraryOut]) -> str:
+def _summary(itineraries: list[Itinerary]) -> str:
     if not itineraries:
         return "no itinerary"
-    from routing.stop_query import answer_json
+    from routing.codec import compact_answer
 
     lines = []
-    for it in answer_json(network, itineraries)["itineraries"]:
+    for it in compact_answer(itineraries)["itineraries"]:
         lines.append(f"{it['departure']} → {it['arrival']}  ({it['transfers']} transfer(s))")
         for leg in it["legs"]:
             via = f" {leg['route_short_name'] or leg['route_id']}" if leg["route_id"] else ""
@@ -212,13 +215,10 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     feeds.errors.FeedError
         A feed or extract that is missing, unreadable or invalid.
     """
-    from routing.stop_query import (
-        answer,
-        answer_json,
-        load_or_build_network,
-        parse_modes,
-        read_queries,
-    )
+    from routing.codec import compact_answer
+    from routing.gtfs_network import load_or_build_network
+    from routing.plan import answer
+    from routing.plan_queries import parse_modes, read_queries
 
     modes = parse_modes(args.modes)
     if args.queries is not None:
@@ -257,8 +257,8 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     for query in queries:
         itineraries = answer(network, query, modes)
         if args.json or args.queries is not None:
-            out.write(json.dumps(answer_json(network, itineraries), ensure_ascii=False) + "\n")
+            out.write(json.dumps(compact_answer(itineraries), ensure_ascii=False) + "\n")
         else:
-            out.write(_summary(network, itineraries) + "\n")
+            out.write(_summary(itineraries) + "\n")
         out.flush()
     return 0

@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from routing.wire import AlertOut, ItineraryOut, LegOut, LineString, PlaceOut, leg_alerts
+from routing.codec import AlertOut, ItineraryOut, LegOut, LineString, PlaceOut, leg_alerts
 
 __all__ = [
     "AlertOut",

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # also runnable as a script from benchmarks/run
     sys.path.insert(0, str(REPO))
 
-import routing.plan as plan_module  # noqa: E402
+import routing.plan_rank as plan_module  # noqa: E402
 from correspondance.cities import discover_cities  # noqa: E402
 from routing.base import load_or_build  # noqa: E402
 from routing.overlay import LiveOverlay, OverlayHolder  # noqa: E402

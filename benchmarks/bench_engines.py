@@ -49,9 +49,9 @@ def _plans(n_hit: int, n_miss: int) -> tuple[list[dict[str, Any]], list[dict[str
     """Distinct car itineraries through the centre (to be affected) and in the south."""
     from api.app import load_bases
     from correspondance.errors import CorrespondanceError
+    from routing.codec import ItineraryOut
     from routing.overlay import OverlayHolder
     from routing.plan import PlanRequest, plan_trip
-    from routing.wire import ItineraryOut
 
     bases, _ = load_bases(Settings(), [CITY])
     base = bases[CITY]

@@ -22,13 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # also runnable as a script from benchmarks/run
     sys.path.insert(0, str(REPO))
 
+from routing.gtfs_network import StopPoint, load_network, local_to_unix  # noqa: E402
+from routing.plan_access import access_times  # noqa: E402
 from routing.raptor import run_raptor  # noqa: E402
-from routing.stop_query import (  # noqa: E402
-    StopPoint,
-    access_times,
-    load_network,
-    local_to_unix,
-)
 from tests.routing.test_oracle_nyc import NYC_FEED, ConnectionOracle, _scan  # noqa: E402
 
 DAY = dt.date(2018, 7, 11)

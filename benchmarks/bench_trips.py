@@ -431,9 +431,9 @@ async def event_to_suggestion(n: int, affected: int) -> dict[str, float]:
     from api.app import load_bases
     from correspondance.errors import CorrespondanceError
     from correspondance.settings import Settings
+    from routing.codec import ItineraryOut
     from routing.overlay import OverlayHolder
     from routing.plan import PlanRequest, plan_trip
-    from routing.wire import ItineraryOut
 
     bases, _ = load_bases(Settings(), None)
     base = next(iter(bases.values()))

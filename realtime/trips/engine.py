@@ -78,10 +78,10 @@ from realtime.trips.wording import (
     suggestion_message,
 )
 from routing.base import CityBase
+from routing.codec import ItineraryOut
 from routing.overlay import LiveOverlay, OverlayHolder
 from routing.plan import Itinerary
 from routing.state import replan
-from routing.wire import ItineraryOut
 
 log = logging.getLogger("correspondance.trips")
 

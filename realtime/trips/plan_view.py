@@ -1,9 +1,11 @@
 """A live trip's plan: the itinerary a traveller follows, read back from its JSON form.
 
 ``POST /api/v1/trips`` receives one itinerary exactly as ``GET /api/v1/plan`` returned it.
-:func:`parse_plan` checks it against the city (known trips, systems and drive edges that
-follow each other; times in order; inside the city) and keeps what live tracking needs:
-times, places, the drive edges and stations and transit trips each leg depends on.
+:func:`parse_plan` decodes it with the one itinerary codec (:mod:`routing.codec`) into the
+routing model, checks it against the city (known trips, systems and drive edges that
+follow each other; times in order; inside the city), and gives views over the model's legs
+(:class:`PlanLeg`) with what live tracking needs: times, places, the drive edges and
+stations and transit trips each leg depends on.
 
 Everything here is pure: where a traveller is at a time (:func:`position_at`), what they
 hold (:func:`traveller_state`), and when the plan arrives under the current live overlay
@@ -15,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,11 +27,13 @@ from correspondance import bounds
 from correspondance.errors import InputError
 from realtime.trips.wording import Phrase, detail, leg_note
 from routing.base import CityBase
+from routing.codec import ItineraryOut
+from routing.itinerary import Itinerary, Leg
 from routing.overlay import LiveOverlay
 from routing.state import TravellerState
-from routing.wire import ItineraryOut
 
 STREET_MODES = frozenset({"walk", "bicycle", "car", "bikeshare", "carshare"})
+SHARED_MODES = frozenset({"bikeshare", "carshare"})
 MAX_LEGS = 40
 MAX_POINTS = 50_000
 MAX_DURATION = dt.timedelta(hours=16)
@@ -45,26 +50,92 @@ MAX_DELAY_S = 6 * 3600  # a planned delay beyond this is not believed (as realti
 
 @dataclass(frozen=True)
 class PlanLeg:
-    """One leg of a followed plan, with what live state it depends on."""
+    """One leg of a followed plan: a view over the routing :class:`~routing.itinerary.Leg`
+    the codec decoded, with what live state it depends on."""
 
-    mode: str
-    departure: dt.datetime
-    arrival: dt.datetime
-    origin: tuple[float, float]  # (lat, lon)
-    destination: tuple[float, float]
-    origin_name: str
-    destination_name: str
-    geometry: tuple[tuple[float, float], ...]  # (lon, lat)
-    trip_id: str | None = None
-    board_index: int | None = None
-    alight_index: int | None = None
-    system_id: str | None = None
-    pickup_station: str | None = None  # GBFS station id where the shared vehicle is taken
-    dropoff_station: str | None = None  # ...and left at this one
-    drive_edges: tuple[int, ...] = ()
+    leg: Leg
     # the live delay already in this transit leg's times when it was planned (its delay_s):
     # only a change from it makes the traveller later than the plan they were shown
     planned_delay_s: int = 0
+
+    @property
+    def mode(self) -> str:
+        """The leg's mode (a transit leg's is the route's: bus, subway...)."""
+        return self.leg.mode
+
+    @property
+    def departure(self) -> dt.datetime:
+        """When the leg starts, as planned."""
+        return self.leg.departure
+
+    @property
+    def arrival(self) -> dt.datetime:
+        """When the leg ends, as planned."""
+        return self.leg.arrival
+
+    @cached_property
+    def origin(self) -> tuple[float, float]:
+        """Where the leg starts (lat, lon)."""
+        return (self.leg.origin.lat, self.leg.origin.lon)
+
+    @cached_property
+    def destination(self) -> tuple[float, float]:
+        """Where the leg ends (lat, lon)."""
+        return (self.leg.destination.lat, self.leg.destination.lon)
+
+    @property
+    def origin_name(self) -> str:
+        """The name of where the leg starts."""
+        return self.leg.origin.name
+
+    @property
+    def destination_name(self) -> str:
+        """The name of where the leg ends."""
+        return self.leg.destination.name
+
+    @cached_property
+    def geometry(self) -> tuple[tuple[float, float], ...]:
+        """The leg's line, (lon, lat) points."""
+        return tuple(self.leg.geometry)
+
+    @property
+    def trip_id(self) -> str | None:
+        """The transit trip ridden, if any."""
+        return self.leg.trip_id
+
+    @property
+    def board_index(self) -> int | None:
+        """Transit: position of the boarding stop in the trip."""
+        return self.leg.board_index
+
+    @property
+    def alight_index(self) -> int | None:
+        """Transit: position of the alighting stop in the trip."""
+        return self.leg.alight_index
+
+    @property
+    def system_id(self) -> str | None:
+        """The shared-mobility system of a rented vehicle."""
+        return self.leg.system_id
+
+    @property
+    def drive_edges(self) -> tuple[int, ...]:
+        """Drive-network edges driven (car legs)."""
+        return self.leg.drive_edges
+
+    @cached_property
+    def pickup_station(self) -> str | None:
+        """GBFS station id where the shared vehicle is taken."""
+        if self.leg.mode not in SHARED_MODES:
+            return None
+        return _station_id(self.leg.system_id, self.leg.origin.station_id)
+
+    @cached_property
+    def dropoff_station(self) -> str | None:
+        """...and where it is left."""
+        if self.leg.mode not in SHARED_MODES:
+            return None
+        return _station_id(self.leg.system_id, self.leg.destination.station_id)
 
     @property
     def transit(self) -> bool:
@@ -74,8 +145,10 @@ class PlanLeg:
 
 @dataclass(frozen=True)
 class TripPlan:
-    """A plan being followed: its legs and the JSON the traveller was shown."""
+    """A plan being followed: the routing itinerary the codec decoded, a view of each of
+    its legs, and the JSON the traveller was shown."""
 
+    itinerary: Itinerary
     legs: tuple[PlanLeg, ...]
     json: dict[str, Any]
 
@@ -217,25 +290,7 @@ def parse_plan(base: CityBase, body: Any, overlay: LiveOverlay | None = None) ->
                 raise _fail(f"'{where}.drive_edges' do not follow each other along the streets")
         legs.append(
             PlanLeg(
-                mode=leg.mode,
-                departure=leg.departure,
-                arrival=leg.arrival,
-                origin=(leg.from_.lat, leg.from_.lon),
-                destination=(leg.to.lat, leg.to.lon),
-                origin_name=leg.from_.name,
-                destination_name=leg.to.name,
-                geometry=tuple((float(x), float(y)) for x, y in coords),
-                trip_id=leg.trip_id,
-                board_index=leg.board_index,
-                alight_index=leg.alight_index,
-                system_id=leg.system_id,
-                pickup_station=_station_id(leg.system_id, leg.from_.station_id)
-                if leg.mode in ("bikeshare", "carshare")
-                else None,
-                dropoff_station=_station_id(leg.system_id, leg.to.station_id)
-                if leg.mode in ("bikeshare", "carshare")
-                else None,
-                drive_edges=tuple(int(e) for e in leg.drive_edges),
+                leg.to_leg(),
                 planned_delay_s=max(-MAX_DELAY_S, min(MAX_DELAY_S, int(leg.delay_s or 0)))
                 if leg.trip_id is not None
                 else 0,
@@ -243,7 +298,8 @@ def parse_plan(base: CityBase, body: Any, overlay: LiveOverlay | None = None) ->
         )
     if legs[-1].arrival - legs[0].departure > MAX_DURATION:
         raise _fail("the itinerary lasts more than 16 hours", "itinerary.arrival")
-    return TripPlan(tuple(legs), parsed.model_dump(mode="json", by_alias=True))
+    itinerary = Itinerary(legs=[view.leg for view in legs], transfers=parsed.transfers)
+    return TripPlan(itinerary, tuple(legs), parsed.model_dump(mode="json", by_alias=True))
 
 
 # -- where the traveller is ------------------------------------------------------------------

@@ -28,9 +28,9 @@ from numpy.typing import NDArray
 
 from realtime.trips.plan_view import PlanLeg, TripPlan, leg_fraction
 from routing.chains import edges_geometry
+from routing.itinerary import Itinerary, Leg, Place
 from routing.kernels import dijkstra
 from routing.overlay import LiveOverlay
-from routing.plan import Itinerary, Leg, Place
 from routing.streets import StreetNetwork
 
 BYPASS_LIMIT_S = 3600.0  # a way around that takes longer than an hour is no repair

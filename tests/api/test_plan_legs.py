@@ -72,7 +72,7 @@ def test_transit_legs_carry_the_route_colours_of_the_feed(api_url: str) -> None:
 
 
 def test_gtfs_colours_are_six_hex_digits_or_none() -> None:
-    from routing.wire import _hex_colour
+    from routing.codec import _hex_colour
 
     assert _hex_colour("ff0000") == "FF0000"
     assert _hex_colour("#05d600") == "05D600"

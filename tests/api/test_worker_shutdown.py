@@ -24,9 +24,9 @@ from trip_helpers import CITY, DEMO_FROM, DEMO_TO, trip_settings
 from correspondance.store import RedisStateStore
 from realtime.trips.sessions import TripBook
 from routing.base import CityBase
+from routing.codec import ItineraryOut
 from routing.overlay import OverlayHolder
 from routing.plan import PlanRequest, plan_trip
-from routing.wire import ItineraryOut
 
 TRIPS = 1500
 PARTITIONS = 8

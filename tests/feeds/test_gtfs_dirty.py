@@ -14,7 +14,9 @@ import pytest
 from correspondance.errors import CorrespondanceError
 from correspondance.settings import REPO_ROOT
 from feeds.gtfs import check_feed, load_gtfs
-from routing.stop_query import StopPoint, StopQuery, answer, answer_json, load_network
+from routing.codec import compact_answer
+from routing.gtfs_network import StopPoint, StopQuery, load_network
+from routing.plan import answer
 
 CALTRAIN = REPO_ROOT / "tests" / "fixtures" / "gtfs" / "caltrain" / "caltrain_gtfs.zip"
 # Every GTFS zip the project ships, and those of the shared data folder when it is there;
@@ -150,7 +152,7 @@ TOLERATED: list[tuple[str, Callable[[Files], Files], set[tuple[str, str]]]] = [
 @pytest.fixture(scope="module")
 def clean_answer() -> dict[str, object]:
     network = load_network([CALTRAIN])
-    result = answer_json(network, answer(network, QUERY))
+    result = compact_answer(answer(network, QUERY))
     assert result["itineraries"], "the reference query has an answer"
     return result
 
@@ -173,7 +175,7 @@ def test_tolerated_faults_give_notices_and_the_same_answers(
     }
     assert got - clean == codes - clean, fault
     assert codes <= got
-    assert answer_json(network, answer(network, QUERY)) == clean_answer
+    assert compact_answer(answer(network, QUERY)) == clean_answer
 
 
 # (fault, mutation, the message that must name it)

@@ -38,9 +38,9 @@ from realtime.trips.sessions import (
     trip_key,
 )
 from routing.base import CityBase
+from routing.codec import ItineraryOut
 from routing.overlay import OverlayHolder, SharedStation, SharedSystem
 from routing.plan import PlanRequest, plan_trip
-from routing.wire import ItineraryOut
 
 pytestmark = pytest.mark.anyio
 

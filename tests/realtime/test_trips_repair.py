@@ -33,10 +33,10 @@ from realtime.trips.repair import (
 )
 from realtime.trips.sessions import TRIP_UPDATED, TripBook, TripSession
 from routing.base import CityBase
+from routing.codec import ItineraryOut
 from routing.kernels import dijkstra
 from routing.overlay import OverlayHolder, SharedStation, SharedSystem
 from routing.plan import PlanRequest, plan_trip
-from routing.wire import ItineraryOut
 
 pytestmark = pytest.mark.anyio
 

@@ -2,7 +2,7 @@
 projects under live state, the switch policy, the trip index, commands and client messages.
 
 Itineraries are real ones: ``routing.plan.plan_trip`` on the Porto Alegre base, turned into
-JSON by ``routing.wire.ItineraryOut`` exactly as ``GET /api/v1/plan`` sends them.
+JSON by ``routing.codec.ItineraryOut`` exactly as ``GET /api/v1/plan`` sends them.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from realtime.trips.protocol import (
 from realtime.trips.sessions import TripSession, hash_token
 from realtime.trips.wording import leg_note
 from routing.base import CityBase
+from routing.codec import ItineraryOut
 from routing.overlay import OverlayHolder, SharedStation, SharedSystem
 from routing.plan import PlanRequest, plan_trip
-from routing.wire import ItineraryOut
 
 SYSTEM_ID = "test-car"
 POA_CENTRE = (-30.0277, -51.2287)

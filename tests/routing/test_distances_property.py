@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from correspondance.geo import haversine_m
 from routing.base import CityBase
+from routing.codec import ItineraryOut
 from routing.errors import NoStreetNearbyError
 from routing.plan import Leg, PlanRequest, plan_trip
 from routing.transit_geometry import line_metres
-from routing.wire import ItineraryOut
 
 POA_TZ = ZoneInfo("America/Sao_Paulo")
 # the centre of Porto Alegre, where the EPTC sample's buses and the OSM extract overlap

@@ -13,6 +13,7 @@ import pytest
 
 from correspondance.geo import haversine_m
 from routing.base import CityBase
+from routing.codec import ItineraryOut, shown_duration_s
 from routing.plan import (
     Itinerary,
     Leg,
@@ -29,7 +30,6 @@ from routing.plan import (
     reboards_a_route_after_walking,
     rides_of,
 )
-from routing.wire import ItineraryOut, shown_duration_s
 
 POA_TZ = ZoneInfo("America/Sao_Paulo")
 
@@ -259,7 +259,7 @@ def test_real_one_minute_hops_are_found_then_filtered(
     assert not any(pointless_short_ride(it) for it in plan)
     check_filter_properties(plan)
     # without the rule, the same search offers them
-    import routing.plan as plan_module
+    import routing.plan_rank as plan_module
 
     monkeypatch.setattr(plan_module, "filter_pointless_short_rides", lambda its, _w=1.3: its)
     assert any(pointless_short_ride(it) for it in plan_trip(poa_base, request))

@@ -1,6 +1,6 @@
 """``correspondance plan`` from GTFS files: Porto Alegre (2019) and Caltrain (2009 feed).
 
-Most cases call :mod:`routing.stop_query` in-process; a handful run the real command in
+Most cases call :func:`routing.plan.answer` in-process; a handful run the real command in
 a subprocess (each start costs seconds, so several queries share one ``--queries`` run).
 Earliest arrivals are checked against the Connection Scan oracle of test_oracle_nyc.
 """
@@ -28,17 +28,19 @@ from correspondance.errors import InputError
 from correspondance.geo import haversine_m
 from correspondance.settings import REPO_ROOT
 from feeds.errors import FeedError
+from routing.codec import compact_answer
 from routing.errors import NoServiceError, UnknownStopError
-from routing.stop_query import (
+from routing.gtfs_network import (
     CoordPoint,
     StopPoint,
     StopQuery,
     TransitNetwork,
-    answer,
-    answer_json,
-    check_endpoint,
     load_network,
     local_to_unix,
+)
+from routing.plan import answer
+from routing.plan_queries import (
+    check_endpoint,
     parse_depart,
     parse_lat_lon,
     parse_modes,
@@ -53,6 +55,11 @@ CALTRAIN = Path(__file__).parents[1] / "fixtures" / "gtfs" / "caltrain" / "caltr
 POA_DAY = dt.date(2019, 5, 15)
 CALTRAIN_DAY = dt.date(2010, 3, 10)  # a Wednesday of the 2009-08-31 timetable
 ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$"
+
+
+def unix(when: dt.datetime) -> int:
+    """An itinerary time (aware) in unix seconds, as the oracle gives them."""
+    return int(when.timestamp())
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +136,12 @@ def check_shape(result: dict[str, Any], origin: str | None, destination: str | N
 def test_poa_itineraries_chain_and_match_the_oracle(poa: TransitNetwork) -> None:
     query = StopQuery(StopPoint("4160"), StopPoint("1791"), dt.datetime(2019, 5, 15, 13, 0))
     itineraries = answer(poa, query)
-    result = answer_json(poa, itineraries)
+    result = compact_answer(itineraries)
     check_shape(result, "4160", "1791")
     assert [i["transfers"] for i in result["itineraries"]] == [2, 1]  # Pareto: faster, more changes
     assert result["itineraries"][0]["departure"].endswith("-03:00")
     oracle = ConnectionOracle.build(poa.timetable.transit, POA_DAY)
-    assert itineraries[0].arrival == true_earliest(oracle, poa, query)
+    assert unix(itineraries[0].arrival) == true_earliest(oracle, poa, query)
 
 
 def test_poa_random_pairs_match_the_oracle(poa: TransitNetwork) -> None:
@@ -148,7 +155,7 @@ def test_poa_random_pairs_match_the_oracle(poa: TransitNetwork) -> None:
         query = StopQuery(StopPoint(a), StopPoint(b), depart)
         got = answer(poa, query)
         expected = true_earliest(oracle, poa, query)
-        assert (got[0].arrival if got else None) == expected, (a, b, depart)
+        assert (unix(got[0].arrival) if got else None) == expected, (a, b, depart)
         reached += expected is not None
     assert reached >= 15
 
@@ -164,8 +171,8 @@ def test_caltrain_after_midnight_and_daytime_match_the_oracle(caltrain: TransitN
     for a, b, depart in cases:
         query = StopQuery(StopPoint(a), StopPoint(b), depart)
         got = answer(caltrain, query)
-        check_shape(answer_json(caltrain, got), a, b)
-        assert got[0].arrival == true_earliest(oracle, caltrain, query), (a, b)
+        check_shape(compact_answer(got), a, b)
+        assert unix(got[0].arrival) == true_earliest(oracle, caltrain, query), (a, b)
     late = answer(
         caltrain,
         StopQuery(
@@ -175,7 +182,7 @@ def test_caltrain_after_midnight_and_daytime_match_the_oracle(caltrain: TransitN
         ),
     )
     # the last train of Wednesday leaves after 23:55 and reaches San Jose after midnight
-    arrival = dt.datetime.fromtimestamp(late[0].arrival, caltrain.zone)
+    arrival = dt.datetime.fromtimestamp(unix(late[0].arrival), caltrain.zone)
     assert (
         dt.datetime(2010, 3, 11, 0, 0) < arrival.replace(tzinfo=None) < dt.datetime(2010, 3, 11, 3)
     )
@@ -219,15 +226,15 @@ def test_forbidden_pickup_is_never_boarded(caltrain: TransitNetwork, tmp_path: P
     after = answer(network, query)
     assert after, "a later train still runs"
     assert all(leg.trip_id != first_trip for it in after for leg in it.legs)
-    assert after[0].arrival > before.arrival
+    assert unix(after[0].arrival) > unix(before.arrival)
     oracle = ConnectionOracle.build(network.timetable.transit, CALTRAIN_DAY)
-    assert after[0].arrival == true_earliest(oracle, network, query)
+    assert unix(after[0].arrival) == true_earliest(oracle, network, query)
 
 
 def test_same_stop_is_a_zero_length_itinerary(caltrain: TransitNetwork) -> None:
     depart = dt.datetime(2010, 3, 10, 9, 30)
     query = StopQuery(StopPoint("Palo Alto Caltrain"), StopPoint("Palo Alto Caltrain"), depart)
-    result = answer_json(caltrain, answer(caltrain, query))
+    result = compact_answer(answer(caltrain, query))
     assert result == {
         "itineraries": [
             {
@@ -260,8 +267,8 @@ def test_coordinates_walk_to_stops_within_reach(caltrain: TransitNetwork) -> Non
     assert walk.destination.stop_id == "Palo Alto Caltrain"
     metres = float(haversine_m(37.4440, -122.1650, walk.destination.lat, walk.destination.lon))
     assert 100 < metres < 150
-    assert walk.arrival - walk.departure == math.ceil(metres / 1.3)
-    assert walk.arrival == ride.departure
+    assert unix(walk.arrival) - unix(walk.departure) == math.ceil(metres / 1.3)
+    assert unix(walk.arrival) == unix(ride.departure)
     far = StopQuery(
         CoordPoint(37.0, -121.0), StopPoint("San Francisco Caltrain"), dt.datetime(2010, 3, 10, 8)
     )
@@ -327,7 +334,7 @@ def test_cli_plans_between_two_porto_alegre_stops(poa: TransitNetwork) -> None:
     result = json.loads(done.stdout)
     check_shape(result, "4160", "1791")
     query = StopQuery(StopPoint("4160"), StopPoint("1791"), dt.datetime(2019, 5, 15, 13))
-    assert result == answer_json(poa, answer(poa, query))
+    assert result == compact_answer(answer(poa, query))
 
 
 def test_cli_queries_file_answers_in_input_order(
@@ -349,7 +356,7 @@ def test_cli_queries_file_answers_in_input_order(
     assert len(lines) == len(rows)
     for line, (a, b, t) in zip(lines, rows, strict=True):
         expected = answer(caltrain, StopQuery(StopPoint(a), StopPoint(b), parse_depart(t)))
-        assert json.loads(line) == answer_json(caltrain, expected)
+        assert json.loads(line) == compact_answer(expected)
     assert json.loads(lines[1])["itineraries"][0]["legs"] == []
 
 
@@ -421,7 +428,7 @@ def test_cli_unreadable_feed_exits_2(tmp_path: Path) -> None:
 
 def test_cli_defaults_match_the_engine() -> None:
     import api.plan_cli as cli
-    import routing.stop_query as engine
+    import routing.gtfs_network as engine
 
     assert cli.DEFAULT_WALK_SPEED_M_S == engine.DEFAULT_WALK_SPEED_M_S
     assert cli.DEFAULT_MAX_TRANSFER_WALK_M == engine.DEFAULT_MAX_TRANSFER_WALK_M
@@ -464,7 +471,7 @@ def test_cli_takes_southern_and_western_coordinates_as_written(
     query = StopQuery(
         CoordPoint(-30.0277, -51.2287), CoordPoint(-30.0346, -51.2177), dt.datetime(2019, 5, 15, 13)
     )
-    assert got == answer_json(poa, answer(poa, query))
+    assert got == compact_answer(answer(poa, query))
     assert got["itineraries"], "the two points are served"
 
 
@@ -561,16 +568,16 @@ def test_arrive_by_gives_the_latest_departures_that_make_it(caltrain: TransitNet
     got = answer(caltrain, StopQuery(a, b, deadline, arrive_by=True), frozenset({"transit"}))
     assert got
     deadline_unix = local_to_unix(caltrain, deadline)
-    assert all(it.arrival <= deadline_unix for it in got)
-    latest = got[0].departure
-    assert latest == max(it.departure for it in got)
+    assert all(unix(it.arrival) <= deadline_unix for it in got)
+    latest = unix(got[0].departure)
+    assert latest == max(unix(it.departure) for it in got)
     leave = dt.datetime.fromtimestamp(latest, caltrain.zone).replace(tzinfo=None)
     on_time = answer(caltrain, StopQuery(a, b, leave), frozenset({"transit"}))
-    assert on_time[0].arrival <= deadline_unix
+    assert unix(on_time[0].arrival) <= deadline_unix
     late = answer(
         caltrain, StopQuery(a, b, leave + dt.timedelta(minutes=1)), frozenset({"transit"})
     )
-    assert not late or late[0].arrival > deadline_unix
+    assert not late or unix(late[0].arrival) > deadline_unix
 
 
 def test_cli_arrive_and_depart_exclude_one_another(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,19 +1,26 @@
-"""The JSON form of itineraries: what ``GET /api/v1/plan`` returns, and what a live trip
-(``POST /api/v1/trips`` and its websocket messages) reads and sends back.
+"""The one JSON codec of the itinerary model (:mod:`routing.itinerary`).
 
-It lives with routing so that both the API and the live-trip engine in ``realtime`` share
-one definition (nothing imports ``api``).
+Encoding: :meth:`ItineraryOut.of` turns an :class:`~routing.itinerary.Itinerary` and the
+live overlay it was planned on into its JSON form (live delays, alerts, the shown-clock
+``duration_s`` of :func:`shown_duration_s`); :func:`compact_json` is the short form the
+GTFS-only ``plan`` command prints. Decoding: :meth:`ItineraryOut.model_validate` checks a
+JSON object (hostile input included) and :meth:`ItineraryOut.to_itinerary` gives the
+model back, which is how live trips read the itinerary a traveller follows.
+
+The pydantic models are the schema of that JSON, nothing more: the API serves them (and
+documents them in its OpenAPI document) and the live-trip engine reads them, so they live
+in routing, below both, and know nothing of HTTP.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from routing.itinerary import Itinerary, Leg, Place
 from routing.overlay import LiveOverlay
-from routing.plan import Itinerary, Leg, Place
 
 
 class PlaceOut(BaseModel):
@@ -35,6 +42,10 @@ class PlaceOut(BaseModel):
             stop_id=place.stop_id,
             station_id=place.station_id,
         )
+
+    def to_place(self) -> Place:
+        """Back to a routing Place."""
+        return Place(self.name, self.lat, self.lon, self.stop_id, self.station_id)
 
 
 class LineString(BaseModel):
@@ -201,6 +212,33 @@ class LegOut(BaseModel):
             }
         )
 
+    def to_leg(self) -> Leg:
+        """Back to a routing Leg (times as sent: the live delay already in them)."""
+        return Leg(
+            mode=self.mode,
+            origin=self.from_.to_place(),
+            destination=self.to.to_place(),
+            departure=self.departure,
+            arrival=self.arrival,
+            distance_m=self.distance_m,
+            geometry=[(float(x), float(y)) for x, y in self.geometry.coordinates],
+            route_id=self.route_id,
+            route_short_name=self.route_short_name,
+            route_long_name=self.route_long_name,
+            route_color=self.route_color,
+            route_text_color=self.route_text_color,
+            trip_id=self.trip_id,
+            headsign=self.headsign,
+            direction=self.direction,
+            agency_name=self.agency_name,
+            intermediate_stops=self.intermediate_stops,
+            system_id=self.system_id,
+            simulated=self.simulated,
+            board_index=self.board_index,
+            alight_index=self.alight_index,
+            drive_edges=tuple(int(e) for e in self.drive_edges),
+        )
+
 
 def shown_duration_s(departure: dt.datetime, arrival: dt.datetime) -> int:
     """Seconds between the clock times a traveller is shown (``HH:MM``, seconds dropped).
@@ -242,3 +280,58 @@ class ItineraryOut(BaseModel):
             walk_m=round(it.walk_metres, 1),
             legs=[LegOut.of(leg, overlay) for leg in it.legs],
         )
+
+    def to_itinerary(self) -> Itinerary:
+        """Back to a routing Itinerary."""
+        return Itinerary(legs=[leg.to_leg() for leg in self.legs], transfers=self.transfers)
+
+
+def itinerary_json(it: Itinerary, overlay: LiveOverlay | None = None) -> dict[str, Any]:
+    """An itinerary as the API's JSON object (what ``ItineraryOut.of`` serializes to)."""
+    return ItineraryOut.of(it, overlay).model_dump(mode="json", by_alias=True)
+
+
+def decode_itinerary(data: Any) -> Itinerary:
+    """The routing Itinerary of a JSON object in the API's form.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        If ``data`` is not such an object.
+    """
+    return ItineraryOut.model_validate(data).to_itinerary()
+
+
+def _compact_place(place: Place) -> dict[str, Any]:
+    return {"stop_id": place.stop_id, "name": place.name, "lat": place.lat, "lon": place.lon}
+
+
+def compact_json(it: Itinerary) -> dict[str, Any]:
+    """The short JSON form the GTFS-only ``plan`` command prints: ISO 8601 times with the
+    agency's offset, the exact ``duration_s`` (not the shown clocks') and per leg only the
+    places, times and trip."""
+    return {
+        "departure": it.departure.isoformat(),
+        "arrival": it.arrival.isoformat(),
+        "duration_s": round(it.arrival.timestamp() - it.departure.timestamp()),
+        "transfers": it.transfers,
+        "legs": [
+            {
+                "mode": leg.mode,
+                "from": _compact_place(leg.origin),
+                "to": _compact_place(leg.destination),
+                "departure": leg.departure.isoformat(),
+                "arrival": leg.arrival.isoformat(),
+                "route_id": leg.route_id,
+                "trip_id": leg.trip_id,
+                "route_short_name": leg.route_short_name,
+                "headsign": leg.headsign,
+            }
+            for leg in it.legs
+        ],
+    }
+
+
+def compact_answer(itineraries: list[Itinerary]) -> dict[str, Any]:
+    """``{"itineraries": [...]}`` of :func:`compact_json` for one ``plan`` query."""
+    return {"itineraries": [compact_json(it) for it in itineraries]}
