@@ -39,7 +39,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from correspondance.errors import CorrespondanceError
 from correspondance.store import StateStore
-from correspondance.store.base import utc_now
+from correspondance.store.events import utc_now
 
 if TYPE_CHECKING:  # the CLI manages accounts without loading the routing stack
     pass

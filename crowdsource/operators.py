@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from correspondance.errors import CorrespondanceError, InputError
 from correspondance.store import StateStore
-from correspondance.store.base import utc_now
+from correspondance.store.events import utc_now
 from crowdsource.audit import AuditLog
 from routing.errors import OutsideCityError
 

@@ -1,0 +1,64 @@
+"""The pickle cache of built things (a city's base, its place index) under ``var/cache``.
+
+A cached file is trusted only if it unpickles to the expected type: a stale, truncated or
+foreign one is rebuilt, never used. Writes are atomic (a temporary file replaced in one
+step), and the files of older inputs beside it are removed.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# what unpickling a stale cache raises: a truncated file, classes renamed or reshaped since
+_STALE = (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError)
+
+
+def load_pickle(path: Path, kind: type[T]) -> T | None:
+    """The object cached at ``path`` if it is a ``kind``; ``None`` if missing or stale.
+
+    Parameters
+    ----------
+    path : Path
+        The cache file.
+    kind : type
+        What it must hold.
+
+    Returns
+    -------
+    object or None
+        The cached object.
+    """
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as handle:
+            value = pickle.load(handle)
+    except _STALE:
+        return None
+    return value if isinstance(value, kind) else None
+
+
+def save_pickle(path: Path, value: object, stale: str) -> None:
+    """Cache ``value`` at ``path`` atomically, and remove the older files beside it.
+
+    Parameters
+    ----------
+    path : Path
+        The cache file (its folder is created).
+    value : object
+        What to cache.
+    stale : str
+        Glob, in ``path``'s folder, of the files it replaces (other inputs' caches).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as handle:
+        pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)  # atomic: a crash mid-write never leaves a half cache
+    for old in path.parent.glob(stale):
+        if old != path:
+            old.unlink(missing_ok=True)
