@@ -17,7 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from correspondance.cities import CityConfig
-from feeds.gtfs import FeedNotice, load_gtfs
+from feeds.gtfs import load_gtfs
+from feeds.gtfs_checks import FeedNotice
 from feeds.osm import STREET_MODES, load_street_graphs
 from feeds.osm_buslanes import load_bus_lanes
 from feeds.osm_pois import Parkings, load_parkings
@@ -61,7 +62,7 @@ class CityBase:
     build_seconds: float
     parkings: Parkings
     warnings: tuple[str, ...] = ()
-    # faults of the GTFS feeds that reading repaired (``feeds.gtfs.tidy_feed``)
+    # faults of the GTFS feeds that reading repaired (``feeds.gtfs_checks.tidy_feed``)
     notices: tuple[FeedNotice, ...] = ()
     # street-running transit matched to drive edges (``routing.transit_streets``)
     transit_streets: TransitStreets | None = None
