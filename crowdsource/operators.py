@@ -5,8 +5,8 @@ sessions are :mod:`crowdsource.accounts`).
 
 :class:`OperatorDecisions` records confirmations, dismissals and declared incidents (the
 incident half is :class:`crowdsource.incidents.IncidentDesk`; the checks both share are
-:mod:`crowdsource.drive_edges`) under the ``ops:<city>:...`` keys documented in ``crowdsource/README.md`` and publishes one event
-per decision. It does not fuse anything: the fusion engine reads those keys
+:mod:`crowdsource.drive_edges`) under the ``ops:<city>:...`` keys documented in
+``crowdsource/README.md``, and publishes one event per decision. It does not fuse anything: the fusion engine reads those keys
 (:mod:`crowdsource.decisions`).
 """
 
@@ -166,30 +166,8 @@ class OperatorDecisions(IncidentDesk):
     ) -> EdgeDecision:
         """Dismiss congestion reports on a drive edge (replacing any confirmation of it).
 
-        Publishes ``congestion.dismissed`` with ``edges`` and ``expires_at``.
-
-        Parameters
-        ----------
-        base : CityBase
-            The city.
-        edge : int
-            Drive edge id.
-        operator : str
-            Who dismisses.
-        expires_in_s : int, default 1 h
-            Lifetime, 60 s to 7 days.
-
-        Returns
-        -------
-        EdgeDecision
-            What was stored.
-
-        Raises
-        ------
-        UnknownEdgeError
-            If the drive network has no such edge.
-        InputError
-            If ``expires_in_s`` is out of range.
+        Publishes ``congestion.dismissed`` with ``edges`` and ``expires_at``. Parameters,
+        result and errors as :meth:`confirm_edge` (no ``level``).
         """
         return await self._decide(base, edge, "dismiss", operator, None, expires_in_s)
 

@@ -11,7 +11,7 @@ import hashlib
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 Resolver = Callable[[str], tuple[bytes, str] | None]
 """Request path (without query) → (body, content type), or ``None`` for a 404."""
@@ -65,9 +65,10 @@ class FeedServer:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def serve(self) -> None:
-        """Start serving in the background thread."""
+    def start(self) -> Self:
+        """Start serving in the background thread (returns self)."""
         self._thread.start()
+        return self
 
     def stop(self) -> None:
         """Stop serving and free the port."""

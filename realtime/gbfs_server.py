@@ -29,11 +29,6 @@ class GbfsServer(FeedServer):
         """URL of the served ``gbfs.json``."""
         return f"{self.base_url}/gbfs.json"
 
-    def start(self) -> GbfsServer:
-        """Start serving (returns self)."""
-        self.serve()
-        return self
-
 
 def discovery(base_url: str, names: list[str], ttl: int, last_updated: int) -> dict[str, Any]:
     """A GBFS 2.3 ``gbfs.json`` listing ``names`` under ``base_url``."""

@@ -366,8 +366,3 @@ class GtfsRtServer(FeedServer):
     def url(self) -> str:
         """``http://127.0.0.1:PORT/gtfs-rt.pb``."""
         return f"{self.base_url}{FEED_PATH}"
-
-    def start(self) -> GtfsRtServer:
-        """Start serving (returns self)."""
-        self.serve()
-        return self

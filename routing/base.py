@@ -22,7 +22,7 @@ from feeds.gtfs_checks import FeedNotice
 from feeds.osm import STREET_MODES, load_street_graphs
 from feeds.osm_buslanes import load_bus_lanes
 from feeds.osm_pois import Parkings, load_parkings
-from routing.cache import load_pickle, save_pickle
+from routing.cache import load_or_build_pickle
 from routing.errors import BuildError, NoStreetNearbyError
 from routing.kernels import bounded_many_to_many
 from routing.raptor import Footpaths
@@ -267,14 +267,15 @@ def load_or_build(
     (CityBase, bool)
         The base and whether it came from the cache.
     """
-    path = cache_path(cache_dir, city)
-    cached = None if rebuild else load_pickle(path, CityBase)
-    if cached is not None:
-        # the hash leaves live feeds out, so the cached config may name other ones:
-        # the config read now is the one that holds (a new GTFS-RT feed is served)
-        if cached.city != city:
-            cached = dataclasses.replace(cached, city=city)
-        return cached, True
-    base = build_city(city, max_transfer_walk_m, progress)
-    save_pickle(path, base, "base-*.pickle")
-    return base, False
+    base, cached = load_or_build_pickle(
+        cache_path(cache_dir, city),
+        CityBase,
+        lambda: build_city(city, max_transfer_walk_m, progress),
+        "base-*.pickle",
+        rebuild,
+    )
+    # the hash leaves live feeds out, so the cached config may name other ones:
+    # the config read now is the one that holds (a new GTFS-RT feed is served)
+    if cached and base.city != city:
+        base = dataclasses.replace(base, city=city)
+    return base, cached

@@ -8,6 +8,7 @@ step), and the files of older inputs beside it are removed.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -62,3 +63,34 @@ def save_pickle(path: Path, value: object, stale: str) -> None:
     for old in path.parent.glob(stale):
         if old != path:
             old.unlink(missing_ok=True)
+
+
+def load_or_build_pickle(
+    path: Path, kind: type[T], build: Callable[[], T], stale: str, rebuild: bool = False
+) -> tuple[T, bool]:
+    """The ``kind`` cached at ``path``, or ``build()`` cached there now.
+
+    Parameters
+    ----------
+    path : Path
+        The cache file.
+    kind : type
+        What it must hold.
+    build : callable
+        Makes the value when the cache is missing, stale or ``rebuild`` is asked.
+    stale : str
+        Glob of the older files it replaces (:func:`save_pickle`).
+    rebuild : bool, default False
+        Build even if the cache is good.
+
+    Returns
+    -------
+    (object, bool)
+        The value and whether it came from the cache.
+    """
+    cached = None if rebuild else load_pickle(path, kind)
+    if cached is not None:
+        return cached, True
+    value = build()
+    save_pickle(path, value, stale)
+    return value, False

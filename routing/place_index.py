@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 
 from feeds.osm_places import OsmPlace, OsmPlaces, load_osm_places
 from routing.base import CityBase, input_hash
-from routing.cache import load_pickle, save_pickle
+from routing.cache import load_or_build_pickle
 from routing.places import (
     ABBREVIATIONS,
     KINDS,
@@ -281,15 +281,15 @@ def load_or_build_places(
     (PlaceIndex, bool)
         The index and whether it came from the cache.
     """
-    path = places_cache_path(cache_dir, base)
-    cached = None if rebuild else load_pickle(path, PlaceIndex)
-    if cached is not None:
-        warm(cached)
-        return cached, True
-    index = build_place_index(base)
-    save_pickle(path, index, "places-*.pickle")
+    index, cached = load_or_build_pickle(
+        places_cache_path(cache_dir, base),
+        PlaceIndex,
+        lambda: build_place_index(base),
+        "places-*.pickle",
+        rebuild,
+    )
     warm(index)
-    return index, False
+    return index, cached
 
 
 def warm(index: PlaceIndex) -> None:

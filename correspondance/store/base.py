@@ -23,18 +23,8 @@ from correspondance.store.scripts import ScriptArg, ScriptResult, StoreScript
 
 
 def check_ttl(ttl_s: float) -> None:
-    """Refuse non-positive TTLs, which Redis rejects and which would mean "already expired".
-
-    Parameters
-    ----------
-    ttl_s : float
-        Time to live in seconds.
-
-    Raises
-    ------
-    ValueError
-        If ``ttl_s`` is not strictly positive.
-    """
+    """Raise ``ValueError`` for a TTL that is not strictly positive: Redis rejects one, and
+    it would mean "already expired"."""
     if not ttl_s > 0:
         raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
 

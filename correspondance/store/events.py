@@ -100,18 +100,8 @@ def encode_payload(payload: dict[str, Any]) -> str:
 
 
 def check_seq(after_seq: int) -> None:
-    """Refuse negative sequence numbers (seq starts at 1; 0 means "from the beginning").
-
-    Parameters
-    ----------
-    after_seq : int
-        The sequence number to check.
-
-    Raises
-    ------
-    ValueError
-        If it is negative.
-    """
+    """Raise ``ValueError`` for a negative sequence number (seqs start at 1; 0 means "from
+    the beginning")."""
     if after_seq < 0:
         raise ValueError(f"after_seq must be >= 0, got {after_seq}")
 

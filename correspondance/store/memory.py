@@ -310,20 +310,8 @@ class MemoryStateStore(StateStore):
         return _MemorySubscription(self, after_seq, self._subscriber_queue_size)
 
     def history_after(self, after_seq: int, limit: int) -> list[Event]:
-        """Return up to ``limit`` kept events after ``after_seq`` (no checks; internal use).
-
-        Parameters
-        ----------
-        after_seq : int
-            Seq to start after.
-        limit : int
-            Maximum number of events.
-
-        Returns
-        -------
-        list of Event
-            Consecutive events.
-        """
+        """Up to ``limit`` consecutive kept events after ``after_seq`` (no checks; for the
+        subscriptions catching up)."""
         if not self._history:
             return []
         # Seqs in the history are consecutive, so the position is arithmetic, no search.

@@ -159,19 +159,19 @@ class RedisStateStore(StateStore):
         self.cluster = scheme in CLUSTER_SCHEMES
         # untagged keys of a cluster share the namespace's slot (see the module docstring)
         self._tag = "{" + (prefix.replace("{", "").replace("}", "") or "ns") + "}"
+        options: dict[str, Any] = {
+            "max_connections": max_connections,
+            "protocol": 2,
+            "decode_responses": False,
+            "socket_timeout": socket_timeout_s,
+            "socket_connect_timeout": connect_timeout_s,
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), retries),
+        }
         self._client: Redis
         if self.cluster:
             cluster = cast(
                 _GatedCluster,
-                _GatedCluster.from_url(
-                    f"{CLUSTER_SCHEMES[scheme]}://{rest}",
-                    max_connections=max_connections,
-                    protocol=2,
-                    decode_responses=False,
-                    socket_timeout=socket_timeout_s,
-                    socket_connect_timeout=connect_timeout_s,
-                    retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries),
-                ),
+                _GatedCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}", **options),
             )
             # RedisCluster fails a call beyond max_connections to a node; as the blocking
             # pool does on one Redis, calls beyond that many wait for a turn instead
@@ -183,16 +183,7 @@ class RedisStateStore(StateStore):
             # waits for a free connection (up to socket_timeout_s) instead of failing or
             # opening thousands of sockets. Each open subscription holds one connection
             # while it blocks.
-            pool = BlockingConnectionPool.from_url(
-                url,
-                max_connections=max_connections,
-                timeout=socket_timeout_s,
-                protocol=2,
-                decode_responses=False,
-                socket_timeout=socket_timeout_s,
-                socket_connect_timeout=connect_timeout_s,
-                retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries),
-            )
+            pool = BlockingConnectionPool.from_url(url, timeout=socket_timeout_s, **options)
             self._client = Redis.from_pool(pool)
         self._incr = self._register(redis_lua.INCR)
         self._acquire = self._register(redis_lua.ACQUIRE_LOCK)
