@@ -6,8 +6,8 @@ sessions are :mod:`crowdsource.accounts`).
 :class:`OperatorDecisions` records confirmations, dismissals and declared incidents (the
 incident half is :class:`crowdsource.incidents.IncidentDesk`; the checks both share are
 :mod:`crowdsource.drive_edges`) under the ``ops:<city>:...`` keys documented in
-``crowdsource/README.md``, and publishes one event per decision. It does not fuse anything: the fusion engine reads those keys
-(:mod:`crowdsource.decisions`).
+``crowdsource/README.md``, and publishes one event per decision. It does not fuse anything:
+the fusion engine reads those keys (:mod:`crowdsource.decisions`).
 """
 
 from __future__ import annotations
