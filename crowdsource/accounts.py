@@ -549,18 +549,8 @@ class OperatorAccounts(ABC):
         )
 
     async def resolve(self, token: str) -> str | None:
-        """Return the operator a token belongs to, or ``None`` if it is not valid now.
-
-        Parameters
-        ----------
-        token : str
-            A bearer token as presented.
-
-        Returns
-        -------
-        str or None
-            The username.
-        """
+        """Return the operator a token belongs to (the username of :meth:`find_session`), or
+        ``None`` if it is not valid now."""
         session = await self.find_session(token)
         if session is None:
             return None

@@ -5,11 +5,12 @@ and the replay of a journey's legs under the rules."""
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import numpy as np
 from test_raptor import make_transit
 
-from routing.base import make_footpaths
+from routing.base import CityBase, make_footpaths
 from routing.raptor import FootLeg, Footpaths, RideLeg, TransitJourney
 from routing.timetable import BaseTimetable, DayTimetable, build_base_timetable
 
@@ -31,6 +32,16 @@ def build(
     fb = np.array([idx[b] for _, b, _ in walk], np.int64)
     fm = np.array([m for _, _, m in walk], float)
     return base, day, idx, make_footpaths(base, fa, fb, fm, 1.0)
+
+
+def poa_day(
+    base: CityBase, seed: int
+) -> tuple[BaseTimetable, DayTimetable, Footpaths, np.ndarray, random.Random]:
+    """Porto Alegre on :data:`DAY`: (timetable, day, footpaths at 1.3 m/s, the stops some
+    pattern serves, a generator seeded with ``seed`` to draw queries)."""
+    tt = base.timetable
+    day = tt.day(DAY)
+    return tt, day, base.footpaths(1.3), np.unique(day.pat_stops), random.Random(seed)
 
 
 class Rides:

@@ -5,7 +5,6 @@ journey on random small timetables (hypothesis), and on Porto Alegre against for
 from __future__ import annotations
 
 import datetime as dt
-import random
 from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from raptor_oracle import DAY, Rides, Trips, Walks, build, replay
+from raptor_oracle import Rides, Trips, Walks, build, poa_day, replay
 from test_itineraries import random_poa_requests
 
 from routing.base import CityBase
@@ -287,11 +286,7 @@ def test_mc_arrive_by_latest_departure_per_rides_matches_raptor(case, data) -> N
 def test_porto_alegre_arrive_by_agrees_with_forward_raptor(poa_base: CityBase) -> None:
     """Leaving at the latest departure found arrives by the deadline, and leaving a second
     later does not (forward RAPTOR, with the same rides), on random stop pairs."""
-    tt = poa_base.timetable
-    day = tt.day(DAY)
-    fp = poa_base.footpaths(1.3)
-    served = np.unique(day.pat_stops)
-    rng = random.Random(20190517)
+    tt, day, fp, served, rng = poa_day(poa_base, 20190517)
     checked = 0
     for _ in range(40):
         src, dst = (int(x) for x in rng.sample(list(served), 2))

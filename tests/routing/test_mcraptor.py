@@ -6,9 +6,8 @@ from __future__ import annotations
 import random
 from functools import cache
 
-import numpy as np
 import pytest
-from raptor_oracle import DAY, Rides, Trips, Vec, Walks, build, replay
+from raptor_oracle import Rides, Trips, Vec, Walks, build, poa_day, replay
 
 from routing.base import CityBase
 from routing.raptor import (
@@ -212,11 +211,7 @@ def test_pareto_set_matches_brute_force_on_random_timetables() -> None:
 
 @pytest.mark.slow
 def test_porto_alegre_earliest_arrival_per_rides_matches_raptor(poa_base: CityBase) -> None:
-    tt = poa_base.timetable
-    day = tt.day(DAY)
-    fp = poa_base.footpaths(1.3)
-    served = np.unique(day.pat_stops)
-    rng = random.Random(20190516)
+    tt, day, fp, served, rng = poa_day(poa_base, 20190516)
 
     def around(stop: int) -> dict[int, int]:
         """The stop itself and its footpath neighbours, with the walk to them."""
