@@ -11,6 +11,7 @@ at most one footpath lies between two rides.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -90,6 +91,11 @@ def _live_service(
     return ok, pick, drop
 
 
+_A = NDArray[Any]
+# the 15 timetable and footpath arrays, fixed in number so that mypy checks the kernel calls
+_NetworkArrays = tuple[_A, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A]
+
+
 def _as_arrays(stops: dict[int, int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(stop indices, their seconds) of a sources or targets mapping, as the kernels take."""
     return np.array(list(stops), np.int64), np.array(list(stops.values()), np.int64)
@@ -101,7 +107,7 @@ def _network(
     drop: NDArray[np.bool_],
     footpaths: Footpaths,
     min_transfer_s: NDArray[np.int64],
-) -> tuple[NDArray[np.int64] | NDArray[np.bool_], ...]:
+) -> _NetworkArrays:
     """The timetable and footpath arrays, in the order both RAPTOR kernels take them."""
     return (
         day.pat_stop_off,
