@@ -19,20 +19,7 @@ _STALE = (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeErr
 
 
 def load_pickle(path: Path, kind: type[T]) -> T | None:
-    """The object cached at ``path`` if it is a ``kind``; ``None`` if missing or stale.
-
-    Parameters
-    ----------
-    path : Path
-        The cache file.
-    kind : type
-        What it must hold.
-
-    Returns
-    -------
-    object or None
-        The cached object.
-    """
+    """The ``kind`` cached at ``path``; ``None`` if missing, stale or of another type."""
     if not path.is_file():
         return None
     try:
@@ -44,17 +31,7 @@ def load_pickle(path: Path, kind: type[T]) -> T | None:
 
 
 def save_pickle(path: Path, value: object, stale: str) -> None:
-    """Cache ``value`` at ``path`` atomically, and remove the older files beside it.
-
-    Parameters
-    ----------
-    path : Path
-        The cache file (its folder is created).
-    value : object
-        What to cache.
-    stale : str
-        Glob, in ``path``'s folder, of the files it replaces (other inputs' caches).
-    """
+    """Cache ``value`` at ``path`` atomically; remove the files matching ``stale`` beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("wb") as handle:

@@ -274,13 +274,8 @@ def places_cache_path(cache_dir: Path, base: CityBase) -> Path:
 def load_or_build_places(
     base: CityBase, cache_dir: Path, rebuild: bool = False
 ) -> tuple[PlaceIndex, bool]:
-    """The city's place index from cache, building (and caching) it if needed.
-
-    Returns
-    -------
-    (PlaceIndex, bool)
-        The index and whether it came from the cache.
-    """
+    """(the city's place index, whether it came from the cache): built and cached beside the
+    base if needed, its lookup tables filled (:func:`warm`)."""
     index, cached = load_or_build_pickle(
         places_cache_path(cache_dir, base),
         PlaceIndex,
