@@ -35,7 +35,7 @@ from correspondance.settings import Settings
 from correspondance.store import create_store
 from realtime.runtime import LiveRuntime
 from routing.base import CityBase, load_or_build
-from routing.places import load_or_build_places
+from routing.place_index import load_or_build_places
 
 log = logging.getLogger("correspondance.api")
 

@@ -42,7 +42,7 @@ def _progress(message: str) -> None:
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     """Build (or verify the cache of) a city's base."""
     from routing.base import load_or_build
-    from routing.places import load_or_build_places
+    from routing.place_index import load_or_build_places
 
     city = get_city(discover_cities(settings.data_dir), args.city)
     print(f"Building {city.name} ({city.id})", file=sys.stderr)

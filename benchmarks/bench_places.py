@@ -32,7 +32,8 @@ if str(REPO) not in sys.path:  # also runnable as a script from benchmarks/run
 
 from correspondance.cities import discover_cities  # noqa: E402
 from routing.base import load_or_build  # noqa: E402
-from routing.places import PlaceIndex, load_or_build_places, search_places  # noqa: E402
+from routing.place_index import load_or_build_places  # noqa: E402
+from routing.places import PlaceIndex, search_places  # noqa: E402
 from tests.processes import free_port  # noqa: E402
 
 CITY_CACHE = REPO / "var" / "cache"

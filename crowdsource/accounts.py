@@ -39,7 +39,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from correspondance.errors import CorrespondanceError
 from correspondance.store import StateStore
-from correspondance.store.base import utc_now
+from correspondance.store.events import utc_now
 
 if TYPE_CHECKING:  # the CLI manages accounts without loading the routing stack
     pass
@@ -549,18 +549,8 @@ class OperatorAccounts(ABC):
         )
 
     async def resolve(self, token: str) -> str | None:
-        """Return the operator a token belongs to, or ``None`` if it is not valid now.
-
-        Parameters
-        ----------
-        token : str
-            A bearer token as presented.
-
-        Returns
-        -------
-        str or None
-            The username.
-        """
+        """Return the operator a token belongs to (the username of :meth:`find_session`), or
+        ``None`` if it is not valid now."""
         session = await self.find_session(token)
         if session is None:
             return None

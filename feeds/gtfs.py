@@ -1,17 +1,16 @@
 """GTFS static feeds → one validated, merged timetable in plain tables.
 
-gtfs-kit reads each feed (its dtype table keeps ids as strings); this module validates
-what routing relies on, collecting *every* problem before raising, interpolates missing
-times at non-timepoint stops, expands frequencies.txt, and merges several feeds into one
-:class:`TransitData` whose ids stay the feeds' own unless two feeds collide.
+gtfs-kit reads each feed (its dtype table keeps ids as strings) once :mod:`feeds.gtfs_zip`
+has checked the archive; :mod:`feeds.gtfs_checks` validates what routing relies on,
+collecting *every* problem before raising, and repairs what it tolerates. This module
+interpolates missing times at non-timepoint stops, expands frequencies.txt, and merges
+several feeds into one :class:`TransitData` whose ids stay the feeds' own unless two feeds
+collide.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-import zipfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,19 +20,12 @@ from typing import Any
 import gtfs_kit as gk
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
 
 from correspondance.geo import haversine_m
 from feeds.errors import FeedError, FeedValidationError
+from feeds.gtfs_checks import FeedNotice, limited, tidy_feed, to_seconds, validate_feed
+from feeds.gtfs_zip import read_feed_zip
 
-REQUIRED_TABLES = ("agency", "stops", "routes", "trips", "stop_times")
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "stops": ("stop_id", "stop_lat", "stop_lon"),
-    "routes": ("route_id", "route_type"),
-    "trips": ("trip_id", "route_id", "service_id"),
-    "stop_times": ("trip_id", "stop_id", "stop_sequence", "arrival_time", "departure_time"),
-    "agency": ("agency_timezone",),
-}
 # GTFS route_type (basic and extended) → the mode name shown to travellers.
 ROUTE_TYPE_MODES = {
     0: "tram",
@@ -47,60 +39,6 @@ ROUTE_TYPE_MODES = {
     11: "trolleybus",
     12: "monorail",
 }
-_MAX_PROBLEMS_PER_KIND = 5
-# Primary keys (GTFS reference, "Primary key") of the tables gtfs-kit reads: a repeated key
-# keeps its first row, with a ``duplicate_key`` notice, as OpenTripPlanner keeps the first.
-PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "agency": ("agency_id",),
-    "stops": ("stop_id",),
-    "routes": ("route_id",),
-    "trips": ("trip_id",),
-    "stop_times": ("trip_id", "stop_sequence"),
-    "calendar": ("service_id",),
-    "calendar_dates": ("service_id", "date"),
-    "fare_attributes": ("fare_id",),
-    "shapes": ("shape_id", "shape_pt_sequence"),
-    "frequencies": ("trip_id", "start_time"),
-    "transfers": (
-        "from_stop_id",
-        "to_stop_id",
-        "from_trip_id",
-        "to_trip_id",
-        "from_route_id",
-        "to_route_id",
-    ),
-}
-RECOMMENDED_FILES = ("feed_info",)
-
-
-@dataclass(frozen=True)
-class FeedNotice:
-    """A fault in a feed that reading tolerated, named as the MobilityData GTFS validator
-    names its notices.
-
-    ``code`` is ``duplicate_key`` (a repeated primary key or a repeated row: the first
-    row is kept), ``leading_or_trailing_whitespaces`` (values stripped) or
-    ``missing_recommended_file``; ``count`` is how many rows or values it touched.
-    """
-
-    code: str
-    feed_id: str
-    filename: str
-    count: int
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.feed_id}: {self.code}: {self.filename}: {self.detail}"
-
-    def as_json(self) -> dict[str, str | int]:
-        """The notice as a JSON object (``GET /api/v1/feeds``)."""
-        return {
-            "code": self.code,
-            "feed_id": self.feed_id,
-            "filename": self.filename,
-            "count": self.count,
-            "detail": self.detail,
-        }
 
 
 def route_type_mode(route_type: int) -> str:
@@ -168,289 +106,6 @@ def _active_services(data: TransitData, day: dt.date) -> frozenset[str]:
     return frozenset(keys)
 
 
-MAX_UNCOMPRESSED_BYTES = 4 << 30
-"""Largest total a GTFS zip may expand to (the largest public feeds are well under)."""
-MAX_EXPANSION_RATIO = 100
-"""Largest expansion over the zip's size: GTFS text compresses 5–15× (NYC subway 10×);
-300 MB of zeros in a 397 KB zip is 750×."""
-EXPANSION_SLACK_BYTES = 16 << 20
-"""Allowed on top of the ratio, so that tiny, very regular feeds are never refused."""
-
-
-def expansion_limit(zip_size: int) -> int:
-    """How many bytes a GTFS zip of ``zip_size`` bytes may expand to.
-
-    Parameters
-    ----------
-    zip_size : int
-        Size of the zip file.
-
-    Returns
-    -------
-    int
-        ``min(MAX_UNCOMPRESSED_BYTES, MAX_EXPANSION_RATIO × zip_size + 16 MiB)``.
-    """
-    return min(MAX_UNCOMPRESSED_BYTES, MAX_EXPANSION_RATIO * zip_size + EXPANSION_SLACK_BYTES)
-
-
-def _too_large(path: Path, limit: int, what: str) -> FeedError:
-    return FeedError(
-        f"{path}: refused: {what} more than {limit:,} bytes uncompressed (at most "
-        f"{MAX_EXPANSION_RATIO}× the zip's size plus {EXPANSION_SLACK_BYTES >> 20} MiB, and "
-        f"{MAX_UNCOMPRESSED_BYTES >> 30} GiB in all): a zip bomb, or not a GTFS feed"
-    )
-
-
-def _check_declared(path: Path, members: list[zipfile.ZipInfo], limit: int) -> None:
-    """Refuse a zip whose members declare more than ``limit`` bytes, before expanding any."""
-    if sum(m.file_size for m in members) > limit:
-        raise _too_large(path, limit, "its members declare")
-
-
-def _read_one(feed_id: str, path: Path) -> gk.Feed:
-    if not path.is_file():
-        raise FeedError(f"{path}: GTFS file not found")
-    limit = expansion_limit(path.stat().st_size)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            _check_declared(path, members, limit)
-            expanded = 0
-            for member in members:
-                # ZipFile.testzip() swallows CRC errors (returning the name) and lets a
-                # damaged deflate stream escape as zlib.error; read each member ourselves,
-                # counting what it really expands to (declared sizes may lie)
-                try:
-                    with archive.open(member) as handle:
-                        while chunk := handle.read(1 << 20):
-                            expanded += len(chunk)
-                            if expanded > limit:
-                                raise _too_large(path, limit, "it expands to")
-                except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                    raise FeedError(
-                        f"{path}: not a readable GTFS zip ({member.filename} is corrupt: {exc})"
-                    ) from exc
-    except zipfile.BadZipFile as exc:
-        raise FeedError(f"{path}: not a readable GTFS zip ({exc})") from exc
-    try:
-        return gk.read_feed(path, dist_units="km")
-    except Exception as exc:  # gtfs-kit raises many kinds on malformed CSV
-        raise FeedError(f"{path}: cannot read GTFS feed ({type(exc).__name__}: {exc})") from exc
-
-
-def _strip_whitespace(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, list[str]]:
-    """Strip every text value; blank ones become missing. Returns the count and columns.
-
-    Each column's distinct values are stripped, not every row's: stop_times.txt repeats
-    the same few thousand ids and times hundreds of thousands of times.
-    """
-    changed = 0
-    columns: list[str] = []
-    out = frame
-    for column in frame.columns:
-        values = frame[column]
-        if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
-            continue
-        codes, uniques = pd.factorize(values)
-        text = pd.Series(uniques, dtype="string")
-        stripped = text.str.strip()
-        differs = (stripped != text).to_numpy(bool, na_value=False)
-        if not differs.any():
-            continue
-        if out is frame:
-            out = frame.copy()
-        fixed = stripped.mask(stripped == "")
-        # code -1 (a missing value) takes the appended missing entry
-        lookup = pd.concat([fixed, pd.Series([pd.NA], dtype="string")], ignore_index=True)
-        out[column] = lookup.take(np.where(codes >= 0, codes, len(fixed))).set_axis(frame.index)
-        changed += int(np.isin(codes, np.flatnonzero(differs)).sum())
-        columns.append(str(column))
-    return out, changed, columns
-
-
-def _duplicated(frame: pd.DataFrame, columns: Sequence[str]) -> NDArray[np.bool_]:
-    """Rows whose values in ``columns`` repeat an earlier row's (missing equals missing)."""
-    codes = pd.DataFrame({c: pd.factorize(frame[c], use_na_sentinel=False)[0] for c in columns})
-    return codes.duplicated(keep="first").to_numpy(bool)
-
-
-def tidy_feed(feed_id: str, feed: gk.Feed) -> list[FeedNotice]:
-    """Repair in place the faults real feeds carry, returning one notice per kind and file.
-
-    Text values lose leading and trailing whitespace (``leading_or_trailing_whitespaces``);
-    a row repeated verbatim, or a primary key repeated with other values, keeps its first
-    row (``duplicate_key``); a missing ``feed_info.txt`` is noted
-    (``missing_recommended_file``). A byte-order mark and mixed line endings need no
-    repair (gtfs-kit reads UTF-8 with or without a BOM; pandas takes CRLF, LF and CR
-    alike), and the validator does not flag them either.
-    """
-    notices: list[FeedNotice] = []
-    for table, key in PRIMARY_KEYS.items():
-        frame = getattr(feed, table, None)
-        if frame is None or frame.empty:
-            continue
-        filename = f"{table}.txt"
-        original = frame
-        frame, changed, columns = _strip_whitespace(frame)
-        if changed:
-            notices.append(
-                FeedNotice(
-                    "leading_or_trailing_whitespaces",
-                    feed_id,
-                    filename,
-                    changed,
-                    f"{changed} value(s) stripped in {', '.join(columns)}",
-                )
-            )
-        columns_of_key = [c for c in key if c in frame.columns] or list(frame.columns)
-        clash = _duplicated(frame, columns_of_key)
-        # a verbatim copy is a repeated key too: only rows repeating the key can be one
-        repeated = np.zeros(len(frame), bool)
-        if clash.any():
-            repeated = _duplicated(frame, list(frame.columns))
-        if repeated.any():
-            n = int(repeated.sum())
-            frame, clash = frame[~repeated], clash[~repeated]
-            notices.append(
-                FeedNotice(
-                    "duplicate_key",
-                    feed_id,
-                    filename,
-                    n,
-                    f"{n} row(s) repeated verbatim: dropped, the first kept",
-                )
-            )
-        if clash.any():
-            n = int(clash.sum())
-            keys = (
-                frame.loc[clash, columns_of_key].astype("string").fillna("").agg("/".join, axis=1)
-            )
-            shown = _limited("", keys.unique().tolist()).removeprefix(": ")
-            frame = frame[~clash]
-            notices.append(
-                FeedNotice(
-                    "duplicate_key",
-                    feed_id,
-                    filename,
-                    n,
-                    f"{n} row(s) repeat a {'/'.join(columns_of_key)} with other values "
-                    f"({shown}): the first row kept",
-                )
-            )
-        if frame is not original:
-            setattr(feed, table, frame.reset_index(drop=True))
-    for table in RECOMMENDED_FILES:
-        if getattr(feed, table, None) is None:
-            notices.append(
-                FeedNotice(
-                    "missing_recommended_file", feed_id, f"{table}.txt", 1, "the file is absent"
-                )
-            )
-    return notices
-
-
-def _limited(kind: str, items: Sequence[object]) -> str:
-    shown = ", ".join(str(i) for i in list(items)[:_MAX_PROBLEMS_PER_KIND])
-    more = (
-        f" and {len(items) - _MAX_PROBLEMS_PER_KIND} more"
-        if len(items) > _MAX_PROBLEMS_PER_KIND
-        else ""
-    )
-    return f"{kind}: {shown}{more}"
-
-
-def _seconds(series: pd.Series) -> pd.Series:
-    """'HH:MM:SS' (hours may exceed 23) → seconds; missing stays <NA>; garbage → -1."""
-    text = series.astype("string").str.strip()
-    parts = text.str.extract(r"^(\d{1,3}):([0-5]\d):([0-5]\d)$")
-    secs = (
-        parts[0].astype("Float64") * 3600
-        + parts[1].astype("Float64") * 60
-        + parts[2].astype("Float64")
-    )
-    bad = text.notna() & (text != "") & secs.isna()
-    return secs.mask(bad, -1).astype("Int64")
-
-
-def _validate(feed_id: str, path: Path, feed: gk.Feed) -> list[str]:
-    problems: list[str] = []
-    present: dict[str, pd.DataFrame] = {}
-    for table in REQUIRED_TABLES:
-        frame = getattr(feed, table, None)
-        if frame is None or frame.empty:
-            problems.append(f"{table}.txt is missing or empty")
-            continue
-        missing = [c for c in REQUIRED_COLUMNS.get(table, ()) if c not in frame.columns]
-        if missing:
-            problems.append(f"{table}.txt lacks required column(s) {', '.join(missing)}")
-        present[table] = frame
-    if (feed.calendar is None or feed.calendar.empty) and (
-        feed.calendar_dates is None or feed.calendar_dates.empty
-    ):
-        problems.append("neither calendar.txt nor calendar_dates.txt defines any service")
-
-    def has(table: str, *columns: str) -> bool:
-        # A missing table or column is already reported above; the checks that need it are
-        # skipped so that every *other* problem is still found and reported at once.
-        return table in present and all(c in present[table].columns for c in columns)
-
-    if has("stops", "stop_id", "stop_lat", "stop_lon"):
-        stops = present["stops"]
-        bad_coords = stops[
-            ~stops["stop_lat"].between(-90, 90)
-            | ~stops["stop_lon"].between(-180, 180)
-            | stops["stop_lat"].isna()
-            | stops["stop_lon"].isna()
-        ]
-        located = bad_coords
-        if "location_type" in stops.columns:
-            # stations' entrances/nodes may lack coordinates only when location_type is 3 or 4
-            located = bad_coords[~bad_coords["location_type"].isin([3, 4])]
-        if len(located):
-            problems.append(_limited("stops with invalid coordinates", located["stop_id"].tolist()))
-    if has("trips", "route_id") and has("routes", "route_id"):
-        unknown_route = set(present["trips"]["route_id"]) - set(present["routes"]["route_id"])
-        if unknown_route:
-            problems.append(_limited("trips.txt names unknown route_id", sorted(unknown_route)))
-    if has("stop_times", "trip_id") and has("trips", "trip_id"):
-        unknown_trip = set(present["stop_times"]["trip_id"]) - set(present["trips"]["trip_id"])
-        if unknown_trip:
-            problems.append(_limited("stop_times.txt names unknown trip_id", sorted(unknown_trip)))
-    if has("stop_times", "stop_id") and has("stops", "stop_id"):
-        unknown_stop = set(present["stop_times"]["stop_id"]) - set(present["stops"]["stop_id"])
-        if unknown_stop:
-            problems.append(_limited("stop_times.txt names unknown stop_id", sorted(unknown_stop)))
-    if has("stop_times", "stop_sequence") and present["stop_times"]["stop_sequence"].isna().any():
-        problems.append("stop_times.txt has rows without stop_sequence")
-    for column in ("arrival_time", "departure_time"):
-        if has("stop_times", column):
-            st = present["stop_times"]
-            bad = st.loc[_seconds(st[column]) == -1, column].unique().tolist()
-            if bad:
-                problems.append(_limited(f"stop_times.txt {column} not HH:MM:SS", bad))
-    for table, columns in (("calendar", ("start_date", "end_date")), ("calendar_dates", ("date",))):
-        frame = getattr(feed, table, None)
-        for column in columns:
-            if frame is None or column not in frame.columns:
-                continue
-            text = frame[column].astype("string")
-            parsed = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
-            bad = text[parsed.isna()].fillna("(empty)").unique().tolist()
-            if bad:
-                problems.append(_limited(f"{table}.txt {column} not a date YYYYMMDD", bad))
-    if has("agency", "agency_timezone"):
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        if present["agency"]["agency_timezone"].isna().any():
-            problems.append("agency.txt has an agency without agency_timezone")
-        for tz in present["agency"]["agency_timezone"].dropna().unique():
-            try:
-                ZoneInfo(str(tz))
-            except (ZoneInfoNotFoundError, ValueError):
-                problems.append(f"agency.txt has unknown agency_timezone {tz!r}")
-    return problems
-
-
 def _interpolate_times(st: pd.DataFrame, stops: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Fill times at non-timepoint stops; drop trips whose first or last stop is untimed.
 
@@ -460,8 +115,8 @@ def _interpolate_times(st: pd.DataFrame, stops: pd.DataFrame) -> tuple[pd.DataFr
     """
     warnings: list[str] = []
     st = st.sort_values(["trip_id", "stop_sequence"], kind="stable").reset_index(drop=True)
-    arr = _seconds(st["arrival_time"])
-    dep = _seconds(st["departure_time"])
+    arr = to_seconds(st["arrival_time"])
+    dep = to_seconds(st["departure_time"])
     arr = arr.fillna(dep)
     dep = dep.fillna(arr)
     trip = st["trip_id"]
@@ -470,7 +125,7 @@ def _interpolate_times(st: pd.DataFrame, stops: pd.DataFrame) -> tuple[pd.DataFr
     untimed_ends = st.loc[(first | last) & arr.isna(), "trip_id"].unique()
     if len(untimed_ends):
         warnings.append(
-            _limited("trips dropped: first or last stop has no time", untimed_ends.tolist())
+            limited("trips dropped: first or last stop has no time", untimed_ends.tolist())
         )
     coords = stops.set_index("stop_id")[["stop_lat", "stop_lon"]]
     lat = st["stop_id"].map(coords["stop_lat"]).to_numpy(float)
@@ -506,7 +161,7 @@ def _interpolate_times(st: pd.DataFrame, stops: pd.DataFrame) -> tuple[pd.DataFr
     backwards |= st["departure_s"] < st["arrival_s"]
     bad_trips = st.loc[backwards, "trip_id"].unique()
     if len(bad_trips):
-        warnings.append(_limited("trips dropped: times go backwards", bad_trips.tolist()))
+        warnings.append(limited("trips dropped: times go backwards", bad_trips.tolist()))
         st = st[~st["trip_id"].isin(bad_trips)]
     return st, warnings
 
@@ -521,7 +176,7 @@ def _expand_frequencies(
     """
     if freq is None or freq.empty:
         return st, trips
-    freq = freq.assign(start_s=_seconds(freq["start_time"]), end_s=_seconds(freq["end_time"]))
+    freq = freq.assign(start_s=to_seconds(freq["start_time"]), end_s=to_seconds(freq["end_time"]))
     templates = st[st["trip_id"].isin(freq["trip_id"])]
     new_st, new_trips = [], []
     # gtfs-kit reads headway_secs as an integer column; the row fields are plain scalars
@@ -575,9 +230,9 @@ def check_feed(feed_id: str, path: Path) -> tuple[gk.Feed, list[FeedNotice], lis
     FeedError
         If the file is missing or unreadable.
     """
-    feed = _read_one(feed_id, path)
+    feed = read_feed_zip(feed_id, path)
     notices = tidy_feed(feed_id, feed)
-    return feed, notices, _validate(feed_id, path, feed)
+    return feed, notices, validate_feed(feed_id, path, feed)
 
 
 def load_gtfs(sources: Sequence[tuple[str, Path]]) -> TransitData:
@@ -727,8 +382,3 @@ def service_day_origin(day: dt.date, timezone: str) -> int:
 
     noon = dt.datetime.combine(day, dt.time(12), tzinfo=ZoneInfo(timezone))
     return int(noon.timestamp()) - 12 * 3600
-
-
-def crow_walk_s(distance_m: float, walk_speed: float) -> int:
-    """Seconds to walk a straight-line distance, rounded up."""
-    return math.ceil(distance_m / walk_speed)

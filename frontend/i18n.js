@@ -1,7 +1,9 @@
 // Message catalogues. Every user-visible text goes through t(key, params); the API carries
 // codes and parameters and the app words them. Catalogues: locales/<lang>.json, flat
 // {"key": "text with {param}"}; a plural text is {"one": "...", "other": "..."} (any
-// Intl.PluralRules category), chosen by the `count` parameter. English is the fallback for a
+// Intl.PluralRules category), chosen by the `count` parameter; an exact form such as "=0"
+// (ICU MessageFormat's) wins for that very count: Intl puts 0 in pt-BR's "one", where a
+// Brazilian reader expects "sem baldeação", not "0 baldeação". English is the fallback for a
 // missing key (the tests keep every catalogue complete, so it never shows in practice).
 //
 // The language: the one chosen in the page (remembered on this device, localStorage), else the
@@ -113,7 +115,7 @@ export function t(key, params = {}) {
   if (text && typeof text === "object") {
     const n = Number(params.count);
     const category = Number.isFinite(n) ? new Intl.PluralRules(locale()).select(n) : "other";
-    text = text[category] ?? text.other ?? key;
+    text = text[`=${n}`] ?? text[category] ?? text.other ?? key;
   }
   return String(text).replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }

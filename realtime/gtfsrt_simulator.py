@@ -34,11 +34,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pandas as pd
@@ -46,6 +44,7 @@ from google.transit import gtfs_realtime_pb2
 
 from correspondance.cities import RealtimeSimulatorConfig
 from feeds.gtfs import TransitData
+from realtime.feed_server import FeedServer
 
 FEED_PATH = "/gtfs-rt.pb"
 CONTENT_TYPE = "application/x-protobuf"
@@ -354,49 +353,16 @@ def _alert(effect: str, cause: str, selector: dict[str, str], header: dict[str, 
     return alert
 
 
-class GtfsRtServer:
+class GtfsRtServer(FeedServer):
     """Serves one simulator's feed at ``FEED_PATH`` on 127.0.0.1 (ETag: a tick's feed is
     fetched once, later polls in the same tick get 304)."""
 
     def __init__(self, feed: Callable[[], bytes], host: str = "127.0.0.1", port: int = 0) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?", 1)[0] != FEED_PATH:
-                    self.send_error(404, "no such feed")
-                    return
-                body = feed()
-                etag = '"' + hashlib.sha1(body, usedforsecurity=False).hexdigest() + '"'
-                if self.headers.get("If-None-Match") == etag:
-                    self.send_response(304)
-                    self.send_header("ETag", etag)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("ETag", etag)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # the poller records every outcome in feed health
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(
+            lambda path: (feed(), CONTENT_TYPE) if path == FEED_PATH else None, host, port
+        )
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT/gtfs-rt.pb``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{FEED_PATH}"
-
-    def start(self) -> GtfsRtServer:
-        """Start serving (returns self)."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.base_url}{FEED_PATH}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,10 +17,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from correspondance.cities import CityConfig
-from feeds.gtfs import FeedNotice, load_gtfs
+from feeds.gtfs import load_gtfs
+from feeds.gtfs_checks import FeedNotice
 from feeds.osm import STREET_MODES, load_street_graphs
 from feeds.osm_buslanes import load_bus_lanes
 from feeds.osm_pois import Parkings, load_parkings
+from routing.cache import load_or_build_pickle
 from routing.errors import BuildError, NoStreetNearbyError
 from routing.kernels import bounded_many_to_many
 from routing.raptor import Footpaths
@@ -61,7 +62,7 @@ class CityBase:
     build_seconds: float
     parkings: Parkings
     warnings: tuple[str, ...] = ()
-    # faults of the GTFS feeds that reading repaired (``feeds.gtfs.tidy_feed``)
+    # faults of the GTFS feeds that reading repaired (``feeds.gtfs_checks.tidy_feed``)
     notices: tuple[FeedNotice, ...] = ()
     # street-running transit matched to drive edges (``routing.transit_streets``)
     transit_streets: TransitStreets | None = None
@@ -266,26 +267,15 @@ def load_or_build(
     (CityBase, bool)
         The base and whether it came from the cache.
     """
-    path = cache_path(cache_dir, city)
-    if path.is_file() and not rebuild:
-        try:
-            with path.open("rb") as handle:
-                base = pickle.load(handle)
-            if isinstance(base, CityBase):
-                # the hash leaves live feeds out, so the cached config may name other ones:
-                # the config read now is the one that holds (a new GTFS-RT feed is served)
-                if base.city != city:
-                    base = dataclasses.replace(base, city=city)
-                return base, True
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-            pass  # a stale or truncated cache is rebuilt, never trusted
-    base = build_city(city, max_transfer_walk_m, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as handle:
-        pickle.dump(base, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)  # atomic: a crash mid-write never leaves a half cache
-    for stale in path.parent.glob("base-*.pickle"):
-        if stale != path:
-            stale.unlink(missing_ok=True)
-    return base, False
+    base, cached = load_or_build_pickle(
+        cache_path(cache_dir, city),
+        CityBase,
+        lambda: build_city(city, max_transfer_walk_m, progress),
+        "base-*.pickle",
+        rebuild,
+    )
+    # the hash leaves live feeds out, so the cached config may name other ones:
+    # the config read now is the one that holds (a new GTFS-RT feed is served)
+    if cached and base.city != city:
+        base = dataclasses.replace(base, city=city)
+    return base, cached

@@ -8,7 +8,7 @@ from pathlib import Path
 from test_cli import CACHE_DIR, run_cli
 
 from routing.base import CityBase, cache_path
-from routing.places import places_cache_path
+from routing.place_index import places_cache_path
 
 
 def test_build_caches_the_place_index_beside_the_base(poa_base: CityBase, tmp_path: Path) -> None:

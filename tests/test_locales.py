@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,57 @@ def test_catalogues_are_translated_not_copied(lang: str) -> None:
     long_texts = [k for k, v in english.items() if isinstance(v, str) and len(v) > 30]
     same = [k for k in long_texts if other[k] == english[k]]
     assert not same, f"{lang}.json keeps English texts: {same}"
+
+
+# Words a catalogue text the way the app does: frontend/i18n.js itself, under Node, with the
+# catalogues read from disk (no browser needed for the plural choice, which is Intl's).
+WORDING = """
+import { readFileSync } from "node:fs";
+globalThis.document = { documentElement: {} };
+globalThis.fetch = async (url) => {
+  const name = url.split("/").pop();
+  const text = readFileSync(new URL(`./locales/${name}`, process.argv[1]), "utf-8");
+  return { ok: true, json: async () => JSON.parse(text) };
+};
+const { loadLanguage, t } = await import(new URL("./i18n.js", process.argv[1]));
+const asked = JSON.parse(process.argv[2]);
+const out = [];
+for (const [lang, key, count] of asked) {
+  await loadLanguage(lang);
+  out.push(t(key, { count, n: String(count) }));
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def worded(asked: list[tuple[str, str, int]]) -> list[str]:
+    """What frontend/i18n.js's t(key, {count, n}) gives for each (language, key, count)."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed (scripts/setup.sh installs it)"
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", WORDING, FRONTEND.as_uri() + "/", json.dumps(asked)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    words: list[str] = json.loads(done.stdout)
+    return words
+
+
+def test_zero_transfers_reads_as_a_brazilian_expects() -> None:
+    # Intl.PluralRules("pt-BR") puts 0 with 1 ("one"): the catalogue's exact "=0" form wins
+    asked = [("pt-BR", "results.transfers", n) for n in (0, 1, 2)]
+    assert worded(asked) == ["sem baldeação", "1 baldeação", "2 baldeações"]
+    # the other languages keep their plural rules for 0
+    others = [(lang, "results.transfers", 0) for lang in ("en", "fr", "nb")]
+    assert worded(others) == ["0 transfers", "0 correspondance", "0 bytter"]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_exact_plural_forms_name_a_whole_count(lang: str) -> None:
+    for key, value in catalogue(lang).items():
+        if isinstance(value, dict):
+            exact = [form for form in value if form.startswith("=")]
+            assert all(re.fullmatch(r"=\d+", form) for form in exact), (lang, key, exact)

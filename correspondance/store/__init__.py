@@ -4,14 +4,7 @@
 ``create_store("redis://...")`` the Redis one, shared between processes. See ``README.md``.
 """
 
-from correspondance.store.base import (
-    Event,
-    Fence,
-    ScriptResult,
-    StateStore,
-    StoreScript,
-    Subscription,
-)
+from correspondance.store.base import StateStore
 from correspondance.store.errors import (
     EventsLostError,
     FencedOutError,
@@ -19,9 +12,11 @@ from correspondance.store.errors import (
     StoreTypeError,
     StoreUnavailableError,
 )
+from correspondance.store.events import Event, Fence, Subscription
 from correspondance.store.factory import create_store
 from correspondance.store.memory import MemoryStateStore
 from correspondance.store.redis import RedisStateStore
+from correspondance.store.scripts import ScriptResult, StoreScript
 
 __all__ = [
     "Event",

@@ -1,4 +1,4 @@
-"""The state/events interface every backend implements, and the :class:`Event` model.
+"""The state/events interface every backend implements.
 
 Two backends implement :class:`StateStore`: :mod:`.memory` (the embedded default, one process)
 and :mod:`.redis` (shared by many processes). Both pass the same contract tests in
@@ -6,324 +6,27 @@ and :mod:`.redis` (shared by many processes). Both pass the same contract tests 
 
 Keys are plain strings chosen by callers (``"report:abc"``); backends add their own namespace
 prefix, so keys given to and returned by the store never carry it. The names ``events`` and
-``events:seq`` are reserved for the event stream.
+``events:seq`` are reserved for the event stream, whose model is in :mod:`.events`;
+:mod:`.scripts` holds the atomic multi-step operations callers hand to a backend.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from correspondance.store.errors import EventsLostError
-
-# Stored names of the event stream; reserved in the key space of every backend.
-EVENTS_KEY = "events"
-EVENTS_SEQ_KEY = "events:seq"
-
-
-@dataclass(frozen=True)
-class Fence:
-    """A lock that guards writes: a fenced write happens only while ``owner`` holds ``lock``.
-
-    The check and the write are one atomic step in the store (a Lua script on Redis), so a
-    writer that lost its lock — expired during an outage, or taken over by a standby — can
-    never write again, however late its request arrives.
-    """
-
-    lock: str
-    owner: str
-
-
-class Event(BaseModel):
-    """One change to live state, as carried on the event stream.
-
-    Attributes
-    ----------
-    seq : int
-        Position on the stream: 1 for the first event, then +1 per event, with no gaps.
-    type : str
-        What happened, dotted (``"gbfs.updated"``, ``"incident.declared"``).
-    city : str
-        City id the change belongs to.
-    at : datetime
-        When it was published (UTC, publisher's clock).
-    payload : dict
-        JSON-compatible description of exactly what changed (edge ids, station ids, ...).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    seq: int = Field(ge=1)
-    type: str = Field(min_length=1)
-    city: str = Field(min_length=1)
-    at: datetime
-    payload: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("at")
-    @classmethod
-    def _require_utc(cls, value: datetime) -> datetime:
-        # A naive datetime would be compared with aware ones elsewhere and fail late; refuse it.
-        if value.tzinfo is None:
-            raise ValueError("Event.at must be timezone-aware")
-        return value.astimezone(UTC)
-
-
-def encode_payload(payload: dict[str, Any]) -> str:
-    """Serialize an event payload to JSON, the form both backends store.
-
-    The memory backend round-trips through this too, so a payload that Redis could not carry
-    fails in tests on the embedded backend as well, and no subscriber shares a mutable dict
-    with the publisher.
-
-    Parameters
-    ----------
-    payload : dict
-        The payload to encode.
-
-    Returns
-    -------
-    str
-        Compact JSON.
-
-    Raises
-    ------
-    TypeError
-        If the payload holds values JSON cannot represent (sets, datetimes, objects).
-    ValueError
-        If it holds NaN or infinity, or a circular reference.
-    """
-    if not isinstance(payload, dict):
-        raise TypeError(f"event payload must be a dict, not {type(payload).__name__}")
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+from correspondance.store.events import Event, Fence, Subscription
+from correspondance.store.scripts import ScriptArg, ScriptResult, StoreScript
 
 
 def check_ttl(ttl_s: float) -> None:
-    """Refuse non-positive TTLs, which Redis rejects and which would mean "already expired".
-
-    Parameters
-    ----------
-    ttl_s : float
-        Time to live in seconds.
-
-    Raises
-    ------
-    ValueError
-        If ``ttl_s`` is not strictly positive.
-    """
+    """Raise ``ValueError`` for a TTL that is not strictly positive: Redis rejects one, and
+    it would mean "already expired"."""
     if not ttl_s > 0:
         raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
-
-
-def check_seq(after_seq: int) -> None:
-    """Refuse negative sequence numbers (seq starts at 1; 0 means "from the beginning").
-
-    Parameters
-    ----------
-    after_seq : int
-        The sequence number to check.
-
-    Raises
-    ------
-    ValueError
-        If it is negative.
-    """
-    if after_seq < 0:
-        raise ValueError(f"after_seq must be >= 0, got {after_seq}")
-
-
-ScriptArg = str | bytes | int | float
-"""What a script argument may be; it reaches the script as bytes (see :func:`encode_arg`)."""
-
-ScriptResult = list[int | bytes]
-"""What a script returns: a flat list of integers and byte strings."""
-
-LocalScript = Callable[["StateStore", list[str], list[bytes]], Coroutine[Any, Any, ScriptResult]]
-
-
-def encode_arg(value: ScriptArg) -> bytes:
-    """Encode a script argument the way Redis receives it (``redis-py``'s encoding).
-
-    Parameters
-    ----------
-    value : str, bytes, int or float
-        The argument (floats as ``repr``, so a number survives the round trip exactly).
-
-    Returns
-    -------
-    bytes
-        The argument as both implementations of a script read it.
-
-    Raises
-    ------
-    TypeError
-        If it is of another type (``bool`` included: say ``1`` or ``0``).
-    """
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(
-            f"script arguments are str, bytes, int or float, not {type(value).__name__}"
-        )
-    return repr(value).encode()
-
-
-@dataclass(frozen=True, eq=False)
-class StoreScript:
-    """A multi-step operation on several keys that runs atomically, in one round trip.
-
-    Written twice, and both must behave the same (test them on both backends):
-
-    * ``lua`` for Redis (``EVALSHA``; ``KEYS`` carry the namespace prefix, ``ARGV`` are
-      the encoded arguments). It returns a flat table of integers and strings (no ``nil``
-      inside: use ``0`` or ``''``).
-    * ``local`` for the in-process backend: ``async def local(store, keys, args)`` over the
-      store's own methods, with ``args`` as bytes (:func:`encode_arg`), returning a list of
-      ``int`` and ``bytes``. It must await nothing but that store's methods: they never
-      suspend, so the whole function runs without another task in between, i.e. atomically
-      (the memory backend checks this and raises ``RuntimeError`` if it suspends).
-
-    Attributes
-    ----------
-    name : str
-        For error messages.
-    lua : str
-        The Redis implementation.
-    local : callable
-        The in-process implementation.
-    idempotent : bool, default False
-        Whether running it twice with the same keys and arguments leaves the store, and
-        answers, as running it once: then the Redis backend repeats it when the connection
-        broke mid-call (it may or may not have run), within its ride-through.
-    """
-
-    name: str
-    lua: str
-    local: LocalScript
-    idempotent: bool = False
-
-
-class Subscription(AsyncIterator[Event], ABC):
-    """An ordered, gap-checked iterator over the event stream, for one consumer.
-
-    Every subscription sees every event (fan-out, not work-sharing), in ``seq`` order. Its
-    starting point is fixed when it is entered (``async with``) or first iterated, whichever
-    comes first: events published after that are delivered, even if published before the
-    first ``__anext__``. Prefer ``async with store.subscribe() as events: async for ...`` so
-    the starting point is pinned before you publish and resources are released on exit.
-
-    If an event the subscriber needs is no longer available (trimmed from the bounded
-    history), iteration raises :class:`~correspondance.store.errors.EventsLostError` rather
-    than silently skipping: the consumer must rebuild its state and resubscribe.
-    """
-
-    def __init__(self, after_seq: int | None) -> None:
-        if after_seq is not None:
-            check_seq(after_seq)
-        self._after_seq = after_seq
-        self._last_seq: int | None = None
-        self._finished = False
-
-    @property
-    def last_seq(self) -> int | None:
-        """Seq of the last event delivered (or the starting point); ``None`` before start."""
-        return self._last_seq
-
-    async def start(self) -> None:
-        """Pin the starting point now (idempotent).
-
-        Raises
-        ------
-        StoreUnavailableError
-            If the backend cannot be reached.
-        EventsLostError
-            If ``after_seq`` is ahead of the newest event (the stream was reset).
-        """
-        if self._last_seq is None:
-            head = await self._head_seq()
-            if self._after_seq is None:
-                start = head
-            elif self._after_seq > head:
-                # The consumer remembers events this stream never had: the stream was reset
-                # (new Redis, restarted embedded process). Waiting would skip the new events.
-                raise EventsLostError(
-                    self._after_seq,
-                    head + 1,
-                    message=(
-                        f"resume point {self._after_seq} is ahead of the newest event {head}: "
-                        "the event stream was reset; rebuild state and resubscribe"
-                    ),
-                )
-            else:
-                start = self._after_seq
-            self._last_seq = start
-            await self._on_start(start)
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Event:
-        if self._finished:
-            raise StopAsyncIteration
-        await self.start()
-        assert self._last_seq is not None  # set by start()
-        while True:
-            event = await self._next_event()
-            if event is None:
-                self._finished = True
-                await self._on_close()
-                raise StopAsyncIteration
-            # Backends may hand over an event twice while switching between history and
-            # live delivery; skipping here keeps each backend simple.
-            if event.seq <= self._last_seq:
-                continue
-            if event.seq != self._last_seq + 1:
-                raise EventsLostError(self._last_seq, event.seq)
-            self._last_seq = event.seq
-            return event
-
-    async def aclose(self) -> None:
-        """Stop the subscription and release what it holds (idempotent)."""
-        if not self._finished:
-            self._finished = True
-            await self._on_close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    @abstractmethod
-    async def _head_seq(self) -> int:
-        """Return the seq of the newest event (0 if none)."""
-
-    @abstractmethod
-    async def _on_start(self, start_seq: int) -> None:
-        """Begin receiving events after ``start_seq``."""
-
-    @abstractmethod
-    async def _next_event(self) -> Event | None:
-        """Wait for the next event after :attr:`last_seq`; ``None`` once the store is closed."""
-
-    @abstractmethod
-    async def _on_close(self) -> None:
-        """Release backend resources."""
 
 
 class StateStore(ABC):
@@ -864,14 +567,3 @@ class StateStore(ABC):
         """
         raw = await self.get(f"lock:{name}")
         return None if raw is None else raw.decode(errors="replace")
-
-
-def utc_now() -> datetime:
-    """Return the current time, timezone-aware in UTC.
-
-    Returns
-    -------
-    datetime
-        Now, in UTC.
-    """
-    return datetime.now(UTC)

@@ -26,23 +26,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from correspondance.store.base import (
+from correspondance.store.base import StateStore, check_ttl
+from correspondance.store.errors import FencedOutError, StoreTypeError, StoreUnavailableError
+from correspondance.store.events import (
     EVENTS_KEY,
     EVENTS_SEQ_KEY,
     Event,
     Fence,
-    ScriptArg,
-    ScriptResult,
-    StateStore,
-    StoreScript,
     Subscription,
+    check_publish,
     check_seq,
-    check_ttl,
-    encode_arg,
-    encode_payload,
     utc_now,
 )
-from correspondance.store.errors import FencedOutError, StoreTypeError, StoreUnavailableError
+from correspondance.store.scripts import ScriptArg, ScriptResult, StoreScript, encode_arg
 
 _Value = bytes | dict[str, bytes] | set[str]
 
@@ -283,11 +279,7 @@ class MemoryStateStore(StateStore):
         state: dict[str, bytes] | None = None,
     ) -> Event:
         self._check_open()
-        encoded = encode_payload(payload)
-        Event(seq=1, type=type, city=city, at=utc_now())
-        for value in (state or {}).values():
-            if not isinstance(value, bytes):
-                raise TypeError(f"state values must be bytes, not {value.__class__.__name__}")
+        encoded = check_publish(type, city, payload, state)
         if fence is not None:
             held = self._typed(_lock_key(fence.lock), bytes)
             if held is None or held.value != fence.owner.encode():
@@ -318,20 +310,8 @@ class MemoryStateStore(StateStore):
         return _MemorySubscription(self, after_seq, self._subscriber_queue_size)
 
     def history_after(self, after_seq: int, limit: int) -> list[Event]:
-        """Return up to ``limit`` kept events after ``after_seq`` (no checks; internal use).
-
-        Parameters
-        ----------
-        after_seq : int
-            Seq to start after.
-        limit : int
-            Maximum number of events.
-
-        Returns
-        -------
-        list of Event
-            Consecutive events.
-        """
+        """Up to ``limit`` consecutive kept events after ``after_seq`` (no checks; for the
+        subscriptions catching up)."""
         if not self._history:
             return []
         # Seqs in the history are consecutive, so the position is arithmetic, no search.

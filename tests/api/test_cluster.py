@@ -10,32 +10,20 @@ read — every multi-key step stays in one hash slot, and the state spreads over
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
 import pytest
 from processes import RedisCluster, redis_cluster, serve, wait_until, worker
-from report_helpers import new_address, new_token, post_report
-from trip_helpers import (
-    CITY,
-    closure_ahead,
-    plan,
-    start_trip,
-    trip_settings,
-    trip_socket,
-    with_mode,
-)
+from topology_helpers import suggestion_on_other_api
+from trip_helpers import CITY, trip_settings
 
 from correspondance.settings import Settings
 from realtime.trips.sessions import trip_key
 from routing.base import CityBase
 
 pytestmark = pytest.mark.anyio
-CONTRIBUTORS = 3
 
 
 @pytest.fixture
@@ -67,24 +55,9 @@ async def test_a_report_reaches_a_socket_on_the_other_api_process_through_a_clus
     cluster_topology: tuple[RedisCluster, Settings, list[str]], poa_base: CityBase
 ) -> None:
     cluster, settings, (first, second) = cluster_topology
-    async with httpx.AsyncClient(timeout=30) as http:
-        itinerary = with_mode(await plan(http, first), "carshare")
-        trip_id, token = await start_trip(http, first, itinerary)
-    report, closed = closure_ahead(poa_base, itinerary)
-    async with trip_socket(second, trip_id, token) as ws:
-        assert (await ws.recv())["type"] == "hello"
-        for _ in range(CONTRIBUTORS):
-            response = await asyncio.to_thread(
-                post_report, first, report, new_token(), new_address()
-            )
-            assert response.status_code == 202, response.text
-        acked = time.monotonic()
-        suggestion = await ws.recv_type("switch_suggestion", timeout=15)
-        waited = time.monotonic() - acked
-        driven = {e for leg in suggestion["itinerary"]["legs"] for e in leg["drive_edges"]}
-        assert not driven & closed
-        assert suggestion["plan_broken"] is True
-    assert waited < 5.0
+    async with suggestion_on_other_api(first, second, poa_base) as suggested:
+        trip_id = suggested.trip_id
+    assert suggested.waited_s < 5.0
     # where the keys went: the trip under its partition's tag, the rest under the namespace's
     prefix = settings.redis_prefix
     client = cluster.client()

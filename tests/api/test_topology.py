@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from processes import Process, RedisServer, redis_server, serve, wait_until, worker
-from report_helpers import new_address, new_token, post_report
+from topology_helpers import close_road_ahead, suggestion_on_other_api
 from trip_helpers import (
     CITY,
     bearer,
@@ -39,7 +38,6 @@ from correspondance.settings import Settings
 from routing.base import CityBase
 
 pytestmark = pytest.mark.anyio
-CONTRIBUTORS = 3
 PARTITIONS = 8
 
 
@@ -115,33 +113,17 @@ def two_workers(tmp_path: Path, poa_base: CityBase) -> Iterator[Topology]:
         yield _start_topology(stack, tmp_path, n_workers=2, n_apis=1)
 
 
-async def _close_road_ahead(url: str, report: dict[str, Any]) -> None:
-    for _ in range(CONTRIBUTORS):
-        response = await asyncio.to_thread(post_report, url, report, new_token(), new_address())
-        assert response.status_code == 202, response.text
-
-
 async def test_a_report_on_one_api_process_reaches_a_socket_on_the_other(
     topology: Topology, poa_base: CityBase
 ) -> None:
     first, second = (api.url or "" for api in topology.apis)
-    async with httpx.AsyncClient(timeout=30) as http:
-        itinerary = with_mode(await plan(http, first), "carshare")
-        trip_id, token = await start_trip(http, first, itinerary)
-    report, closed = closure_ahead(poa_base, itinerary)
-    async with trip_socket(second, trip_id, token) as ws:
-        assert (await ws.recv())["type"] == "hello"
-        await _close_road_ahead(first, report)
-        acked = time.monotonic()
-        suggestion = await ws.recv_type("switch_suggestion", timeout=15)
-        waited = time.monotonic() - acked
-        driven = {e for leg in suggestion["itinerary"]["legs"] for e in leg["drive_edges"]}
-        assert not driven & closed
-        assert suggestion["plan_broken"] is True
+    async with suggestion_on_other_api(first, second, poa_base) as suggested:
+        suggestion, ws = suggested.suggestion, suggested.ws
         # accepted on the second process, the plan is updated for every process
         await ws.send({"type": "accept", "suggestion_id": suggestion["suggestion_id"]})
         updated = await ws.recv_type("plan_updated", timeout=10)
         assert updated["itinerary"] == suggestion["itinerary"]
+    trip_id, token, waited = suggested.trip_id, suggested.token, suggested.waited_s
     async with httpx.AsyncClient(timeout=30) as http:
         export = await http.get(f"{first}/api/v1/trips/{trip_id}", headers=bearer(token))
     assert export.json()["trip"]["plan"] == suggestion["itinerary"]
@@ -191,7 +173,7 @@ async def test_a_killed_engine_process_hands_its_trips_over_within_10_s(
             10,
             "the survivor writes the city",
         )
-        await _close_road_ahead(url, report)
+        await close_road_ahead(url, report)
         suggestion = await ws.recv_type("switch_suggestion", timeout=15)
         driven = {e for leg in suggestion["itinerary"]["legs"] for e in leg["drive_edges"]}
         assert not driven & closed

@@ -5,7 +5,6 @@ journey on random small timetables (hypothesis), and on Porto Alegre against for
 from __future__ import annotations
 
 import datetime as dt
-import random
 from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
@@ -14,8 +13,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from raptor_oracle import Rides, Trips, Walks, build, poa_day, replay
 from test_itineraries import random_poa_requests
-from test_mcraptor import Trips, Walks, _build, _replay
 
 from routing.base import CityBase
 from routing.plan import Itinerary, plan_trip, rides_of
@@ -31,7 +30,6 @@ from routing.raptor import (
 )
 from routing.timetable import BaseTimetable, DayTimetable
 
-DAY = dt.date(2019, 5, 15)
 Journey = tuple[int, int, int]  # (departure, arrival, rides)
 
 
@@ -83,34 +81,8 @@ def all_journeys(
     Returns every distinct (departure, arrival, rides); departure is the first boarding
     minus its access, arrival the last alighting plus its egress.
     """
-    boardings: dict[int, list[tuple[int, int, int]]] = {}
-    for p in range(len(day.pat_stop_off) - 1):
-        lo = int(day.pat_stop_off[p])
-        for i in range(int(day.pat_stop_off[p + 1]) - lo):
-            boardings.setdefault(int(day.pat_stops[lo + i]), []).append((p, lo, i))
+    rides_from = Rides(day).from_stop
     mtt = base.min_transfer_s
-
-    def rides_from(s: int, ready: int) -> list[tuple[int, int, int]]:
-        """(departure at s, arrival, stop) of every ride boarding at s no earlier than ready."""
-        out = []
-        for p, lo, i in boardings.get(s, []):
-            if not day.pat_pick[lo + i]:
-                continue
-            n = int(day.pat_stop_off[p + 1]) - lo
-            for t in range(int(day.pat_trip_off[p]), int(day.pat_trip_off[p + 1])):
-                off = int(day.pat_time_off[p]) + (t - int(day.pat_trip_off[p])) * n
-                if int(day.dep[off + i]) < ready:
-                    continue
-                for j in range(i + 1, n):
-                    if day.pat_drop[lo + j]:
-                        out.append(
-                            (
-                                int(day.dep[off + i]),
-                                int(day.arr[off + j]),
-                                int(day.pat_stops[lo + j]),
-                            )
-                        )
-        return out
 
     @cache
     def after_alighting(b: int, a: int, rides_left: int) -> frozenset[tuple[int, int]]:
@@ -176,7 +148,7 @@ def replayed(
     """Follow a journey's legs with the rules from its stated departure: (dep, arr, rides)."""
     assert j.departure is not None
     sources = {j.access_stop: j.departure + access[j.access_stop]}
-    arrival, rides, _walk = _replay(day, fp, mtt, j, sources, {}, egress, {})
+    arrival, rides, _walk = replay(day, fp, mtt, j, sources, {}, egress, {})
     return j.departure, arrival, rides
 
 
@@ -197,6 +169,18 @@ def no_pickup_or_drop_off(draw: st.DrawFn, day: DayTimetable) -> None:
         day.pat_drop[i] = False
 
 
+def random_search(
+    case: tuple[Trips, Walks, list[tuple[str, str, int, int]]], draw: st.DrawFn
+) -> tuple[BaseTimetable, DayTimetable, Footpaths, np.ndarray, dict[int, int], dict[int, int], int]:
+    """A drawn case's timetable (with a few stops closed to boarding or alighting) and a
+    random query on it: (base, day, footpaths, min transfer times, access, egress, rides)."""
+    trips, walk, transfers = case
+    base, day, _, fp = build(trips, walk, transfers)
+    no_pickup_or_drop_off(draw, day)
+    access, egress, max_rides = random_query(draw, base.n_stops)
+    return base, day, fp, base.min_transfer_s, access, egress, max_rides
+
+
 # deterministic (the same examples on every run, nothing written to disk)
 FAST = settings(
     max_examples=200,
@@ -210,11 +194,7 @@ FAST = settings(
 @FAST
 @given(case=cases(), data=st.data())
 def test_arrive_by_is_the_latest_departure_for_every_number_of_rides(case, data) -> None:
-    trips, walk, transfers = case
-    base, day, _, fp = _build(trips, walk, transfers)
-    no_pickup_or_drop_off(data.draw, day)
-    mtt = base.min_transfer_s
-    access, egress, max_rides = random_query(data.draw, base.n_stops)
+    base, day, fp, mtt, access, egress, max_rides = random_search(case, data.draw)
     everything = all_journeys(base, day, fp, access, egress, max_rides)
     arrive = data.draw(st.integers(0, 6000))
     got = run_raptor_arrive_by(day, base.n_stops, fp, mtt, access, egress, arrive, max_rides)
@@ -231,11 +211,7 @@ def test_arrive_by_is_the_latest_departure_for_every_number_of_rides(case, data)
 @FAST
 @given(case=cases(), data=st.data())
 def test_range_is_the_exact_profile_of_the_window(case, data) -> None:
-    trips, walk, transfers = case
-    base, day, _, fp = _build(trips, walk, transfers)
-    no_pickup_or_drop_off(data.draw, day)
-    mtt = base.min_transfer_s
-    access, egress, max_rides = random_query(data.draw, base.n_stops)
+    base, day, fp, mtt, access, egress, max_rides = random_search(case, data.draw)
     everything = all_journeys(base, day, fp, access, egress, max_rides)
     lo = data.draw(st.integers(-600, 3000))
     hi = lo + data.draw(st.integers(0, 3000))
@@ -249,7 +225,7 @@ def test_range_limit_keeps_the_earliest_departures() -> None:
     trips = {
         f"R1-{i}": [("A", 600 * i, 600 * i), ("B", 600 * i + 300, 600 * i + 300)] for i in range(5)
     }
-    base, day, idx, fp = _build(trips)
+    base, day, idx, fp = build(trips)
     mtt = base.min_transfer_s
     full = run_raptor_range(day, base.n_stops, fp, mtt, {idx["A"]: 60}, {idx["B"]: 0}, 0, 3000)
     assert [(j.departure, j.arrival) for j in full] == [
@@ -270,7 +246,7 @@ def test_reversing_twice_gives_the_timetable_back() -> None:
         "R1-b": [("A", 150, 150), ("B", 260, 260), ("C", 950, 960)],
         "R2-a": [("C", 300, 300), ("A", 400, 400)],
     }
-    _, day, _, fp = _build(trips, walk=[("A", "B", 90.0)])
+    _, day, _, fp = build(trips, walk=[("A", "B", 90.0)])
     rev = reverse_day(day)
     back = reverse_day(rev.day)
     for name in ("pat_stops", "pat_pick", "pat_drop", "arr", "dep", "stop_pat_off", "trip_base"):
@@ -290,11 +266,7 @@ def test_reversing_twice_gives_the_timetable_back() -> None:
 @FAST
 @given(case=cases(), data=st.data())
 def test_mc_arrive_by_latest_departure_per_rides_matches_raptor(case, data) -> None:
-    trips, walk, transfers = case
-    base, day, _, fp = _build(trips, walk, transfers)
-    no_pickup_or_drop_off(data.draw, day)
-    mtt = base.min_transfer_s
-    access, egress, max_rides = random_query(data.draw, base.n_stops)
+    base, day, fp, mtt, access, egress, max_rides = random_search(case, data.draw)
     arrive = data.draw(st.integers(0, 6000))
     plain = run_raptor_arrive_by(day, base.n_stops, fp, mtt, access, egress, arrive, max_rides)
     mc = run_mc_raptor_arrive_by(
@@ -314,11 +286,7 @@ def test_mc_arrive_by_latest_departure_per_rides_matches_raptor(case, data) -> N
 def test_porto_alegre_arrive_by_agrees_with_forward_raptor(poa_base: CityBase) -> None:
     """Leaving at the latest departure found arrives by the deadline, and leaving a second
     later does not (forward RAPTOR, with the same rides), on random stop pairs."""
-    tt = poa_base.timetable
-    day = tt.day(DAY)
-    fp = poa_base.footpaths(1.3)
-    served = np.unique(day.pat_stops)
-    rng = random.Random(20190517)
+    tt, day, fp, served, rng = poa_day(poa_base, 20190517)
     checked = 0
     for _ in range(40):
         src, dst = (int(x) for x in rng.sample(list(served), 2))

@@ -3,15 +3,13 @@ random small timetables, and Porto Alegre against RAPTOR."""
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from functools import cache
 
-import numpy as np
 import pytest
-from test_raptor import make_transit
+from raptor_oracle import Rides, Trips, Vec, Walks, build, poa_day, replay
 
-from routing.base import CityBase, make_footpaths
+from routing.base import CityBase
 from routing.raptor import (
     LAST_MC_STATS,
     FootLeg,
@@ -21,73 +19,7 @@ from routing.raptor import (
     run_mc_raptor,
     run_raptor,
 )
-from routing.timetable import BaseTimetable, DayTimetable, build_base_timetable
-
-DAY = dt.date(2019, 5, 15)
-Vec = tuple[int, int, int]  # (arrival, rides, walk)
-
-
-Trips = dict[str, list[tuple[str, int, int]]]
-Walks = list[tuple[str, str, float]]
-
-
-def _build(
-    trips: Trips,
-    walk: Walks | tuple[()] = (),
-    transfers: list[tuple[str, str, int, int]] | tuple[()] = (),
-) -> tuple[BaseTimetable, DayTimetable, dict[str, int], Footpaths]:
-    base = build_base_timetable(make_transit(trips, list(transfers)))
-    day = base.day(DAY)
-    idx = {str(s): i for i, s in enumerate(base.stop_ids)}
-    fa = np.array([idx[a] for a, _, _ in walk], np.int64)
-    fb = np.array([idx[b] for _, b, _ in walk], np.int64)
-    fm = np.array([m for _, _, m in walk], float)
-    return base, day, idx, make_footpaths(base, fa, fb, fm, 1.0)
-
-
-def _replay(
-    day: DayTimetable,
-    fp: Footpaths,
-    mtt: np.ndarray,
-    j: TransitJourney,
-    sources: dict[int, int],
-    src_walk: dict[int, int],
-    targets: dict[int, int],
-    tgt_walk: dict[int, int],
-) -> Vec:
-    """Follow a journey's legs with the rules, returning its (arrival, rides, walk)."""
-    stop, clock, walk, on_foot = (
-        j.access_stop,
-        sources[j.access_stop],
-        src_walk.get(j.access_stop, 0),
-        True,
-    )
-    rides = 0
-    for leg in j.legs:
-        if isinstance(leg, FootLeg):
-            assert leg.from_stop == stop
-            assert not on_foot
-            row = range(fp.offset[stop], fp.offset[stop + 1])
-            d = next(int(fp.duration[i]) for i in row if fp.to[i] == leg.to_stop)
-            assert d >= 0
-            stop, clock, walk, on_foot = leg.to_stop, clock + d, walk + d, True
-            continue
-        assert isinstance(leg, RideLeg)
-        lo = day.pat_stop_off[leg.pattern]
-        n = day.pat_stop_off[leg.pattern + 1] - lo
-        off = day.pat_time_off[leg.pattern] + (leg.trip - day.pat_trip_off[leg.pattern]) * n
-        assert int(day.pat_stops[lo + leg.board_pos]) == stop
-        assert day.pat_pick[lo + leg.board_pos]
-        assert day.pat_drop[lo + leg.alight_pos]
-        ready = clock if on_foot else clock + int(mtt[stop])
-        assert on_foot or mtt[stop] >= 0
-        assert int(day.dep[off + leg.board_pos]) >= ready
-        clock = int(day.arr[off + leg.alight_pos])
-        stop, on_foot = int(day.pat_stops[lo + leg.alight_pos]), False
-        rides += 1
-    assert not on_foot
-    assert stop == j.egress_stop
-    return clock + targets[stop], rides, walk + tgt_walk.get(stop, 0)
+from routing.timetable import BaseTimetable, DayTimetable
 
 
 def _dominates(a: Vec, b: Vec) -> bool:
@@ -115,7 +47,7 @@ def test_earlier_with_more_walking_and_later_with_less() -> None:
         "R2-a": [("D", 600, 600), ("C", 700, 700)],  # a 300 s walk B -> D, then early
         "R3-a": [("B", 800, 800), ("C", 1000, 1000)],  # stay at B, later, no walking
     }
-    base, day, idx, fp = _build(trips, walk=[("B", "D", 300.0)])
+    base, day, idx, fp = build(trips, walk=[("B", "D", 300.0)])
     src, dst = {idx["A"]: 0}, {idx["C"]: 0}
     mc = run_mc_raptor(day, base.n_stops, fp, base.min_transfer_s, src, dst)
     assert sorted(_vectors(mc)) == [(700, 2, 300), (1000, 2, 0)]
@@ -132,7 +64,7 @@ def test_access_and_egress_walking_count() -> None:
         "R1-a": [("A", 300, 300), ("C", 400, 400)],  # far from the origin, fast
         "R2-a": [("B", 100, 100), ("D", 900, 900)],  # next to the origin, slow
     }
-    base, day, idx, fp = _build(trips)
+    base, day, idx, fp = build(trips)
     a, b, c, d = (idx[s] for s in "ABCD")
     sources = {a: 250, b: 30}
     targets = {c: 200, d: 10}
@@ -144,7 +76,7 @@ def test_access_and_egress_walking_count() -> None:
     plain = run_raptor(day, base.n_stops, fp, base.min_transfer_s, sources, targets)
     assert [(j.rides, j.arrival) for j in plain] == [(1, 600)]
     for j in mc:
-        vec = _replay(day, fp, base.min_transfer_s, j, sources, src_walk, targets, tgt_walk)
+        vec = replay(day, fp, base.min_transfer_s, j, sources, src_walk, targets, tgt_walk)
         assert vec == (j.arrival, j.rides, j.walk_s)
 
 
@@ -154,11 +86,11 @@ def test_min_transfer_and_forbidden_transfer_rules_hold() -> None:
         "R2-a": [("B", 230, 230), ("C", 300, 300)],
         "R2-b": [("B", 400, 400), ("C", 500, 500)],
     }
-    base, day, idx, fp = _build(trips, transfers=[("B", "B", 2, 60)])
+    base, day, idx, fp = build(trips, transfers=[("B", "B", 2, 60)])
     mc = run_mc_raptor(day, base.n_stops, fp, base.min_transfer_s, {idx["A"]: 0}, {idx["C"]: 0})
     # the B -> B transfer is a 60 s "footpath" too: walking to board 230 is still too late
     assert min(j.arrival for j in mc) == 500
-    base, day, idx, fp = _build(trips, transfers=[("B", "B", 3, 0)])
+    base, day, idx, fp = build(trips, transfers=[("B", "B", 3, 0)])
     mc = run_mc_raptor(day, base.n_stops, fp, base.min_transfer_s, {idx["A"]: 0}, {idx["C"]: 0})
     assert mc == []
 
@@ -212,11 +144,7 @@ def _oracle(
     over every continuation that boards at s no earlier than ``ready``; it is memoised on
     its arguments only (walking adds), so this is still exhaustive.
     """
-    boardings: dict[int, list[tuple[int, int, int]]] = {}
-    for p in range(len(day.pat_stop_off) - 1):
-        lo = int(day.pat_stop_off[p])
-        for i in range(int(day.pat_stop_off[p + 1]) - lo):
-            boardings.setdefault(int(day.pat_stops[lo + i]), []).append((p, lo, i))
+    rides = Rides(day)
     mtt = base.min_transfer_s
 
     @cache
@@ -224,29 +152,18 @@ def _oracle(
         out: set[Vec] = set()
         if rides_left == 0:
             return frozenset()
-        for p, lo, i in boardings.get(s, []):
-            if not day.pat_pick[lo + i]:
-                continue
-            n = int(day.pat_stop_off[p + 1]) - lo
-            for t in range(int(day.pat_trip_off[p]), int(day.pat_trip_off[p + 1])):
-                off = int(day.pat_time_off[p]) + (t - int(day.pat_trip_off[p])) * n
-                if int(day.dep[off + i]) < ready:
-                    continue
-                for j in range(i + 1, n):
-                    if not day.pat_drop[lo + j]:
-                        continue
-                    b, a = int(day.pat_stops[lo + j]), int(day.arr[off + j])
-                    if b in targets:
-                        out.add((a + targets[b], 1, tgt_walk.get(b, 0)))
-                    if mtt[b] >= 0:
-                        for arr_, r, w in from_stop(b, a + int(mtt[b]), rides_left - 1):
-                            out.add((arr_, r + 1, w))
-                    for e in range(int(fp.offset[b]), int(fp.offset[b + 1])):
-                        d = int(fp.duration[e])
-                        if d >= 0:
-                            u = int(fp.to[e])
-                            for arr_, r, w in from_stop(u, a + d, rides_left - 1):
-                                out.add((arr_, r + 1, w + d))
+        for _dep, a, b in rides.from_stop(s, ready):
+            if b in targets:
+                out.add((a + targets[b], 1, tgt_walk.get(b, 0)))
+            if mtt[b] >= 0:
+                for arr_, r, w in from_stop(b, a + int(mtt[b]), rides_left - 1):
+                    out.add((arr_, r + 1, w))
+            for e in range(int(fp.offset[b]), int(fp.offset[b + 1])):
+                d = int(fp.duration[e])
+                if d >= 0:
+                    u = int(fp.to[e])
+                    for arr_, r, w in from_stop(u, a + d, rides_left - 1):
+                        out.add((arr_, r + 1, w + d))
         return frozenset(_pareto(out))
 
     found: set[Vec] = set()
@@ -261,7 +178,7 @@ def test_pareto_set_matches_brute_force_on_random_timetables() -> None:
     checked = nonempty = 0
     for _ in range(300):
         trips, walk, transfers = _random_case(rng)
-        base, day, _, fp = _build(trips, walk, transfers)
+        base, day, _, fp = build(trips, walk, transfers)
         n = base.n_stops
         sources = {s: rng.randint(0, 900) for s in rng.sample(range(n), rng.randint(1, 2))}
         src_walk = {s: rng.randint(0, 300) for s in sources}
@@ -277,7 +194,7 @@ def test_pareto_set_matches_brute_force_on_random_timetables() -> None:
         assert _vectors(mc) == expected, (trips, walk, transfers, sources, targets)
         assert len(mc) == len(expected)
         for j in mc:
-            assert _replay(day, fp, mtt, j, sources, src_walk, targets, tgt_walk) == (
+            assert replay(day, fp, mtt, j, sources, src_walk, targets, tgt_walk) == (
                 j.arrival,
                 j.rides,
                 j.walk_s,
@@ -294,11 +211,7 @@ def test_pareto_set_matches_brute_force_on_random_timetables() -> None:
 
 @pytest.mark.slow
 def test_porto_alegre_earliest_arrival_per_rides_matches_raptor(poa_base: CityBase) -> None:
-    tt = poa_base.timetable
-    day = tt.day(DAY)
-    fp = poa_base.footpaths(1.3)
-    served = np.unique(day.pat_stops)
-    rng = random.Random(20190516)
+    tt, day, fp, served, rng = poa_day(poa_base, 20190516)
 
     def around(stop: int) -> dict[int, int]:
         """The stop itself and its footpath neighbours, with the walk to them."""
@@ -326,7 +239,7 @@ def test_porto_alegre_earliest_arrival_per_rides_matches_raptor(poa_base: CityBa
         assert len(set(vecs)) == len(vecs)
         assert not any(_dominates(u, v) for u in vecs for v in vecs)
         for j in mc:
-            assert _replay(day, fp, tt.min_transfer_s, j, sources, walk_in, targets, walk_out) == (
+            assert replay(day, fp, tt.min_transfer_s, j, sources, walk_in, targets, walk_out) == (
                 j.arrival,
                 j.rides,
                 j.walk_s,

@@ -13,16 +13,14 @@ import pytest
 from correspondance.errors import InputError
 from feeds.osm_places import OsmPlace, OsmPlaces
 from routing.base import CityBase
+from routing.place_index import index_places, load_or_build_places, places_cache_path
 from routing.places import (
     MAX_LIMIT,
     MAX_QUERY_CHARS,
     PlaceIndex,
     StopPlace,
     fold,
-    index_places,
-    load_or_build_places,
     parse_near,
-    places_cache_path,
     search_places,
     words,
 )
