@@ -4,6 +4,9 @@ A thin adapter over :mod:`routing.stop_query`: parse arguments, load the network
 answer one query (or every line of ``--queries``), print JSON. Bad input raises a
 :class:`~correspondance.errors.CorrespondanceError`, which ``api.cli.main`` prints with
 exit status 2.
+
+The routing stack is imported inside the functions, only when ``plan`` runs: every other
+subcommand (and the CLI's start-up) stays fast.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from correspondance.settings import Settings
 if TYPE_CHECKING:
     from routing.stop_query import Endpoint, ItineraryOut, StopQuery, TransitNetwork
 
-# The routing stack loads only when ``plan`` runs: every other subcommand (and the
-# CLI's start-up) stays fast. Kept equal to routing.stop_query's defaults by a test.
+# routing.stop_query's defaults, repeated so the parser needs no routing import
+# (tests/routing/test_plan_cli.py keeps them equal)
 DEFAULT_WALK_SPEED_M_S = WALK_SPEED_M_S
 DEFAULT_MAX_TRANSFER_WALK_M = 400.0
 

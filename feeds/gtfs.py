@@ -9,7 +9,6 @@ times at non-timepoint stops, expands frequencies.txt, and merges several feeds 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -727,8 +726,3 @@ def service_day_origin(day: dt.date, timezone: str) -> int:
 
     noon = dt.datetime.combine(day, dt.time(12), tzinfo=ZoneInfo(timezone))
     return int(noon.timestamp()) - 12 * 3600
-
-
-def crow_walk_s(distance_m: float, walk_speed: float) -> int:
-    """Seconds to walk a straight-line distance, rounded up."""
-    return math.ceil(distance_m / walk_speed)

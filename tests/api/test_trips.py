@@ -10,6 +10,7 @@ either gets everything. Every server message is validated against
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -37,6 +38,8 @@ from trip_helpers import (
     ws_url,
 )
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+from websockets.frames import Close
 
 import api.routes.trips as trip_routes
 import realtime.trips.hub as hub_module
@@ -604,21 +607,54 @@ OPERATOR_SCHEMA: Body = {
 }
 
 
+async def read_operator_messages(sock: TripSocket) -> None:
+    """Read until the socket closes or sends aggregates; every message must match
+    :data:`OPERATOR_SCHEMA` (a ValidationError fails the test; only the close ends it)."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            message = await sock.recv()
+            jsonschema.validate(message, OPERATOR_SCHEMA)
+            if message["type"] == "aggregates":
+                return
+
+
 async def operator_messages(url: str, query: str = "", first: Any = None) -> TripSocket:
     """Connect to the operator socket and read until it closes or sends aggregates."""
     async with connect(ws_url(url, f"/ws/v1/operator{query}"), open_timeout=10) as conn:
         sock = TripSocket(conn, validate=False)
         if first is not None:
             await sock.send(first)
-        try:
-            while True:
-                message = await sock.recv()
-                jsonschema.validate(message, OPERATOR_SCHEMA)
-                if message["type"] == "aggregates":
-                    break
-        except Exception:
-            pass
+        await read_operator_messages(sock)
         return sock
+
+
+class ScriptedConnection:
+    """A client connection that receives the given frames, then is closed by the server."""
+
+    def __init__(self, frames: list[Body]) -> None:
+        self.frames = [json.dumps(f) for f in frames]
+
+    async def recv(self) -> str:
+        if not self.frames:
+            raise ConnectionClosedOK(Close(1000, ""), Close(1000, ""), True)
+        return self.frames.pop(0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"type": "aggregates", "v": 1, "city": "x", "at": "t", "k": 3, "incidents": []},
+        {"type": "error", "v": 1, "code": "unauthorized"},
+        {"type": "hello", "v": 1},
+    ],
+    ids=["aggregates-without-active-trips", "error-without-message", "unknown-type"],
+)
+async def test_the_operator_socket_check_fails_on_a_message_off_the_schema(bad: Body) -> None:
+    good_error = {"type": "error", "v": 1, "code": "unauthorized", "message": "no"}
+    await read_operator_messages(TripSocket(ScriptedConnection([good_error]), validate=False))
+    sock = TripSocket(ScriptedConnection([good_error, bad]), validate=False)
+    with pytest.raises(jsonschema.ValidationError):
+        await read_operator_messages(sock)
 
 
 @pytest.mark.parametrize(
