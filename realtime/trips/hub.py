@@ -17,9 +17,9 @@ reads it asks for.
 Every connection has its own sender (the socket's task) and queue: a slow client only
 delays itself. One whose queue grows past :data:`~realtime.trips.stream.MAX_QUEUE` frames,
 or that does not take a frame within :data:`SEND_TIMEOUT_S`, is closed with 4409 and
-resumes later with ``after_seq``. The send timeout is watched by the hub's ticker (a send that does not
-complete at once is rare), not by a timer per frame: fan-out to thousands of sockets stays
-a plain write per frame.
+resumes later with ``after_seq``. The send timeout is watched by the hub's ticker (a send
+that does not complete at once is rare), not by a timer per frame: fan-out to thousands of
+sockets stays a plain write per frame.
 
 Progress (where the schedule or the last reported position puts the traveller) and
 heartbeats come from one ticker per hub, computed per connection without the store. A
