@@ -587,6 +587,8 @@ OPERATOR_SCHEMA: Body = {
             "properties": {
                 "type": {"const": "aggregates"},
                 "v": {"const": 1},
+                "city": {"type": "string"},
+                "at": {"type": "string", "format": "date-time"},
                 "k": {"type": "integer", "minimum": 1},
                 "active_trips": {"type": ["integer", "null"], "minimum": 0},
                 "suggestions_made": {"type": "integer", "minimum": 0},
@@ -594,7 +596,25 @@ OPERATOR_SCHEMA: Body = {
                 "suggestions_declined": {"type": "integer", "minimum": 0},
                 "trips_started": {"type": "integer", "minimum": 0},
                 "trips_ended": {"type": "integer", "minimum": 0},
-                "incidents": {"type": "array"},
+                "incidents": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": [
+                            "incident_id",
+                            "trips_touched",
+                            "suggestions_made",
+                            "suggestions_accepted",
+                        ],
+                        "properties": {
+                            "incident_id": {"type": "string"},
+                            "trips_touched": {"type": ["integer", "null"], "minimum": 0},
+                            "suggestions_made": {"type": ["integer", "null"], "minimum": 0},
+                            "suggestions_accepted": {"type": ["integer", "null"], "minimum": 0},
+                        },
+                        "additionalProperties": False,
+                    },
+                },
             },
             "additionalProperties": False,
         },
@@ -604,6 +624,29 @@ OPERATOR_SCHEMA: Body = {
             "properties": {"type": {"const": "error"}, "code": {"type": "string"}},
         },
     ]
+}
+
+
+AGGREGATES: Body = {  # a valid aggregates message, as docs/protocol.md shows it
+    "type": "aggregates",
+    "v": 1,
+    "city": "porto-alegre",
+    "at": "2026-12-02T13:00:00+00:00",
+    "k": 2,
+    "active_trips": None,
+    "trips_started": 3,
+    "trips_ended": 0,
+    "suggestions_made": 1,
+    "suggestions_accepted": 0,
+    "suggestions_declined": 0,
+    "incidents": [
+        {
+            "incident_id": "i1",
+            "trips_touched": 2,
+            "suggestions_made": None,
+            "suggestions_accepted": 0,
+        }
+    ],
 }
 
 
@@ -646,12 +689,21 @@ class ScriptedConnection:
         {"type": "aggregates", "v": 1, "city": "x", "at": "t", "k": 3, "incidents": []},
         {"type": "error", "v": 1, "code": "unauthorized"},
         {"type": "hello", "v": 1},
+        {**AGGREGATES, "trip_id": "A" * 22},
+        {**AGGREGATES, "incidents": [{"incident_id": "i1", "trips_touched": -1}]},
     ],
-    ids=["aggregates-without-active-trips", "error-without-message", "unknown-type"],
+    ids=[
+        "aggregates-without-active-trips",
+        "error-without-message",
+        "unknown-type",
+        "aggregates-naming-a-trip",
+        "bad-incident",
+    ],
 )
 async def test_the_operator_socket_check_fails_on_a_message_off_the_schema(bad: Body) -> None:
     good_error = {"type": "error", "v": 1, "code": "unauthorized", "message": "no"}
     await read_operator_messages(TripSocket(ScriptedConnection([good_error]), validate=False))
+    await read_operator_messages(TripSocket(ScriptedConnection([AGGREGATES]), validate=False))
     sock = TripSocket(ScriptedConnection([good_error, bad]), validate=False)
     with pytest.raises(jsonschema.ValidationError):
         await read_operator_messages(sock)
