@@ -1,9 +1,13 @@
 """``correspondance plan``: earliest-arrival itineraries straight from GTFS files.
 
-A thin adapter over :mod:`routing.stop_query`: parse arguments, load the network once,
+A thin adapter over the planner's GTFS-only stages (:func:`routing.plan.answer` on a
+:mod:`routing.gtfs_network`): parse arguments, load the network once,
 answer one query (or every line of ``--queries``), print JSON. Bad input raises a
 :class:`~correspondance.errors.CorrespondanceError`, which ``api.cli.main`` prints with
 exit status 2.
+
+The routing stack is imported inside the functions, only when ``plan`` runs: every other
+subcommand (and the CLI's start-up) stays fast.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ if TYPE_CHECKING:
     from routing.gtfs_network import Endpoint, StopQuery, TransitNetwork
     from routing.itinerary import Itinerary
 
-# The routing stack loads only when ``plan`` runs: every other subcommand (and the
-# CLI's start-up) stays fast. Kept equal to routing.gtfs_network's defaults by a test.
+# routing.gtfs_network's defaults, repeated so the parser needs no routing import
+# (tests/routing/test_plan_cli.py keeps them equal)
 DEFAULT_WALK_SPEED_M_S = WALK_SPEED_M_S
 DEFAULT_MAX_TRANSFER_WALK_M = 400.0
 

@@ -16,10 +16,12 @@ traveller's current state with :func:`routing.state.replan`, and the
 ``switch_suggestion``. When none is, a broken plan gets a ``live_update`` with the notice
 ``no_better_option``. A trip may carry private closures (the scripted demo's): they apply
 when that trip is evaluated, never to the city. A tick ends trips that arrived and expires
-stale suggestions: it reads only the trips whose next action is due (a heap of due times
-kept as sessions are indexed and suggestions made), plus a rotating slice of every indexed
-trip so that each is re-checked at least every ``SWEEP_PERIOD_S``; it never reads every
-session on every tick, which at 10,000 trips took the engine's whole event loop.
+stale suggestions, reading only the trips that are due (:mod:`realtime.trips.scheduler`).
+
+Around it: :mod:`realtime.trips.index` (the indexes), :mod:`realtime.trips.scheduler` (due
+times), :mod:`realtime.trips.suggestions` (the bodies of what it says). This module keeps
+the lifecycle (start, follow, index, tick, stop), the dispatch of events to trips, the
+evaluation workers and the evaluation itself.
 """
 
 from __future__ import annotations
@@ -27,25 +29,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import heapq
 import logging
-import math
 import os
-import secrets
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from correspondance.errors import CorrespondanceError, InputError, TripNotFoundError
-from correspondance.geo import WALK_SPEED_M_S, distance_m
+from correspondance.errors import CorrespondanceError, TripNotFoundError
+from correspondance.geo import WALK_SPEED_M_S
 from correspondance.store import Event, StateStore
 from realtime.loops import LoopHealth, cancel_and_wait
-from realtime.trips.commands import CommandRefusedError, close_suggestion, end
+from realtime.trips.commands import CommandRefusedError
 from realtime.trips.deadlines import DeadlineQueue, decision_deadline
+from realtime.trips.index import CONGESTION_CHANGED as CONGESTION_CHANGED  # tests
+from realtime.trips.index import GBFS_UPDATED as GBFS_UPDATED  # tests
+from realtime.trips.index import TripIndex, count_incident, touched_by
 from realtime.trips.plan_view import (
     Projection,
     TripPlan,
@@ -57,126 +58,28 @@ from realtime.trips.plan_view import (
 from realtime.trips.policy import SwitchPolicy
 from realtime.trips.protocol import message, stamp
 from realtime.trips.repair import Bypasses, Repair, bypass_pairs, repair
+from realtime.trips.scheduler import ARRIVED_AFTER_S as ARRIVED_AFTER_S  # tests
+from realtime.trips.scheduler import TripTicker, is_bad_data, next_due
 from realtime.trips.sessions import (
-    INCIDENT_STATS_TTL_S,
     TRIP_ENDED,
     TRIP_STARTED,
     TRIP_UPDATED,
     TripBook,
     TripSession,
-    incident_trips_key,
-    trip_digest,
 )
-from realtime.trips.wording import (
-    ACTIONS,
-    LEG_NOTES,
-    Phrase,
-    action,
-    leave,
-    leg_note,
-    no_better_message,
-    suggestion_message,
-)
+from realtime.trips.suggestions import NO_BETTER_OPTION as NO_BETTER_OPTION  # tests
+from realtime.trips.suggestions import EngineStats, TripTeller, suggestion_body
 from routing.base import CityBase
-from routing.codec import ItineraryOut
 from routing.overlay import LiveOverlay, OverlayHolder
 from routing.plan import Itinerary
 from routing.state import replan
 
 log = logging.getLogger("correspondance.trips")
 
-CONGESTION_CHANGED = "congestion.changed"
-GBFS_UPDATED = "gbfs.updated"
-GTFSRT_UPDATED = "gtfsrt.updated"
 INCIDENT_DECLARED = "incident.declared"
-ARRIVED_AFTER_S = 120.0  # a trip ends this long after its plan's arrival...
-TIMEOUT_AFTER_S = 3600.0  # ...or, when its last position is far from the destination, this
-NEAR_DESTINATION_M = 300.0
-FAR_RECHECK_S = 30.0  # an overdue traveller far from the destination is looked at again
-SWEEP_PERIOD_S = 300.0  # the tick re-checks every indexed trip at least this often
-ETA_NOTICE_S = 60.0  # a live_update when the projected arrival moves this much
-MAX_VALID_S = 20 * 60.0
-MIN_VALID_S = 3 * 60.0
 HURRY_S = (
     10.0  # with less time than this (or 3 replans) before the deadline, the repair is the answer
 )
-
-
-@dataclass
-class TripIndex:
-    """What can change → the active trips whose remaining legs depend on it."""
-
-    edges: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
-    stations: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    transit: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    _keys: dict[str, tuple[set[int], set[str], set[str]]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, trip_id: object) -> bool:
-        return trip_id in self._keys
-
-    @property
-    def trips(self) -> list[str]:
-        """Every indexed trip."""
-        return list(self._keys)
-
-    def put(self, trip_id: str, plan: TripPlan, from_leg: int) -> None:
-        """Index (or re-index) a trip by its legs from ``from_leg`` on."""
-        self.remove(trip_id)
-        keys = plan.watched(from_leg)
-        self._keys[trip_id] = keys
-        for e in keys[0]:
-            self.edges[e].add(trip_id)
-        for s in keys[1]:
-            self.stations[s].add(trip_id)
-        for t in keys[2]:
-            self.transit[t].add(trip_id)
-
-    def remove(self, trip_id: str) -> None:
-        """Forget a trip."""
-        keys = self._keys.pop(trip_id, None)
-        if keys is None:
-            return
-        tables: tuple[dict[Any, set[str]], ...] = (self.edges, self.stations, self.transit)
-        watched: tuple[set[Any], ...] = keys
-        for table, ids in zip(tables, watched, strict=True):
-            for k in ids:
-                bucket = table.get(k)
-                if bucket is not None:
-                    bucket.discard(trip_id)
-                    if not bucket:
-                        del table[k]
-
-    def touched(self, edges: Any = (), stations: Any = (), transit: Any = ()) -> set[str]:
-        """Trips depending on any of these edges, stations or transit trips."""
-        out: set[str] = set()
-        for e in edges:
-            out |= self.edges.get(int(e), set())
-        for s in stations:
-            out |= self.stations.get(s, set())
-        for t in transit:
-            out |= self.transit.get(t, set())
-        return out
-
-
-@dataclass
-class EngineStats:
-    """Counters for benchmarks and the operator channel."""
-
-    evaluated: int = 0
-    repaired: int = 0  # cheap repairs tried (drive around what changed)
-    replanned: int = 0  # full multimodal replans
-    suggested: int = 0
-    withdrawn: int = 0
-    live_updates: int = 0
-    no_better: int = 0  # broken plans told that no better way exists
-    late: int = 0  # suggestions stored after their trip's decision deadline
-    past_junction: int = 0  # affected trips already past their last switching point
-
-
-NO_BETTER_OPTION = "no_better_option"
 
 
 class TripEngine:
@@ -201,6 +104,7 @@ class TripEngine:
         self.concurrency = max(1, min(4, os.cpu_count() or 1))
         self.index = TripIndex()
         self.stats = EngineStats()
+        self.teller = TripTeller(base, self.book, self.policy, self.stats)
         self.queue = DeadlineQueue()
         self.deadlines: dict[str, float] = {}  # trip → wall time of its latest decision deadline
         # trips touched when already past the last point where a switch was possible
@@ -212,16 +116,21 @@ class TripEngine:
         self._incidents: dict[str, set[str]] = {}  # trip → operators' incidents touching it
         self._private_live: dict[str, tuple[LiveOverlay, tuple[int, ...], Bypasses]] = {}
         self._shared: Bypasses | None = None  # the shared repairs of the current overlay
-        self._noticed: dict[str, tuple[int, str]] = {}  # trip → (plan version, eta) told
-        self._due: dict[str, float] = {}  # trip → wall time its next tick action is due
-        self._due_heap: list[tuple[float, str]] = []  # (due, trip); stale entries skipped
-        self._sweep_at = 0  # where the tick's rotating re-check slice starts
         self._wake = asyncio.Event()
         self._busy = 0
         self._replan_s = 0.05  # recent wall time of one full replan (moving average)
         self._seen: LiveOverlay = holder.current
         self._tasks: list[asyncio.Task[None]] = []
         self.tick_health = LoopHealth(f"trip engine of {base.city.id}")
+        self.ticker = TripTicker(
+            self.book,
+            base.city.id,
+            self.index,
+            self.tick_health,
+            self._plan,
+            self._forget,
+            self._quarantine,
+        )
         self.ticks = 0  # ticks completed
         self._ticking = False  # the tick loop runs
         self.idle = asyncio.Event()  # set when nothing is pending (tests, benchmarks)
@@ -320,33 +229,11 @@ class TripEngine:
         if kind == INCIDENT_DECLARED:
             await self._count_incident(payload)
             return
-        touched: set[str] = set()
-        reason = "congestion"
         current = self.holder.current
-        changed_edges: set[int] | None = None
-        if kind == CONGESTION_CHANGED:
-            # diff the overlay itself: the event lists at most 1000 edges
-            before = self._seen.drive_multiplier
-            after = current.drive_multiplier
-            changed = np.flatnonzero(before != after) if before is not after else ()
-            touched = self.index.touched(edges=changed)
-            changed_edges = {int(e) for e in changed}
-        elif kind == GTFSRT_UPDATED:
-            reason = "delay"
-            trips = {
-                t
-                for t in current.trip_delays.keys() | self._seen.trip_delays.keys()
-                if current.trip_delays.get(t) != self._seen.trip_delays.get(t)
-            }
-            trips |= set(current.cancelled_trips ^ self._seen.cancelled_trips)
-            touched = self.index.touched(transit=trips)
-            if current.closed_stops != self._seen.closed_stops:
-                touched |= {t for t in self.index.trips if self.index._keys[t][2]}
-        elif kind == GBFS_UPDATED:
-            reason = "vehicle_unavailable"
-            touched = self.index.touched(stations=payload.get("station_ids", ()))
-        else:
+        found = touched_by(self.index, kind, payload, self._seen, current)
+        if found is None:
             return
+        touched, reason, changed_edges = found
         self._seen = current
         if touched:
             self._queue_touched(touched, reason, current, changed_edges)
@@ -441,7 +328,7 @@ class TripEngine:
         except Exception as exc:
             self.tick_health.failed(exc, f"indexing trip {trip_id}")
             self._forget(trip_id)
-            if _is_bad_data(exc):
+            if is_bad_data(exc):
                 await self._quarantine(trip_id, exc)
             return
         closures = tuple(session.private_closures)
@@ -476,8 +363,8 @@ class TripEngine:
         self._private.pop(trip_id, None)
         self._incidents.pop(trip_id, None)
         self._private_live.pop(trip_id, None)
-        self._noticed.pop(trip_id, None)
-        self._due.pop(trip_id, None)
+        self.teller.noticed.pop(trip_id, None)
+        self.ticker.due.discard(trip_id)
         self.deadlines.pop(trip_id, None)
         self.past_junction.discard(trip_id)
         self.queue.discard(trip_id)
@@ -491,25 +378,7 @@ class TripEngine:
         return plan
 
     async def _count_incident(self, payload: dict[str, Any]) -> None:
-        """Record which of this engine's trips an operator's incident touches (declared or
-        edited: the set of its own trips is replaced), as digests in a shared set, so the
-        count over every engine process is the set's size."""
-        incident = str(payload.get("incident_id", ""))
-        if not incident:
-            return
-        touched = self.index.touched(edges=payload.get("edges", ()))
-        before = {t for t, incidents in self._incidents.items() if incident in incidents}
-        for trip_id in before - touched:
-            self._incidents[trip_id].discard(incident)
-        for trip_id in touched:
-            self._incidents.setdefault(trip_id, set()).add(incident)
-        key = incident_trips_key(self.city, incident)
-        gone = [trip_digest(t) for t in before - touched]
-        if gone:
-            await self.store.srem(key, *gone)
-        if touched:
-            await self.store.sadd(key, *(trip_digest(t) for t in touched))
-            await self.store.expire(key, INCIDENT_STATS_TTL_S)
+        await count_incident(self.store, self.city, self.index, self._incidents, payload)
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -654,56 +523,12 @@ class TripEngine:
     async def _review_open(
         self, session: TripSession, overlay: LiveOverlay, now: dt.datetime, projection: Projection
     ) -> None:
-        """Withdraw the open suggestion if it no longer holds (its own plan broke or its
-        saving fell below half the threshold)."""
-        assert session.suggestion is not None
-        offered = parse_plan(self.base, session.suggestion["itinerary"])
-        theirs = project(self.base, offered, now, overlay)
-        if theirs.arrival is None:
-            saving: float | None = -1.0
-        elif projection.arrival is None:
-            saving = None
-        else:
-            saving = (projection.arrival - theirs.arrival).total_seconds()
-        if self.policy.still_worth_it(saving):
-            return
-        self.stats.withdrawn += 1
-        await self.book.change(
-            session.trip_id,
-            close_suggestion(session.suggestion["suggestion_id"], "withdrawn", now),
-            event=None,
-        )
+        await self.teller.review_open(session, overlay, now, projection)
 
     async def _maybe_live_update(
-        self,
-        session: TripSession,
-        projection: Projection,
-        now: dt.datetime,
-        overlay: LiveOverlay,
+        self, session: TripSession, projection: Projection, now: dt.datetime, overlay: LiveOverlay
     ) -> None:
-        """A live_update when delays, alerts or congestion move the arrival noticeably."""
-        if projection.arrival is None or not projection.legs:
-            return
-        last = (
-            dt.datetime.fromisoformat(session.last_eta) if session.last_eta else session.arrival()
-        )
-        if abs((projection.arrival - last).total_seconds()) < ETA_NOTICE_S:
-            return
-        eta = stamp(projection.arrival)
-
-        def mutate(s: TripSession) -> list[dict[str, Any]]:
-            if s.status != "active" or s.plan_version != session.plan_version:
-                return []
-            s.last_eta = eta
-            legs = [
-                _leg_update(i, delay, cancelled, _alerts(s.plan, i, overlay), note)
-                for i, delay, cancelled, note in projection.legs
-            ]
-            return [message("live_update", s.trip_id, now, legs=legs, eta=eta)]
-
-        _, sent = await self.book.change(session.trip_id, mutate, event=None)
-        if sent:
-            self.stats.live_updates += 1
+        await self.teller.maybe_live_update(session, projection, now, overlay)
 
     async def _no_better_option(
         self,
@@ -714,52 +539,7 @@ class TripEngine:
         now: dt.datetime,
         overlay: LiveOverlay,
     ) -> None:
-        """The plan broke and nothing better exists: say so once per plan (and again when
-        the projected arrival moves), with what is wrong and when the traveller now arrives."""
-        eta_at = projected or plan.arrival
-        eta = stamp(eta_at)
-        told = self._noticed.get(session.trip_id)
-        if told is not None and told[0] == session.plan_version:
-            moved = abs((dt.datetime.fromisoformat(told[1]) - eta_at).total_seconds())
-            if moved < ETA_NOTICE_S:
-                return
-        code = projection.broken or "congestion"
-        why = projection.detail
-        text = no_better_message(code, why, projected)
-        fallback = None  # the note of the current leg when no remaining leg carries one
-        if why is not None:
-            note_code = "cancelled" if why.code == "trip_cancelled" else why.code
-            fallback = leg_note(note_code, **why.params) if note_code in LEG_NOTES else None
-        delay = int((eta_at - plan.arrival).total_seconds()) if projected is not None else 0
-
-        def mutate(s: TripSession) -> list[dict[str, Any]]:
-            if s.status != "active" or s.plan_version != session.plan_version:
-                return []
-            s.last_eta = eta
-            legs = [
-                _leg_update(
-                    i,
-                    max(delay_s, delay) if note else delay_s,
-                    cancelled,
-                    _alerts(s.plan, i, overlay),
-                    note,
-                )
-                for i, delay_s, cancelled, note in projection.legs
-            ] or [_leg_update(plan.leg_index_at(now), delay, False, [], fallback)]
-            notice = {
-                "code": NO_BETTER_OPTION,
-                "reason": code,
-                "detail": why.wire() if why is not None else None,
-                "arrival": stamp(projected) if projected is not None else None,
-                "message": text,
-            }
-            return [message("live_update", s.trip_id, now, legs=legs, eta=eta, notice=notice)]
-
-        _, sent = await self.book.change(session.trip_id, mutate, event=None)
-        if sent:
-            self._noticed[session.trip_id] = (session.plan_version, eta)
-            self.stats.no_better += 1
-            self.stats.live_updates += 1
+        await self.teller.no_better_option(session, plan, projection, projected, now, overlay)
 
     def _suggestion(
         self,
@@ -772,69 +552,7 @@ class TripEngine:
         reason: str,
         detour: int | None = None,
     ) -> dict[str, Any]:
-        code = projection.broken or reason
-        current_leg = plan.legs[plan.leg_index_at(now)]
-        # where the new plan leaves what the traveller is doing now
-        doing = current_leg.trip_id or current_leg.mode
-        k = next(
-            (i for i, leg in enumerate(best.legs) if (leg.trip_id or leg.mode) != doing),
-            len(best.legs) - 1,
-        )
-        if detour is not None:
-            k = detour  # the same plan, driven around what changed from this leg on
-        switch = best.legs[k]
-        after = best.legs[k:]
-        ride = next((leg for leg in after if leg.trip_id), None)
-        doing_now: Phrase
-        if detour is not None or (k == 0 and (switch.trip_id or switch.mode) == doing):
-            doing_now = action("detour")  # the same mode, by other streets
-        elif ride is not None:
-            line = ride.route_short_name or ride.route_long_name or ride.mode
-            doing_now = action("board", mode=ride.mode, line=line, stop=ride.origin.name)
-        elif switch.mode in ACTIONS:
-            doing_now = action(switch.mode)
-        else:
-            doing_now = action("other", mode=switch.mode)
-        leaving: Phrase | None = None
-        if detour is None and k > 0 and current_leg.mode in ("carshare", "bikeshare"):
-            vehicle = "car" if current_leg.mode == "carshare" else "bike"
-            leaving = leave("leave_vehicle", vehicle=vehicle, stop=switch.origin.name)
-        elif detour is None and k > 0 and current_leg.trip_id:
-            leaving = leave("get_off", stop=switch.origin.name)
-        saved = (
-            round((projection.arrival - best.arrival).total_seconds() / 60.0, 1)
-            if projection.arrival is not None
-            else None
-        )
-        why = projection.detail if projection.broken else None
-        text = suggestion_message(code, why, leaving, doing_now, saved, best.arrival)
-        valid = min(
-            max(switch.departure, now + dt.timedelta(seconds=MIN_VALID_S)),
-            now + dt.timedelta(seconds=MAX_VALID_S),
-        )
-        return {
-            "suggestion_id": secrets.token_urlsafe(9),
-            "reason": {
-                "code": code,
-                "message": text,
-                "detail": why.wire() if why is not None else None,
-                "action": doing_now.wire(),
-                "leave": leaving.wire() if leaving is not None else None,
-            },
-            "current_arrival": stamp(projection.arrival) if projection.arrival else None,
-            "new_arrival": stamp(best.arrival),
-            "minutes_saved": saved,
-            "plan_broken": projection.broken is not None,
-            "switch_at": {
-                "name": switch.origin.name if k > 0 else "where you are",
-                "here": k == 0,
-                "lat": switch.origin.lat,
-                "lon": switch.origin.lon,
-                "leg_index": k,
-            },
-            "valid_until": stamp(valid),
-            "itinerary": ItineraryOut.of(best, overlay).model_dump(mode="json", by_alias=True),
-        }
+        return suggestion_body(plan, projection, best, overlay, now, reason, detour)
 
     # -- the clock ---------------------------------------------------------------------------
 
@@ -855,152 +573,12 @@ class TripEngine:
             self._ticking = False
 
     async def tick(self, wall: float | None = None) -> None:
-        """End arrived or timed-out trips; expire suggestions past ``valid_until``.
-
-        Reads only the trips whose next action is due by ``wall``, plus a rotating slice of
-        the indexed trips (each one at least every ``SWEEP_PERIOD_S``: a safety net for a
-        change made where this engine could not see it). One trip that fails does not stop
-        the others: the error is counted, and a trip whose stored data cannot be used is
-        quarantined.
-        """
-        wall = time.time() if wall is None else wall
-        for trip_id in self._due_by(wall) + self._sweep_slice():
-            if trip_id not in self.index:
-                continue  # ended or forgotten meanwhile
-            try:
-                await self._tick_trip(trip_id, wall)
-            except asyncio.CancelledError:
-                raise
-            except TripNotFoundError:
-                self._forget(trip_id)
-            except Exception as exc:
-                self.tick_health.failed(exc, f"ticking trip {trip_id}")
-                self._set_due(trip_id, wall + self.tick_s)  # try again, not on every tick
-                if _is_bad_data(exc):
-                    self._forget(trip_id)
-                    await self._quarantine(trip_id, exc)
+        """End arrived or timed-out trips and expire suggestions, reading only the trips
+        that are due by ``wall`` (:meth:`~realtime.trips.scheduler.TripTicker.tick`)."""
+        await self.ticker.tick(time.time() if wall is None else wall, self.tick_s)
 
     def _schedule(self, session: TripSession) -> None:
-        """When ``session`` next needs the tick: its open suggestion expires, or its plan's
-        arrival is ``ARRIVED_AFTER_S`` past (whichever comes first)."""
-        due = session.arrival().timestamp() + ARRIVED_AFTER_S
-        if session.suggestion is not None:
-            expires = dt.datetime.fromisoformat(session.suggestion["valid_until"]).timestamp()
-            due = min(due, expires)
-        self._set_due(session.trip_id, due - session.clock_offset_s)
+        self.ticker.due.set(session.trip_id, next_due(session))
 
     def _set_due(self, trip_id: str, due: float, earlier_only: bool = False) -> None:
-        if not math.isfinite(due):
-            return
-        current = self._due.get(trip_id)
-        if earlier_only and current is not None and current <= due:
-            return
-        self._due[trip_id] = due
-        heapq.heappush(self._due_heap, (due, trip_id))
-
-    def _due_by(self, wall: float) -> list[str]:
-        """Pop the trips due by ``wall`` (most overdue first)."""
-        due: list[str] = []
-        heap = self._due_heap
-        while heap and heap[0][0] <= wall:
-            at, trip_id = heapq.heappop(heap)
-            if self._due.get(trip_id) == at:
-                del self._due[trip_id]
-                due.append(trip_id)
-        if len(heap) > 4 * len(self._due) + 64:  # mostly stale entries: rebuild
-            self._due_heap = [(at, t) for t, at in self._due.items()]
-            heapq.heapify(self._due_heap)
-        return due
-
-    def _sweep_slice(self) -> list[str]:
-        """The next slice of indexed trips to re-check whatever their due time."""
-        trips = self.index.trips
-        if not trips:
-            return []
-        size = math.ceil(len(trips) * self.tick_s / SWEEP_PERIOD_S)
-        start = self._sweep_at % len(trips)
-        self._sweep_at = start + size
-        return (trips[start:] + trips[:start])[:size]
-
-    async def _tick_trip(self, trip_id: str, wall: float) -> None:
-        """One trip's tick: expire its suggestion, end it once arrived or timed out, and
-        say when it is next due."""
-        session = await self.book.get(trip_id)
-        now = session.now(wall)
-        open_ = session.suggestion
-        if open_ is not None and now > dt.datetime.fromisoformat(open_["valid_until"]):
-            with contextlib.suppress(CommandRefusedError):
-                session, _ = await self.book.change(
-                    trip_id,
-                    close_suggestion(open_["suggestion_id"], "expired", now),
-                    event=None,
-                )
-        overdue = (now - session.arrival()).total_seconds()
-        if overdue < ARRIVED_AFTER_S:
-            self._schedule(session)
-            return
-        position = await self.book.position(trip_id)
-        far = (
-            position is not None
-            and distance_m(*position, *self._plan(session).destination) > NEAR_DESTINATION_M
-        )
-        if far and overdue < TIMEOUT_AFTER_S:
-            self._set_due(trip_id, wall + min(FAR_RECHECK_S, TIMEOUT_AFTER_S - overdue))
-            return
-        with contextlib.suppress(CommandRefusedError):
-            await self.book.change(
-                trip_id, end("timeout" if far else "arrived", now), event=TRIP_ENDED
-            )
-            await self.book.count(self.city, "ended")
-        self._forget(trip_id)
-
-
-def _leg_update(
-    leg_index: int,
-    delay_s: int,
-    cancelled: bool,
-    alerts: list[dict[str, Any]],
-    note: Phrase | None,
-) -> dict[str, Any]:
-    """One entry of ``live_update.legs``: the note as plain English and as a code."""
-    return {
-        "leg_index": leg_index,
-        "delay_s": delay_s,
-        "cancelled": cancelled,
-        "alerts": alerts,
-        "note": note.text() if note is not None else None,
-        "note_code": note.wire() if note is not None else None,
-    }
-
-
-def _alerts(
-    plan_json: dict[str, Any], leg_index: int, overlay: LiveOverlay
-) -> list[dict[str, Any]]:
-    legs = plan_json.get("legs", [])
-    if not 0 <= leg_index < len(legs) or not overlay.alerts:
-        return []
-    leg = legs[leg_index]
-    stops = {leg["from"].get("stop_id"), leg["to"].get("stop_id")} - {None}
-    return [
-        {
-            "alert_id": a.alert_id,
-            "effect": a.effect,
-            "header": a.header,
-            "description": a.description,
-        }
-        for a in overlay.alerts
-        if leg.get("trip_id")
-        and (
-            leg.get("route_id") in a.route_ids
-            or leg["trip_id"] in a.trip_ids
-            or stops & set(a.stop_ids)
-        )
-    ]
-
-
-def _is_bad_data(exc: Exception) -> bool:
-    """Whether an error comes from a trip's stored data (quarantine it), not from the store
-    or a bug elsewhere (count it and try again next time)."""
-    if isinstance(exc, CorrespondanceError) and not isinstance(exc, InputError):
-        return False  # the store is down, a command was refused, ...
-    return isinstance(exc, ValueError | TypeError | KeyError | IndexError | OverflowError)
+        self.ticker.due.set(trip_id, due, earlier_only)

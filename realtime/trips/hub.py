@@ -7,12 +7,19 @@ its frames, already serialised as stored. A connection replays what it missed on
 through the same outboxes, so live delivery and resume cannot disagree; a gap in what it
 is handed (an event raced its replay) makes it re-read the outbox itself.
 
+What a connection sends and when it closes is decided by its
+:class:`~realtime.trips.stream.TripStream`, a protocol state machine with no I/O (resume
+after ``after_seq``, seq order, the queue, heartbeats, slow clients, close codes); a
+:class:`TripConnection` is its asyncio driver: it feeds the stream client frames, stored
+messages and clock ticks, writes the frames it hands out, and makes the store changes and
+reads it asks for.
+
 Every connection has its own sender (the socket's task) and queue: a slow client only
-delays itself. One whose queue grows past :data:`MAX_QUEUE` frames, or that does not take a
-frame within :data:`SEND_TIMEOUT_S`, is closed with 4409 and resumes later with
-``after_seq``. The send timeout is watched by the hub's ticker (a send that does not
-complete at once is rare), not by a timer per frame: fan-out to thousands of sockets stays
-a plain write per frame.
+delays itself. One whose queue grows past :data:`~realtime.trips.stream.MAX_QUEUE` frames,
+or that does not take a frame within :data:`SEND_TIMEOUT_S`, is closed with 4409 and
+resumes later with ``after_seq``. The send timeout is watched by the hub's ticker (a send
+that does not complete at once is rare), not by a timer per frame: fan-out to thousands of
+sockets stays a plain write per frame.
 
 Progress (where the schedule or the last reported position puts the traveller) and
 heartbeats come from one ticker per hub, computed per connection without the store. A
@@ -25,128 +32,52 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import json
 import logging
-import math
-import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from zoneinfo import ZoneInfo
-
-import numpy as np
 
 from correspondance.errors import CorrespondanceError, TripNotFoundError
 from correspondance.store import StateStore, StoreUnavailableError
 from realtime.loops import LoopHealth, cancel_and_wait
 from realtime.trips import commands
-from realtime.trips.protocol import ProtocolError, error, message, parse_client_message, stamp
 from realtime.trips.sessions import (
-    OUTBOX_KEEP,
     TRIP_ENDED,
     TRIP_MESSAGES,
     TRIP_UPDATED,
     TripBook,
     TripSession,
 )
+from realtime.trips.stream import (
+    BINARY_REFUSED,
+    CLIENT_LEFT,
+    CLOSE_GOING_AWAY,
+    CLOSE_GONE,
+    CLOSE_SERVER_ERROR,
+    CLOSE_STORE_UNAVAILABLE,
+    CLOSE_UNSUPPORTED,
+    Command,
+    TripStream,
+)
+
+__all__ = [  # the close codes and refusal text the websocket route uses too
+    "BINARY_REFUSED",
+    "CLOSE_STORE_UNAVAILABLE",
+    "CLOSE_UNSUPPORTED",
+    "TripConnection",
+    "TripHub",
+]
 
 log = logging.getLogger("correspondance.trips")
 
 PROGRESS_S = 5.0
-HEARTBEAT_S = 15.0
-SEND_TIMEOUT_S = 10.0
-MAX_QUEUE = OUTBOX_KEEP
-POSITION_MIN_INTERVAL_S = 1.0
-CLOSE_TOO_SLOW = 4409
-CLOSE_GONE = 4404
-CLOSE_ENDED = 1000
-CLOSE_UNSUPPORTED = 1003  # RFC 6455: a binary frame (the protocol is JSON text)
-CLOSE_SERVER_ERROR = 1011
-CLOSE_STORE_UNAVAILABLE = 4503
+SEND_TIMEOUT_S = 10.0  # a client that does not take a frame this long is closed (4409)
 TICK_S = 1.0  # how often the ticker looks for stuck sends
 TICK_BATCH = 500  # connections ticked between two yields to the event loop
-BINARY_REFUSED = "binary frames are not part of the protocol: send JSON text frames"
-_HELLO = '{"v":1,"type":"hello"'
-_PLAN_UPDATED = '{"v":1,"type":"plan_updated"'
-_TRIP_ENDED = '{"v":1,"type":"trip_ended"'
 
 Send = Callable[[str], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
-
-
-def _dumps(msg: dict[str, Any]) -> str:
-    return json.dumps(msg, separators=(",", ":"))
-
-
-class Track:
-    """The plan reduced to what progress needs: leg times, modes and float32 shapes."""
-
-    __slots__ = ("_leg", "_steps", "_total", "arrival", "legs")
-
-    def __init__(self, plan: dict[str, Any]) -> None:
-        self._leg = -1  # the leg whose segment lengths are kept (the current one)
-        self._steps: np.ndarray[Any, Any] | None = None
-        self._total = 0.0
-        self.legs = [
-            (
-                dt.datetime.fromisoformat(leg["departure"]).timestamp(),
-                dt.datetime.fromisoformat(leg["arrival"]).timestamp(),
-                "transit" if leg.get("trip_id") else leg["mode"],
-                np.asarray(leg["geometry"]["coordinates"], dtype=np.float32).reshape(-1, 2),
-            )
-            for leg in plan["legs"]
-        ]
-        self.arrival = self.legs[-1][1]
-
-    def progress(self, now: dt.datetime, position: tuple[float, float] | None) -> dict[str, Any]:
-        """The ``progress`` body at trip time ``now``."""
-        t = now.timestamp()
-        index = next((i for i, leg in enumerate(self.legs) if t < leg[1]), len(self.legs) - 1)
-        dep, arr, mode, shape = self.legs[index]
-        if position is None:
-            fraction = min(max((t - dep) / (arr - dep), 0.0), 1.0) if arr > dep else 1.0
-            if len(shape) > 1:
-                lat, lon = self._along(index, shape, fraction)
-            elif len(shape) == 1:
-                lat, lon = float(shape[0, 1]), float(shape[0, 0])
-            else:
-                lat, lon = 0.0, 0.0
-        else:
-            lat, lon = position
-        eta = dt.datetime.fromtimestamp(max(self.arrival, t), now.tzinfo)
-        return {
-            "leg_index": index,
-            "mode": mode,
-            "position": {"lat": round(lat, 6), "lon": round(lon, 6)},
-            "source": "position" if position is not None else "schedule",
-            "eta": stamp(eta),
-            "remaining_s": int(max(self.arrival - t, 0.0)),
-        }
-
-    def _along(
-        self, index: int, shape: np.ndarray[Any, Any], fraction: float
-    ) -> tuple[float, float]:
-        """:func:`~realtime.trips.plan_view._along` on a leg's shape, the same float64
-        arithmetic, with the segment lengths of the current leg kept between ticks."""
-        if self._leg != index:
-            xy = shape.astype(np.float64)
-            scale = math.cos(math.radians(float(xy[:, 1].mean())))
-            lengths = np.hypot(np.diff(xy[:, 0]) * scale, np.diff(xy[:, 1]))
-            self._leg, self._steps, self._total = index, lengths, float(lengths.sum())
-        steps = self._steps
-        assert steps is not None
-        if self._total == 0.0:
-            return float(shape[0, 1]), float(shape[0, 0])
-        target = min(max(fraction, 0.0), 1.0) * self._total
-        cum = np.concatenate(([0.0], np.cumsum(steps)))
-        k = min(int(np.searchsorted(cum, target, side="right")) - 1, len(steps) - 1)
-        t = (target - cum[k]) / steps[k] if steps[k] > 0 else 0.0
-        x0, y0 = float(shape[k, 0]), float(shape[k, 1])
-        lon = x0 + t * (float(shape[k + 1, 0]) - x0)
-        lat = y0 + t * (float(shape[k + 1, 1]) - y0)
-        return float(lat), float(lon)
 
 
 class TripHub:
@@ -170,7 +101,7 @@ class TripHub:
         await cancel_and_wait(self._tasks, "trip hub")  # a cancel alone may be swallowed
         for conns in list(self.connections.values()):
             for conn in list(conns):
-                conn.finish(1001, "server going away")
+                conn.finish(CLOSE_GOING_AWAY, "server going away")
 
     def health(self) -> dict[str, Any]:
         """The hub's loops for a health check: running, errors caught, the last one.
@@ -180,7 +111,7 @@ class TripHub:
         """
         alive = [bool(self._tasks) and not t.done() for t in self._tasks] or [False, False]
         return {
-            "connections": self.open_connections,
+            "connections": sum(len(c) for c in self.connections.values()),
             "ticks": self.ticks,
             "follower": self.follower_health.as_dict(alive[0]),
             "ticker": self.ticker_health.as_dict(alive[-1]),
@@ -270,137 +201,79 @@ class TripHub:
             if not conns:
                 del self.connections[conn.trip_id]
 
-    @property
-    def open_connections(self) -> int:
-        """Connections held by this process."""
-        return sum(len(c) for c in self.connections.values())
-
 
 class TripConnection:
-    """One websocket following one trip: replay, live messages, progress, commands."""
+    """One websocket following one trip: the asyncio driver of its :class:`TripStream`.
 
-    __slots__ = (
-        "_close",
-        "_close_after",
-        "_head",
-        "_last_position",
-        "_last_sent",
-        "_receiving",
-        "_reload",
-        "_resync",
-        "_sending_since",
-        "_stalled",
-        "_task",
-        "_waiter",
-        "active",
-        "city",
-        "close_raw",
-        "hub",
-        "offset_s",
-        "position",
-        "pushed",
-        "queue",
-        "send_raw",
-        "track",
-        "trip_id",
-        "tz",
-    )
+    The stream decides what is sent and when the socket closes; this carries it out: the
+    sender task writes its frames and reads the outbox or session when it asks, the socket's
+    task feeds it client frames and makes the store changes they command.
+    """
+
+    __slots__ = ("_receiving", "_task", "_waiter", "close_raw", "hub", "send_raw", "stream")
 
     def __init__(
         self, hub: TripHub, session: TripSession, send: Send, close: Close, after_seq: int
     ) -> None:
         self.hub = hub
-        self.trip_id = session.trip_id
-        self.city = session.city
+        self.stream = TripStream(session, after_seq, time.monotonic())
         self.send_raw = send
         self.close_raw = close
-        self.pushed = max(0, min(after_seq, session.last_seq))  # highest seq queued
-        self.queue: list[str] = []  # frames to send from queue[_head]
-        self._head = 0
-        self.position: tuple[float, float] | None = None
-        self._last_position = 0.0
-        self._last_sent = time.monotonic()
-        self._sending_since = 0.0  # monotonic start of the send in progress (0: none)
-        self._stalled = False  # the ticker gave up on the send in progress
         self._waiter: asyncio.Future[None] | None = None  # the sender, while idle
         self._task: asyncio.Task[Any] | None = None  # the sender's task
         self._receiving: asyncio.Task[Any] | None = None  # the socket's, while it reads
-        self._close: tuple[int, str] | None = None
-        self._close_after: tuple[int, str] | None = None  # once the queue is sent
-        self._resync = True  # replay what was missed first...
-        self._reload = False
-        self._adopt(session)
-        self.queue.append(self.hello(session))  # the first frame, before any replay
 
-    def _adopt(self, session: TripSession) -> None:
-        self.tz = ZoneInfo(session.timezone)
-        self.offset_s = session.clock_offset_s
-        self.track = Track(session.plan)
-        self.active = session.status == "active"
+    @property
+    def trip_id(self) -> str:
+        """The trip followed."""
+        return self.stream.trip_id
 
-    def now(self, wall: float | None = None) -> dt.datetime:
-        """The trip clock."""
-        t = (time.time() if wall is None else wall) + self.offset_s
-        return dt.datetime.fromtimestamp(t, self.tz)
+    @property
+    def pushed(self) -> int:
+        """The highest seq queued."""
+        return self.stream.pushed
+
+    @property
+    def offset_s(self) -> float:
+        """The trip clock's offset from the wall clock."""
+        return self.stream.offset_s
+
+    @offset_s.setter
+    def offset_s(self, value: float) -> None:
+        self.stream.offset_s = value
 
     # -- fed by the hub -----------------------------------------------------------------------
 
     def push(self, frames: list[bytes]) -> None:
         """Queue stored messages (in seq order); a gap makes the sender re-read the outbox."""
-        for raw in frames:
-            seq = _seq_of(raw)
-            if seq <= self.pushed:
-                continue
-            if seq > self.pushed + 1:
-                self.resync()
-                return
-            self.queue.append(raw.decode())
-            self.pushed = seq
-        self._check_backlog()
+        self.stream.push(frames)
         self._wake()
 
     def tick(self, wall: float) -> None:
         """Queue progress while the trip runs, a heartbeat when idle."""
-        now = self.now(wall)
-        if self.active and now.timestamp() <= self.track.arrival + 60:
-            body = self.track.progress(now, self.position)
-            self.queue.append(_dumps(message("progress", self.trip_id, now, **body)))
-        elif time.monotonic() - self._last_sent >= HEARTBEAT_S:
-            self.queue.append(_dumps(message("heartbeat", self.trip_id, now)))
-        else:
-            return
-        self._check_backlog()
+        self.stream.tick(wall, time.monotonic())
         self._wake()
 
     def resync(self) -> None:
         """Re-read the outbox after ``pushed`` (events may have been missed)."""
-        self._resync = True
+        self.stream.request_resync()
         self._wake()
 
     def refresh(self) -> None:
         """The stored session changed (its plan or clock): read it again."""
-        self._reload = True
+        self.stream.request_reload()
         self._wake()
 
     def finish(self, code: int, reason: str) -> None:
         """End the connection (code 0: the client left, nothing to send)."""
-        if self._close is None:
-            self._close = (code, reason)
-        self._wake()
-
-    def finish_after_sending(self, code: int, reason: str) -> None:
-        """End the connection once what is queued (an ``error``, say) has been sent."""
-        if self._close_after is None:
-            self._close_after = (code, reason)
+        self.stream.finish(code, reason)
         self._wake()
 
     def check_send(self, now: float) -> None:
         """Give up on a send that has not completed for :data:`SEND_TIMEOUT_S` (``now``:
         monotonic): the client is closed with 4409."""
-        since = self._sending_since
-        if since and now - since > SEND_TIMEOUT_S and not self._stalled and self._task:
-            self._stalled = True
-            self.finish(CLOSE_TOO_SLOW, "client too slow: reconnect with after_seq")
+        if self._task is not None and self.stream.send_overdue(now, SEND_TIMEOUT_S):
+            self._wake()
             self._task.cancel()  # turned into TimeoutError by _send
 
     def _wake(self) -> None:
@@ -408,40 +281,7 @@ class TripConnection:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _check_backlog(self) -> None:
-        if len(self.queue) - self._head > MAX_QUEUE:
-            self.queue.clear()
-            self._head = 0
-            self.finish(CLOSE_TOO_SLOW, "client too slow: reconnect with after_seq")
-
-    def _next(self) -> str:
-        frame = self.queue[self._head]
-        self._head += 1
-        if self._head == len(self.queue):
-            self.queue.clear()
-            self._head = 0
-        elif self._head >= 256:  # a client that stays a little behind: forget sent frames
-            del self.queue[: self._head]
-            self._head = 0
-        return frame
-
     # -- the connection's life --------------------------------------------------------------
-
-    def hello(self, session: TripSession) -> str:
-        """The ``hello`` frame: the trip as it stands (the plan is not kept afterwards)."""
-        now = session.now()
-        return _dumps(
-            message(
-                "hello",
-                session.trip_id,
-                now,
-                status="active" if session.status == "active" else "ended",
-                last_seq=session.last_seq,
-                itinerary=session.plan,
-                suggestion=session.suggestion,
-                progress=self.track.progress(now, None) if self.active else None,
-            )
-        )
 
     async def serve(self, frames: AsyncIterator[str | bytes]) -> None:
         """Hello, replay, then live until the client leaves or the trip ends.
@@ -472,43 +312,46 @@ class TripConnection:
             receiving.cancel()
 
     async def _sending(self) -> None:
+        stream = self.stream
         try:
             await self._sender()
         except (TimeoutError, TripNotFoundError):
             pass
         except StoreUnavailableError:
-            self.finish(CLOSE_STORE_UNAVAILABLE, "store unavailable: reconnect with after_seq")
+            stream.finish(CLOSE_STORE_UNAVAILABLE, "store unavailable: reconnect with after_seq")
         except Exception:
-            if self._close is None or self._close[0] != 0:  # not only the client leaving
+            if stream.close is None or stream.close[0] != CLIENT_LEFT:  # not only the client
                 log.warning("trip connection %s failed", self.trip_id, exc_info=True)
-            self.finish(1011, "server error")
+            stream.finish(CLOSE_SERVER_ERROR, "server error")
         finally:
             self.hub.detach(self)
             self._task = None
-            if self._close is not None and self._close[0] != 0:
+            if stream.close is not None and stream.close[0] != CLIENT_LEFT:
                 with contextlib.suppress(Exception):
-                    await self.close_raw(*self._close)
+                    await self.close_raw(*stream.close)
 
     async def _send(self, frame: str) -> None:
-        self._sending_since = started = time.monotonic()
+        self.stream.begin_send(time.monotonic())
+        sent = False
         try:
             await self.send_raw(frame)
+            sent = True
         except asyncio.CancelledError:
-            if not self._stalled:
+            if not self.stream.stalled:
                 raise
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
             raise TimeoutError("client too slow") from None
         finally:
-            self._sending_since = 0.0
-        self._last_sent = started
+            self.stream.end_send(sent)
 
     async def _sender(self) -> None:
-        while self._close is None:
-            if not (self._head < len(self.queue) or self._resync or self._reload):
-                if self._close_after is not None:
-                    self.finish(*self._close_after)
+        stream, book = self.stream, self.hub.book
+        while stream.close is None:
+            if not stream.has_work:
+                if stream.close_after is not None:
+                    stream.finish(*stream.close_after)
                     break
                 self._waiter = asyncio.get_running_loop().create_future()
                 try:
@@ -516,30 +359,16 @@ class TripConnection:
                 finally:
                     self._waiter = None
                 continue
-            if self._reload:
-                self._reload = False
-                self._adopt(await self.hub.book.get(self.trip_id))
-            if self._resync:
-                self._resync = False
-                while self._head < len(self.queue) and self.queue[self._head].startswith(_HELLO):
-                    await self._send(self._next())
-                missed = await self.hub.book.messages_after(self.trip_id, self.pushed)
-                if missed and int(missed[0]["seq"]) > self.pushed + 1:
-                    self.finish(CLOSE_TOO_SLOW, "messages were dropped: reconnect to resync")
+            if stream.take_reload():
+                stream.adopt(await book.get(self.trip_id))
+            if stream.take_resync():
+                while (hello := stream.next_hello()) is not None:
+                    await self._send(hello)
+                if not stream.replay(await book.messages_after(self.trip_id, stream.pushed)):
                     break
-                self.push([_dumps(m).encode() for m in missed])
-            while self._head < len(self.queue) and self._close is None:
-                frame = self._next()
+            while (frame := stream.next_frame()) is not None:
                 await self._send(frame)
-                if frame.startswith(_PLAN_UPDATED) or frame.startswith(_TRIP_ENDED):
-                    self._after(json.loads(frame))
-
-    def _after(self, msg: dict[str, Any]) -> None:
-        if msg["type"] == "plan_updated":
-            self.track = Track(msg["itinerary"])
-        elif msg["type"] == "trip_ended":
-            self.active = False
-            self.finish(CLOSE_ENDED, "trip ended")
+                stream.sent(frame)
 
     async def _receive(self, frames: AsyncIterator[str | bytes]) -> None:
         try:
@@ -547,72 +376,36 @@ class TripConnection:
                 await self.on_frame(frame)
         except Exception:
             log.debug("trip socket %s receive ended", self.trip_id, exc_info=True)
-        self.finish(0, "client left")
+        self.finish(CLIENT_LEFT, "client left")
 
     async def on_frame(self, frame: str | bytes) -> None:
-        """Handle one client message; a bad one is answered with ``error``.
-
-        A binary frame is answered with ``error`` and the connection is closed with
-        :data:`CLOSE_UNSUPPORTED` (1003): the protocol is JSON text.
-        """
-        now = self.now()
-        book = self.hub.book
-        if isinstance(frame, bytes):
-            self._reply(error(self.trip_id, now, "invalid_message", BINARY_REFUSED))
-            self.finish_after_sending(CLOSE_UNSUPPORTED, "text frames only")
-            return
-        try:
-            msg = parse_client_message(frame)
-            kind = msg["type"]
-            if kind == "ping":
-                self._reply(message("heartbeat", self.trip_id, now))
-            elif kind == "auth":
-                raise ProtocolError("'auth' is only accepted as the first message")
-            elif kind == "position":
-                await self._position(float(msg["lat"]), float(msg["lon"]), now)
-            elif kind == "accept":
-                session, _ = await book.change(
-                    self.trip_id, commands.accept(msg["suggestion_id"], now)
-                )
-                await book.count(self.city, "accepted")
-                await book.count_incidents(self.city, session.suggestion_incidents, "accepted")
-            elif kind == "decline":
-                await book.change(
-                    self.trip_id,
-                    commands.close_suggestion(msg["suggestion_id"], "declined", now),
-                    event=None,
-                )
-                await book.count(self.city, "declined")
-            elif kind == "end":
-                await book.change(self.trip_id, commands.end("ended", now), event=TRIP_ENDED)
-                await book.count(self.city, "ended")
-        except CorrespondanceError as exc:
-            self._reply(error(self.trip_id, now, exc.code, exc.message))
-
-    def _reply(self, msg: dict[str, Any]) -> None:
-        self.queue.append(_dumps(msg))
-        self._check_backlog()
+        """Handle one client message: the stream answers it or names the store change to
+        make; a refused change is answered with ``error``."""
+        command = self.stream.receive(frame, time.time(), time.monotonic())
+        if command is not None:
+            try:
+                await self._carry_out(command)
+            except CorrespondanceError as exc:
+                self.stream.refused(command.now, exc)
         self._wake()
 
-    async def _position(self, lat: float, lon: float, now: dt.datetime) -> None:
-        wall = time.monotonic()
-        if wall - self._last_position < POSITION_MIN_INTERVAL_S:
-            raise ProtocolError(
-                f"at most one position every {POSITION_MIN_INTERVAL_S:.0f} s", code="rate_limited"
+    async def _carry_out(self, command: Command) -> None:
+        book, trip_id, city, now = self.hub.book, self.trip_id, self.stream.city, command.now
+        if command.kind == "position":
+            session = await book.get(trip_id)
+            await book.set_position(session, command.lat, command.lon)
+            self.stream.position_stored(now)
+        elif command.kind == "accept":
+            session, _ = await book.change(trip_id, commands.accept(command.suggestion_id, now))
+            await book.count(city, "accepted")
+            await book.count_incidents(city, session.suggestion_incidents, "accepted")
+        elif command.kind == "decline":
+            await book.change(
+                trip_id,
+                commands.close_suggestion(command.suggestion_id, "declined", now),
+                event=None,
             )
-        self._last_position = wall
-        self.position = (lat, lon)
-        session = await self.hub.book.get(self.trip_id)
-        await self.hub.book.set_position(session, lat, lon)
-        self._reply(
-            message("progress", self.trip_id, now, **self.track.progress(now, self.position))
-        )
-
-
-def _seq_of(raw: bytes) -> int:
-    """The ``seq`` of a stored message (the last key :meth:`TripBook.change` writes)."""
-    match = _SEQ.search(raw, max(0, len(raw) - 40))
-    return int(match[1]) if match else int(json.loads(raw)["seq"])
-
-
-_SEQ = re.compile(rb'"seq":\s*(\d+)\s*}\s*$')
+            await book.count(city, "declined")
+        elif command.kind == "end":
+            await book.change(trip_id, commands.end("ended", now), event=TRIP_ENDED)
+            await book.count(city, "ended")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from functools import lru_cache
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import fastjsonschema
@@ -20,7 +20,7 @@ from correspondance import bounds
 from correspondance.errors import InputError
 
 VERSION = 1
-SCHEMA_PATH = Path(__file__).with_name("protocol.schema.json")
+SCHEMA_RESOURCE = "protocol.schema.json"  # package data of realtime.trips (pyproject.toml)
 MAX_CLIENT_MESSAGE = 4096  # bytes; positions and commands are tiny
 
 # message types that carry ``seq`` and are replayed on resume
@@ -36,8 +36,10 @@ class ProtocolError(InputError):
 
 
 def load_schema() -> dict[str, Any]:
-    """The published JSON Schema of the protocol."""
-    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    """The published JSON Schema of the protocol, read as package data (so an installed
+    wheel has it too)."""
+    text = resources.files("realtime.trips").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
     return schema
 
 

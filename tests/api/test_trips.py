@@ -10,6 +10,7 @@ either gets everything. Every server message is validated against
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -37,6 +38,8 @@ from trip_helpers import (
     ws_url,
 )
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+from websockets.frames import Close
 
 import api.routes.trips as trip_routes
 import realtime.trips.hub as hub_module
@@ -584,6 +587,8 @@ OPERATOR_SCHEMA: Body = {
             "properties": {
                 "type": {"const": "aggregates"},
                 "v": {"const": 1},
+                "city": {"type": "string"},
+                "at": {"type": "string", "format": "date-time"},
                 "k": {"type": "integer", "minimum": 1},
                 "active_trips": {"type": ["integer", "null"], "minimum": 0},
                 "suggestions_made": {"type": "integer", "minimum": 0},
@@ -591,7 +596,25 @@ OPERATOR_SCHEMA: Body = {
                 "suggestions_declined": {"type": "integer", "minimum": 0},
                 "trips_started": {"type": "integer", "minimum": 0},
                 "trips_ended": {"type": "integer", "minimum": 0},
-                "incidents": {"type": "array"},
+                "incidents": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": [
+                            "incident_id",
+                            "trips_touched",
+                            "suggestions_made",
+                            "suggestions_accepted",
+                        ],
+                        "properties": {
+                            "incident_id": {"type": "string"},
+                            "trips_touched": {"type": ["integer", "null"], "minimum": 0},
+                            "suggestions_made": {"type": ["integer", "null"], "minimum": 0},
+                            "suggestions_accepted": {"type": ["integer", "null"], "minimum": 0},
+                        },
+                        "additionalProperties": False,
+                    },
+                },
             },
             "additionalProperties": False,
         },
@@ -604,21 +627,86 @@ OPERATOR_SCHEMA: Body = {
 }
 
 
+AGGREGATES: Body = {  # a valid aggregates message, as docs/protocol.md shows it
+    "type": "aggregates",
+    "v": 1,
+    "city": "porto-alegre",
+    "at": "2026-12-02T13:00:00+00:00",
+    "k": 2,
+    "active_trips": None,
+    "trips_started": 3,
+    "trips_ended": 0,
+    "suggestions_made": 1,
+    "suggestions_accepted": 0,
+    "suggestions_declined": 0,
+    "incidents": [
+        {
+            "incident_id": "i1",
+            "trips_touched": 2,
+            "suggestions_made": None,
+            "suggestions_accepted": 0,
+        }
+    ],
+}
+
+
+async def read_operator_messages(sock: TripSocket) -> None:
+    """Read until the socket closes or sends aggregates; every message must match
+    :data:`OPERATOR_SCHEMA` (a ValidationError fails the test; only the close ends it)."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            message = await sock.recv()
+            jsonschema.validate(message, OPERATOR_SCHEMA)
+            if message["type"] == "aggregates":
+                return
+
+
 async def operator_messages(url: str, query: str = "", first: Any = None) -> TripSocket:
     """Connect to the operator socket and read until it closes or sends aggregates."""
     async with connect(ws_url(url, f"/ws/v1/operator{query}"), open_timeout=10) as conn:
         sock = TripSocket(conn, validate=False)
         if first is not None:
             await sock.send(first)
-        try:
-            while True:
-                message = await sock.recv()
-                jsonschema.validate(message, OPERATOR_SCHEMA)
-                if message["type"] == "aggregates":
-                    break
-        except Exception:
-            pass
+        await read_operator_messages(sock)
         return sock
+
+
+class ScriptedConnection:
+    """A client connection that receives the given frames, then is closed by the server."""
+
+    def __init__(self, frames: list[Body]) -> None:
+        self.frames = [json.dumps(f) for f in frames]
+
+    async def recv(self) -> str:
+        if not self.frames:
+            raise ConnectionClosedOK(Close(1000, ""), Close(1000, ""), True)
+        return self.frames.pop(0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"type": "aggregates", "v": 1, "city": "x", "at": "t", "k": 3, "incidents": []},
+        {"type": "error", "v": 1, "code": "unauthorized"},
+        {"type": "hello", "v": 1},
+        {**AGGREGATES, "trip_id": "A" * 22},
+        {**AGGREGATES, "incidents": [{"incident_id": "i1", "trips_touched": -1}]},
+    ],
+    ids=[
+        "aggregates-without-active-trips",
+        "error-without-message",
+        "unknown-type",
+        "aggregates-naming-a-trip",
+        "bad-incident",
+    ],
+)
+async def test_the_operator_socket_check_fails_on_a_message_off_the_schema(bad: Body) -> None:
+    good_error = {"type": "error", "v": 1, "code": "unauthorized", "message": "no"}
+    await read_operator_messages(TripSocket(ScriptedConnection([good_error]), validate=False))
+    await read_operator_messages(TripSocket(ScriptedConnection([AGGREGATES]), validate=False))
+    sock = TripSocket(ScriptedConnection([good_error, bad]), validate=False)
+    with pytest.raises(jsonschema.ValidationError):
+        await read_operator_messages(sock)
 
 
 @pytest.mark.parametrize(
