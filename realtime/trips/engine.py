@@ -46,6 +46,7 @@ from correspondance.store import Event, StateStore
 from realtime.loops import LoopHealth, cancel_and_wait
 from realtime.trips.commands import CommandRefusedError, close_suggestion, end
 from realtime.trips.deadlines import DeadlineQueue, decision_deadline
+from realtime.trips.onward import Onward
 from realtime.trips.plan_view import (
     Projection,
     TripPlan,
@@ -392,7 +393,8 @@ class TripEngine:
         """The shared detour searches of ``overlay`` (a new set for each overlay version)."""
         shared = self._shared
         if shared is None or shared.overlay is not overlay:
-            shared = Bypasses(self.base.streets["drive"], overlay)
+            onward = Onward(self.base, overlay, self.walk_speed_m_s)
+            shared = Bypasses(self.base.streets["drive"], overlay, onward)
             self._shared = shared
         return shared
 
@@ -412,7 +414,7 @@ class TripEngine:
         multiplier[np.asarray(closures, dtype=np.int64)] = np.inf
         multiplier.setflags(write=False)
         private = replace(current, drive_multiplier=multiplier)
-        bypasses = Bypasses(drive, private)
+        bypasses = Bypasses(drive, private, Onward(self.base, private, self.walk_speed_m_s))
         self._private_live[session.trip_id] = (current, closures, bypasses)
         return private, bypasses
 

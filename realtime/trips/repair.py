@@ -14,6 +14,11 @@ at the same junction shares it: :class:`Bypasses` runs one search per source nod
 every drive end any queued trip needs from there, the first time one of them asks. The
 repair's arrival tells the engine whether the trip lost anything real; only then does it pay
 for the full multimodal replan (``routing.state.replan``).
+
+A car + transit trip (park & ride) whose detour reaches the car park too late for its
+connection is not given up: it goes on from the car park by the earliest walk + transit way
+leaving when the car is parked, one search shared by every trip with the same car park,
+destination and catchable connection (:mod:`realtime.trips.onward`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from realtime.trips.onward import Onward
 from realtime.trips.plan_view import PlanLeg, TripPlan, leg_fraction
 from routing.chains import edges_geometry
 from routing.kernels import dijkstra
@@ -35,6 +41,7 @@ from routing.streets import StreetNetwork
 
 BYPASS_LIMIT_S = 3600.0  # a way around that takes longer than an hour is no repair
 MAX_TRIES = 3  # junctions tried, walking back from the trouble, before giving up
+MISSED_S = 60  # reaching a connection this late still makes it (as ``project`` allows)
 HERE = "where you are"
 
 Pair = tuple[int, int]  # (source node, target node)
@@ -105,9 +112,13 @@ class Bypasses:
     """Fastest ways between junctions on one overlay's live drive network, searched once
     per source node for every target wanted from it (thread-safe; one per overlay)."""
 
-    def __init__(self, drive: StreetNetwork, overlay: LiveOverlay) -> None:
+    def __init__(
+        self, drive: StreetNetwork, overlay: LiveOverlay, onward: Onward | None = None
+    ) -> None:
         self.drive = drive
         self.overlay = overlay
+        # onward transit from where a drive ends, for repairs that miss their connection
+        self.onward = onward
         self.weight = overlay.drive_weights(drive)
         self.searches = 0  # Dijkstra runs so far (tests, benchmarks)
         self._wanted: dict[int, set[int]] = defaultdict(set)
@@ -201,6 +212,26 @@ def _leg(d: dict[str, object], shift: dt.timedelta) -> Leg:
     )
 
 
+def _onward(plan: TripPlan, legs: list[Leg], first: int, onward: Onward | None) -> list[Leg] | None:
+    """``legs`` (the repaired plan from leg ``first`` up to a connection the detour misses)
+    cut after their last drive leg and continued by the earliest walk + transit way from
+    where it ends (:class:`~realtime.trips.onward.Onward`), leaving as long after parking as
+    the plan did; ``None`` without a drive leg or an onward way."""
+    if onward is None:
+        return None
+    last = next((j for j in range(len(legs) - 1, -1, -1) if legs[j].drive_edges), None)
+    if last is None:
+        return None
+    car, after = plan.legs[first + last], plan.legs[first + last + 1]
+    parked = max(after.departure - car.arrival, dt.timedelta(0))
+    end = legs[last].destination
+    found = onward.after((end.lat, end.lon), plan.destination, legs[last].arrival + parked)
+    if found is None or not found.legs:
+        return None
+    rest = [replace(found.legs[0], origin=end), *found.legs[1:]]
+    return legs[: last + 1] + rest
+
+
 def repair(
     drive: StreetNetwork,
     plan: TripPlan,
@@ -213,10 +244,13 @@ def repair(
     timed under the live overlay.
 
     Later legs move with the detour; a transit connection after it keeps its own (live)
-    times, and the repair fails if the detour misses it (by more than the minute
-    :func:`~realtime.trips.plan_view.project` allows) or it is cancelled, as it does when the
-    drive cannot be done at all or when nothing ahead is slowed or closed (``None``): the
-    full replan answers those. ``here`` is where the traveller is.
+    times. When the detour misses it (by more than the minute
+    :func:`~realtime.trips.plan_view.project` allows), the trip goes on from where its last
+    drive before it ends by the earliest walk + transit way from then
+    (``bypasses.onward``, shared: :mod:`realtime.trips.onward`). The repair fails
+    (``None``) when the connection is cancelled, when the detour misses it and there is no
+    onward search or way, when the drive cannot be done at all, or when nothing ahead is
+    slowed or closed: the full replan answers those. ``here`` is where the traveller is.
     """
     first = plan.leg_index_at(at)
     if plan.legs[first].transit:
@@ -227,6 +261,7 @@ def repair(
     legs: list[Leg] = []
     shift = dt.timedelta(0)
     changed_leg: int | None = None
+    transfers = int(plan.json.get("transfers", 0))
     for i in range(first, len(plan.legs)):
         leg = plan.legs[i]
         d = legs_json[i]
@@ -236,10 +271,18 @@ def repair(
             overlay = bypasses.overlay
             delay = dt.timedelta(seconds=int(overlay.trip_delays.get(leg.trip_id, 0)))
             reach = legs[-1].arrival if legs else at
-            if leg.trip_id in overlay.cancelled_trips or reach > (
-                leg.departure + delay + dt.timedelta(seconds=60)
-            ):
-                return None  # the detour misses the connection (or it is gone)
+            if leg.trip_id in overlay.cancelled_trips:
+                return None  # the connection is gone: the full replan answers
+            if reach > leg.departure + delay + dt.timedelta(seconds=MISSED_S):
+                # the detour misses the connection: from where the drive ends, the fastest
+                # transit from the new arrival there (one search shared by every trip with
+                # the same transfer point, destination and catchable connection)
+                rerouted = _onward(plan, legs, first, bypasses.onward)
+                if rerouted is None:
+                    return None
+                legs = rerouted
+                transfers = max(sum(1 for x in legs if x.trip_id) - 1, 0)
+                break
             shift = delay  # the ride, and what follows it, keep the ride's own time
             legs.append(_leg(d, shift))
             continue
@@ -292,5 +335,5 @@ def repair(
         )
     if changed_leg is None:
         return None
-    itinerary = Itinerary(legs, int(plan.json.get("transfers", 0)))
+    itinerary = Itinerary(legs, transfers)
     return Repair(itinerary.arrival, itinerary, changed_leg)
