@@ -546,6 +546,8 @@ async def event_to_suggestion(n: int, affected: int) -> dict[str, float]:
         "repaired": float(engine.stats.repaired),
         "replanned": float(engine.stats.replanned),
         "searches": float(shared.searches if shared is not None else 0),
+        "onward": float(shared.onward.searches if shared and shared.onward else 0),
+        "onward_asked": float(shared.onward.asked if shared and shared.onward else 0),
         "evaluated": float(engine.stats.evaluated),
         "others_touched": float(touched_others),
     }
@@ -590,7 +592,9 @@ def main() -> int:
     ev = asyncio.run(event_to_suggestion(args.sessions, args.affected))
     print(
         f"  event → suggestion: {ev['suggested']:.0f} suggested, {ev['evaluated']:.0f} evaluated, "
-        f"{ev['repaired']:.0f} repaired with {ev['searches']:.0f} shared detour searches, "
+        f"{ev['repaired']:.0f} repaired with {ev['searches']:.0f} shared detour searches "
+        f"and {ev['onward']:.0f} onward transit searches for {ev['onward_asked']:.0f} missed "
+        "connections, "
         f"{ev['replanned']:.0f} fully replanned, {ev['others_touched']:.0f} unaffected touched; "
         f"p50 {ev['p50_s']:.2f} s; smallest margin before a deadline {ev['min_slack_s']:.0f} s",
         flush=True,
