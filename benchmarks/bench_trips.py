@@ -276,7 +276,7 @@ async def _ask(pipes: list[Any], message: tuple[str, int] | None, timeout: float
     return list(await asyncio.wait_for(asyncio.gather(*answers), timeout))
 
 
-async def _in_chunks(calls: list[Any], size: int = 400) -> list[Any]:
+async def _in_chunks(calls: list[Any], size: int = 100) -> list[Any]:
     out: list[Any] = []
     for i in range(0, len(calls), size):
         out += await asyncio.gather(*(make() for make in calls[i : i + size]))

@@ -53,11 +53,11 @@ from realtime.trips.plan_view import (
     parse_plan,
     position_at,
     project,
-    traveller_state,
 )
 from realtime.trips.policy import SwitchPolicy
 from realtime.trips.protocol import message, stamp
 from realtime.trips.repair import Bypasses, Repair, bypass_pairs, repair
+from realtime.trips.replans import Replans, full_replan
 from realtime.trips.sessions import (
     INCIDENT_STATS_TTL_S,
     TRIP_ENDED,
@@ -82,7 +82,6 @@ from realtime.trips.wording import (
 from routing.base import CityBase
 from routing.overlay import LiveOverlay, OverlayHolder
 from routing.plan import Itinerary
-from routing.state import replan
 from routing.wire import ItineraryOut
 
 log = logging.getLogger("correspondance.trips")
@@ -394,7 +393,8 @@ class TripEngine:
         shared = self._shared
         if shared is None or shared.overlay is not overlay:
             onward = Onward(self.base, overlay, self.walk_speed_m_s)
-            shared = Bypasses(self.base.streets["drive"], overlay, onward)
+            replans = Replans(self.base, overlay, self.walk_speed_m_s)
+            shared = Bypasses(self.base.streets["drive"], overlay, onward, replans)
             self._shared = shared
         return shared
 
@@ -414,7 +414,10 @@ class TripEngine:
         multiplier[np.asarray(closures, dtype=np.int64)] = np.inf
         multiplier.setflags(write=False)
         private = replace(current, drive_multiplier=multiplier)
-        bypasses = Bypasses(drive, private, Onward(self.base, private, self.walk_speed_m_s))
+        speed = self.walk_speed_m_s
+        bypasses = Bypasses(
+            drive, private, Onward(self.base, private, speed), Replans(self.base, private, speed)
+        )
         self._private_live[session.trip_id] = (current, closures, bypasses)
         return private, bypasses
 
@@ -597,14 +600,24 @@ class TripEngine:
         margin = max(HURRY_S, 3 * self._replan_s)
         hurry = deadline is not None and 0.0 < deadline - time.time() < margin
         if lost is None or (lost >= real_loss and not hurry):
-            # no cheap repair, or it still loses real time: the full multimodal replan
-            state = traveller_state(plan, now, position)
+            # no cheap repair, or it still loses real time: the full multimodal replan, from
+            # the repair's junction when it has one (shared by the trips meeting it there)
             modes = frozenset(session.modes) | {"walk", "transit"}
             self.stats.replanned += 1
             started = time.perf_counter()
+            replans = bypasses.replans if bypasses is not None else None
             try:
                 options += await asyncio.to_thread(
-                    replan, self.base, state, plan.destination, overlay, modes, self.walk_speed_m_s
+                    full_replan,
+                    self.base,
+                    plan,
+                    now,
+                    position,
+                    modes,
+                    overlay,
+                    fixed,
+                    replans,
+                    self.walk_speed_m_s,
                 )
             except CorrespondanceError as exc:
                 log.info("replanning trip %s: %s", trip_id, exc)

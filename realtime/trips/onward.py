@@ -35,11 +35,11 @@ Point = tuple[float, float]
 Key = tuple[Point, Point]
 
 
-def _earliest(options: list[Itinerary]) -> Itinerary | None:
+def earliest(options: list[Itinerary]) -> Itinerary | None:
     return min(options, key=lambda it: (it.arrival, it.transfers), default=None)
 
 
-def _holds(found_at: dt.datetime, it: Itinerary | None, at: dt.datetime) -> bool:
+def holds(found_at: dt.datetime, it: Itinerary | None, at: dt.datetime) -> bool:
     """Whether the answer searched at ``found_at`` is also the answer at ``at``."""
     if it is None:
         return at == found_at
@@ -48,7 +48,7 @@ def _holds(found_at: dt.datetime, it: Itinerary | None, at: dt.datetime) -> bool
     return found_at <= at <= it.departure
 
 
-def _moved(it: Itinerary, at: dt.datetime) -> Itinerary:
+def moved(it: Itinerary, at: dt.datetime) -> Itinerary:
     """A walk-only answer started at ``at`` (a transit one is left as found: it waits)."""
     if any(leg.trip_id for leg in it.legs) or it.departure >= at:
         return it
@@ -79,7 +79,7 @@ class Onward:
     def _known(self, key: Key, at: dt.datetime) -> tuple[bool, Itinerary | None]:
         with self._lock:
             for found_at, it in self._found.get(key, ()):
-                if _holds(found_at, it, at):
+                if holds(found_at, it, at):
                     return True, it
         return False, None
 
@@ -101,10 +101,10 @@ class Onward:
                     modes=ONWARD_MODES,
                 )
                 try:
-                    it = _earliest(plan_trip(self.base, request, self.overlay))
+                    it = earliest(plan_trip(self.base, request, self.overlay))
                 except CorrespondanceError:
                     it = None
                 with self._lock:
                     self.searches += 1
                     self._found[key].append((at, it))
-        return _moved(it, at) if it is not None else None
+        return moved(it, at) if it is not None else None

@@ -27,6 +27,7 @@ import datetime as dt
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,6 +39,9 @@ from routing.kernels import dijkstra
 from routing.overlay import LiveOverlay
 from routing.plan import Itinerary, Leg, Place
 from routing.streets import StreetNetwork
+
+if TYPE_CHECKING:
+    from realtime.trips.replans import Replans
 
 BYPASS_LIMIT_S = 3600.0  # a way around that takes longer than an hour is no repair
 MAX_TRIES = 3  # junctions tried, walking back from the trouble, before giving up
@@ -113,12 +117,18 @@ class Bypasses:
     per source node for every target wanted from it (thread-safe; one per overlay)."""
 
     def __init__(
-        self, drive: StreetNetwork, overlay: LiveOverlay, onward: Onward | None = None
+        self,
+        drive: StreetNetwork,
+        overlay: LiveOverlay,
+        onward: Onward | None = None,
+        replans: Replans | None = None,
     ) -> None:
         self.drive = drive
         self.overlay = overlay
         # onward transit from where a drive ends, for repairs that miss their connection
         self.onward = onward
+        # full replans from the junctions where repairs leave their routes
+        self.replans = replans
         self.weight = overlay.drive_weights(drive)
         self.searches = 0  # Dijkstra runs so far (tests, benchmarks)
         self._wanted: dict[int, set[int]] = defaultdict(set)
@@ -164,12 +174,23 @@ class Bypasses:
 
 
 @dataclass(frozen=True)
+class Junction:
+    """Where the repaired way leaves the followed route: the decision point."""
+
+    leg: int  # index in the repair's ``itinerary.legs`` of the drive leg it is on
+    kept: tuple[int, ...]  # that leg's drive edges up to it (the route still followed)
+    node: int  # the drive node
+    at: dt.datetime  # when the schedule has the traveller there
+
+
+@dataclass(frozen=True)
 class Repair:
     """A followed plan driven around what changed: when it arrives, as an itinerary."""
 
     arrival: dt.datetime
     itinerary: Itinerary
     first_changed_leg: int  # index in ``itinerary.legs`` of the first rerouted leg
+    junction: Junction | None = None  # where the first rerouted leg leaves the route
 
 
 def _place(d: dict[str, object], name: str | None = None) -> Place:
@@ -261,6 +282,7 @@ def repair(
     legs: list[Leg] = []
     shift = dt.timedelta(0)
     changed_leg: int | None = None
+    junction: Junction | None = None
     transfers = int(plan.json.get("transfers", 0))
     for i in range(first, len(plan.legs)):
         leg = plan.legs[i]
@@ -310,6 +332,15 @@ def repair(
                     break
             else:
                 return None
+            if junction is None:
+                passed = len(leg.drive_edges) - len(route)
+                when = (
+                    leg.departure
+                    + shift
+                    + (leg.arrival - leg.departure) * ((passed + k) / len(leg.drive_edges))
+                )
+                node = int(drive.tail[route[k]])
+                junction = Junction(len(legs), tuple(new[:k]), node, max(when, at))
             new = new[:k] + list(path)
         edges = np.asarray(new, dtype=np.int64)
         # the plan's own time for the rest of the leg, plus what the new way costs more
@@ -336,4 +367,4 @@ def repair(
     if changed_leg is None:
         return None
     itinerary = Itinerary(legs, transfers)
-    return Repair(itinerary.arrival, itinerary, changed_leg)
+    return Repair(itinerary.arrival, itinerary, changed_leg, junction)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from realtime.trips.engine import CONGESTION_CHANGED, TripEngine
 from realtime.trips.onward import ONWARD_MODES, Onward
 from realtime.trips.plan_view import TripPlan, parse_plan, position_at, traveller_state
 from realtime.trips.repair import Bypasses, repair
+from realtime.trips.replans import Replans, full_replan
 from realtime.trips.sessions import TripBook
 from routing.base import CityBase
 from routing.overlay import LiveOverlay, OverlayHolder
@@ -73,7 +75,7 @@ def _holder(base: CityBase) -> OverlayHolder:
 
 
 def _shared(base: CityBase, overlay: LiveOverlay) -> Bypasses:
-    return Bypasses(base.streets["drive"], overlay, Onward(base, overlay))
+    return Bypasses(base.streets["drive"], overlay, Onward(base, overlay), Replans(base, overlay))
 
 
 def test_a_detour_that_still_makes_the_connection_keeps_it_as_a_full_replan_would(
@@ -258,3 +260,56 @@ async def test_the_engine_replans_in_full_only_when_the_repair_loses_real_time(
         assert lost >= need
         assert stats.replanned == 1
         assert new_arrival <= fixed.arrival
+
+
+def test_full_replans_from_the_junction_are_shared_and_equal_a_replan_from_there(
+    poa_base: CityBase, park_and_ride: Body
+) -> None:
+    drive = poa_base.streets["drive"]
+    plan = parse_plan(poa_base, park_and_ride)
+    edges = plan.legs[_car(plan)].drive_edges
+    # the second half of the drive to the car park three times slower
+    overlay = _holder(poa_base).set_multipliers(dict.fromkeys(edges[len(edges) // 2 :], 3.0))
+    bypasses = _shared(poa_base, overlay)
+    replans = Replans(poa_base, overlay)
+    fixed = []
+    for fraction in (0.05, 0.1, 0.2):
+        at = _at(plan, fraction)
+        repaired = repair(drive, plan, at, position_at(plan, at)[1], bypasses)
+        assert repaired is not None
+        fixed.append((at, repaired))
+    answers = []
+    for at, repaired in fixed:
+        junction = repaired.junction
+        assert junction is not None
+        assert junction.at > at  # ahead of every traveller
+        options = full_replan(poa_base, plan, at, None, MODES, overlay, repaired, replans)
+        (answer,) = options
+        answers.append((repaired, answer))
+    at, repaired = fixed[0]
+    junction = repaired.junction
+    assert junction is not None
+    there = (float(drive.node_lat[junction.node]), float(drive.node_lon[junction.node]))
+    # exactly what routing.state.replan gives from the junction, holding the car, at the
+    # moment the traveller gets there...
+    direct = replan(
+        poa_base, traveller_state(plan, junction.at, there), plan.destination, overlay, MODES
+    )
+    best = min(direct, key=lambda it: (it.arrival, it.transfers))
+    repaired, answer = answers[0]
+    assert answer.arrival == best.arrival
+    assert _rides(answer) == _rides(best)
+    # ...after the route driven up to it, from where the traveller is
+    car = answer.legs[junction.leg]
+    assert car.origin == repaired.itinerary.legs[junction.leg].origin
+    assert car.departure == at
+    assert tuple(car.drive_edges[: len(junction.kept)]) == junction.kept
+    assert all(drive.head[a] == drive.tail[b] for a, b in itertools.pairwise(car.drive_edges))
+    # the travellers on the route meet the trouble at the same junction: when the best way
+    # from there is a drive (the same at any time), one search answers all three
+    assert replans.asked == 3
+    if not any(_rides(a) for _, a in answers):
+        assert replans.searches == 1
+    assert {a.arrival - r.junction.at for r, a in answers if r.junction} == {
+        answers[0][1].arrival - junction.at
+    } or any(_rides(a) for _, a in answers)
