@@ -346,6 +346,7 @@ async def sessions_and_fanout(
                 target=_client_process, args=(port, paths[k::processes], theirs), daemon=True
             )
             child.start()
+            theirs.close()  # a child that dies then gives EOFError here instead of a hang
             children.append(child)
             pipes.append(ours)
         ready = await _ask(pipes, None, 240)
@@ -574,6 +575,11 @@ def main() -> int:
         action="store_true",
         help="measure event → suggestion only (no API worker, no websockets)",
     )
+    parser.add_argument(
+        "--sessions-only",
+        action="store_true",
+        help="measure open sessions and fan-out only (no trip engine)",
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * args.sessions + 1024), hard))
@@ -594,6 +600,8 @@ def main() -> int:
                 fan["fanout_msgs_s"] >= TARGET_MSGS,
             ),
         ]
+    if args.sessions_only:
+        return _table(args.sessions, rows)
     ev = asyncio.run(event_to_suggestion(args.sessions, args.affected))
     print(
         f"  event → suggestion: {ev['suggested']:.0f} suggested, {ev['evaluated']:.0f} evaluated, "
@@ -627,7 +635,11 @@ def main() -> int:
             ev["p95_s"] <= TARGET_P95_ALL_S,
         ),
     ]
-    print(f"\nbench_trips ({args.sessions} sessions, {os.cpu_count()} cores)")
+    return _table(args.sessions, rows)
+
+
+def _table(sessions: int, rows: list[tuple[str, str, str, bool]]) -> int:
+    print(f"\nbench_trips ({sessions} sessions, {os.cpu_count()} cores)")
     print(f"{'workload':<48} {'measured':<58} {'target':<16} ok")
     for name, got, target, ok in rows:
         print(f"{name:<48} {got:<58} {target:<16} {'yes' if ok else 'NO'}")
