@@ -494,20 +494,30 @@ async def event_to_suggestion(n: int, affected: int) -> dict[str, float]:
     delivered_wall: dict[str, float] = {}
     async with store.subscribe() as events:
         t0 = time.perf_counter()
+
+        async def collect() -> None:
+            async for event in events:
+                if event.type == TRIP_MESSAGES:
+                    for trip_id in event.payload["trips"]:
+                        if trip_id not in latencies:
+                            latencies[trip_id] = time.perf_counter() - t0
+                            delivered_wall[trip_id] = time.time()
+
+        collector = asyncio.create_task(collect())
         event_wall = time.time()
         holder.set_multipliers(closed)
         await store.publish("congestion.changed", base.city.id, {"edge_ids": sorted(closed)})
         deadline = t0 + 600
-        async for event in events:
-            if event.type == TRIP_MESSAGES:
-                for trip_id in event.payload["trips"]:
-                    if trip_id not in latencies:
-                        latencies[trip_id] = time.perf_counter() - t0
-                        delivered_wall[trip_id] = time.time()
-            if len(latencies) >= affected or time.perf_counter() > deadline:
-                break
+        # polled, not on each event: the last suggestion may come before the engine is idle
+        # (the run then waited for an event that never came)
+        while len(latencies) < affected and time.perf_counter() < deadline:
             if engine.idle.is_set() and engine.stats.evaluated >= affected:
+                await asyncio.sleep(0.2)  # the last announcements still on their way
                 break
+            await asyncio.sleep(0.05)
+        collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
     await engine.stop()
     suggested = [t for t in hit_ids if (await book.get(t)).suggestion is not None]
     deadlines = {t: engine.deadlines[t] for t in hit_ids if t in engine.deadlines}
