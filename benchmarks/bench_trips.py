@@ -474,6 +474,7 @@ async def event_to_suggestion(n: int, affected: int) -> dict[str, float]:
         edges = next(leg["drive_edges"] for leg in plan["legs"] if leg["drive_edges"])
         closed.update({int(e): float("inf") for e in edges[len(edges) // 2 : len(edges) // 2 + 3]})
     hit_ids: set[str] = set()
+    placed: dict[str, float] = {}  # affected trip → its traveller's moment at the event
     for i in range(n):
         plan = hits[i % len(hits)] if i < affected else misses[i % len(misses)]
         start = dt.datetime.fromisoformat(plan["departure"])
@@ -487,9 +488,25 @@ async def event_to_suggestion(n: int, affected: int) -> dict[str, float]:
         )
         if i < affected:
             hit_ids.add(session.trip_id)
+            placed[session.trip_id] = at.timestamp()
     engine = TripEngine(base, holder, store)
     await engine.start()
     await asyncio.sleep(0.5)
+    # Trip clocks run from creation: a slow setup (minutes on a loaded machine) had most
+    # travellers past the closure before the event. Put each back where it was drawn, as of
+    # now, and let the engine re-index them (seconds) before the event.
+    anchor = time.time()
+    for trip_id, moment in placed.items():
+
+        def move(s: Any, offset: float = moment - anchor) -> list[Any]:
+            s.clock_offset_s = offset
+            return []
+
+        await book.change(trip_id, move)
+    async with asyncio.timeout(300):
+        while any(abs(engine._clocks.get(t, 0.0) - (m - anchor)) > 1e-3 for t, m in placed.items()):
+            await asyncio.sleep(0.2)
+    print(f"  travellers placed {time.time() - anchor:.1f} s before the event", flush=True)
     latencies: dict[str, float] = {}
     delivered_wall: dict[str, float] = {}
     async with store.subscribe() as events:
