@@ -47,17 +47,18 @@ from realtime.trips.deadlines import DeadlineQueue, decision_deadline
 from realtime.trips.index import CONGESTION_CHANGED as CONGESTION_CHANGED  # tests
 from realtime.trips.index import GBFS_UPDATED as GBFS_UPDATED  # tests
 from realtime.trips.index import TripIndex, count_incident, touched_by
+from realtime.trips.onward import Onward
 from realtime.trips.plan_view import (
     Projection,
     TripPlan,
     parse_plan,
     position_at,
     project,
-    traveller_state,
 )
 from realtime.trips.policy import SwitchPolicy
 from realtime.trips.protocol import message, stamp
 from realtime.trips.repair import Bypasses, Repair, bypass_pairs, repair
+from realtime.trips.replans import Replans, full_replan
 from realtime.trips.scheduler import ARRIVED_AFTER_S as ARRIVED_AFTER_S  # tests
 from realtime.trips.scheduler import TripTicker, is_bad_data, next_due
 from realtime.trips.sessions import (
@@ -72,7 +73,6 @@ from realtime.trips.suggestions import EngineStats, TripTeller, suggestion_body
 from routing.base import CityBase
 from routing.overlay import LiveOverlay, OverlayHolder
 from routing.plan import Itinerary
-from routing.state import replan
 
 log = logging.getLogger("correspondance.trips")
 
@@ -278,7 +278,9 @@ class TripEngine:
         """The shared detour searches of ``overlay`` (a new set for each overlay version)."""
         shared = self._shared
         if shared is None or shared.overlay is not overlay:
-            shared = Bypasses(self.base.streets["drive"], overlay)
+            onward = Onward(self.base, overlay, self.walk_speed_m_s)
+            replans = Replans(self.base, overlay, self.walk_speed_m_s)
+            shared = Bypasses(self.base.streets["drive"], overlay, onward, replans)
             self._shared = shared
         return shared
 
@@ -298,7 +300,10 @@ class TripEngine:
         multiplier[np.asarray(closures, dtype=np.int64)] = np.inf
         multiplier.setflags(write=False)
         private = replace(current, drive_multiplier=multiplier)
-        bypasses = Bypasses(drive, private)
+        speed = self.walk_speed_m_s
+        bypasses = Bypasses(
+            drive, private, Onward(self.base, private, speed), Replans(self.base, private, speed)
+        )
         self._private_live[session.trip_id] = (current, closures, bypasses)
         return private, bypasses
 
@@ -463,14 +468,24 @@ class TripEngine:
         margin = max(HURRY_S, 3 * self._replan_s)
         hurry = deadline is not None and 0.0 < deadline - time.time() < margin
         if lost is None or (lost >= real_loss and not hurry):
-            # no cheap repair, or it still loses real time: the full multimodal replan
-            state = traveller_state(plan, now, position)
+            # no cheap repair, or it still loses real time: the full multimodal replan, from
+            # the repair's junction when it has one (shared by the trips meeting it there)
             modes = frozenset(session.modes) | {"walk", "transit"}
             self.stats.replanned += 1
             started = time.perf_counter()
+            replans = bypasses.replans if bypasses is not None else None
             try:
                 options += await asyncio.to_thread(
-                    replan, self.base, state, plan.destination, overlay, modes, self.walk_speed_m_s
+                    full_replan,
+                    self.base,
+                    plan,
+                    now,
+                    position,
+                    modes,
+                    overlay,
+                    fixed,
+                    replans,
+                    self.walk_speed_m_s,
                 )
             except CorrespondanceError as exc:
                 log.info("replanning trip %s: %s", trip_id, exc)

@@ -14,6 +14,11 @@ at the same junction shares it: :class:`Bypasses` runs one search per source nod
 every drive end any queued trip needs from there, the first time one of them asks. The
 repair's arrival tells the engine whether the trip lost anything real; only then does it pay
 for the full multimodal replan (``routing.state.replan``).
+
+A car + transit trip (park & ride) whose detour reaches the car park too late for its
+connection is not given up: it goes on from the car park by the earliest walk + transit way
+leaving when the car is parked, one search shared by every trip with the same car park,
+destination and catchable connection (:mod:`realtime.trips.onward`).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import datetime as dt
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
+from realtime.trips.onward import Onward
 from realtime.trips.plan_view import PlanLeg, TripPlan, leg_fraction
 from routing.chains import edges_geometry
 from routing.itinerary import Itinerary, Leg, Place
@@ -33,8 +40,12 @@ from routing.kernels import dijkstra
 from routing.overlay import LiveOverlay
 from routing.streets import StreetNetwork
 
+if TYPE_CHECKING:
+    from realtime.trips.replans import Replans
+
 BYPASS_LIMIT_S = 3600.0  # a way around that takes longer than an hour is no repair
 MAX_TRIES = 3  # junctions tried, walking back from the trouble, before giving up
+MISSED_S = 60  # reaching a connection this late still makes it (as ``project`` allows)
 HERE = "where you are"
 
 Pair = tuple[int, int]  # (source node, target node)
@@ -105,9 +116,19 @@ class Bypasses:
     """Fastest ways between junctions on one overlay's live drive network, searched once
     per source node for every target wanted from it (thread-safe; one per overlay)."""
 
-    def __init__(self, drive: StreetNetwork, overlay: LiveOverlay) -> None:
+    def __init__(
+        self,
+        drive: StreetNetwork,
+        overlay: LiveOverlay,
+        onward: Onward | None = None,
+        replans: Replans | None = None,
+    ) -> None:
         self.drive = drive
         self.overlay = overlay
+        # onward transit from where a drive ends, for repairs that miss their connection
+        self.onward = onward
+        # full replans from the junctions where repairs leave their routes
+        self.replans = replans
         self.weight = overlay.drive_weights(drive)
         self.searches = 0  # Dijkstra runs so far (tests, benchmarks)
         self._wanted: dict[int, set[int]] = defaultdict(set)
@@ -153,12 +174,23 @@ class Bypasses:
 
 
 @dataclass(frozen=True)
+class Junction:
+    """Where the repaired way leaves the followed route: the decision point."""
+
+    leg: int  # index in the repair's ``itinerary.legs`` of the drive leg it is on
+    kept: tuple[int, ...]  # that leg's drive edges up to it (the route still followed)
+    node: int  # the drive node
+    at: dt.datetime  # when the schedule has the traveller there
+
+
+@dataclass(frozen=True)
 class Repair:
     """A followed plan driven around what changed: when it arrives, as an itinerary."""
 
     arrival: dt.datetime
     itinerary: Itinerary
     first_changed_leg: int  # index in ``itinerary.legs`` of the first rerouted leg
+    junction: Junction | None = None  # where the first rerouted leg leaves the route
 
 
 def _place(d: dict[str, object], name: str | None = None) -> Place:
@@ -201,6 +233,26 @@ def _leg(d: dict[str, object], shift: dt.timedelta) -> Leg:
     )
 
 
+def _onward(plan: TripPlan, legs: list[Leg], first: int, onward: Onward | None) -> list[Leg] | None:
+    """``legs`` (the repaired plan from leg ``first`` up to a connection the detour misses)
+    cut after their last drive leg and continued by the earliest walk + transit way from
+    where it ends (:class:`~realtime.trips.onward.Onward`), leaving as long after parking as
+    the plan did; ``None`` without a drive leg or an onward way."""
+    if onward is None:
+        return None
+    last = next((j for j in range(len(legs) - 1, -1, -1) if legs[j].drive_edges), None)
+    if last is None:
+        return None
+    car, after = plan.legs[first + last], plan.legs[first + last + 1]
+    parked = max(after.departure - car.arrival, dt.timedelta(0))
+    end = legs[last].destination
+    found = onward.after((end.lat, end.lon), plan.destination, legs[last].arrival + parked)
+    if found is None or not found.legs:
+        return None
+    rest = [replace(found.legs[0], origin=end), *found.legs[1:]]
+    return legs[: last + 1] + rest
+
+
 def repair(
     drive: StreetNetwork,
     plan: TripPlan,
@@ -213,10 +265,13 @@ def repair(
     timed under the live overlay.
 
     Later legs move with the detour; a transit connection after it keeps its own (live)
-    times, and the repair fails if the detour misses it (by more than the minute
-    :func:`~realtime.trips.plan_view.project` allows) or it is cancelled, as it does when the
-    drive cannot be done at all or when nothing ahead is slowed or closed (``None``): the
-    full replan answers those. ``here`` is where the traveller is.
+    times. When the detour misses it (by more than the minute
+    :func:`~realtime.trips.plan_view.project` allows), the trip goes on from where its last
+    drive before it ends by the earliest walk + transit way from then
+    (``bypasses.onward``, shared: :mod:`realtime.trips.onward`). The repair fails
+    (``None``) when the connection is cancelled, when the detour misses it and there is no
+    onward search or way, when the drive cannot be done at all, or when nothing ahead is
+    slowed or closed: the full replan answers those. ``here`` is where the traveller is.
     """
     first = plan.leg_index_at(at)
     if plan.legs[first].transit:
@@ -227,6 +282,8 @@ def repair(
     legs: list[Leg] = []
     shift = dt.timedelta(0)
     changed_leg: int | None = None
+    junction: Junction | None = None
+    transfers = int(plan.json.get("transfers", 0))
     for i in range(first, len(plan.legs)):
         leg = plan.legs[i]
         d = legs_json[i]
@@ -236,10 +293,18 @@ def repair(
             overlay = bypasses.overlay
             delay = dt.timedelta(seconds=int(overlay.trip_delays.get(leg.trip_id, 0)))
             reach = legs[-1].arrival if legs else at
-            if leg.trip_id in overlay.cancelled_trips or reach > (
-                leg.departure + delay + dt.timedelta(seconds=60)
-            ):
-                return None  # the detour misses the connection (or it is gone)
+            if leg.trip_id in overlay.cancelled_trips:
+                return None  # the connection is gone: the full replan answers
+            if reach > leg.departure + delay + dt.timedelta(seconds=MISSED_S):
+                # the detour misses the connection: from where the drive ends, the fastest
+                # transit from the new arrival there (one search shared by every trip with
+                # the same transfer point, destination and catchable connection)
+                rerouted = _onward(plan, legs, first, bypasses.onward)
+                if rerouted is None:
+                    return None
+                legs = rerouted
+                transfers = max(sum(1 for x in legs if x.trip_id) - 1, 0)
+                break
             shift = delay  # the ride, and what follows it, keep the ride's own time
             legs.append(_leg(d, shift))
             continue
@@ -267,6 +332,15 @@ def repair(
                     break
             else:
                 return None
+            if junction is None:
+                passed = len(leg.drive_edges) - len(route)
+                when = (
+                    leg.departure
+                    + shift
+                    + (leg.arrival - leg.departure) * ((passed + k) / len(leg.drive_edges))
+                )
+                node = int(drive.tail[route[k]])
+                junction = Junction(len(legs), tuple(new[:k]), node, max(when, at))
             new = new[:k] + list(path)
         edges = np.asarray(new, dtype=np.int64)
         # the plan's own time for the rest of the leg, plus what the new way costs more
@@ -292,5 +366,5 @@ def repair(
         )
     if changed_leg is None:
         return None
-    itinerary = Itinerary(legs, int(plan.json.get("transfers", 0)))
-    return Repair(itinerary.arrival, itinerary, changed_leg)
+    itinerary = Itinerary(legs, transfers)
+    return Repair(itinerary.arrival, itinerary, changed_leg, junction)
