@@ -26,7 +26,7 @@ from routing.base import CityBase
 from routing.overlay import LiveOverlay, OverlayHolder
 from routing.plan import Itinerary, PlanRequest, plan_trip
 from routing.state import replan
-from routing.wire import ItineraryOut
+from routing.codec import ItineraryOut
 
 pytestmark = pytest.mark.anyio
 
