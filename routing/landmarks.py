@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from routing.kernels import dijkstra
 
 N_LANDMARKS = 16
-ACTIVE = 6  # landmarks a search uses: the best at its sources for its targets
+ACTIVE = N_LANDMARKS  # landmarks a search uses: the best at its first source
 UNREACHED = 1e18  # stands for an infinite landmark distance (keeps the bounds finite)
 SCALE_MARGIN = 1.0 - 1e-12  # keeps scale × base ≤ weight through rounding
 
@@ -201,3 +201,119 @@ def alt_search(indptr, head, weight, from_lm, to_lm, scale, src_nodes, src_cost,
                     h_of[v] = _bound(from_lm, to_lm, active, v, targets, scale)
                 heapq.heappush(heap, (nd + h_of[v], nd, np.int64(v)))
     return dist, pred
+
+
+@njit(cache=True, nogil=True)
+def alt_route(
+    indptr,
+    head,
+    tail,
+    weight,
+    from_lm,
+    to_lm,
+    scale,
+    src_nodes,
+    src_cost,
+    targets,
+    target_cost,
+    dist,
+    pred,
+    done,
+    h_of,
+    touched,
+):
+    """:func:`alt_search` on a reusable workspace, answering one route.
+
+    ``dist`` (inf), ``pred`` (-1), ``done`` (False) and ``h_of`` (-1) are per-node buffers,
+    clean on entry and left clean on return (only the nodes labelled are reset), so a
+    query costs what it visits, not the size of the network. Ends at the target with the
+    least ``dist + target_cost``. Returns ``(cost, target index, path edges)``; cost inf and
+    index -1 when no target is reached.
+    """
+    n_touched = 0
+    remaining = 0
+    for j in range(targets.shape[0]):
+        t = targets[j]
+        if not done[t]:  # count distinct targets (``done`` marks them for a moment)
+            done[t] = True
+            remaining += 1
+    for j in range(targets.shape[0]):
+        done[targets[j]] = False
+    active = _active(from_lm, to_lm, src_nodes, targets, ACTIVE)
+    heap = [(0.0, 0.0, np.int64(0))]
+    heap.pop()
+    for i in range(src_nodes.shape[0]):
+        s = src_nodes[i]
+        if src_cost[i] < dist[s]:
+            if dist[s] == np.inf:
+                touched[n_touched] = s
+                n_touched += 1
+            dist[s] = src_cost[i]
+            if h_of[s] < 0:
+                h_of[s] = _bound(from_lm, to_lm, active, s, targets, scale)
+            heapq.heappush(heap, (src_cost[i] + h_of[s], src_cost[i], np.int64(s)))
+    # the best route found so far: a target's label plus its exit cost. The bound is a
+    # lower bound to the nearest target and exit costs are ≥ 0, so once the smallest key
+    # left reaches it, no other route can be cheaper (not every target need be settled)
+    found = np.inf
+    for j in range(targets.shape[0]):
+        found = min(found, dist[targets[j]] + target_cost[j])
+    while heap and remaining > 0:
+        f, d, u = heapq.heappop(heap)
+        if done[u] or d > dist[u]:
+            continue
+        if f >= found:
+            break
+        done[u] = True
+        for j in range(targets.shape[0]):
+            if targets[j] == u:
+                remaining -= 1
+                break
+        if remaining == 0:
+            break
+        for e in range(indptr[u], indptr[u + 1]):
+            w = weight[e]
+            if not np.isfinite(w):
+                continue
+            v = head[e]
+            nd = d + w
+            if nd < dist[v]:
+                if dist[v] == np.inf:
+                    touched[n_touched] = v
+                    n_touched += 1
+                dist[v] = nd
+                pred[v] = e
+                if h_of[v] < 0:
+                    h_of[v] = _bound(from_lm, to_lm, active, v, targets, scale)
+                heapq.heappush(heap, (nd + h_of[v], nd, np.int64(v)))
+                for j in range(targets.shape[0]):
+                    if targets[j] == v:
+                        found = min(found, nd + target_cost[j])
+    best = np.inf
+    best_j = -1
+    for j in range(targets.shape[0]):
+        c = dist[targets[j]] + target_cost[j]
+        if c < best:
+            best = c
+            best_j = j
+    n_path = 0
+    if best_j >= 0:
+        node = targets[best_j]
+        while pred[node] >= 0:
+            n_path += 1
+            node = tail[pred[node]]
+    path = np.empty(n_path, np.int64)
+    if best_j >= 0:
+        node = targets[best_j]
+        k = n_path
+        while pred[node] >= 0:
+            k -= 1
+            path[k] = pred[node]
+            node = tail[pred[node]]
+    for i in range(n_touched):
+        v = touched[i]
+        dist[v] = np.inf
+        pred[v] = -1
+        done[v] = False
+        h_of[v] = -1.0
+    return best, best_j, path

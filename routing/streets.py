@@ -7,6 +7,7 @@ arrays. Snapping and searches work on these arrays only.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,7 +22,7 @@ from numpy.typing import NDArray
 from correspondance.geo import METRES_PER_DEG_LAT, WALK_SPEED_M_S, project_xy
 from routing.errors import NoStreetNearbyError
 from routing.kernels import dijkstra
-from routing.landmarks import Landmarks, alt_search, build_landmarks, lower_scale
+from routing.landmarks import Landmarks, alt_route, alt_search, build_landmarks, lower_scale
 from routing.snapping import SegmentGrid, build_grid, fraction_along, nearest_segment
 
 # Urban free-flow speeds (km/h) by highway class when OSM has no maxspeed; osmnx imputes
@@ -133,7 +134,7 @@ class StreetNetwork:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_snaps", None)  # a cache of bound calls: made anew when loaded
-        for derived in ("_landmarks", "_scales"):  # made again when first needed
+        for derived in ("_scales", "_local"):  # made again when first needed
             state.pop(derived, None)
         return state
 
@@ -249,27 +250,77 @@ class StreetNetwork:
         Both ends are priced along their own snapped edge (its share of the edge's weight,
         as :func:`routing.chains.launch` and :func:`routing.chains.reach` do), without the
         straight offsets to the coordinates. ``(inf, [])`` when ``b`` is unreachable.
+        Searched by ALT on a per-thread workspace (see :func:`routing.landmarks.alt_route`).
         """
         ea, eb = a.edge, b.edge
         wa, wb = float(weight[ea]), float(weight[eb])
-        sources = np.array([self.tail[ea], self.head[ea]], np.int64)
-        cost = np.array([a.fraction * wa if a.fraction > 0 else 0.0, (1 - a.fraction) * wa])
-        if a.fraction >= 1:
-            cost[1] = 0.0
-        targets = np.array([self.tail[eb], self.head[eb]], np.int64)
-        dist, pred = self._alt(weight, sources, cost, targets, np.inf)
         # a point exactly at an end of its edge costs that end, even on a closed edge
-        via_tail = float(dist[targets[0]]) + (b.fraction * wb if b.fraction > 0 else 0.0)
-        via_head = float(dist[targets[1]]) + ((1 - b.fraction) * wb if b.fraction < 1 else 0.0)
-        node = int(targets[0] if via_tail <= via_head else targets[1])
-        best = min(via_tail, via_head)
+        cost = np.array(
+            [
+                a.fraction * wa if a.fraction > 0 else 0.0,
+                (1 - a.fraction) * wa if a.fraction < 1 else 0.0,
+            ]
+        )
+        exit_cost = np.array(
+            [
+                b.fraction * wb if b.fraction > 0 else 0.0,
+                (1 - b.fraction) * wb if b.fraction < 1 else 0.0,
+            ]
+        )
+        lm = self.landmarks()
+        dist, pred, done, h_of, touched = self._workspace()
+        best, _target, path = alt_route(
+            self.indptr,
+            self.head,
+            self.tail,
+            weight,
+            lm.from_lm,
+            lm.to_lm,
+            self._scale(weight),
+            np.array([self.tail[ea], self.head[ea]], np.int64),
+            cost,
+            np.array([self.tail[eb], self.head[eb]], np.int64),
+            exit_cost,
+            dist,
+            pred,
+            done,
+            h_of,
+            touched,
+        )
         if ea == eb and b.fraction >= a.fraction:
             along = (b.fraction - a.fraction) * wa if b.fraction > a.fraction else 0.0
             if along <= best:
                 return along, []
         if not math.isfinite(best):
             return math.inf, []
-        return best, self.path_edges(pred, node)
+        return float(best), path.tolist()
+
+    def _workspace(
+        self,
+    ) -> tuple[
+        NDArray[np.float64],
+        NDArray[np.int64],
+        NDArray[np.bool_],
+        NDArray[np.float64],
+        NDArray[np.int64],
+    ]:
+        """This thread's clean per-node search buffers (the kernels leave them clean)."""
+        local = self.__dict__.get("_local")
+        if local is None:
+            local = threading.local()
+            object.__setattr__(self, "_local", local)
+        buffers = getattr(local, "buffers", None)
+        if buffers is None:
+            n = self.n_nodes
+            buffers = (
+                np.full(n, np.inf),
+                np.full(n, -1, np.int64),
+                np.zeros(n, np.bool_),
+                np.full(n, -1.0),
+                np.empty(n, np.int64),
+            )
+            local.buffers = buffers
+        return buffers  # type: ignore[no-any-return]
 
     def _alt(
         self,
@@ -295,7 +346,11 @@ class StreetNetwork:
         return dist, pred
 
     def landmarks(self) -> Landmarks:
-        """This network's landmark tables on free-flow times, computed on first use."""
+        """This network's landmark tables on free-flow times.
+
+        Built by :func:`compile_street_graph` (so a city base carries them); networks read
+        from ``.npz`` or older pickles compute them at first use.
+        """
         cached = self.__dict__.get("_landmarks")
         if cached is None:
             cached = build_landmarks(
@@ -451,7 +506,7 @@ def compile_street_graph(
             geom_lon.extend((node_lon[r[0]], node_lon[r[1]]))
             geom_lat.extend((node_lat[r[0]], node_lat[r[1]]))
         offsets.append(len(geom_lon))
-    return StreetNetwork(
+    net = StreetNetwork(
         mode=mode,
         node_lat=node_lat,
         node_lon=node_lon,
@@ -470,3 +525,5 @@ def compile_street_graph(
         way_offset=np.cumsum([0, *(len(r[4]) for r in rows)], dtype=np.int64),
         way_ids=np.array([w for r in rows for w in r[4]], dtype=np.int64),
     )
+    net.landmarks()  # built with the network, so they are pickled into the city base
+    return net
