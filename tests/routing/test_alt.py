@@ -232,3 +232,60 @@ def test_grid_snap_equals_a_scan_of_every_segment(poa_base: CityBase, mode: str)
                 net._snap(lat, lon, max_m)
             continue
         assert net._snap(lat, lon, max_m) == expected
+
+
+@pytest.mark.parametrize("mode", ["car", "walk", "bicycle"])
+def test_direct_street_options_cost_what_an_unaimed_search_finds(
+    poa_base: CityBase, mode: str
+) -> None:
+    """The planner's direct options aim their search at the destination (ALT, early stop):
+    the same costs as the bounded Dijkstra over the whole limit, under live congestion."""
+    from routing.chains import launch, reach
+    from routing.modes import ModeContext, direct
+
+    drive = poa_base.streets["drive"]
+    holder = OverlayHolder(drive)
+    rng = np.random.default_rng(25)
+    jam = rng.choice(drive.n_edges, 2000, replace=False)
+    holder.set_multipliers(
+        {
+            int(e): (math.inf if i % 20 == 0 else float(1 + rng.random() * 3))
+            for i, e in enumerate(jam)
+        }
+    )
+    walk = poa_base.streets["walk"]
+    compared = 0
+    for _ in range(12):
+        a, b = rng.integers(0, walk.n_nodes, 2)
+        ctx = ModeContext(
+            poa_base,
+            holder.current,
+            (float(walk.node_lat[a]), float(walk.node_lon[a])),
+            (float(walk.node_lat[b]), float(walk.node_lon[b])),
+            1.3,
+            1800.0,
+        )
+        result = direct(ctx, mode)
+        phase = result.phases[0]
+        search = launch(
+            phase.net,
+            phase.weight,
+            phase.source_att,
+            np.zeros(1),
+            phase.offset_speed_m_s,
+            phase.limit_s,
+        )
+        expected, _ = reach(search, phase.target_att, phase.offset_speed_m_s)
+        expected = expected + phase.exit_cost
+        got = result.final_cost
+        if math.isinf(expected[0]):
+            assert math.isinf(got[0])
+            continue
+        compared += 1
+        assert got[0] == pytest.approx(expected[0], rel=1e-9)
+        segments = result.describe(0)
+        assert segments[0].seconds == pytest.approx(expected[0], rel=1e-9)  # exit included
+        edges = segments[0].edges
+        for x, y in itertools.pairwise(edges):
+            assert int(phase.net.head[x]) == int(phase.net.tail[y])
+    assert compared >= 6
