@@ -320,7 +320,7 @@ class StreetNetwork:
                 np.empty(n, np.int64),
             )
             local.buffers = buffers
-        return buffers  # type: ignore[no-any-return]
+        return buffers
 
     def _alt(
         self,
