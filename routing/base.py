@@ -31,7 +31,7 @@ from routing.timetable import BaseTimetable, build_base_timetable
 from routing.transit_geometry import TransitShapes, build_transit_shapes
 from routing.transit_streets import TransitStreets, match_transit_streets
 
-BUILD_VERSION = "11"  # bump when the cached layout or build logic changes
+BUILD_VERSION = "12"  # bump when the cached layout or build logic changes
 STOP_SNAP_M = 300.0
 
 

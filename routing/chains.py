@@ -359,6 +359,14 @@ class ChainResult:
         return segments
 
 
+def _aim(att: Attachment) -> NDArray[np.int64] | None:
+    """The two ends of a lone target point's edge (the destination): the search can stop
+    there, and aims at them (landmark A*); None for a set of points."""
+    if att.size != 1 or att.tail[0] < 0:
+        return None
+    return np.array([att.tail[0], att.head[0]], np.int64)
+
+
 def run_chain(phases: list[Phase], start_cost: NDArray[np.float64]) -> ChainResult:
     """Run phases in order; each starts from the previous phase's target costs."""
     costs = [start_cost]
@@ -372,6 +380,7 @@ def run_chain(phases: list[Phase], start_cost: NDArray[np.float64]) -> ChainResu
             costs[-1],
             phase.offset_speed_m_s,
             phase.limit_s,
+            _aim(phase.target_att),
         )
         reached, via = reach(search, phase.target_att, phase.offset_speed_m_s)
         costs.append(reached + phase.exit_cost)

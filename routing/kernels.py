@@ -279,49 +279,6 @@ def raptor_rounds(
     )
 
 
-@njit(cache=True, nogil=True)
-def astar(indptr, head, weight, node_x, node_y, src_nodes, src_cost, target, s_per_m):
-    """Point-to-point A* (multi-source) with a straight-line lower bound.
-
-    ``s_per_m`` times the planar distance to ``target`` never exceeds the true remaining
-    cost when it is at most 1 / (the fastest edge's speed); callers pass that. Returns
-    ``(dist, pred)`` like :func:`dijkstra`; only nodes settled before the target are final.
-    """
-    n = indptr.shape[0] - 1
-    dist = np.full(n, np.inf)
-    pred = np.full(n, -1, np.int64)
-    done = np.zeros(n, np.bool_)
-    tx = node_x[target]
-    ty = node_y[target]
-    heap = [(0.0, 0.0, np.int64(0))]
-    heap.pop()
-    for i in range(src_nodes.shape[0]):
-        s = src_nodes[i]
-        if src_cost[i] < dist[s]:
-            dist[s] = src_cost[i]
-            h = np.hypot(node_x[s] - tx, node_y[s] - ty) * s_per_m
-            heapq.heappush(heap, (src_cost[i] + h, src_cost[i], np.int64(s)))
-    while heap:
-        _f, d, u = heapq.heappop(heap)
-        if done[u] or d > dist[u]:
-            continue
-        done[u] = True
-        if u == target:
-            break
-        for e in range(indptr[u], indptr[u + 1]):
-            w = weight[e]
-            if not np.isfinite(w):
-                continue
-            v = head[e]
-            nd = d + w
-            if nd < dist[v]:
-                dist[v] = nd
-                pred[v] = e
-                h = np.hypot(node_x[v] - tx, node_y[v] - ty) * s_per_m
-                heapq.heappush(heap, (nd + h, nd, np.int64(v)))
-    return dist, pred
-
-
 # McRAPTOR label pool columns (one row per label; labels are never deleted, only unlinked
 # from the bags, so reconstruction can always follow parents).
 L_ARR = 0

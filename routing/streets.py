@@ -6,6 +6,8 @@ arrays. Snapping and searches work on these arrays only.
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,11 +18,12 @@ import networkx as nx
 import numpy as np
 import osmnx as ox
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
-from correspondance.geo import WALK_SPEED_M_S, project_xy
+from correspondance.geo import METRES_PER_DEG_LAT, WALK_SPEED_M_S, project_xy
 from routing.errors import NoStreetNearbyError
-from routing.kernels import astar, dijkstra
+from routing.kernels import dijkstra
+from routing.landmarks import Landmarks, alt_route, alt_search, build_landmarks, lower_scale
+from routing.snapping import SegmentGrid, build_grid, fraction_along, nearest_segment
 
 # Urban free-flow speeds (km/h) by highway class when OSM has no maxspeed; osmnx imputes
 # the rest from the mean of tagged edges of the same class.
@@ -42,6 +45,8 @@ DRIVE_SPEEDS_KPH: dict[str, float] = {
 }
 DRIVE_FALLBACK_KPH = 30.0
 SNAP_CACHE_SIZE = 4096  # recent snaps kept per network
+SCALES_KEPT = 8  # weight arrays whose lower-bound scale is remembered
+ALT_MAX_TARGETS = 4  # searches for at most this many targets use landmarks (ALT)
 BIKE_SPEED_M_S = 4.5  # ~16 km/h, an everyday city cyclist
 HIGHWAY_CLASSES = (
     "other",
@@ -98,20 +103,25 @@ class StreetNetwork:
     # edge; ``way_id`` keeps only the first. None in networks compiled before it existed.
     way_offset: NDArray[np.int64] | None = None
     way_ids: NDArray[np.int64] | None = None
-    _tree: cKDTree = field(init=False, repr=False)
     _vertex_edge: NDArray[np.int64] = field(init=False, repr=False)
     _lat0: float = field(init=False, repr=False)
     _node_xy: NDArray[np.float64] = field(init=False, repr=False)
+    _geom_x: NDArray[np.float64] = field(init=False, repr=False)
+    _geom_y: NDArray[np.float64] = field(init=False, repr=False)
+    _grid: SegmentGrid = field(init=False, repr=False)
     _snaps: Callable[[float, float, float], Snap] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # A KD-tree over every geometry vertex (equirectangular metres around the centre)
-        # finds the nearest street *segment* region, not just the nearest intersection.
+        # A grid over every geometry segment (equirectangular metres around the centre)
+        # finds the nearest street *segment*, not just the nearest intersection.
         lat0 = float(np.mean(self.node_lat)) if len(self.node_lat) else 0.0
         xy = project_xy(self.geom_lat, self.geom_lon, lat0)
+        geom_x, geom_y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
         object.__setattr__(self, "_lat0", lat0)
         object.__setattr__(self, "_node_xy", project_xy(self.node_lat, self.node_lon, lat0))
-        object.__setattr__(self, "_tree", cKDTree(xy))
+        object.__setattr__(self, "_geom_x", geom_x)
+        object.__setattr__(self, "_geom_y", geom_y)
+        object.__setattr__(self, "_grid", build_grid(geom_x, geom_y, self.geom_offset))
         counts = np.diff(self.geom_offset)
         object.__setattr__(self, "_vertex_edge", np.repeat(np.arange(len(counts)), counts))
         self._keep_snaps()
@@ -124,6 +134,8 @@ class StreetNetwork:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_snaps", None)  # a cache of bound calls: made anew when loaded
+        for derived in ("_scales", "_local"):  # made again when first needed
+            state.pop(derived, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -173,57 +185,34 @@ class StreetNetwork:
         return self._snaps(float(lat), float(lon), float(max_distance_m))
 
     def _snap(self, lat: float, lon: float, max_distance_m: float) -> Snap:
-        point = project_xy(np.array([lat]), np.array([lon]), self._lat0)[0]
-        vertex_distance, _ = self._tree.query(point)
-        if not np.isfinite(vertex_distance):
+        # the point in the same planar metres as the geometry (as ``project_xy`` computes)
+        px = lon * METRES_PER_DEG_LAT * math.cos(math.radians(self._lat0))
+        py = lat * METRES_PER_DEG_LAT
+        g = self._grid
+        if g.nx == 0:
             raise NoStreetNearbyError(f"no {self.mode} street near {lat:.6f},{lon:.6f}")
-        # The nearest vertex is not the nearest street: a point halfway along a 400 m
-        # straight segment is 200 m from both its ends. Any segment that passes within
-        # the vertex distance has an end within that distance plus half its length.
-        radius = min(float(vertex_distance), max_distance_m) + self._half_longest_segment()
-        near = np.asarray(self._tree.query_ball_point(point, radius), np.int64)
-        edge_of = self._vertex_edge[near]
-        # segments (i, i + 1) touching a nearby vertex, within one edge's geometry
-        starts = np.unique(
-            np.concatenate(
-                [
-                    near[near + 1 < self.geom_offset[edge_of + 1]],
-                    near[near - 1 >= self.geom_offset[edge_of]] - 1,
-                ]
-            )
+        start, gap, t = nearest_segment(
+            self._geom_x,
+            self._geom_y,
+            g.x0,
+            g.y0,
+            g.cell_m,
+            g.nx,
+            g.ny,
+            g.cell_start,
+            g.cell_seg,
+            px,
+            py,
+            max_distance_m,
         )
-        a = project_xy(self.geom_lat[starts], self.geom_lon[starts], self._lat0)
-        b = project_xy(self.geom_lat[starts + 1], self.geom_lon[starts + 1], self._lat0)
-        ab = b - a
-        seg_len2 = np.einsum("ij,ij->i", ab, ab)
-        t = np.clip(
-            np.einsum("ij,ij->i", point - a, ab) / np.where(seg_len2 > 0, seg_len2, 1.0), 0, 1
-        )
-        gap = np.hypot(*(a + t[:, None] * ab - point).T)
-        if not len(gap) or float(gap.min()) > max_distance_m:
+        if start < 0:
             raise NoStreetNearbyError(
                 f"no {self.mode} street within {max_distance_m:.0f} m of {lat:.6f},{lon:.6f}"
             )
-        best = int(np.argmin(gap))
-        start, edge = int(starts[best]), int(self._vertex_edge[starts[best]])
+        edge = int(self._vertex_edge[start])
         lo, hi = int(self.geom_offset[edge]), int(self.geom_offset[edge + 1])
-        xy = project_xy(self.geom_lat[lo:hi], self.geom_lon[lo:hi], self._lat0)
-        seg = np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
-        along = seg[start - lo] + float(t[best]) * (seg[start - lo + 1] - seg[start - lo])
-        fraction = float(along / seg[-1]) if seg[-1] > 0 else 0.0
-        return Snap(lat=lat, lon=lon, edge=edge, fraction=fraction, distance_m=float(gap[best]))
-
-    def _half_longest_segment(self) -> float:
-        """Half the longest straight geometry segment, in metres (computed once)."""
-        cached = self.__dict__.get("_half_segment_m")
-        if cached is None:
-            xy = project_xy(self.geom_lat, self.geom_lon, self._lat0)
-            step = np.hypot(*np.diff(xy, axis=0).T)
-            within = np.ones(len(step), bool)
-            within[self.geom_offset[1:-1] - 1] = False  # a step from one edge to the next
-            cached = float(step[within].max()) / 2 if within.any() else 0.0
-            object.__setattr__(self, "_half_segment_m", cached)
-        return float(cached)
+        fraction = fraction_along(self._geom_x, self._geom_y, lo, hi, start, t)
+        return Snap(lat=lat, lon=lon, edge=edge, fraction=float(fraction), distance_m=float(gap))
 
     def shortest_path(
         self,
@@ -233,12 +222,15 @@ class StreetNetwork:
         targets: NDArray[np.int64],
         limit: float = np.inf,
     ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-        """Compiled multi-source search: A* for one unbounded target, else Dijkstra.
+        """Compiled multi-source search, bounded by ``limit``; exact either way.
 
-        See :func:`routing.kernels.astar` and :func:`routing.kernels.dijkstra`.
+        With a few targets (at most :data:`ALT_MAX_TARGETS`), A* guided by landmark lower
+        bounds (:mod:`routing.landmarks`); otherwise Dijkstra (:func:`routing.kernels.dijkstra`),
+        which stops once every target is settled. With targets, only the targets' costs
+        (and paths) are final; no cost is ever below the true one.
         """
-        if len(targets) == 1 and not np.isfinite(limit):
-            return self.point_to_point(weight, sources, source_cost, int(targets[0]))
+        if 0 < len(targets) <= ALT_MAX_TARGETS and len(sources):
+            return self._alt(weight, sources, source_cost, targets, limit)
         dist, pred = dijkstra(self.indptr, self.head, weight, sources, source_cost, limit, targets)
         return dist, pred
 
@@ -249,40 +241,146 @@ class StreetNetwork:
         source_cost: NDArray[np.float64],
         target: int,
     ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-        """A* to one target with a straight-line bound at the fastest edge speed.
+        """The cheapest way from the sources to one target (A* with landmark bounds)."""
+        return self._alt(weight, sources, source_cost, np.array([target], np.int64), np.inf)
 
-        The bound is scaled by 0.99 so the planar (equirectangular) distance can never
-        exceed the great-circle length it stands for: the result is exactly Dijkstra's.
+    def between(self, a: Snap, b: Snap, weight: NDArray[np.float64]) -> tuple[float, list[int]]:
+        """Cost and edges from one snapped position to another along the streets.
+
+        Both ends are priced along their own snapped edge (its share of the edge's weight,
+        as :func:`routing.chains.launch` and :func:`routing.chains.reach` do), without the
+        straight offsets to the coordinates. ``(inf, [])`` when ``b`` is unreachable.
+        Searched by ALT on a per-thread workspace (see :func:`routing.landmarks.alt_route`).
         """
-        fastest = self._fastest(weight)
-        s_per_m = 0.99 / fastest if fastest > 0 else 0.0
-        dist, pred = astar(
+        ea, eb = a.edge, b.edge
+        wa, wb = float(weight[ea]), float(weight[eb])
+        # a point exactly at an end of its edge costs that end, even on a closed edge
+        cost = np.array(
+            [
+                a.fraction * wa if a.fraction > 0 else 0.0,
+                (1 - a.fraction) * wa if a.fraction < 1 else 0.0,
+            ]
+        )
+        exit_cost = np.array(
+            [
+                b.fraction * wb if b.fraction > 0 else 0.0,
+                (1 - b.fraction) * wb if b.fraction < 1 else 0.0,
+            ]
+        )
+        lm = self.landmarks()
+        dist, pred, done, h_of, touched = self._workspace()
+        best, _target, path = alt_route(
+            self.indptr,
+            self.head,
+            self.tail,
+            weight,
+            lm.from_lm,
+            lm.to_lm,
+            self._scale(weight),
+            np.array([self.tail[ea], self.head[ea]], np.int64),
+            cost,
+            np.array([self.tail[eb], self.head[eb]], np.int64),
+            exit_cost,
+            dist,
+            pred,
+            done,
+            h_of,
+            touched,
+        )
+        if ea == eb and b.fraction >= a.fraction:
+            along = (b.fraction - a.fraction) * wa if b.fraction > a.fraction else 0.0
+            if along <= best:
+                return along, []
+        if not math.isfinite(best):
+            return math.inf, []
+        return float(best), path.tolist()
+
+    def _workspace(
+        self,
+    ) -> tuple[
+        NDArray[np.float64],
+        NDArray[np.int64],
+        NDArray[np.bool_],
+        NDArray[np.float64],
+        NDArray[np.int64],
+    ]:
+        """This thread's clean per-node search buffers (the kernels leave them clean)."""
+        local = self.__dict__.get("_local")
+        if local is None:
+            local = threading.local()
+            object.__setattr__(self, "_local", local)
+        buffers = getattr(local, "buffers", None)
+        if buffers is None:
+            n = self.n_nodes
+            buffers = (
+                np.full(n, np.inf),
+                np.full(n, -1, np.int64),
+                np.zeros(n, np.bool_),
+                np.full(n, -1.0),
+                np.empty(n, np.int64),
+            )
+            local.buffers = buffers
+        return buffers
+
+    def _alt(
+        self,
+        weight: NDArray[np.float64],
+        sources: NDArray[np.int64],
+        source_cost: NDArray[np.float64],
+        targets: NDArray[np.int64],
+        limit: float,
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        lm = self.landmarks()
+        dist, pred = alt_search(
             self.indptr,
             self.head,
             weight,
-            self._node_xy[:, 0],
-            self._node_xy[:, 1],
-            sources,
-            source_cost,
-            np.int64(target),
-            s_per_m,
+            lm.from_lm,
+            lm.to_lm,
+            self._scale(weight),
+            np.asarray(sources, np.int64),
+            np.asarray(source_cost, np.float64),
+            np.asarray(targets, np.int64),
+            float(limit),
         )
         return dist, pred
 
-    def _fastest(self, weight: NDArray[np.float64]) -> float:
-        """The fastest edge speed (m/s) under ``weight``, computed once per weight array.
+    def landmarks(self) -> Landmarks:
+        """This network's landmark tables on free-flow times.
 
-        Weight arrays are immutable (the live overlay publishes a new one on each change),
-        so the scan of every edge happens once per overlay version, not once per query.
+        Built by :func:`compile_street_graph` (so a city base carries them); networks read
+        from ``.npz`` or older pickles compute them at first use.
         """
-        cached = self.__dict__.get("_fastest_for")
-        if cached is not None and cached[0] is weight:
-            return float(cached[1])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            speeds = np.where(weight > 0, self.length_m / weight, 0.0)
-        fastest = float(np.max(speeds[np.isfinite(speeds)], initial=0.0))
-        object.__setattr__(self, "_fastest_for", (weight, fastest))
-        return fastest
+        cached = self.__dict__.get("_landmarks")
+        if cached is None:
+            cached = build_landmarks(
+                self.indptr,
+                self.tail,
+                self.head,
+                self.base_time_s,
+                self._node_xy[:, 0],
+                self._node_xy[:, 1],
+            )
+            object.__setattr__(self, "_landmarks", cached)
+        return cached
+
+    def _scale(self, weight: NDArray[np.float64]) -> float:
+        """How far ``weight`` is at least above free flow (``min(weight / base_time_s)``).
+
+        One pass over the edges per weight array, remembered for the last few arrays: a
+        live overlay publishes a new read-only array per version (so the pass happens at
+        the first search after each update), and walk searches reuse theirs.
+        """
+        scales: dict[int, tuple[NDArray[np.float64], float]] = self.__dict__.get("_scales", {})
+        hit = scales.get(id(weight))
+        if hit is not None and hit[0] is weight:
+            return hit[1]
+        scale = float(lower_scale(weight, self.base_time_s))
+        # copy on write: concurrent searches read a complete dict (a lost entry is redone)
+        kept = dict(list(scales.items())[-(SCALES_KEPT - 1) :])
+        kept[id(weight)] = (weight, scale)
+        object.__setattr__(self, "_scales", kept)
+        return scale
 
     def path_edges(self, pred: NDArray[np.int64], node: int) -> list[int]:
         """Edges from the search's source to ``node``, in travel order."""
@@ -408,7 +506,7 @@ def compile_street_graph(
             geom_lon.extend((node_lon[r[0]], node_lon[r[1]]))
             geom_lat.extend((node_lat[r[0]], node_lat[r[1]]))
         offsets.append(len(geom_lon))
-    return StreetNetwork(
+    net = StreetNetwork(
         mode=mode,
         node_lat=node_lat,
         node_lon=node_lon,
@@ -427,3 +525,5 @@ def compile_street_graph(
         way_offset=np.cumsum([0, *(len(r[4]) for r in rows)], dtype=np.int64),
         way_ids=np.array([w for r in rows for w in r[4]], dtype=np.int64),
     )
+    net.landmarks()  # built with the network, so they are pickled into the city base
+    return net

@@ -23,10 +23,10 @@ from realtime.trips.repair import Bypasses, repair
 from realtime.trips.replans import Replans, full_replan
 from realtime.trips.sessions import TripBook
 from routing.base import CityBase
+from routing.codec import ItineraryOut
 from routing.overlay import LiveOverlay, OverlayHolder
 from routing.plan import Itinerary, PlanRequest, plan_trip
 from routing.state import replan
-from routing.codec import ItineraryOut
 
 pytestmark = pytest.mark.anyio
 
