@@ -90,6 +90,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks.bench_trips import _Fleet, _Watcher, rss_kib  # noqa: E402
 from correspondance.settings import Settings  # noqa: E402
+from realtime.trips.sessions import active_key  # noqa: E402
 from tests.processes import Process, RedisServer, redis_server, serve, worker  # noqa: E402
 
 CITY = "porto-alegre"
@@ -109,6 +110,7 @@ WRITER_KILL_AT = 1 / 6
 REDIS_RESTART_AT = 1 / 3
 SETTLE_S = 30.0
 MIN_STEADY_S = 60.0  # a process measured over less than this is shown, not judged
+CHURN_LIVE_S = 60.0  # a trip started during the load is deleted this long after (about)
 # uvicorn closes a keep-alive connection idle for 5 s (its ``timeout_keep_alive``), and
 # httpx keeps an idle connection for 5 s too (``keepalive_expiry``): a request sent on a
 # connection at the very moment the server closes it meets a reset (``ReadError``, and
@@ -675,6 +677,8 @@ class Soak:
     spots: list[tuple[float, float, float]] = field(default_factory=list)  # lat, lon, heading
     held: list[tuple[str, str]] = field(default_factory=list)  # trips with a socket
     churn: list[tuple[str, str]] = field(default_factory=list)  # trips started during load
+    deleted: set[str] = field(default_factory=set)  # churned trips their traveller deleted (204)
+    active: list[tuple[float, int]] = field(default_factory=list)  # (t, the city's active trips)
     acked: list[tuple[str, str]] = field(default_factory=list)  # (token, report_id)
     report_outcomes: Counter[str] = field(default_factory=Counter)
     contributors: list[Contributor] = field(default_factory=list)
@@ -844,8 +848,25 @@ class Soak:
         if started is not None:
             self.churn.append(started)
             await self.export(*started)
+        # the oldest trip started during the load ends (deleted by its traveller): the active
+        # population stays flat once CHURN_LIVE_S of them run, as in a service whose trips
+        # end as fast as they start (see memory() and benchmarks/README.md)
+        live = [t for t in self.churn if t[0] not in self.deleted]
+        if len(live) > self.args.trip_rate * CHURN_LIVE_S:
+            await self.delete(*live[0])
         if self.held:  # and someone else's, as a client checking its trip would
             await self.export(*self.rng.choice(self.held))
+
+    async def delete(self, trip_id: str, token: str) -> None:
+        response = await self.tally.call(
+            self.http,
+            "DELETE /trips/{id}",
+            "DELETE",
+            f"{self.url}/api/v1/trips/{trip_id}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        if response is not None and response.status_code == 204:
+            self.deleted.add(trip_id)
 
     async def export(self, trip_id: str, token: str) -> int | None:
         response = await self.tally.call(
@@ -877,7 +898,21 @@ class Soak:
                     kib = rss_kib(pid)
                     self.rss.setdefault(name, []).append((round(t, 1), kib))
                     self.started_at.setdefault(name, t)
+            await self.count_active(t)
             await asyncio.sleep(RSS_EVERY_S)
+
+    async def count_active(self, t: float) -> None:
+        """Sample the size of the city's set of active trips (skipped while Redis is down)."""
+        client = aioredis.Redis(
+            port=self.topology.redis.port, socket_connect_timeout=0.5, socket_timeout=0.5
+        )
+        try:
+            n = await client.scard(f"{self.topology.prefix}{active_key(CITY)}")
+            self.active.append((round(t, 1), int(n)))
+        except (aioredis.RedisError, OSError):
+            pass
+        finally:
+            await client.aclose()
 
     async def trace_memory(self, end: float) -> None:
         """``--trace-memory``: signal every server process (redis-server aside) once the
@@ -1069,6 +1104,8 @@ async def check_sessions(soak: Soak, ended: set[str]) -> dict[str, Any]:
             outcome["answers"] += 1
         elif status == 404 and trip_id in ended:
             outcome["ended and expired"] += 1
+        elif status == 404 and trip_id in soak.deleted:
+            outcome["deleted by the client (204)"] += 1
         elif status is None or status >= 500:
             outcome[f"unchecked ({status})"] += 1
         else:
@@ -1140,6 +1177,25 @@ def memory(soak: Soak) -> dict[str, Any]:
             entry["since_warm_up_pct"] = round(100.0 * (last[1] - before[-1][1]) / before[-1][1], 2)
         out[name] = entry
     return out
+
+
+def population(soak: Soak) -> dict[str, Any]:
+    """The city's active trips over the steady period (from the memory baseline, ``SETTLE_S``
+    after the faults, to the end): what the engines keep grows with them, so a memory
+    figure means "no leak" only while they stay flat (trips are started and deleted at the
+    same rate once ``CHURN_LIVE_S`` of them run)."""
+    steady = [n for t, n in soak.active if t >= soak.steady_from()]
+    if not steady:
+        return {"samples": len(soak.active)}
+    return {
+        "baseline": steady[0],
+        "end": steady[-1],
+        "min": min(steady),
+        "max": max(steady),
+        "growth_pct": round(100.0 * (steady[-1] - steady[0]) / max(1, steady[0]), 2),
+        "started_during_load": len(soak.churn),
+        "deleted_during_load": len(soak.deleted),
+    }
 
 
 def _slope(samples: list[tuple[float, float]]) -> float:
@@ -1320,6 +1376,8 @@ async def run(args: argparse.Namespace, folder: Path, began: float) -> dict[str,
         "sockets": sockets,
         "writer": takeover(soak),
         "memory": memory(soak),
+        "active_trips": population(soak),
+        "active_trips_samples": soak.active,
         "rss_kib": soak.rss,  # every sample: (t, KiB) per process
         "warm_up_end_s": soak.warm_end,
         "steady_from_s": round(soak.steady_from(), 1),
@@ -1361,6 +1419,7 @@ def verdict(result: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         and v.get("steady_s", 0) >= MIN_STEADY_S
     }
     worst = max((v["growth_pct"] for v in survivors.values()), default=float("nan"))
+    active = result.get("active_trips", {})
     sockets = result["sockets"]
     writer = result["writer"]
     rows: list[tuple[str, str, str, bool | None]] = [
@@ -1445,6 +1504,18 @@ def verdict(result: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             f"t={result['steady_from_s']} s",
             f"≤ {GROWTH_TARGET_PCT:.0f} %",
             bool(survivors) and worst <= GROWTH_TARGET_PCT,
+        ),
+        (
+            "active trips over the steady period (flat by design)",
+            (
+                f"{active['baseline']} → {active['end']} (min {active['min']}, max "
+                f"{active['max']}; {active['started_during_load']} started and "
+                f"{active['deleted_during_load']} deleted during the load)"
+                if "baseline" in active
+                else "not sampled"
+            ),
+            "",
+            None,
         ),
     ]
     return rows

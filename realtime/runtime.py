@@ -27,6 +27,8 @@ trip hub (websockets)      yes    yes    no
 * Every long-running loop runs under a :class:`~realtime.supervisor.Supervisor`: it never
   dies silently — a failure is logged, counted, shown in :meth:`LiveRuntime.health` and the
   loop restarted.
+* A process that runs engines also gives the memory it freed back to the operating system
+  once a minute (:mod:`realtime.heap`), or glibc keeps it and its RSS creeps up.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from typing import Any
 
 from correspondance.settings import Settings
 from correspondance.store import Fence, StateStore
+from realtime import heap
 from realtime.loops import cancel_and_wait
 from realtime.service import LiveService
 from realtime.supervisor import Supervisor as Supervisor  # tests import it from here
@@ -371,6 +374,8 @@ class LiveRuntime:
         if self.role in SERVES:
             self.hub = TripHub(self.store)
             self.hub.start()
+        if self.role in WRITES and heap.available():  # freed memory back to the OS
+            self.supervisor.spawn("heap-trim", heap.trim_forever)
         for city_id in self.bases:
             await self._start_city(city_id)
         if self.settings.warm_up:  # with the first live state in (shared vehicles to replan)
