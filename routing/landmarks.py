@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from routing.heap_kernels import mark_targets, relax_edge
 from routing.kernels import dijkstra
 
 N_LANDMARKS = 16
@@ -163,12 +164,7 @@ def alt_search(indptr, head, weight, from_lm, to_lm, scale, src_nodes, src_cost,
     pred = np.full(n, -1, np.int64)
     done = np.zeros(n, np.bool_)
     h_of = np.full(n, -1.0)
-    is_target = np.zeros(n, np.bool_)
-    remaining = 0
-    for t in targets:
-        if not is_target[t]:
-            is_target[t] = True
-            remaining += 1
+    is_target, remaining = mark_targets(n, targets)
     active = _active(from_lm, to_lm, src_nodes, targets, ACTIVE)
     heap = [(0.0, 0.0, np.int64(0))]
     heap.pop()
@@ -189,14 +185,9 @@ def alt_search(indptr, head, weight, from_lm, to_lm, scale, src_nodes, src_cost,
             if remaining == 0:
                 break
         for e in range(indptr[u], indptr[u + 1]):
-            w = weight[e]
-            if not np.isfinite(w):
-                continue
-            v = head[e]
-            nd = d + w
-            if nd < dist[v] and nd <= limit:
-                dist[v] = nd
-                pred[v] = e
+            v = relax_edge(e, d, head, weight, dist, pred, limit)
+            if v >= 0:
+                nd = dist[v]
                 if h_of[v] < 0:
                     h_of[v] = _bound(from_lm, to_lm, active, v, targets, scale)
                 heapq.heappush(heap, (nd + h_of[v], nd, np.int64(v)))
@@ -272,17 +263,13 @@ def alt_route(
         if remaining == 0:
             break
         for e in range(indptr[u], indptr[u + 1]):
-            w = weight[e]
-            if not np.isfinite(w):
-                continue
-            v = head[e]
-            nd = d + w
-            if nd < dist[v]:
-                if dist[v] == np.inf:
+            fresh = dist[head[e]] == np.inf
+            v = relax_edge(e, d, head, weight, dist, pred, np.inf)
+            if v >= 0:
+                nd = dist[v]
+                if fresh:
                     touched[n_touched] = v
                     n_touched += 1
-                dist[v] = nd
-                pred[v] = e
                 if h_of[v] < 0:
                     h_of[v] = _bound(from_lm, to_lm, active, v, targets, scale)
                 heapq.heappush(heap, (nd + h_of[v], nd, np.int64(v)))

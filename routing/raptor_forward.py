@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from routing.kernels import (
+from routing.raptor_kernels import (
     L_APOS,
     L_BPOS,
     L_KIND,

@@ -1,0 +1,42 @@
+"""Numba helpers shared by the heap-based street searches: Dijkstra
+(:func:`routing.kernels.dijkstra`) and ALT A* (:mod:`routing.landmarks`).
+
+They own the two steps both searches take the same way: marking the distinct targets
+to settle, and relaxing one CSR edge into the ``dist``/``pred`` labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def mark_targets(n, targets):
+    """``(is_target, remaining)``: a per-node flag for ``targets`` and how many are distinct."""
+    is_target = np.zeros(n, np.bool_)
+    remaining = 0
+    for t in targets:
+        if not is_target[t]:
+            is_target[t] = True
+            remaining += 1
+    return is_target, remaining
+
+
+@njit(cache=True, nogil=True)
+def relax_edge(e, d, head, weight, dist, pred, limit):
+    """Label edge ``e``'s head through ``e`` from a node settled at cost ``d``.
+
+    A non-finite weight is a closed edge; a cost above ``limit`` is not labelled. Returns
+    the head node when its label improved (``dist``/``pred`` updated), else -1.
+    """
+    w = weight[e]
+    if not np.isfinite(w):
+        return -1
+    v = head[e]
+    nd = d + w
+    if nd < dist[v] and nd <= limit:
+        dist[v] = nd
+        pred[v] = e
+        return v
+    return -1
