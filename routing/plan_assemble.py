@@ -268,14 +268,25 @@ def direct_options(ctx: PlanContext, start: dt.datetime) -> list[Itinerary]:
                     results.append((chain, system_id, simulated))
     itineraries = []
     for chain, system, simulated in results:
-        if not np.isfinite(chain.final_cost[0]):
-            continue
-        legs = segments_to_legs(
-            ctx, chain.describe(0), start, system_id=system, simulated=simulated
-        )
-        if legs:
-            itineraries.append(Itinerary(legs=_chain_places(legs), transfers=0))
+        itinerary = chain_itinerary(ctx, chain, start, system, simulated)
+        if itinerary is not None:
+            itineraries.append(itinerary)
     return itineraries
+
+
+def chain_itinerary(
+    ctx: PlanContext,
+    chain: ChainResult,
+    start: dt.datetime,
+    system_id: str | None,
+    simulated: bool,
+) -> Itinerary | None:
+    """The itinerary of a route with no transit (one chain from its first source), or
+    ``None`` when the chain reaches nothing."""
+    if not np.isfinite(chain.final_cost[0]):
+        return None
+    legs = segments_to_legs(ctx, chain.describe(0), start, system_id=system_id, simulated=simulated)
+    return Itinerary(legs=_chain_places(legs), transfers=0) if legs else None
 
 
 # -- the GTFS-only network (routing.gtfs_network) ---------------------------------------

@@ -48,13 +48,20 @@ def _segment_starts(geom_offset):
 
 
 @njit(cache=True, nogil=True)
+def _segment_cells(x, y, i, x0, y0, cell_m):
+    """``(cx0, cx1, cy0, cy1)``: the grid cells the bounding box of segment ``i`` covers."""
+    cx0 = int((min(x[i], x[i + 1]) - x0) / cell_m)
+    cx1 = int((max(x[i], x[i + 1]) - x0) / cell_m)
+    cy0 = int((min(y[i], y[i + 1]) - y0) / cell_m)
+    cy1 = int((max(y[i], y[i + 1]) - y0) / cell_m)
+    return cx0, cx1, cy0, cy1
+
+
+@njit(cache=True, nogil=True)
 def _bin_segments(x, y, starts, x0, y0, cell_m, nx, ny):
     counts = np.zeros(nx * ny + 1, np.int64)
     for i in starts:
-        cx0 = int((min(x[i], x[i + 1]) - x0) / cell_m)
-        cx1 = int((max(x[i], x[i + 1]) - x0) / cell_m)
-        cy0 = int((min(y[i], y[i + 1]) - y0) / cell_m)
-        cy1 = int((max(y[i], y[i + 1]) - y0) / cell_m)
+        cx0, cx1, cy0, cy1 = _segment_cells(x, y, i, x0, y0, cell_m)
         for cx in range(cx0, cx1 + 1):
             for cy in range(cy0, cy1 + 1):
                 counts[cy * nx + cx + 1] += 1
@@ -62,10 +69,7 @@ def _bin_segments(x, y, starts, x0, y0, cell_m, nx, ny):
     fill = cell_start[:-1].copy()
     cell_seg = np.empty(cell_start[-1], np.int64)
     for i in starts:
-        cx0 = int((min(x[i], x[i + 1]) - x0) / cell_m)
-        cx1 = int((max(x[i], x[i + 1]) - x0) / cell_m)
-        cy0 = int((min(y[i], y[i + 1]) - y0) / cell_m)
-        cy1 = int((max(y[i], y[i + 1]) - y0) / cell_m)
+        cx0, cx1, cy0, cy1 = _segment_cells(x, y, i, x0, y0, cell_m)
         for cx in range(cx0, cx1 + 1):
             for cy in range(cy0, cy1 + 1):
                 c = cy * nx + cx

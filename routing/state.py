@@ -36,6 +36,7 @@ from routing.plan import (
     _chain_places,
     _ride_leg,
     base_overlay,
+    chain_itinerary,
     direct_options,
     live_day,
     plan_trip,
@@ -180,13 +181,9 @@ def _chain_itineraries(
 ) -> list[Itinerary]:
     out = []
     for chain in chains:
-        if not np.isfinite(chain.final_cost[0]):
-            continue
-        legs = segments_to_legs(
-            ctx, chain.describe(0), start, system_id=system_id, simulated=simulated
-        )
-        if legs:
-            out.append(Itinerary(legs=_chain_places(legs), transfers=0))
+        itinerary = chain_itinerary(ctx, chain, start, system_id, simulated)
+        if itinerary is not None:
+            out.append(itinerary)
     return out
 
 
