@@ -13,6 +13,7 @@ from routing.chains import ChainResult
 from routing.gtfs_network import MAX_RIDES, StopQuery, TransitNetwork, day_timetable, local_to_unix
 from routing.plan_access import Access, AccessOption, PlanContext
 from routing.raptor import (
+    Footpaths,
     TransitJourney,
     run_mc_raptor,
     run_mc_raptor_arrive_by,
@@ -60,6 +61,26 @@ def _closed_mask(ctx: PlanContext) -> np.ndarray | None:
     return np.isin(ctx.base.timetable.stop_ids.astype(str), list(closed))
 
 
+SearchSpace = tuple[DayTimetable, int, Footpaths, NDArray[np.int64]]
+"""The leading arguments of every :mod:`routing.raptor` search: day, stop count,
+footpaths, minimum transfer seconds per stop."""
+
+
+def _search_space(day: DayTimetable, tt: BaseTimetable, footpaths: Footpaths) -> SearchSpace:
+    return day, tt.n_stops, footpaths, tt.min_transfer_s
+
+
+def _planner_space(ctx: PlanContext, day: DayTimetable) -> SearchSpace:
+    return _search_space(day, ctx.base.timetable, ctx.base.footpaths(ctx.request.walk_speed_m_s))
+
+
+def _live_limits(
+    ctx: PlanContext, day: DayTimetable, closed: NDArray[np.bool_] | None
+) -> tuple[int, NDArray[np.bool_] | None, NDArray[np.bool_] | None]:
+    """The trailing arguments of every search: ``(max_rides, trip_ok, closed_stops)``."""
+    return ctx.request.max_rides, _trip_mask(ctx, day), closed
+
+
 def transit_search(
     ctx: PlanContext,
     access: AccessOption,
@@ -86,33 +107,11 @@ def transit_search(
     access_s = {int(s): int(np.ceil(reach[s])) for s in np.flatnonzero(usable_in)}
     sources = {s: depart_s + secs for s, secs in access_s.items()}
     targets = {int(s): int(np.ceil(out[s])) for s in np.flatnonzero(usable_out)}
-    tt = ctx.base.timetable
-    footpaths = ctx.base.footpaths(ctx.request.walk_speed_m_s)
+    space, limits = _planner_space(ctx, day), _live_limits(ctx, day, closed)
     if multi_criteria and access.label == "walk":
-        return run_mc_raptor(
-            day,
-            tt.n_stops,
-            footpaths,
-            tt.min_transfer_s,
-            sources,
-            targets,
-            source_walk=access_s,
-            target_walk=targets,  # the egress is walking
-            max_rides=ctx.request.max_rides,
-            trip_ok=_trip_mask(ctx, day),
-            closed_stops=closed,
-        )
-    return run_raptor(
-        day,
-        tt.n_stops,
-        footpaths,
-        tt.min_transfer_s,
-        sources,
-        targets,
-        ctx.request.max_rides,
-        trip_ok=_trip_mask(ctx, day),
-        closed_stops=closed,
-    )
+        # walked: the access seconds to each stop; the egress is all walking
+        return run_mc_raptor(*space, sources, targets, access_s, targets, *limits)
+    return run_raptor(*space, sources, targets, *limits)
 
 
 def transit_search_arrive_by(
@@ -137,35 +136,13 @@ def transit_search_arrive_by(
         int(s): int(np.ceil(reach[s])) for s in np.flatnonzero(np.isfinite(reach) & open_stop)
     }
     egress_s = {int(s): int(np.ceil(out[s])) for s in np.flatnonzero(np.isfinite(out) & open_stop)}
-    tt = ctx.base.timetable
-    footpaths = ctx.base.footpaths(ctx.request.walk_speed_m_s)
+    space, limits = _planner_space(ctx, day), _live_limits(ctx, day, closed)
     if multi_criteria and access.label == "walk":
+        # walked: the access and egress seconds themselves
         return run_mc_raptor_arrive_by(
-            day,
-            tt.n_stops,
-            footpaths,
-            tt.min_transfer_s,
-            access_s,
-            egress_s,
-            arrive_s,
-            source_walk=access_s,
-            target_walk=egress_s,
-            max_rides=ctx.request.max_rides,
-            trip_ok=_trip_mask(ctx, day),
-            closed_stops=closed,
+            *space, access_s, egress_s, arrive_s, access_s, egress_s, *limits
         )
-    return run_raptor_arrive_by(
-        day,
-        tt.n_stops,
-        footpaths,
-        tt.min_transfer_s,
-        access_s,
-        egress_s,
-        arrive_s,
-        ctx.request.max_rides,
-        trip_ok=_trip_mask(ctx, day),
-        closed_stops=closed,
-    )
+    return run_raptor_arrive_by(*space, access_s, egress_s, arrive_s, *limits)
 
 
 def live_day(ctx: PlanContext, date: dt.date) -> DayTimetable:
@@ -206,12 +183,10 @@ def stop_transit_search(
     if day is None:
         return [], None
     t0 = local_to_unix(network, query.depart) - day.origin_unix
+    space = _search_space(day, network.timetable, network.footpaths)
     if query.arrive_by:
         journeys = run_raptor_arrive_by(
-            day,
-            network.timetable.n_stops,
-            network.footpaths,
-            network.timetable.min_transfer_s,
+            *space,
             access.seconds,
             egress.seconds,
             t0,
@@ -220,10 +195,7 @@ def stop_transit_search(
         return journeys, day
     sources = {s: t0 + c for s, c in access.seconds.items()}
     journeys = run_raptor(
-        day,
-        network.timetable.n_stops,
-        network.footpaths,
-        network.timetable.min_transfer_s,
+        *space,
         sources,
         egress.seconds,
         max_rides,
