@@ -1,8 +1,8 @@
 """Numba helpers shared by the heap-based street searches: Dijkstra
 (:func:`routing.kernels.dijkstra`) and ALT A* (:mod:`routing.landmarks`).
 
-They own the two steps both searches take the same way: marking the distinct targets
-to settle, and relaxing one CSR edge into the ``dist``/``pred`` labels.
+They own the steps both searches take the same way: marking the distinct targets, settling
+a node (counting the targets left), and relaxing one CSR edge into ``dist``/``pred``.
 """
 
 from __future__ import annotations
@@ -13,14 +13,25 @@ from numba import njit
 
 @njit(cache=True, nogil=True)
 def mark_targets(n, targets):
-    """``(is_target, remaining)``: a per-node flag for ``targets`` and how many are distinct."""
+    """``(is_target, left)``: a per-node flag for ``targets`` and a one-cell counter of the
+    distinct targets still to settle (see :func:`settle`)."""
     is_target = np.zeros(n, np.bool_)
-    remaining = 0
+    left = np.zeros(1, np.int64)
     for t in targets:
         if not is_target[t]:
             is_target[t] = True
-            remaining += 1
-    return is_target, remaining
+            left[0] += 1
+    return is_target, left
+
+
+@njit(cache=True, nogil=True)
+def settle(u, done, is_target, left):
+    """Settle node ``u``; True when it was the last target left (the search may stop)."""
+    done[u] = True
+    if is_target[u]:
+        left[0] -= 1
+        return left[0] == 0
+    return False
 
 
 @njit(cache=True, nogil=True)

@@ -12,7 +12,7 @@ import heapq
 import numpy as np
 from numba import njit
 
-from routing.heap_kernels import mark_targets, relax_edge
+from routing.heap_kernels import mark_targets, relax_edge, settle
 
 INF = np.inf
 INT_INF = np.int64(2**62)
@@ -30,7 +30,7 @@ def dijkstra(indptr, head, weight, src_nodes, src_cost, limit, targets):
     dist = np.full(n, np.inf)
     pred = np.full(n, -1, np.int64)
     done = np.zeros(n, np.bool_)
-    is_target, remaining = mark_targets(n, targets)
+    is_target, left = mark_targets(n, targets)
     heap = [(0.0, np.int64(0))]
     heap.pop()
     for i in range(src_nodes.shape[0]):
@@ -44,11 +44,8 @@ def dijkstra(indptr, head, weight, src_nodes, src_cost, limit, targets):
             continue
         if d > limit:
             break
-        done[u] = True
-        if is_target[u]:
-            remaining -= 1
-            if remaining == 0:
-                break
+        if settle(u, done, is_target, left):
+            break
         for e in range(indptr[u], indptr[u + 1]):
             v = relax_edge(e, d, head, weight, dist, pred, limit)
             if v >= 0:

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from routing.heap_kernels import mark_targets, relax_edge
+from routing.heap_kernels import mark_targets, relax_edge, settle
 from routing.kernels import dijkstra
 
 N_LANDMARKS = 16
@@ -164,7 +164,7 @@ def alt_search(indptr, head, weight, from_lm, to_lm, scale, src_nodes, src_cost,
     pred = np.full(n, -1, np.int64)
     done = np.zeros(n, np.bool_)
     h_of = np.full(n, -1.0)
-    is_target, remaining = mark_targets(n, targets)
+    is_target, left = mark_targets(n, targets)
     active = _active(from_lm, to_lm, src_nodes, targets, ACTIVE)
     heap = [(0.0, 0.0, np.int64(0))]
     heap.pop()
@@ -179,11 +179,8 @@ def alt_search(indptr, head, weight, from_lm, to_lm, scale, src_nodes, src_cost,
         _f, d, u = heapq.heappop(heap)
         if done[u] or d > dist[u]:
             continue
-        done[u] = True
-        if is_target[u]:
-            remaining -= 1
-            if remaining == 0:
-                break
+        if settle(u, done, is_target, left):
+            break
         for e in range(indptr[u], indptr[u + 1]):
             v = relax_edge(e, d, head, weight, dist, pred, limit)
             if v >= 0:
