@@ -26,6 +26,19 @@ from pydantic import BaseModel, SecretStr
 
 from correspondance.settings import REPO_ROOT, Settings
 
+SHARED_REDIS_URL = os.environ.get("CORRESPONDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def delete_prefix(prefix: str, url: str = SHARED_REDIS_URL) -> None:
+    """Delete every key under ``prefix`` (a test's private prefix) on the Redis at ``url``."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""

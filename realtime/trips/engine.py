@@ -431,7 +431,7 @@ class TripEngine:
         plan = self._plan(session)
         projection = project(self.base, plan, now, overlay)
         if session.suggestion is not None:
-            await self._review_open(session, overlay, now, projection)
+            await self.teller.review_open(session, overlay, now, projection)
             return None
         late = (
             (projection.arrival - plan.arrival).total_seconds()
@@ -439,7 +439,7 @@ class TripEngine:
             else None
         )
         if projection.broken is None and (late or 0.0) < self.policy.replan_when_late_s:
-            await self._maybe_live_update(session, projection, now, overlay)
+            await self.teller.maybe_live_update(session, projection, now, overlay)
             return None
         position = await self.book.position(trip_id)
         fixed: Repair | None = None
@@ -497,9 +497,11 @@ class TripEngine:
             now, projection.arrival, best.arrival, session.closed_saving_s
         ):
             if projection.broken is not None:
-                await self._no_better_option(session, plan, projection, projected, now, overlay)
+                await self.teller.no_better_option(
+                    session, plan, projection, projected, now, overlay
+                )
             else:
-                await self._maybe_live_update(session, projection, now, overlay)
+                await self.teller.maybe_live_update(session, projection, now, overlay)
             return None
         detour = fixed.first_changed_leg if fixed is not None and best is fixed.itinerary else None
         body = self._suggestion(session, plan, projection, best, overlay, now, reason, detour)
@@ -534,27 +536,6 @@ class TripEngine:
             await self.book.count_incidents(self.city, incidents, "suggested")
             return sent[0]
         return None
-
-    async def _review_open(
-        self, session: TripSession, overlay: LiveOverlay, now: dt.datetime, projection: Projection
-    ) -> None:
-        await self.teller.review_open(session, overlay, now, projection)
-
-    async def _maybe_live_update(
-        self, session: TripSession, projection: Projection, now: dt.datetime, overlay: LiveOverlay
-    ) -> None:
-        await self.teller.maybe_live_update(session, projection, now, overlay)
-
-    async def _no_better_option(
-        self,
-        session: TripSession,
-        plan: TripPlan,
-        projection: Projection,
-        projected: dt.datetime | None,
-        now: dt.datetime,
-        overlay: LiveOverlay,
-    ) -> None:
-        await self.teller.no_better_option(session, plan, projection, projected, now, overlay)
 
     def _suggestion(
         self,

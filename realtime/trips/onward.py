@@ -22,6 +22,7 @@ import datetime as dt
 import threading
 from collections import defaultdict
 from dataclasses import replace
+from typing import Generic, TypeVar
 
 from correspondance.errors import CorrespondanceError
 from correspondance.geo import WALK_SPEED_M_S
@@ -33,6 +34,7 @@ ONWARD_MODES = frozenset({"walk", "transit"})
 
 Point = tuple[float, float]
 Key = tuple[Point, Point]
+K = TypeVar("K")
 
 
 def earliest(options: list[Itinerary]) -> Itinerary | None:
@@ -60,9 +62,9 @@ def moved(it: Itinerary, at: dt.datetime) -> Itinerary:
     return Itinerary(legs, it.transfers)
 
 
-class Onward:
-    """Earliest walk + transit ways from transfer points under one overlay (thread-safe;
-    one per overlay, like :class:`~realtime.trips.repair.Bypasses`)."""
+class SharedSearches(Generic[K]):
+    """What a search shared by the trips of one overlay holds (thread-safe): the answers
+    found per key and when, a lock per key, and counts for tests and benchmarks."""
 
     def __init__(
         self, base: CityBase, overlay: LiveOverlay, walk_speed_m_s: float = WALK_SPEED_M_S
@@ -70,11 +72,17 @@ class Onward:
         self.base = base
         self.overlay = overlay
         self.walk_speed_m_s = walk_speed_m_s
-        self.searches = 0  # plan_trip runs so far (tests, benchmarks)
+        self.searches = 0  # searches run so far (tests, benchmarks)
         self.asked = 0  # answers given (shared ones included)
-        self._found: dict[Key, list[tuple[dt.datetime, Itinerary | None]]] = defaultdict(list)
-        self._locks: dict[Key, threading.Lock] = defaultdict(threading.Lock)
+        self._found: dict[K, list[tuple[dt.datetime, Itinerary | None]]] = defaultdict(list)
+        self._locks: dict[K, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
+
+
+class Onward(SharedSearches[Key]):
+    """Earliest walk + transit ways from transfer points under one overlay (thread-safe;
+    one per overlay, like :class:`~realtime.trips.repair.Bypasses`); ``searches`` counts
+    plan_trip runs."""
 
     def _known(self, key: Key, at: dt.datetime) -> tuple[bool, Itinerary | None]:
         with self._lock:

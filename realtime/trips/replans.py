@@ -16,15 +16,13 @@ drive at any time. :func:`via_junction` puts the route up to the junction in fro
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections import defaultdict
 from dataclasses import replace
 
 import numpy as np
 
 from correspondance.errors import CorrespondanceError
 from correspondance.geo import WALK_SPEED_M_S
-from realtime.trips.onward import earliest, holds, moved
+from realtime.trips.onward import SharedSearches, earliest, holds, moved
 from realtime.trips.plan_view import TripPlan, traveller_state
 from realtime.trips.repair import Junction, Repair
 from routing.base import CityBase
@@ -37,21 +35,10 @@ from routing.streets import StreetNetwork
 Key = tuple[float, float, str, str | None, tuple[float, float], frozenset[str]]
 
 
-class Replans:
+class Replans(SharedSearches[Key]):
     """Earliest full replans from decision points under one overlay (thread-safe; one per
-    overlay, like :class:`~realtime.trips.repair.Bypasses`)."""
-
-    def __init__(
-        self, base: CityBase, overlay: LiveOverlay, walk_speed_m_s: float = WALK_SPEED_M_S
-    ) -> None:
-        self.base = base
-        self.overlay = overlay
-        self.walk_speed_m_s = walk_speed_m_s
-        self.searches = 0  # routing.state.replan runs so far (tests, benchmarks)
-        self.asked = 0  # answers given (shared ones included)
-        self._found: dict[Key, list[tuple[dt.datetime, Itinerary | None]]] = defaultdict(list)
-        self._locks: dict[Key, threading.Lock] = defaultdict(threading.Lock)
-        self._lock = threading.Lock()
+    overlay, like :class:`~realtime.trips.repair.Bypasses`); ``searches`` counts
+    :func:`routing.state.replan` runs."""
 
     def best(
         self, state: TravellerState, destination: tuple[float, float], modes: frozenset[str]

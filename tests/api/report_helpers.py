@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import redis
 import uvicorn
+from processes import delete_prefix as delete_prefix
 
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import RedisStateStore
@@ -134,16 +135,6 @@ def serve(settings: Settings, base: CityBase) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
-
-
-def delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
-    r = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            r.delete(*keys)
-    finally:
-        r.close()
 
 
 def fused(settings: Settings) -> dict[int, float]:

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import redis
 import uvicorn
+from processes import delete_prefix
 
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
@@ -53,16 +53,6 @@ CITY = "porto-alegre"
 CENTRE = (-30.0346, -51.2177)  # Praça XV, downtown Porto Alegre
 LISBON = (38.7223, -9.1393)
 T = TypeVar("T")
-
-
-def delete_prefix(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 # -- the domain, on both account backends --------------------------------------------------

@@ -10,8 +10,8 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import redis
 from crowdsource_helpers import REDIS_URL
+from processes import delete_prefix
 
 from correspondance.store import StateStore, create_store
 
@@ -26,13 +26,7 @@ def redis_prefix() -> Iterator[str]:
     """A key prefix no other test uses; every key under it is deleted afterwards."""
     prefix = f"test:{uuid.uuid4().hex}:"
     yield prefix
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_prefix(prefix)
 
 
 @pytest.fixture(params=["memory", "redis"])

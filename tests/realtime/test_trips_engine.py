@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
-import redis
+from processes import delete_prefix
 
 from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
 from realtime.trips import commands
@@ -72,13 +72,7 @@ def valid(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def redis_prefix() -> Iterator[str]:
     prefix = f"test:{uuid.uuid4().hex}:"
     yield prefix
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_prefix(prefix)
 
 
 @pytest.fixture(params=["memory", "redis"])
