@@ -20,9 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from correspondance.errors import CorrespondanceError
 from correspondance.geo import WALK_SPEED_M_S
-from realtime.trips.onward import SharedSearches, earliest, holds, moved
+from realtime.trips.onward import SharedSearches
 from realtime.trips.plan_view import TripPlan, traveller_state
 from realtime.trips.repair import Junction, Repair
 from routing.base import CityBase
@@ -49,28 +48,11 @@ class Replans(SharedSearches[Key]):
         state it cannot plan from (a vehicle the overlay does not know)."""
         assert state.lat is not None and state.lon is not None
         key = (state.lat, state.lon, state.holding, state.system_id, destination, modes)
-        at = state.at
-        with self._lock:
-            self.asked += 1
-            lock = self._locks[key]
-        with lock:  # a second trip asking the same waits for the first's answer
-            with self._lock:
-                known = [it for t0, it in self._found.get(key, ()) if holds(t0, it, at)]
-            if known:
-                it = known[0]
-            else:
-                try:
-                    it = earliest(
-                        replan(
-                            self.base, state, destination, self.overlay, modes, self.walk_speed_m_s
-                        )
-                    )
-                except CorrespondanceError:
-                    it = None
-                with self._lock:
-                    self.searches += 1
-                    self._found[key].append((at, it))
-        return moved(it, at) if it is not None else None
+        return self.shared(
+            key,
+            state.at,
+            lambda: replan(self.base, state, destination, self.overlay, modes, self.walk_speed_m_s),
+        )
 
 
 def via_junction(

@@ -6,12 +6,10 @@ Redis tests use the real server (``CORRESPONDANCE_TEST_REDIS_URL``, default
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from crowdsource_helpers import REDIS_URL
-from processes import delete_prefix
 
 from correspondance.store import StateStore, create_store
 
@@ -19,14 +17,6 @@ from correspondance.store import StateStore, create_store
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A key prefix no other test uses; every key under it is deleted afterwards."""
-    prefix = f"test:{uuid.uuid4().hex}:"
-    yield prefix
-    delete_prefix(prefix)
 
 
 @pytest.fixture(params=["memory", "redis"])

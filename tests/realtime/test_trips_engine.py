@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import jsonschema
 import pytest
 from carshare_helpers import POA_CENTRE, POA_EAST, SYSTEM_ID, live
-from processes import delete_prefix
 
 from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
 from realtime.trips import commands
@@ -63,13 +61,6 @@ def valid(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- stores ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    yield prefix
-    delete_prefix(prefix)
 
 
 @pytest.fixture(params=["memory", "redis"])
