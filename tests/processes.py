@@ -14,11 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -38,6 +40,15 @@ def delete_prefix(prefix: str, url: str = SHARED_REDIS_URL) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+def wait_started(server: Any, thread: threading.Thread, timeout_s: float = 60.0) -> None:
+    """Wait until ``server`` (a uvicorn.Server run by ``thread``) has started."""
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.05)
 
 
 def free_port() -> int:

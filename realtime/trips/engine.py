@@ -49,7 +49,6 @@ from realtime.trips.index import GBFS_UPDATED as GBFS_UPDATED  # tests
 from realtime.trips.index import TripIndex, count_incident, touched_by
 from realtime.trips.onward import Onward
 from realtime.trips.plan_view import (
-    Projection,
     TripPlan,
     parse_plan,
     position_at,
@@ -504,7 +503,7 @@ class TripEngine:
                 await self.teller.maybe_live_update(session, projection, now, overlay)
             return None
         detour = fixed.first_changed_leg if fixed is not None and best is fixed.itinerary else None
-        body = self._suggestion(session, plan, projection, best, overlay, now, reason, detour)
+        body = suggestion_body(plan, projection, best, overlay, now, reason, detour)
         body["projected_arrival"] = stamp(projected) if projected is not None else None
 
         incidents = sorted(self._incidents.get(trip_id, ()))
@@ -536,19 +535,6 @@ class TripEngine:
             await self.book.count_incidents(self.city, incidents, "suggested")
             return sent[0]
         return None
-
-    def _suggestion(
-        self,
-        session: TripSession,
-        plan: TripPlan,
-        projection: Projection,
-        best: Itinerary,
-        overlay: LiveOverlay,
-        now: dt.datetime,
-        reason: str,
-        detour: int | None = None,
-    ) -> dict[str, Any]:
-        return suggestion_body(plan, projection, best, overlay, now, reason, detour)
 
     # -- the clock ---------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import httpx
 import redis
 import uvicorn
 from processes import delete_prefix as delete_prefix
+from processes import wait_started
 
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import RedisStateStore
@@ -125,11 +126,7 @@ def serve(settings: Settings, base: CityBase) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.05)
+    wait_started(server, thread)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
