@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from correspondance.store import StateStore
     from crowdsource.accounts import OperatorAccounts
     from realtime.runtime import LiveRuntime
+    from routing.base import CityBase
 
 log = logging.getLogger("correspondance")
 
@@ -107,6 +108,21 @@ def _announce(server: Any, banner: str) -> None:
     print(banner, flush=True)
 
 
+def _load_with_tiles(settings: Settings, city: str | None) -> dict[str, CityBase]:
+    """Load the named city (or the default one) with its base-map tiles cut; a city whose
+    tiles fail only warns: the map falls back to street lines and plans still work."""
+    from api.app import load_bases
+
+    bases, _default = load_bases(settings, [city] if city else None)
+    configs = discover_cities(settings.data_dir)
+    for city_id in bases:
+        try:
+            _build_basemap_tiles(get_city(configs, city_id), settings.cache_dir)
+        except CorrespondanceError as exc:
+            print(f"  warning: base map of {city_id}: {exc}", file=sys.stderr)
+    return bases
+
+
 def _build_basemap_tiles(city: CityConfig, cache_dir: Path, rebuild: bool = False) -> None:
     """Cut (or find cached) the city's base-map vector tiles, so the first map view is fast."""
     from feeds.tiles import build_tiles
@@ -177,7 +193,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Build if needed, then serve the API and web app."""
     import uvicorn
 
-    from api.app import create_app, load_bases
+    from api.app import create_app
     from api.limits import server_options
 
     workers = getattr(args, "workers", 1)
@@ -195,13 +211,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print("Loading city data (the first run builds it: about a minute)…", file=sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
-    bases, _default = load_bases(settings, [args.city] if args.city else None)
-    configs = discover_cities(settings.data_dir)
-    for city_id in bases:
-        try:
-            _build_basemap_tiles(get_city(configs, city_id), settings.cache_dir)
-        except CorrespondanceError as exc:  # the map falls back to street lines; plans still work
-            print(f"  warning: base map of {city_id}: {exc}", file=sys.stderr)
+    bases = _load_with_tiles(settings, args.city)
     # the perimeter's limits and trusted proxies (api/limits.py) over the socket options
     options = {**UVICORN_OPTIONS, **server_options(settings)}
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
@@ -251,7 +261,6 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     role ``worker``; any number of workers may run: one writes each city, the others stand
     by, and all of them share the live trips' partitions.
     """
-    from api.app import load_bases
     from correspondance.store import create_store
     from realtime.runtime import LiveRuntime
     from routing.overlay import OverlayHolder
@@ -264,13 +273,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update={"role": "worker"})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    bases, _default = load_bases(settings, [args.city] if args.city else None)
-    configs = discover_cities(settings.data_dir)
-    for city_id in bases:
-        try:
-            _build_basemap_tiles(get_city(configs, city_id), settings.cache_dir)
-        except CorrespondanceError as exc:  # the map falls back to street lines; plans still work
-            print(f"  warning: base map of {city_id}: {exc}", file=sys.stderr)
+    bases = _load_with_tiles(settings, args.city)
 
     async def run() -> None:
         store = create_store(settings.redis_url, prefix=settings.redis_prefix)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from correspondance.store import StateStore
+from crowdsource.city_records import CityRecords
 
 AUDIT_KEEP_S = 30 * 86_400.0
 MAX_AUDIT_ENTRIES = 10_000
@@ -54,23 +54,11 @@ class AuditEntry:
     details: dict[str, Any]
 
 
-class AuditLog:
-    """Append to and read a city's audit log.
+class AuditLog(CityRecords):
+    """Append to and read a city's audit log; entries are kept 30 days unless ``keep_s``
+    says otherwise (parameters: :class:`~crowdsource.city_records.CityRecords`)."""
 
-    Parameters
-    ----------
-    store : StateStore
-        The shared store.
-    city : str
-        City id.
-    keep_s : float, default 30 days
-        How long entries are kept.
-    """
-
-    def __init__(self, store: StateStore, city: str, keep_s: float = AUDIT_KEEP_S) -> None:
-        self.store = store
-        self.city = city
-        self.keep_s = keep_s
+    KEEP_S = AUDIT_KEEP_S
 
     async def append(
         self,

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from correspondance.store import StateStore
+from crowdsource.city_records import CityRecords
 from crowdsource.decisions import Decisions
 from crowdsource.fusion import LEVEL_MULTIPLIER
 from crowdsource.models import Report
@@ -303,26 +303,15 @@ def claim_key(city: str, minute: int) -> str:
     return f"opsmetrics:{city}:claim:{minute}"
 
 
-class DashboardMetrics:
-    """A city's per-minute dashboard samples in the shared store.
+class DashboardMetrics(CityRecords):
+    """A city's per-minute dashboard samples in the shared store, kept 6 h unless ``keep_s``
+    says otherwise (parameters: :class:`~crowdsource.city_records.CityRecords`).
 
     Several API processes may sample: the first to claim a minute records it, the others
     skip it, so a minute has one sample whatever the number of processes.
-
-    Parameters
-    ----------
-    store : StateStore
-        The shared store.
-    city : str
-        City id.
-    keep_s : float, default 6 h
-        How long samples are kept.
     """
 
-    def __init__(self, store: StateStore, city: str, keep_s: float = METRICS_KEEP_S) -> None:
-        self.store = store
-        self.city = city
-        self.keep_s = keep_s
+    KEEP_S = METRICS_KEEP_S
 
     async def claim(self, now: float) -> int | None:
         """Claim the current minute; return it, or ``None`` if another process has it."""

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -90,6 +90,21 @@ def _rejection(exc: ValidationError) -> ReportRejectedError:
     return ReportRejectedError(f"invalid report: {details}", fields=fields)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], data: Mapping[str, Any] | bytes | str) -> M:
+    """``data`` validated as ``model``; a body over the size limit is refused unread."""
+    try:
+        if isinstance(data, bytes | str):
+            if len(data) > MAX_BODY_BYTES:
+                raise ReportRejectedError("invalid report: body: too large", fields=("body",))
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _rejection(exc) from None
+
+
 def parse_report(data: Mapping[str, Any] | bytes | str) -> ReportIn:
     """Validate one report body.
 
@@ -108,14 +123,7 @@ def parse_report(data: Mapping[str, Any] | bytes | str) -> ReportIn:
     ReportRejectedError
         ``invalid_report`` naming every offending field (``lat``, ``level``, ...).
     """
-    try:
-        if isinstance(data, bytes | str):
-            if len(data) > MAX_BODY_BYTES:
-                raise ReportRejectedError("invalid report: body: too large", fields=("body",))
-            return ReportIn.model_validate_json(data)
-        return ReportIn.model_validate(data)
-    except ValidationError as exc:
-        raise _rejection(exc) from None
+    return _parse(ReportIn, data)
 
 
 def parse_batch(data: Mapping[str, Any] | bytes | str) -> BatchIn:
@@ -136,14 +144,7 @@ def parse_batch(data: Mapping[str, Any] | bytes | str) -> BatchIn:
     ReportRejectedError
         ``invalid_report`` naming every offending field (``reports.3.level``, ...).
     """
-    try:
-        if isinstance(data, bytes | str):
-            if len(data) > MAX_BODY_BYTES:
-                raise ReportRejectedError("invalid report: body: too large", fields=("body",))
-            return BatchIn.model_validate_json(data)
-        return BatchIn.model_validate(data)
-    except ValidationError as exc:
-        raise _rejection(exc) from None
+    return _parse(BatchIn, data)
 
 
 @dataclass(frozen=True)

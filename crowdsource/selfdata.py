@@ -51,12 +51,8 @@ async def delete_contributor(
 
     Parameters
     ----------
-    contributor : str
-        Keyed hash of their token.
-    repositories : list of ReportRepository
-        One per city.
-    weights : ContributorWeights
-        Trust weights.
+    contributor, repositories, weights
+        As for :func:`export_contributor`.
     guards : list of AbuseGuard
         One per city (rate-limit counters, last position).
 

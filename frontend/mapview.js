@@ -265,12 +265,8 @@ export class MapView {
 
   drawItinerary(itinerary, { fit = true } = {}) {
     this.clearRoute();
-    const all = [];
-    for (const leg of itinerary?.legs ?? []) {
-      const latlngs = legLatLngs(leg);
-      if (!latlngs) continue;
-      all.push(...latlngs);
-      const kind = legKind(leg.mode);
+    const { lines, all } = drawnLegs(itinerary);
+    for (const { leg, latlngs, kind } of lines) {
       const shared = leg.simulated ? " leg-simulated" : "";
       if (kind === "drive") {
         // Car / car-share: a dark "road" with a dashed white centre line.
@@ -320,13 +316,9 @@ export class MapView {
   /** A suggested itinerary (live trips): dashed lines beside the current plan, and where to switch. */
   drawSuggestion(itinerary, switchAt) {
     this.clearSuggestion();
-    const all = [];
-    for (const leg of itinerary?.legs ?? []) {
-      const latlngs = legLatLngs(leg);
-      if (!latlngs) continue;
-      all.push(...latlngs);
+    const { lines, all } = drawnLegs(itinerary);
+    for (const { leg, latlngs, kind } of lines) {
       // Transit in its route colour, everything else in the suggestion card's amber; dashed on a white casing.
-      const kind = legKind(leg.mode);
       const colour = kind === "transit" ? routeColour(leg) : "#c77700";
       const weight = kind === "walk" ? 3 : 5;
       L.polyline(latlngs, {
@@ -398,6 +390,19 @@ function legLatLngs(leg) {
   if (Array.isArray(coords) && coords.length >= 2) return coords.map(([lon, lat]) => [lat, lon]);
   if (leg?.from && leg?.to) return [[leg.from.lat, leg.from.lon], [leg.to.lat, leg.to.lon]];
   return null;
+}
+
+/** The legs of an itinerary that can be drawn, with their points and kind, and all points. */
+function drawnLegs(itinerary) {
+  const lines = [];
+  const all = [];
+  for (const leg of itinerary?.legs ?? []) {
+    const latlngs = legLatLngs(leg);
+    if (!latlngs) continue;
+    all.push(...latlngs);
+    lines.push({ leg, latlngs, kind: legKind(leg.mode) });
+  }
+  return { lines, all };
 }
 
 function stopRadius(zoom) {

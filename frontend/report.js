@@ -3,6 +3,7 @@
 // offline queue sent through /api/v1/reports/batch, and the live congestion layer for everyone.
 import { API, ApiError, getJSON } from "./api.js";
 import { CongestionLayer, legendElement, watchCongestion } from "./congestion.js";
+import { $, el } from "./dom.js";
 import { formatNumber } from "./format.js";
 import { locale, t } from "./i18n.js";
 
@@ -14,15 +15,6 @@ const KINDS = ["congestion", "closure", "incident", "clear"];
 const kindName = (kind) => (KINDS.includes(kind) ? t(`report.kind.${kind}`) : String(kind));
 const levelName = (level) => t(`report.level_name.${level}`);
 const COMPASS = ["n", "ne", "e", "se", "s", "sw", "w", "nw"];
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function compass(heading) {
   return t(`report.compass.${COMPASS[Math.round(((heading % 360) + 360) % 360 / 45) % 8]}`);

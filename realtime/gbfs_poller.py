@@ -140,16 +140,8 @@ class GbfsPoller:
 
     async def poll_once(self) -> bool:
         """One poll. Returns True if new data was applied. Never raises."""
-        try:
-            return await self._poll()
-        except (CorrespondanceError, ValueError, KeyError, TypeError) as exc:
-            await self.health.failure(self.source.id, str(exc), now=self.clock())
-        except Exception as exc:  # a poller must never take the process down
-            log.exception("GBFS poll of %s failed unexpectedly", self.source.id)
-            await self.health.failure(
-                self.source.id, f"unexpected {type(exc).__name__}: {exc}", now=self.clock()
-            )
-        return False
+        expected = (CorrespondanceError, ValueError, KeyError, TypeError)
+        return await self.health.guarded(self.source.id, self._poll, expected, self.clock, "GBFS")
 
     async def _poll(self) -> bool:
         if not self.urls:

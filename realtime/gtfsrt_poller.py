@@ -81,40 +81,37 @@ class GtfsRtPoller:
 
     async def poll_once(self) -> bool:
         """One poll. True if new data was applied. Never raises."""
-        try:
-            data = await self._bytes()
-            if data is None:
-                await self.health.not_modified(self.source.id)
-                return False
-            message = parse_feed(data)
-            now = self.clock()
-            stamp = float(message.header.timestamp or 0)
-            if stamp > now + FUTURE_TOLERANCE_S:
-                raise GtfsRtRejectedError(f"header timestamp {int(stamp)} is in the future")
-            updates = parse_trip_updates(message, self.matcher)
-            alerts = parse_alerts(message, self.matcher)
-            today = dt.datetime.fromtimestamp(stamp or now, _tz(self.timetable.timezone)).date()
-            positions = parse_vehicle_positions(message, self.matcher)
-            state = transit_state(self.timetable, updates, alerts, today, positions)
-            state.simulated = self.source.simulated
-            await self.writer.apply_transit(self.source.id, state)
-            await self.health.success(
-                self.source.id,
-                records=len(updates.updates) + len(alerts),
-                rejected=updates.unmatched + state.implausible,
-                last_updated=stamp or None,
-                ttl_s=self.source.poll_s,
-                now=now,
-            )
-            return True
-        except (CorrespondanceError, OSError, ValueError) as exc:
-            await self.health.failure(self.source.id, str(exc), now=self.clock())
-        except Exception as exc:  # a poller must never take the process down
-            log.exception("GTFS-RT poll of %s failed unexpectedly", self.source.id)
-            await self.health.failure(
-                self.source.id, f"unexpected {type(exc).__name__}: {exc}", now=self.clock()
-            )
-        return False
+        expected = (CorrespondanceError, OSError, ValueError)
+        return await self.health.guarded(
+            self.source.id, self._poll, expected, self.clock, "GTFS-RT"
+        )
+
+    async def _poll(self) -> bool:
+        data = await self._bytes()
+        if data is None:
+            await self.health.not_modified(self.source.id)
+            return False
+        message = parse_feed(data)
+        now = self.clock()
+        stamp = float(message.header.timestamp or 0)
+        if stamp > now + FUTURE_TOLERANCE_S:
+            raise GtfsRtRejectedError(f"header timestamp {int(stamp)} is in the future")
+        updates = parse_trip_updates(message, self.matcher)
+        alerts = parse_alerts(message, self.matcher)
+        today = dt.datetime.fromtimestamp(stamp or now, _tz(self.timetable.timezone)).date()
+        positions = parse_vehicle_positions(message, self.matcher)
+        state = transit_state(self.timetable, updates, alerts, today, positions)
+        state.simulated = self.source.simulated
+        await self.writer.apply_transit(self.source.id, state)
+        await self.health.success(
+            self.source.id,
+            records=len(updates.updates) + len(alerts),
+            rejected=updates.unmatched + state.implausible,
+            last_updated=stamp or None,
+            ttl_s=self.source.poll_s,
+            now=now,
+        )
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every ``poll_s`` until ``stop`` is set, backing off while failing."""

@@ -13,12 +13,16 @@ max(3 × its ttl, 60 s) is ``stale``, whoever stopped polling it. A replayed rec
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from correspondance.store import StateStore
+
+log = logging.getLogger("correspondance.realtime")
 
 Status = Literal["pending", "ok", "degraded", "stale", "replay"]
 SILENCE_TTLS = 3.0
@@ -109,6 +113,26 @@ class HealthBook:
         h.not_modified += 1
         h.consecutive_failures = 0
         await self._save(h)
+
+    async def guarded(
+        self,
+        feed_id: str,
+        poll: Callable[[], Awaitable[bool]],
+        expected: tuple[type[Exception], ...],
+        now: Callable[[], float],
+        label: str,
+    ) -> bool:
+        """Run one ``poll`` of ``feed_id``; never raises: an ``expected`` error is recorded
+        as a :meth:`failure`, any other is logged too (a poller must never take the process
+        down). Returns what ``poll`` returns, ``False`` on failure."""
+        try:
+            return await poll()
+        except expected as exc:
+            await self.failure(feed_id, str(exc), now=now())
+        except Exception as exc:
+            log.exception("%s poll of %s failed unexpectedly", label, feed_id)
+            await self.failure(feed_id, f"unexpected {type(exc).__name__}: {exc}", now=now())
+        return False
 
     async def failure(self, feed_id: str, reason: str, now: float | None = None) -> None:
         """Record a failed poll: the last good state stays in use, the feed is degraded."""

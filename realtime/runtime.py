@@ -28,7 +28,8 @@ trip hub (websockets)      yes    yes    no
   dies silently — a failure is logged, counted, shown in :meth:`LiveRuntime.health` and the
   loop restarted.
 * A process that runs engines also gives the memory it freed back to the operating system
-  once a minute (:mod:`realtime.heap`), or glibc keeps it and its RSS creeps up.
+  every 15 s, with glibc's arenas capped and its mmap threshold fixed (:mod:`realtime.heap`),
+  or glibc keeps it and its RSS creeps up.
 """
 
 from __future__ import annotations
@@ -375,6 +376,7 @@ class LiveRuntime:
             self.hub = TripHub(self.store)
             self.hub.start()
         if self.role in WRITES and heap.available():  # freed memory back to the OS
+            heap.tune()
             self.supervisor.spawn("heap-trim", heap.trim_forever)
         for city_id in self.bases:
             await self._start_city(city_id)

@@ -6,12 +6,14 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from processes import delete_prefix
 
 from correspondance.cities import CityConfig, discover_cities
 from correspondance.settings import REPO_ROOT, Settings
@@ -32,6 +34,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix no other test uses; every key under it is deleted afterwards (on the
+    shared Redis: tests/store overrides this for its own servers)."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    yield prefix
+    delete_prefix(prefix)
 
 
 @pytest.fixture(scope="session")

@@ -14,17 +14,41 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
 from pydantic import BaseModel, SecretStr
 
 from correspondance.settings import REPO_ROOT, Settings
+
+SHARED_REDIS_URL = os.environ.get("CORRESPONDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def delete_prefix(prefix: str, url: str = SHARED_REDIS_URL) -> None:
+    """Delete every key under ``prefix`` (a test's private prefix) on the Redis at ``url``."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def wait_started(server: Any, thread: threading.Thread, timeout_s: float = 60.0) -> None:
+    """Wait until ``server`` (a uvicorn.Server run by ``thread``) has started."""
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.05)
 
 
 def free_port() -> int:

@@ -7,10 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 from correspondance.settings import REPO_ROOT
+from tests.zip_bomb import write_zip_bomb
 
 POA = REPO_ROOT / "data" / "porto-alegre"
 
@@ -69,15 +69,7 @@ def test_a_zip_bomb_stops_build_with_exit_2(tmp_path: Path) -> None:
     city_dir = city_copy(tmp_path)
     bomb = city_dir / "poa_trensurb.zip"
     bomb.unlink()
-    with zipfile.ZipFile(POA / "poa_trensurb.zip") as real, zipfile.ZipFile(bomb, "w") as out:
-        for member in real.infolist():
-            if member.filename != "shapes.txt":
-                out.writestr(member, real.read(member))
-        shapes = zipfile.ZipInfo("shapes.txt")
-        shapes.compress_type = zipfile.ZIP_DEFLATED
-        with out.open(shapes, "w", force_zip64=True) as handle:
-            for _ in range(300):
-                handle.write(bytes(1 << 20))
+    write_zip_bomb(POA / "poa_trensurb.zip", bomb, 300 << 20)
     assert bomb.stat().st_size < 1_000_000  # a 300 MB expansion in under a megabyte
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()

@@ -32,6 +32,7 @@ from crowdsource.operators import (
     MAX_INCIDENT_EDGES,
     MAX_NOTE_LENGTH,
     MIN_DECISION_TTL_S,
+    EdgeDecision,
     Incident,
 )
 from realtime.trips.service import TripService
@@ -160,18 +161,6 @@ class DismissIn(BaseModel):
     expires_in_s: ExpiresIn = DEFAULT_DECISION_TTL_S
 
 
-class EdgeDecisionOut(BaseModel):
-    """A confirmation or dismissal, as stored."""
-
-    city: str
-    edge: int
-    decision: Literal["confirm", "dismiss"]
-    level: int | None
-    decided_by: str
-    decided_at: str
-    expires_at: str
-
-
 @router.post(
     "/token",
     response_model=TokenOut,
@@ -238,7 +227,7 @@ async def declare_incident(
 
 @router.post(
     "/edges/{edge_id}/confirm",
-    response_model=EdgeDecisionOut,
+    response_model=EdgeDecision,
     responses={**UNAUTHORIZED, 404: {"model": ErrorOut}},
 )
 async def confirm_edge(
@@ -248,18 +237,17 @@ async def confirm_edge(
     desk: OperatorDeskDep,
     edge_id: int,
     options: Annotated[ConfirmIn | None, Body()] = None,
-) -> EdgeDecisionOut:
+) -> EdgeDecision:
     """Confirm congestion on a drive edge: it applies without waiting for corroboration."""
     options = options or ConfirmIn()
-    decision = await desk.decisions.confirm_edge(
+    return await desk.decisions.confirm_edge(
         base, edge_id, operator=operator, level=options.level, expires_in_s=options.expires_in_s
     )
-    return EdgeDecisionOut.model_validate(decision, from_attributes=True)
 
 
 @router.post(
     "/edges/{edge_id}/dismiss",
-    response_model=EdgeDecisionOut,
+    response_model=EdgeDecision,
     responses={**UNAUTHORIZED, 404: {"model": ErrorOut}},
 )
 async def dismiss_edge(
@@ -269,13 +257,12 @@ async def dismiss_edge(
     desk: OperatorDeskDep,
     edge_id: int,
     options: Annotated[DismissIn | None, Body()] = None,
-) -> EdgeDecisionOut:
+) -> EdgeDecision:
     """Dismiss congestion reports on a drive edge: they stop counting until it expires."""
     options = options or DismissIn()
-    decision = await desk.decisions.dismiss_edge(
+    return await desk.decisions.dismiss_edge(
         base, edge_id, operator=operator, expires_in_s=options.expires_in_s
     )
-    return EdgeDecisionOut.model_validate(decision, from_attributes=True)
 
 
 # -- live congestion, as operators see it -------------------------------------------------------

@@ -13,12 +13,11 @@ prefix, so keys given to and returned by the store never carry it. The names ``e
 from __future__ import annotations
 
 import builtins
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
-from correspondance.store.events import Event, Fence, Subscription
+from correspondance.store.events import AsyncCloses, Event, Fence, Subscription
 from correspondance.store.scripts import ScriptArg, ScriptResult, StoreScript
 
 
@@ -29,7 +28,7 @@ def check_ttl(ttl_s: float) -> None:
         raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
 
 
-class StateStore(ABC):
+class StateStore(AsyncCloses):
     """Shared key/value state, indexes, counters, locks and the one event stream.
 
     All methods are coroutines and may raise
@@ -539,17 +538,6 @@ class StateStore(ABC):
     async def aclose(self) -> None:
         """Release connections and end open subscriptions; later calls raise
         :class:`~correspondance.store.errors.StoreUnavailableError`. Idempotent."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def find_lock_owner(self, name: str) -> str | None:
         """Return who holds the lock ``name`` now, or ``None`` if nobody does (read-only:

@@ -23,6 +23,25 @@ EVENTS_KEY = "events"
 EVENTS_SEQ_KEY = "events:seq"
 
 
+class AsyncCloses(ABC):
+    """Something used with ``async with``: entering gives it back, leaving closes it."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release what it holds (idempotent)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
 @dataclass(frozen=True)
 class Fence:
     """A lock that guards writes: a fenced write happens only while ``owner`` holds ``lock``.
@@ -150,7 +169,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Subscription(AsyncIterator[Event], ABC):
+class Subscription(AsyncIterator[Event], AsyncCloses):
     """An ordered, gap-checked iterator over the event stream, for one consumer.
 
     Every subscription sees every event (fan-out, not work-sharing), in ``seq`` order. Its
@@ -238,14 +257,6 @@ class Subscription(AsyncIterator[Event], ABC):
     async def __aenter__(self) -> Self:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @abstractmethod
     async def _head_seq(self) -> int:

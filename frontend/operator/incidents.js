@@ -1,19 +1,12 @@
 // Incidents: declare one on the streets selected on the map (reason, end time), list those in
 // force with what they do to live trips, edit them and end them early.
 import { API } from "../api.js";
+import { $, el } from "../dom.js";
 import { countText } from "./panels.js";
 import { locale, t } from "../i18n.js";
 
-const $ = (id) => document.getElementById(id);
 const MIN_TTL_S = 60;
 const MAX_TTL_S = 7 * 86_400;
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /** "2026-12-02T14:05" for a datetime-local input, in the browser's time zone. */
 function localInputValue(date) {

@@ -1,16 +1,8 @@
 // The dashboard's side panels: key numbers, congested streets (confirm / dismiss), feed health
 // and the audit log. Each renders one API answer; none keeps state of its own.
 import { levelKey, levelLabel, streetName } from "../congestion.js";
+import { $, el } from "../dom.js";
 import { has, locale, t } from "../i18n.js";
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /** A k-thresholded count: null means 1 … k − 1. */
 export function countText(value, k) {

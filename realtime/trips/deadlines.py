@@ -20,7 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.trips.plan_view import PlanLeg, TripPlan, _closed, _station, leg_fraction
+from realtime.trips.plan_view import (
+    PlanLeg,
+    TripPlan,
+    _closed,
+    leg_fraction,
+    no_dock,
+    no_vehicle,
+)
 from realtime.trips.repair import last_junction
 from routing.base import CityBase
 from routing.overlay import LiveOverlay
@@ -33,21 +40,11 @@ def _edge_time(leg: PlanLeg, index: int) -> dt.datetime:
 
 
 def _station_trouble(overlay: LiveOverlay, leg: PlanLeg) -> dt.datetime | None:
-    if leg.pickup_station:
-        station = _station(overlay, leg.system_id, leg.pickup_station)
-        if station is not None and (station.vehicles_available <= 0 or not station.is_renting):
-            return leg.departure  # the pick-up station
-    if leg.dropoff_station:
-        system = overlay.systems.get(leg.system_id or "")
-        station = _station(overlay, leg.system_id, leg.dropoff_station)
-        free_floating = system is not None and system.free_floating_return
-        if (
-            station is not None
-            and not free_floating
-            and (station.docks_available <= 0 or not station.is_returning)
-        ):
-            # a vehicle can be left at another station only before this one is reached
-            return leg.arrival
+    if no_vehicle(overlay, leg):
+        return leg.departure  # the pick-up station
+    if no_dock(overlay, leg):
+        # a vehicle can be left at another station only before this one is reached
+        return leg.arrival
     return None
 
 

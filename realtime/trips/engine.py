@@ -49,7 +49,6 @@ from realtime.trips.index import GBFS_UPDATED as GBFS_UPDATED  # tests
 from realtime.trips.index import TripIndex, count_incident, touched_by
 from realtime.trips.onward import Onward
 from realtime.trips.plan_view import (
-    Projection,
     TripPlan,
     parse_plan,
     position_at,
@@ -431,7 +430,7 @@ class TripEngine:
         plan = self._plan(session)
         projection = project(self.base, plan, now, overlay)
         if session.suggestion is not None:
-            await self._review_open(session, overlay, now, projection)
+            await self.teller.review_open(session, overlay, now, projection)
             return None
         late = (
             (projection.arrival - plan.arrival).total_seconds()
@@ -439,7 +438,7 @@ class TripEngine:
             else None
         )
         if projection.broken is None and (late or 0.0) < self.policy.replan_when_late_s:
-            await self._maybe_live_update(session, projection, now, overlay)
+            await self.teller.maybe_live_update(session, projection, now, overlay)
             return None
         position = await self.book.position(trip_id)
         fixed: Repair | None = None
@@ -497,12 +496,14 @@ class TripEngine:
             now, projection.arrival, best.arrival, session.closed_saving_s
         ):
             if projection.broken is not None:
-                await self._no_better_option(session, plan, projection, projected, now, overlay)
+                await self.teller.no_better_option(
+                    session, plan, projection, projected, now, overlay
+                )
             else:
-                await self._maybe_live_update(session, projection, now, overlay)
+                await self.teller.maybe_live_update(session, projection, now, overlay)
             return None
         detour = fixed.first_changed_leg if fixed is not None and best is fixed.itinerary else None
-        body = self._suggestion(session, plan, projection, best, overlay, now, reason, detour)
+        body = suggestion_body(plan, projection, best, overlay, now, reason, detour)
         body["projected_arrival"] = stamp(projected) if projected is not None else None
 
         incidents = sorted(self._incidents.get(trip_id, ()))
@@ -534,40 +535,6 @@ class TripEngine:
             await self.book.count_incidents(self.city, incidents, "suggested")
             return sent[0]
         return None
-
-    async def _review_open(
-        self, session: TripSession, overlay: LiveOverlay, now: dt.datetime, projection: Projection
-    ) -> None:
-        await self.teller.review_open(session, overlay, now, projection)
-
-    async def _maybe_live_update(
-        self, session: TripSession, projection: Projection, now: dt.datetime, overlay: LiveOverlay
-    ) -> None:
-        await self.teller.maybe_live_update(session, projection, now, overlay)
-
-    async def _no_better_option(
-        self,
-        session: TripSession,
-        plan: TripPlan,
-        projection: Projection,
-        projected: dt.datetime | None,
-        now: dt.datetime,
-        overlay: LiveOverlay,
-    ) -> None:
-        await self.teller.no_better_option(session, plan, projection, projected, now, overlay)
-
-    def _suggestion(
-        self,
-        session: TripSession,
-        plan: TripPlan,
-        projection: Projection,
-        best: Itinerary,
-        overlay: LiveOverlay,
-        now: dt.datetime,
-        reason: str,
-        detour: int | None = None,
-    ) -> dict[str, Any]:
-        return suggestion_body(plan, projection, best, overlay, now, reason, detour)
 
     # -- the clock ---------------------------------------------------------------------------
 

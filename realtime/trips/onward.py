@@ -21,7 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Generic, TypeVar
 
 from correspondance.errors import CorrespondanceError
 from correspondance.geo import WALK_SPEED_M_S
@@ -33,6 +35,7 @@ ONWARD_MODES = frozenset({"walk", "transit"})
 
 Point = tuple[float, float]
 Key = tuple[Point, Point]
+K = TypeVar("K")
 
 
 def earliest(options: list[Itinerary]) -> Itinerary | None:
@@ -60,9 +63,9 @@ def moved(it: Itinerary, at: dt.datetime) -> Itinerary:
     return Itinerary(legs, it.transfers)
 
 
-class Onward:
-    """Earliest walk + transit ways from transfer points under one overlay (thread-safe;
-    one per overlay, like :class:`~realtime.trips.repair.Bypasses`)."""
+class SharedSearches(Generic[K]):
+    """What a search shared by the trips of one overlay holds (thread-safe): the answers
+    found per key and when, a lock per key, and counts for tests and benchmarks."""
 
     def __init__(
         self, base: CityBase, overlay: LiveOverlay, walk_speed_m_s: float = WALK_SPEED_M_S
@@ -70,41 +73,49 @@ class Onward:
         self.base = base
         self.overlay = overlay
         self.walk_speed_m_s = walk_speed_m_s
-        self.searches = 0  # plan_trip runs so far (tests, benchmarks)
+        self.searches = 0  # searches run so far (tests, benchmarks)
         self.asked = 0  # answers given (shared ones included)
-        self._found: dict[Key, list[tuple[dt.datetime, Itinerary | None]]] = defaultdict(list)
-        self._locks: dict[Key, threading.Lock] = defaultdict(threading.Lock)
+        self._found: dict[K, list[tuple[dt.datetime, Itinerary | None]]] = defaultdict(list)
+        self._locks: dict[K, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
 
-    def _known(self, key: Key, at: dt.datetime) -> tuple[bool, Itinerary | None]:
-        with self._lock:
-            for found_at, it in self._found.get(key, ()):
-                if holds(found_at, it, at):
-                    return True, it
-        return False, None
-
-    def after(self, origin: Point, destination: Point, at: dt.datetime) -> Itinerary | None:
-        """The earliest-arriving walk + transit itinerary from ``origin`` leaving at ``at``
-        or later, to ``destination`` (``None`` when there is none)."""
-        key = (origin, destination)
+    def shared(
+        self, key: K, at: dt.datetime, search: Callable[[], list[Itinerary]]
+    ) -> Itinerary | None:
+        """The earliest of ``search()`` for ``key`` at ``at``, run once for every ``at`` an
+        answer already found also answers (:func:`holds`); a second trip asking the same
+        waits for the first's answer. A search that raises a
+        :class:`~correspondance.errors.CorrespondanceError` finds nothing."""
         with self._lock:
             self.asked += 1
             lock = self._locks[key]
-        with lock:  # a second trip asking the same waits for the first's answer
-            known, it = self._known(key, at)
-            if not known:
-                request = PlanRequest(
-                    origin,
-                    destination,
-                    at,
-                    walk_speed_m_s=self.walk_speed_m_s,
-                    modes=ONWARD_MODES,
-                )
+        with lock:
+            with self._lock:
+                known = [it for t0, it in self._found.get(key, ()) if holds(t0, it, at)]
+            if known:
+                it = known[0]
+            else:
                 try:
-                    it = earliest(plan_trip(self.base, request, self.overlay))
+                    it = earliest(search())
                 except CorrespondanceError:
                     it = None
                 with self._lock:
                     self.searches += 1
                     self._found[key].append((at, it))
         return moved(it, at) if it is not None else None
+
+
+class Onward(SharedSearches[Key]):
+    """Earliest walk + transit ways from transfer points under one overlay (thread-safe;
+    one per overlay, like :class:`~realtime.trips.repair.Bypasses`); ``searches`` counts
+    plan_trip runs."""
+
+    def after(self, origin: Point, destination: Point, at: dt.datetime) -> Itinerary | None:
+        """The earliest-arriving walk + transit itinerary from ``origin`` leaving at ``at``
+        or later, to ``destination`` (``None`` when there is none)."""
+        request = PlanRequest(
+            origin, destination, at, walk_speed_m_s=self.walk_speed_m_s, modes=ONWARD_MODES
+        )
+        return self.shared(
+            (origin, destination), at, lambda: plan_trip(self.base, request, self.overlay)
+        )

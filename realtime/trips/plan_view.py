@@ -394,6 +394,29 @@ def _station(overlay: LiveOverlay, system_id: str | None, station_id: str) -> An
     return None
 
 
+def no_vehicle(overlay: LiveOverlay, leg: PlanLeg) -> bool:
+    """Whether the leg's pick-up station (if any) has no vehicle to take now."""
+    if not leg.pickup_station:
+        return False
+    station = _station(overlay, leg.system_id, leg.pickup_station)
+    return station is not None and (station.vehicles_available <= 0 or not station.is_renting)
+
+
+def no_dock(overlay: LiveOverlay, leg: PlanLeg) -> bool:
+    """Whether the leg's drop-off station (if any) has no dock to leave the vehicle at now
+    (a free-floating system takes it back anywhere)."""
+    if not leg.dropoff_station:
+        return False
+    system = overlay.systems.get(leg.system_id or "")
+    station = _station(overlay, leg.system_id, leg.dropoff_station)
+    free_floating = system is not None and system.free_floating_return
+    return (
+        station is not None
+        and not free_floating
+        and (station.docks_available <= 0 or not station.is_returning)
+    )
+
+
 def project(base: CityBase, plan: TripPlan, at: dt.datetime, overlay: LiveOverlay) -> Projection:
     """Re-time the rest of ``plan`` from ``at`` under ``overlay``.
 
@@ -440,24 +463,14 @@ def project(base: CityBase, plan: TripPlan, at: dt.datetime, overlay: LiveOverla
             if delay:
                 out.append((i, delay, False, None))
             continue
-        if (leg.pickup_station and i > first) or (leg.pickup_station and at < leg.departure):
-            station = _station(overlay, leg.system_id, leg.pickup_station)
-            if station is not None and (station.vehicles_available <= 0 or not station.is_renting):
-                out.append((i, 0, False, leg_note("no_vehicle", station=leg.origin_name)))
-                why = detail("no_vehicle", station=leg.origin_name)
-                return Projection(None, "vehicle_unavailable", why, tuple(out))
-        if leg.dropoff_station:
-            system = overlay.systems.get(leg.system_id or "")
-            station = _station(overlay, leg.system_id, leg.dropoff_station)
-            free_floating = system is not None and system.free_floating_return
-            if (
-                station is not None
-                and not free_floating
-                and (station.docks_available <= 0 or not station.is_returning)
-            ):
-                out.append((i, 0, False, leg_note("no_dock", station=leg.destination_name)))
-                why = detail("no_dock", station=leg.destination_name)
-                return Projection(None, "dock_unavailable", why, tuple(out))
+        if (i > first or at < leg.departure) and no_vehicle(overlay, leg):
+            out.append((i, 0, False, leg_note("no_vehicle", station=leg.origin_name)))
+            why = detail("no_vehicle", station=leg.origin_name)
+            return Projection(None, "vehicle_unavailable", why, tuple(out))
+        if no_dock(overlay, leg):
+            out.append((i, 0, False, leg_note("no_dock", station=leg.destination_name)))
+            why = detail("no_dock", station=leg.destination_name)
+            return Projection(None, "dock_unavailable", why, tuple(out))
         if leg.drive_edges and drive is not None:
             edges = np.asarray(leg.drive_edges, dtype=np.int64)
             if i == first:

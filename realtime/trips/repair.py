@@ -193,44 +193,9 @@ class Repair:
     junction: Junction | None = None  # where the first rerouted leg leaves the route
 
 
-def _place(d: dict[str, object], name: str | None = None) -> Place:
-    return Place(
-        name=str(name if name is not None else d.get("name", "")),
-        lat=float(d["lat"]),  # type: ignore[arg-type]
-        lon=float(d["lon"]),  # type: ignore[arg-type]
-        stop_id=d.get("stop_id"),  # type: ignore[arg-type]
-        station_id=d.get("station_id"),  # type: ignore[arg-type]
-    )
-
-
-def _leg(d: dict[str, object], shift: dt.timedelta) -> Leg:
-    """A routing leg from its wire form, its times moved by ``shift``."""
-    geometry = d["geometry"]
-    assert isinstance(geometry, dict)
-    return Leg(
-        mode=str(d["mode"]),
-        origin=_place(d["from"]),  # type: ignore[arg-type]
-        destination=_place(d["to"]),  # type: ignore[arg-type]
-        departure=dt.datetime.fromisoformat(str(d["departure"])) + shift,
-        arrival=dt.datetime.fromisoformat(str(d["arrival"])) + shift,
-        distance_m=float(d.get("distance_m") or 0.0),  # type: ignore[arg-type]
-        geometry=[(float(x), float(y)) for x, y in geometry["coordinates"]],
-        route_id=d.get("route_id"),  # type: ignore[arg-type]
-        route_short_name=d.get("route_short_name"),  # type: ignore[arg-type]
-        route_long_name=d.get("route_long_name"),  # type: ignore[arg-type]
-        route_color=d.get("route_color"),  # type: ignore[arg-type]
-        route_text_color=d.get("route_text_color"),  # type: ignore[arg-type]
-        trip_id=d.get("trip_id"),  # type: ignore[arg-type]
-        headsign=d.get("headsign"),  # type: ignore[arg-type]
-        direction=d.get("direction"),  # type: ignore[arg-type]
-        agency_name=d.get("agency_name"),  # type: ignore[arg-type]
-        intermediate_stops=int(d.get("intermediate_stops") or 0),  # type: ignore[call-overload]
-        system_id=d.get("system_id"),  # type: ignore[arg-type]
-        simulated=bool(d.get("simulated", False)),
-        board_index=d.get("board_index"),  # type: ignore[arg-type]
-        alight_index=d.get("alight_index"),  # type: ignore[arg-type]
-        drive_edges=tuple(int(e) for e in d.get("drive_edges") or ()),  # type: ignore[attr-defined]
-    )
+def _shifted(leg: PlanLeg, shift: dt.timedelta) -> Leg:
+    """The plan's routing leg, its times moved by ``shift``."""
+    return replace(leg.leg, departure=leg.leg.departure + shift, arrival=leg.leg.arrival + shift)
 
 
 def _onward(plan: TripPlan, legs: list[Leg], first: int, onward: Onward | None) -> list[Leg] | None:
@@ -278,7 +243,6 @@ def repair(
         return None  # aboard transit: nothing to drive around
     weight = bypasses.weight
     base_time = drive.base_time_s
-    legs_json = plan.json["legs"]
     legs: list[Leg] = []
     shift = dt.timedelta(0)
     changed_leg: int | None = None
@@ -286,7 +250,6 @@ def repair(
     transfers = int(plan.json.get("transfers", 0))
     for i in range(first, len(plan.legs)):
         leg = plan.legs[i]
-        d = legs_json[i]
         current = i == first
         if leg.transit:
             assert leg.trip_id is not None
@@ -306,10 +269,10 @@ def repair(
                 transfers = max(sum(1 for x in legs if x.trip_id) - 1, 0)
                 break
             shift = delay  # the ride, and what follows it, keep the ride's own time
-            legs.append(_leg(d, shift))
+            legs.append(_shifted(leg, shift))
             continue
         if not leg.drive_edges:
-            out = _leg(d, shift)
+            out = _shifted(leg, shift)
             if current and at > out.departure:
                 out = replace(out, departure=at, origin=Place(HERE, here[0], here[1]))
             legs.append(out)
@@ -317,7 +280,7 @@ def repair(
         route = remaining_route(leg, at, current)
         stretches = runs(route, bypasses.overlay.drive_multiplier)
         if not stretches and not current:
-            legs.append(_leg(d, shift))
+            legs.append(_shifted(leg, shift))
             continue
         new: list[int] = route.tolist()
         if stretches:
@@ -346,7 +309,7 @@ def repair(
         # the plan's own time for the rest of the leg, plus what the new way costs more
         # under live conditions than the old way did at base times
         extra = float(np.sum(weight[edges]) - np.sum(base_time[route])) if len(route) else 0.0
-        out = _leg(d, shift)
+        out = _shifted(leg, shift)
         start = max(at, out.departure) if current else out.departure
         arrival = out.arrival + dt.timedelta(seconds=extra)
         shift += dt.timedelta(seconds=extra)

@@ -16,15 +16,12 @@ drive at any time. :func:`via_junction` puts the route up to the junction in fro
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections import defaultdict
 from dataclasses import replace
 
 import numpy as np
 
-from correspondance.errors import CorrespondanceError
 from correspondance.geo import WALK_SPEED_M_S
-from realtime.trips.onward import earliest, holds, moved
+from realtime.trips.onward import SharedSearches
 from realtime.trips.plan_view import TripPlan, traveller_state
 from realtime.trips.repair import Junction, Repair
 from routing.base import CityBase
@@ -37,21 +34,10 @@ from routing.streets import StreetNetwork
 Key = tuple[float, float, str, str | None, tuple[float, float], frozenset[str]]
 
 
-class Replans:
+class Replans(SharedSearches[Key]):
     """Earliest full replans from decision points under one overlay (thread-safe; one per
-    overlay, like :class:`~realtime.trips.repair.Bypasses`)."""
-
-    def __init__(
-        self, base: CityBase, overlay: LiveOverlay, walk_speed_m_s: float = WALK_SPEED_M_S
-    ) -> None:
-        self.base = base
-        self.overlay = overlay
-        self.walk_speed_m_s = walk_speed_m_s
-        self.searches = 0  # routing.state.replan runs so far (tests, benchmarks)
-        self.asked = 0  # answers given (shared ones included)
-        self._found: dict[Key, list[tuple[dt.datetime, Itinerary | None]]] = defaultdict(list)
-        self._locks: dict[Key, threading.Lock] = defaultdict(threading.Lock)
-        self._lock = threading.Lock()
+    overlay, like :class:`~realtime.trips.repair.Bypasses`); ``searches`` counts
+    :func:`routing.state.replan` runs."""
 
     def best(
         self, state: TravellerState, destination: tuple[float, float], modes: frozenset[str]
@@ -62,28 +48,11 @@ class Replans:
         state it cannot plan from (a vehicle the overlay does not know)."""
         assert state.lat is not None and state.lon is not None
         key = (state.lat, state.lon, state.holding, state.system_id, destination, modes)
-        at = state.at
-        with self._lock:
-            self.asked += 1
-            lock = self._locks[key]
-        with lock:  # a second trip asking the same waits for the first's answer
-            with self._lock:
-                known = [it for t0, it in self._found.get(key, ()) if holds(t0, it, at)]
-            if known:
-                it = known[0]
-            else:
-                try:
-                    it = earliest(
-                        replan(
-                            self.base, state, destination, self.overlay, modes, self.walk_speed_m_s
-                        )
-                    )
-                except CorrespondanceError:
-                    it = None
-                with self._lock:
-                    self.searches += 1
-                    self._found[key].append((at, it))
-        return moved(it, at) if it is not None else None
+        return self.shared(
+            key,
+            state.at,
+            lambda: replan(self.base, state, destination, self.overlay, modes, self.walk_speed_m_s),
+        )
 
 
 def via_junction(

@@ -12,6 +12,7 @@ The codes are listed in ``docs/protocol.md`` and ``realtime/trips/protocol.schem
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,32 +106,33 @@ TABLES: dict[str, dict[str, str]] = {
 }
 
 
+def _phrase(
+    code: str, params: dict[str, Param], table: Mapping[str, object], kind: str, label: str
+) -> Phrase:
+    """A phrase of catalogue ``kind`` whose ``code`` must be in ``table``."""
+    if code not in table:
+        raise KeyError(f"unknown {label} {code!r}")
+    return Phrase(code, params, kind)
+
+
 def detail(code: str, **params: Param) -> Phrase:
     """Why the plan broke, e.g. ``detail("no_vehicle", station="Station 3")``."""
-    if code not in DETAILS:
-        raise KeyError(f"unknown detail code {code!r}")
-    return Phrase(code, params, "details")
+    return _phrase(code, params, DETAILS, "details", "detail code")
 
 
 def leg_note(code: str, **params: Param) -> Phrase:
     """One leg's live note, e.g. ``leg_note("congestion_ahead")``."""
-    if code not in LEG_NOTES:
-        raise KeyError(f"unknown leg note code {code!r}")
-    return Phrase(code, params, "notes")
+    return _phrase(code, params, LEG_NOTES, "notes", "leg note code")
 
 
 def action(code: str, **params: Param) -> Phrase:
     """What the suggested plan asks the traveller to do."""
-    if code not in ACTIONS:
-        raise KeyError(f"unknown action code {code!r}")
-    return Phrase(code, params, "actions")
+    return _phrase(code, params, ACTIONS, "actions", "action code")
 
 
 def leave(code: str, **params: Param) -> Phrase:
     """What the traveller leaves before switching."""
-    if code not in LEAVES:
-        raise KeyError(f"unknown leave code {code!r}")
-    return Phrase(code, params, "leaves")
+    return _phrase(code, params, LEAVES, "leaves", "leave code")
 
 
 def sentence(text: str) -> str:

@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import redis
 import uvicorn
+from processes import delete_prefix as delete_prefix
+from processes import wait_started
 
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import RedisStateStore
@@ -124,26 +126,12 @@ def serve(settings: Settings, base: CityBase) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.05)
+    wait_started(server, thread)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
-
-
-def delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
-    r = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            r.delete(*keys)
-    finally:
-        r.close()
 
 
 def fused(settings: Settings) -> dict[int, float]:

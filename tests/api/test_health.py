@@ -14,9 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 import uvicorn
-from processes import RedisServer, free_port
+from processes import RedisServer, delete_prefix, free_port
 
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import RedisStateStore
@@ -133,11 +132,7 @@ def test_a_city_without_a_writer_is_degraded(poa_base: CityBase) -> None:
             body = httpx.get(f"{url}/api/v1/health", timeout=10).json()
             assert body["writers"]["porto-alegre"]["status"] == "ok"
     finally:
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        delete_prefix(prefix, REDIS_URL)
 
 
 @pytest.mark.parametrize("path", ["/api/v1/health", "/api/v1/feeds"])

@@ -10,23 +10,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-import redis
-import uvicorn
+from processes import delete_prefix
+from report_helpers import serve
 
 from correspondance.settings import REPO_ROOT, Settings
 from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
@@ -53,16 +50,6 @@ CITY = "porto-alegre"
 CENTRE = (-30.0346, -51.2177)  # Praça XV, downtown Porto Alegre
 LISBON = (38.7223, -9.1393)
 T = TypeVar("T")
-
-
-def delete_prefix(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 # -- the domain, on both account backends --------------------------------------------------
@@ -340,33 +327,6 @@ class OperatorApi:
         assert response.status_code == 200, response.text
         token: str = response.json()["access_token"]
         return token
-
-
-@contextmanager
-def serve(settings: Settings, base: CityBase) -> Iterator[str]:
-    """A real uvicorn server of ``base`` on a free loopback port."""
-    from api.app import create_app
-
-    app = create_app(settings, bases={CITY: base})
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def operator_settings(kind: str, folder: Path, **overrides: Any) -> Settings:

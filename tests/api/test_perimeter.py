@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 import websockets
 from perimeter_helpers import PASSWORD, Served, add_operator, serve
+from processes import delete_prefix
 
 CENTRE = (-30.0331315, -51.2172603)  # a one-way drive edge of central Porto Alegre
 REPORT_LIMITS = json.dumps({"address_per_minute": 5})
@@ -336,8 +336,4 @@ def test_serve_with_workers_applies_the_same_perimeter(tmp_path: Path) -> None:
             assert too_large.status_code == 413
             assert too_large.headers["X-Frame-Options"] == "DENY"
     finally:
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        delete_prefix(prefix, REDIS_URL)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import httpx
 import jsonschema
 import uvicorn
-from processes import free_port
+from processes import free_port, wait_started
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -267,11 +267,7 @@ def serve_in_thread(settings: Settings, base: Any) -> Iterator[InThread]:
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.05)
+    wait_started(server, thread)
     try:
         yield InThread(f"http://127.0.0.1:{port}", app, loops[0], settings)
     finally:

@@ -6,11 +6,9 @@ Redis tests use the real server (``CORRESPONDANCE_TEST_REDIS_URL``, default
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-import redis
 from crowdsource_helpers import REDIS_URL
 
 from correspondance.store import StateStore, create_store
@@ -19,20 +17,6 @@ from correspondance.store import StateStore, create_store
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A key prefix no other test uses; every key under it is deleted afterwards."""
-    prefix = f"test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture(params=["memory", "redis"])

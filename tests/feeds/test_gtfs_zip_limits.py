@@ -13,6 +13,7 @@ from correspondance.settings import REPO_ROOT
 from feeds.errors import FeedError
 from feeds.gtfs import load_gtfs
 from feeds.gtfs_zip import MAX_EXPANSION_RATIO, expansion_limit
+from tests.zip_bomb import write_zip_bomb
 
 TRENSURB_ZIP = REPO_ROOT / "data" / "porto-alegre" / "poa_trensurb.zip"
 ZEROS = 300 * 1024 * 1024
@@ -20,18 +21,7 @@ ZEROS = 300 * 1024 * 1024
 
 def bomb(tmp_path: Path) -> Path:
     """The real Trensurb feed plus 300 MB of zeros as shapes.txt: a ~0.4 MB zip."""
-    path = tmp_path / "bomb.zip"
-    with zipfile.ZipFile(TRENSURB_ZIP) as real, zipfile.ZipFile(path, "w") as out:
-        for member in real.infolist():
-            if member.filename != "shapes.txt":
-                out.writestr(member, real.read(member))
-        shapes = zipfile.ZipInfo("shapes.txt")
-        shapes.compress_type = zipfile.ZIP_DEFLATED
-        with out.open(shapes, "w", force_zip64=True) as handle:
-            chunk = bytes(1 << 20)
-            for _ in range(ZEROS >> 20):
-                handle.write(chunk)
-    return path
+    return write_zip_bomb(TRENSURB_ZIP, tmp_path / "bomb.zip", ZEROS)
 
 
 def test_a_zip_bomb_is_refused_at_once_naming_the_limit(tmp_path: Path) -> None:

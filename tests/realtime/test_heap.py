@@ -69,3 +69,49 @@ async def test_the_worker_role_runs_the_trimming_loop_and_the_api_role_does_not(
             assert ("heap-trim" in runtime.health()["loops"]) is expected
         finally:
             await runtime.stop()
+
+
+_MMAP_PROBE = """
+import ctypes, sys
+from realtime import heap
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks",
+                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+mallinfo2.restype = Info
+if sys.argv[1] == "tuned":
+    assert heap.tune()
+# free an 8 MiB mapping first: glibc's dynamic threshold then rises to 8 MiB
+big = ctypes.create_string_buffer(8 << 20)
+del big
+before = mallinfo2().hblks
+block = ctypes.create_string_buffer(2 << 20)  # 2 MiB: mapped on its own only if tuned
+print(mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.parametrize(("mode", "mapped"), [("tuned", 1), ("default", 0)])
+def test_tune_fixes_the_mmap_threshold_so_big_blocks_go_back_when_freed(
+    mode: str, mapped: int
+) -> None:
+    # a fresh interpreter: the allocator settings are process-wide and sticky
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _MMAP_PROBE, mode], capture_output=True, text=True, check=True
+    )
+    assert int(out.stdout.strip()) == mapped
+
+
+async def test_the_worker_role_tunes_the_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(heap, "tune", lambda: calls.append((heap.ARENA_MAX, heap.MMAP_THRESHOLD)))
+    runtime = LiveRuntime(Settings(role="worker"), MemoryStateStore(), {}, {})
+    await runtime.start()
+    try:
+        assert calls == [(2, 1 << 20)]
+    finally:
+        await runtime.stop()

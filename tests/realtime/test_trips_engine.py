@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import jsonschema
-import numpy as np
 import pytest
-import redis
+from carshare_helpers import POA_CENTRE, POA_EAST, SYSTEM_ID, live
 
 from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
 from realtime.trips import commands
@@ -39,7 +37,7 @@ from realtime.trips.sessions import (
 )
 from routing.base import CityBase
 from routing.codec import ItineraryOut
-from routing.overlay import OverlayHolder, SharedStation, SharedSystem
+from routing.overlay import OverlayHolder
 from routing.plan import PlanRequest, plan_trip
 
 pytestmark = pytest.mark.anyio
@@ -47,9 +45,6 @@ pytestmark = pytest.mark.anyio
 REDIS_URL = os.environ.get("CORRESPONDANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CITY = "porto-alegre"
 TZ = "America/Sao_Paulo"
-SYSTEM_ID = "test-car"
-POA_CENTRE = (-30.0277, -51.2287)
-POA_EAST = (-30.0587, -51.1734)
 Body = dict[str, Any]
 
 
@@ -66,19 +61,6 @@ def valid(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- stores ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -251,35 +233,9 @@ async def test_keys_expire_and_delete_forgets_everything(store: StateStore) -> N
 # -- the engine ------------------------------------------------------------------------------
 
 
-def car_holder(base: CityBase) -> OverlayHolder:
-    drive = base.streets["drive"]
-    stations = []
-    for station_id, lat, lon, cars, docks in [
-        ("ok", -30.0300, -51.2250, 2, 5),
-        ("dock", -30.0570, -51.1770, 0, 4),
-    ]:
-        node = int(np.argmin((drive.node_lat - lat) ** 2 + (drive.node_lon - lon) ** 2))
-        stations.append(
-            SharedStation(
-                SYSTEM_ID,
-                station_id,
-                f"Car station {station_id}",
-                float(drive.node_lat[node]),
-                float(drive.node_lon[node]),
-                "car",
-                cars,
-                docks,
-            )
-        )
-    holder = OverlayHolder(drive)
-    system = SharedSystem(SYSTEM_ID, "Test car-share", "car", False, simulated=True)
-    holder.set_shared_mobility([system], stations)
-    return holder
-
-
 @pytest.fixture(scope="module")
 def itineraries(poa_base: CityBase) -> dict[str, Body]:
-    overlay = car_holder(poa_base).current
+    overlay = live(poa_base).current
     start = dt.datetime(2019, 5, 15, 13, 0, tzinfo=poa_base.city.tz)
     car = PlanRequest(POA_CENTRE, POA_EAST, start, modes=frozenset({"walk", "carshare"}))
     out: dict[str, Body] = {}
@@ -336,7 +292,7 @@ class Running:
 @pytest.fixture
 async def running(poa_base: CityBase) -> AsyncIterator[Running]:
     store = MemoryStateStore()
-    holder = car_holder(poa_base)
+    holder = live(poa_base)
     engine = TripEngine(poa_base, holder, store, tick_s=3600.0)
     await engine.start()
     try:
@@ -482,7 +438,7 @@ async def test_an_engine_indexes_the_trips_already_active_when_it_starts(
     book = TripBook(store)
     start = dt.datetime.fromisoformat(itineraries["carshare"]["departure"])
     session, _ = await book.create(CITY, TZ, itineraries["carshare"], ["walk"], start)
-    engine = TripEngine(poa_base, car_holder(poa_base), store, tick_s=3600.0)
+    engine = TripEngine(poa_base, live(poa_base), store, tick_s=3600.0)
     await engine.start()
     try:
         assert session.trip_id in engine.index

@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
+from carshare_helpers import POA_CENTRE, POA_EAST, SYSTEM_ID, live
 
 from realtime.trips import commands
 from realtime.trips.commands import CommandRefusedError
@@ -40,47 +41,15 @@ from realtime.trips.sessions import TripSession, hash_token
 from realtime.trips.wording import leg_note
 from routing.base import CityBase
 from routing.codec import ItineraryOut
-from routing.overlay import OverlayHolder, SharedStation, SharedSystem
+from routing.overlay import OverlayHolder
 from routing.plan import PlanRequest, plan_trip
 
-SYSTEM_ID = "test-car"
-POA_CENTRE = (-30.0277, -51.2287)
-POA_EAST = (-30.0587, -51.1734)
-# (station, lat, lon, cars, docks): a pick-up near the centre, a drop-off in the east
-STATIONS = [("ok", -30.0300, -51.2250, 2, 5), ("dock", -30.0570, -51.1770, 0, 4)]
 Body = dict[str, Any]
 
 
 def check_server_message(message: dict[str, Any]) -> None:
     """Messages built here must be valid server messages of the published schema."""
     jsonschema.Draft7Validator(load_schema()).validate(message)
-
-
-def stations(base: CityBase, cars: int = 2, docks: int = 4) -> list[SharedStation]:
-    drive = base.streets["drive"]
-    out = []
-    for station_id, lat, lon, n_cars, n_docks in STATIONS:
-        node = int(np.argmin((drive.node_lat - lat) ** 2 + (drive.node_lon - lon) ** 2))
-        out.append(
-            SharedStation(
-                SYSTEM_ID,
-                station_id,
-                f"Car station {station_id}",
-                float(drive.node_lat[node]),
-                float(drive.node_lon[node]),
-                "car",
-                cars if station_id == "ok" else n_cars,
-                docks if station_id == "dock" else n_docks,
-            )
-        )
-    return out
-
-
-def live(base: CityBase, cars: int = 2, docks: int = 4) -> OverlayHolder:
-    holder = OverlayHolder(base.streets["drive"])
-    system = SharedSystem(SYSTEM_ID, "Test car-share", "car", False, simulated=True)
-    holder.set_shared_mobility([system], stations(base, cars, docks))
-    return holder
 
 
 def depart(base: CityBase) -> dt.datetime:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis
-from processes import RedisServer, free_port, redis_cluster
+from processes import RedisServer, delete_prefix, free_port, redis_cluster
 
 from correspondance.store import MemoryStateStore, RedisStateStore, StateStore
 
@@ -41,16 +41,6 @@ def _require_shared_redis() -> None:
             f"the store tests need a Redis server at {REDIS_URL} ({exc}); start one "
             "(`redis-server --daemonize yes`) or set CORRESPONDANCE_TEST_REDIS_URL"
         )
-    finally:
-        client.close()
-
-
-def _delete_prefix(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
     finally:
         client.close()
 
@@ -87,7 +77,7 @@ def redis_prefix(backend: str, redis_url: str) -> Iterator[str]:
     prefix = f"test:{uuid.uuid4().hex}:"
     yield prefix
     if backend == "redis":
-        _delete_prefix(prefix)
+        delete_prefix(prefix)
     # the cluster is private to this session and dies with it
 
 
