@@ -53,8 +53,17 @@ def cities() -> dict[str, CityConfig]:
 
 @pytest.fixture(scope="session")
 def poa_base(cities: dict[str, CityConfig]) -> CityBase:
-    """The Porto Alegre base, from the build cache (built on first use)."""
+    """The Porto Alegre base, from the build cache (built on first use), with what
+    ``correspondance build`` also prepares: the place index and the compiled kernels (on a
+    fresh clone the numba cache is empty, and compiling them inside the first test server's
+    start-up took longer than its start limit)."""
+    from routing.overlay import OverlayHolder
+    from routing.place_index import load_or_build_places
+    from routing.warmup import warm_up
+
     base, _ = load_or_build(cities["porto-alegre"], CACHE_DIR)
+    load_or_build_places(base, CACHE_DIR)
+    warm_up(base, OverlayHolder(base.streets.get("drive")).current)
     return base
 
 
@@ -72,7 +81,7 @@ def api_url(poa_base: CityBase) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:

@@ -42,7 +42,7 @@ def delete_prefix(prefix: str, url: str = SHARED_REDIS_URL) -> None:
         client.close()
 
 
-def wait_started(server: Any, thread: threading.Thread, timeout_s: float = 60.0) -> None:
+def wait_started(server: Any, thread: threading.Thread, timeout_s: float = 120.0) -> None:
     """Wait until ``server`` (a uvicorn.Server run by ``thread``) has started."""
     deadline = time.monotonic() + timeout_s
     while not server.started:
