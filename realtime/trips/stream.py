@@ -36,7 +36,6 @@ from correspondance.errors import CorrespondanceError
 from realtime.trips.protocol import ProtocolError, error, message, parse_client_message
 from realtime.trips.sessions import OUTBOX_KEEP, TripSession
 from realtime.trips.track import Track
-from routing.codec import decode_itinerary
 
 HEARTBEAT_S = 15.0  # a heartbeat after this long without a frame sent
 MAX_QUEUE = OUTBOX_KEEP  # frames queued for one client before it is closed as too slow
@@ -132,7 +131,7 @@ class TripStream:
         """Take the stored session's clock, time zone, plan shape and status."""
         self.tz = ZoneInfo(session.timezone)
         self.offset_s = session.clock_offset_s
-        self.track = Track(decode_itinerary(session.plan))
+        self.track = Track(session.plan)
         self.active = session.status == "active"
 
     def now(self, wall: float) -> dt.datetime:
@@ -309,7 +308,7 @@ class TripStream:
     def sent(self, frame: str) -> None:
         """``frame`` went out: a new plan is followed from now, an ended trip closes (1000)."""
         if frame.startswith(_PLAN_UPDATED):
-            self.track = Track(decode_itinerary(json.loads(frame)["itinerary"]))
+            self.track = Track(json.loads(frame)["itinerary"])
         elif frame.startswith(_TRIP_ENDED):
             self.active = False
             self.finish(CLOSE_ENDED, "trip ended")

@@ -1,8 +1,7 @@
 """Progress along a followed plan for the trip sockets, kept small: one per connection.
 
-:class:`Track` holds what ``progress`` needs (leg times, modes and float32 shapes), read
-off the routing model (:class:`routing.itinerary.Itinerary`, decoded by the one codec), not
-the plan: one API process holds tens of thousands of them.
+:class:`Track` holds what ``progress`` needs (leg times, modes and float32 shapes), not the
+plan: one API process holds tens of thousands of them.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from realtime.trips.protocol import stamp
-from routing.itinerary import Itinerary
 
 
 class Track:
@@ -22,18 +20,18 @@ class Track:
 
     __slots__ = ("_leg", "_steps", "_total", "arrival", "legs")
 
-    def __init__(self, plan: Itinerary) -> None:
+    def __init__(self, plan: dict[str, Any]) -> None:
         self._leg = -1  # the leg whose segment lengths are kept (the current one)
         self._steps: np.ndarray[Any, Any] | None = None
         self._total = 0.0
         self.legs = [
             (
-                leg.departure.timestamp(),
-                leg.arrival.timestamp(),
-                "transit" if leg.trip_id else leg.mode,
-                np.asarray(leg.geometry, dtype=np.float32).reshape(-1, 2),
+                dt.datetime.fromisoformat(leg["departure"]).timestamp(),
+                dt.datetime.fromisoformat(leg["arrival"]).timestamp(),
+                "transit" if leg.get("trip_id") else leg["mode"],
+                np.asarray(leg["geometry"]["coordinates"], dtype=np.float32).reshape(-1, 2),
             )
-            for leg in plan.legs
+            for leg in plan["legs"]
         ]
         self.arrival = self.legs[-1][1]
 
