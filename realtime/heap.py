@@ -30,6 +30,7 @@ import ctypes.util
 import functools
 import logging
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("correspondance.heap")
 
@@ -43,13 +44,21 @@ _M_ARENA_MAX = -8
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _libc_function(symbol: str) -> Any:
+    """``symbol`` of the C library, or None where it has no such function (not glibc)."""
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        call = ctypes.CDLL(name).malloc_trim
+        return getattr(ctypes.CDLL(name), symbol)
     except (OSError, AttributeError):
+        return None
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    call = _libc_function("malloc_trim")
+    if call is None:
         return None
     call.argtypes = [ctypes.c_size_t]
     call.restype = ctypes.c_int
@@ -59,12 +68,8 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 @functools.cache
 def _mallopt() -> Callable[[int, int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        call = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
+    call = _libc_function("mallopt")
+    if call is None:
         return None
     call.argtypes = [ctypes.c_int, ctypes.c_int]
     call.restype = ctypes.c_int
