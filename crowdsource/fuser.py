@@ -112,8 +112,11 @@ class Fuser:
             for e in fused.keys() | self.multipliers.keys()
             if fused.get(e) != self.multipliers.get(e)
         }
+        # the fuser's map is what it hands over, set before the hand-over awaits the store
+        # (readers see the overlay and this map agree); a failed hand-over is redone next time
+        self.multipliers = fused
         if changed or not self._synced:
+            self._synced = False
             await self.writer.apply_congestion(fused)
             self._synced = True
-        self.multipliers = fused
         return changed

@@ -53,7 +53,8 @@ def running_clock_server() -> Iterator[str]:
 def plan_api(base_url: str, ride: Ride) -> list[dict[str, Any]]:
     response = httpx.get(
         f"{base_url}/api/v1/plan",
-        params={"from": ride.origin, "to": ride.destination, "depart": ride.depart},
+        # to the minute, as the page's time field sends it (the same query, the same options)
+        params={"from": ride.origin, "to": ride.destination, "depart": f"{ride.depart[:16]}:00"},
         timeout=120,
         trust_env=False,
     )
