@@ -55,6 +55,24 @@ function clearError() {
   els.error.textContent = "";
   delete els.error.dataset.code;
   els.error.hidden = true;
+  showEndpointError("");
+}
+
+/** Why the origin or destination is not set: said under the fields, where the eyes are (the
+ * page's error line is a screen below them on a phone). Text that matched no place is named. */
+function endpointProblem(from, to) {
+  const typed = (input) => input.value.trim();
+  const one = (kind, input) =>
+    typed(input) ? t(`plan.unmatched_${kind}`, { text: typed(input) }) : t(`plan.missing_${kind}`);
+  if (!from && !to && !typed(els.from) && !typed(els.to)) return t("plan.missing_both");
+  return [!from ? one("from", els.from) : "", !to ? one("to", els.to) : ""].filter(Boolean).join(" ");
+}
+
+function showEndpointError(message) {
+  const line = document.getElementById("endpoint-error");
+  if (!line) return;
+  line.textContent = message;
+  line.hidden = !message;
 }
 
 function setMapStatus(text) {
@@ -98,7 +116,7 @@ const places = new PlaceSearch({
   inputs: { from: els.from, to: els.to },
   city: () => state.city,
   centre: () => { const c = mapView.map.getCenter(); return [c.lat, c.lng]; },
-  onPick: (kind, latlon) => mapView.setMarker(kind, latlon),
+  onPick: (kind, latlon) => { showEndpointError(""); mapView.setMarker(kind, latlon); },
 });
 const pointOf = (input) => places.pointOf(input);
 
@@ -106,6 +124,7 @@ function setPoint(kind, latlon, { fromMarker = false } = {}) {
   const input = kind === "from" ? els.from : els.to;
   input.value = latlon ? formatLatLon(latlon[0], latlon[1]) : "";
   input.removeAttribute("aria-invalid");
+  if (latlon) showEndpointError("");
   if (!fromMarker) mapView.setMarker(kind, latlon);
 }
 
@@ -120,6 +139,7 @@ function onCoordInput(kind) {
   const ll = pointOf(input);
   if (ll) {
     input.removeAttribute("aria-invalid");
+    showEndpointError("");
     mapView.setMarker(kind, ll);
   } else {
     input.setAttribute("aria-invalid", "true");
@@ -248,8 +268,7 @@ async function plan(event, cursor = null) {
   if (!from) els.from.setAttribute("aria-invalid", "true");
   if (!to) els.to.setAttribute("aria-invalid", "true");
   if (!from || !to) {
-    const missing = !from && !to ? t("plan.missing_both") : !from ? t("plan.missing_from") : t("plan.missing_to");
-    showError(missing, "client_validation");
+    showEndpointError(endpointProblem(from, to));
     (from ? els.to : els.from).focus();
     return;
   }

@@ -107,8 +107,10 @@ export function routeKey(leg) {
 
 /** Colour every transit route of a set of itineraries: its GTFS route_color (and
  *  route_text_color) when no other route of the set has the same one, otherwise a palette
- *  colour no other route of the set uses. Two lines never share a colour in one set. */
-export function assignRouteColours(itineraries) {
+ *  colour no other route of the set uses. Two lines never share a colour in one set.
+ *  With `keep`, a route that has a colour on screen keeps it (the trip a traveller started
+ *  shows the lines in the colours they chose it by). */
+export function assignRouteColours(itineraries, { keep = false } = {}) {
   const routes = new Map(); // key → first leg seen
   for (const it of itineraries ?? []) {
     for (const leg of it?.legs ?? []) {
@@ -122,9 +124,19 @@ export function assignRouteColours(itineraries) {
   }
   const next = new Map();
   const used = new Set();
+  if (keep) {
+    for (const key of routes.keys()) {
+      const kept = assigned.get(key);
+      if (kept && !used.has(kept.bg)) {
+        next.set(key, kept);
+        used.add(kept.bg);
+      }
+    }
+  }
   for (const [key, leg] of routes) {
+    if (next.has(key)) continue;
     const c = hexColour(leg.route_color);
-    if (c && byGtfs.get(c) === 1) {
+    if (c && byGtfs.get(c) === 1 && !used.has(c)) {
       const text = hexColour(leg.route_text_color);
       next.set(key, { bg: c, fg: text && contrastRatio(text, c) >= 4.5 ? text : textColourOn(c) });
       used.add(c);

@@ -511,6 +511,8 @@ export class LiveTrips {
 
   setPlan(itinerary) {
     this.itinerary = itinerary;
+    // the lines keep the colours the traveller chose the plan by (map and chips alike)
+    assignRouteColours([itinerary, this.suggestion?.itinerary].filter(Boolean), { keep: true });
     const key = JSON.stringify(itinerary);
     if (key !== this.planKey) {
       this.planKey = key;
@@ -518,7 +520,6 @@ export class LiveTrips {
       if (this.suggestion) this.mapView.drawSuggestion(this.suggestion.itinerary, this.suggestion.switch_at);
     }
     const legs = itinerary?.legs ?? [];
-    assignRouteColours([itinerary, this.suggestion?.itinerary].filter(Boolean));
     const steps = legDetails(itinerary, this.timezone());
     steps.id = "trip-legs";
     steps.classList.add("trip-legs");

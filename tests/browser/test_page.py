@@ -156,10 +156,24 @@ def test_bad_coordinates_are_caught_before_the_api(page: Any) -> None:
     page.fill("#from", "not a place")
     page.fill("#to", DESTINATION)
     page.click("#plan")
-    error = page.locator("#error")
+    # said under the fields, naming what was typed, and on the phone's screen (the page's
+    # error line is a screen further down)
+    error = page.locator("#endpoint-error")
     assert error.is_visible()
-    assert "origin" in error.inner_text()
+    assert "“not a place” is not a place we know for the origin" in error.inner_text()
+    box, height = error.bounding_box(), page.viewport_size["height"]
+    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, box
+    assert page.locator("#error").is_hidden()
     assert page.locator("#from").get_attribute("aria-invalid") == "true"
+    # nothing typed at all: both are asked for; a tap on the map clears the message
+    page.fill("#from", "")
+    page.fill("#to", "")
+    page.click("#plan")
+    assert error.inner_text().startswith("Set the origin and destination")
+    box = page.locator("#map").bounding_box()
+    page.locator("#map").click(position={"x": box["width"] * 0.4, "y": box["height"] * 0.4})
+    assert page.locator(".pin-from").count() == 1
+    assert error.is_hidden()
     page.console_problems.assert_none()
 
 

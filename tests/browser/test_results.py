@@ -71,6 +71,32 @@ def test_two_lines_never_share_a_colour(chromium: Any, live_server: str) -> None
         w.problems.assert_none()
 
 
+def test_a_started_trip_keeps_the_colours_its_lines_were_chosen_by(
+    chromium: Any, live_server: str
+) -> None:
+    with watched_page(chromium, live_server, PHONE, locale="en-GB") as w:
+        open_page(w)
+        colours = w.page.evaluate(
+            """async () => {
+                const f = await import("/static/format.js");
+                const leg = (route_id) => ({ mode: "bus", route_id, route_color: "FF0000" });
+                const a = leg("A"), b = leg("B"), c = leg("C");
+                f.assignRouteColours([{ legs: [a] }, { legs: [b] }]);  // the list: two reds
+                const listed = f.routeColour(b);
+                // the trip rides B alone (its GTFS red is unique now), its suggestion C
+                f.assignRouteColours([{ legs: [b] }, { legs: [c] }], { keep: true });
+                const kept = [f.routeColour(b), f.routeColour(c)];
+                f.assignRouteColours([{ legs: [b] }]);  // without keep: B's own colour again
+                return [listed, ...kept, f.routeColour(b)];
+            }"""
+        )
+        listed, trip_b, trip_c, fresh = colours
+        assert listed != "#ff0000" and trip_b == listed, colours
+        assert trip_c not in (trip_b, "#ff0000"), colours  # a new line: a colour of its own
+        assert fresh == "#ff0000", colours
+        w.problems.assert_none()
+
+
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_results_read_well(chromium: Any, live_server: str, viewport: dict[str, int]) -> None:
     with watched_page(chromium, live_server, viewport, locale="en-GB") as w:

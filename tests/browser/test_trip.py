@@ -245,6 +245,30 @@ def test_five_demo_runs_in_a_row_each_suggest_a_switch(demo_page: Any) -> None:
     page.console_problems.assert_none()
 
 
+def _repainted_option(
+    page: Any, itineraries: list[dict[str, Any]], chip_colours: str
+) -> tuple[int, dict[str, str]]:
+    """(index, chip text → colour) of the last option with a line not in its GTFS colour
+    (the last: the palette's first colours went to the lines of the options before it)."""
+    chips: list[list[str]] = []
+    for index, itinerary in reversed(list(enumerate(itineraries))):
+        chips = page.evaluate(chip_colours, f'#itineraries .itinerary[data-index="{index}"] .chip')
+        gtfs = {
+            str(leg.get("route_short_name")): str(leg.get("route_color") or "").lower()
+            for leg in itinerary["legs"]
+            if leg.get("trip_id")
+        }
+        for text, colour in chips:
+            own = next((c for n, c in gtfs.items() if re.search(rf"\b{re.escape(n)}\b", text)), "")
+            if len(own) == 6:
+                rgb = f"rgb({int(own[:2], 16)}, {int(own[2:4], 16)}, {int(own[4:], 16)})"
+                if colour != rgb:
+                    return index, dict(chips)
+    raise AssertionError(
+        f"no option of the list shows a line in other than its GTFS colour: {chips}"
+    )
+
+
 def test_a_started_trip_resumes_after_a_reload_and_its_data_can_be_deleted(
     page: Any, live_server: str
 ) -> None:
@@ -252,9 +276,15 @@ def test_a_started_trip_resumes_after_a_reload_and_its_data_can_be_deleted(
     page.wait_for_selector('body[data-ready="1"]', timeout=120_000)
     page.fill("#from", ORIGIN)
     page.fill("#to", DESTINATION)
-    page.click("#plan")
+    with page.expect_response(lambda r: "/api/v1/plan" in r.url) as planned:
+        page.click("#plan")
     page.wait_for_selector('#itineraries[data-state="planned"]', timeout=START_TIMEOUT_MS)
-    start = page.locator("#itineraries .start-trip").first
+    # the option whose line the list painted other than its GTFS colour (two lines of the
+    # list shared it): alone on the trip it would get the GTFS colour back
+    chip_colours = """(sel) => [...document.querySelectorAll(sel)].map((c) =>
+        [c.textContent.trim(), getComputedStyle(c).backgroundColor])"""
+    index, listed = _repainted_option(page, planned.value.json()["itineraries"], chip_colours)
+    start = page.locator(f'#itineraries .start-trip[data-index="{index}"]')
     assert start.inner_text().startswith("Start trip")
     socket = TripSocket(page)
     with page.expect_response(
@@ -265,6 +295,8 @@ def test_a_started_trip_resumes_after_a_reload_and_its_data_can_be_deleted(
     trip_id = created.value.json()["trip_id"]
     _wait_live(page)
     assert page.locator("#trip-id").inner_text() == trip_id
+    # the lines keep the colours the traveller chose the plan by
+    assert dict(page.evaluate(chip_colours, "#trip-plan .chip")) == listed
     assert len(socket.of_type("hello")) == 1
     page.wait_for_timeout(500)  # let a first live message or two arrive
     stored = json.loads(page.evaluate("sessionStorage.getItem('correspondance.trip')"))
