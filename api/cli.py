@@ -181,11 +181,16 @@ WS_IMPL = "websockets-sansio"
 #   compressing every frame is most of a fan-out's CPU; trip messages are small JSON;
 # * (message size, header size and trusted proxies: settings.limits, api/limits.py);
 # * a deep accept backlog, so that thousands of clients reconnecting at once after a
-#   restart wait in the kernel rather than being refused (capped by net.core.somaxconn).
+#   restart wait in the kernel rather than being refused (capped by net.core.somaxconn);
+# * on SIGTERM, requests still running after GRACEFUL_SHUTDOWN_S are cancelled, so the
+#   lifespan's shutdown (stepping down as writer, giving trip leases back) runs within
+#   ``docker stop``'s 10 s (uvicorn's default waits for every task, forever).
+GRACEFUL_SHUTDOWN_S = 5.0
 UVICORN_OPTIONS: dict[str, Any] = {
     "ws": WS_IMPL,
     "ws_per_message_deflate": False,
     "backlog": 4096,
+    "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
 }
 
 

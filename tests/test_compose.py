@@ -158,3 +158,18 @@ def test_dockerfile_installs_with_the_lock_and_runs_unprivileged() -> None:
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users
     assert users[-1] not in {"root", "0"}
+
+
+def test_app_services_get_longer_to_stop_than_they_take(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    # docker stop's default 10 s would SIGKILL a worker still giving its leases back, and
+    # an API process still stepping down after its requests' grace (api/cli.py)
+    from api.cli import GRACEFUL_SHUTDOWN_S, WORKER_STOP_TIMEOUT_S
+
+    def seconds(text: str) -> float:
+        assert text.endswith("s"), text
+        return float(text[:-1])
+
+    assert seconds(services["worker"]["stop_grace_period"]) > WORKER_STOP_TIMEOUT_S
+    assert seconds(services["api"]["stop_grace_period"]) > GRACEFUL_SHUTDOWN_S + 10

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket
@@ -70,18 +71,30 @@ async def congestion_socket(ws: WebSocket) -> None:
         )
         await ws.close(4404)
         return
+    # the page leaving ends the socket at once, not at the next change of the map (which may
+    # never come: an abandoned socket then held its subscription, and a server being
+    # stopped waited for it)
     receiver = asyncio.create_task(_drain(ws))
+    sender = asyncio.create_task(_nudge(ws, state.congestion(), city, receiver.done))
     try:
-        changes = state.congestion().map_changes(city, stop=receiver.done)
+        await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sender, receiver):
+            task.cancel()
+        await asyncio.gather(sender, receiver, return_exceptions=True)
+
+
+async def _nudge(
+    ws: WebSocket, congestion: CongestionService, city: str, stop: Callable[[], bool]
+) -> None:
+    """Send a ``congestion.changed`` nudge each time the city's map may have changed."""
+    try:
+        changes = congestion.map_changes(city, stop=stop)
         async with contextlib.aclosing(changes):
             async for at in changes:
                 await ws.send_json({"type": "congestion.changed", "v": 1, "city": city, "at": at})
     except (WebSocketDisconnect, RuntimeError):
         pass  # the page left
-    finally:
-        receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await receiver
 
 
 async def _drain(ws: WebSocket) -> None:

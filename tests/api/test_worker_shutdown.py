@@ -1,4 +1,5 @@
-"""A ``correspondance worker`` busy with many active trips stops promptly on SIGTERM.
+"""A ``correspondance worker`` busy with many active trips, and a ``serve`` process with
+open and abandoned websockets, stop promptly on SIGTERM.
 
 Found by ``bench_engines``: a worker holding 2,000 trips did not exit within 30 s of SIGTERM,
 and a second SIGTERM was ignored. Its trip engine's tick (store calls for every trip) kept
@@ -10,16 +11,21 @@ sends) swallows a cancellation that lands as the command's send completes, so on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import json
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from processes import redis_server, wait_until, worker
-from trip_helpers import CITY, DEMO_FROM, DEMO_TO, trip_settings
+from processes import redis_server, serve, wait_until, worker
+from trip_helpers import CITY, DEMO_FROM, DEMO_TO, plan, start_trip, trip_settings
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from correspondance.store import RedisStateStore
 from realtime.trips.sessions import TripBook
@@ -98,3 +104,45 @@ def test_a_worker_ticking_many_trips_exits_within_seconds_of_sigterm(
             assert held() == [], held()
         client.close()
     assert took < 10.0
+
+
+async def _sockets_then_sigterm(url: str, child: Any) -> tuple[list[int | None], float]:
+    """Leave a congestion socket (the page closed), keep another and a trip socket open,
+    SIGTERM the server: (close codes the open sockets got, seconds until it exited)."""
+    ws = url.replace("http://", "ws://")
+    async with httpx.AsyncClient(timeout=60, trust_env=False) as http:
+        trip_id, token = await start_trip(http, url, (await plan(http, url, "walk,transit"))[0])
+    left = await connect(f"{ws}/ws/v1/congestion?city={CITY}")
+    await left.close()  # what a closed tab does: its socket's handler must end now
+    watching = await connect(f"{ws}/ws/v1/congestion?city={CITY}")
+    riding = await connect(f"{ws}/ws/v1/trips/{trip_id}?token={token}")
+    assert json.loads(await riding.recv())["type"] == "hello"
+    await asyncio.sleep(0.5)
+    child.process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    codes: list[int | None] = []
+    for sock in (watching, riding):
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(sock.recv(), 15)
+        codes.append(sock.close_code)
+    await asyncio.to_thread(child.process.wait, 15)
+    return codes, time.monotonic() - sent
+
+
+def test_a_server_with_open_and_abandoned_sockets_exits_within_seconds_of_sigterm(
+    tmp_path: Path,
+) -> None:
+    # found using the app: a server whose page had been closed ignored SIGTERM (20 s, then
+    # killed): a congestion socket whose page left waited for the next map change to end
+    with serve(trip_settings(tmp_path, warm_up=False), tmp_path / "serve.log") as child:
+        assert child.url is not None
+        try:
+            codes, took = asyncio.run(_sockets_then_sigterm(child.url, child))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the server ignored SIGTERM for 15 s:\n{child.tail()}")
+        # uvicorn re-raises the signal once shut down: "terminated by SIGTERM", as asked
+        assert child.process.returncode in (0, -signal.SIGTERM), child.tail()
+        assert "stepping down as writer" in child.tail()  # the lifespan's shutdown ran
+        assert codes == [1012, 1012]  # "service restart": clients reconnect elsewhere
+        assert took < 10.0, child.tail()  # docker stop's grace period
