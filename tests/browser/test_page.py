@@ -162,7 +162,9 @@ def test_bad_coordinates_are_caught_before_the_api(page: Any) -> None:
     assert error.is_visible()
     assert "“not a place” is not a place we know for the origin" in error.inner_text()
     box, height = error.bounding_box(), page.viewport_size["height"]
-    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, box
+    assert box is not None
+    assert box["y"] >= 0, box
+    assert box["y"] + box["height"] <= height, box
     assert page.locator("#error").is_hidden()
     assert page.locator("#from").get_attribute("aria-invalid") == "true"
     # nothing typed at all: both are asked for; a tap on the map clears the message

@@ -91,7 +91,8 @@ def test_a_started_trip_keeps_the_colours_its_lines_were_chosen_by(
             }"""
         )
         listed, trip_b, trip_c, fresh = colours
-        assert listed != "#ff0000" and trip_b == listed, colours
+        assert listed != "#ff0000", colours
+        assert trip_b == listed, colours
         assert trip_c not in (trip_b, "#ff0000"), colours  # a new line: a colour of its own
         assert fresh == "#ff0000", colours
         w.problems.assert_none()
