@@ -137,3 +137,31 @@ def test_switching_language_in_the_page_is_remembered(chromium: Any, live_server
         page.wait_for_selector('html[lang="en"]', state="attached")
         assert page.locator("#plan").inner_text() == "Plan"
         w.problems.assert_none()
+
+
+# the width the selected option's text needs in its select, against the select's box
+SELECT_FITS_JS = """() => [...document.querySelectorAll('.topbar select')].map((s) => {
+    const style = getComputedStyle(s);
+    const ctx = document.createElement('canvas').getContext('2d');
+    ctx.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const text = s.options[s.selectedIndex].text;
+    const room = s.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)
+        - 16;  // the drop-down arrow
+    return [text, ctx.measureText(text).width <= room];
+})"""
+
+
+@pytest.mark.parametrize("locale", ["pt-BR", "nb-NO", "fr-FR"])
+def test_a_phone_header_shows_the_city_and_language_names_whole(
+    chromium: Any, live_server: str, locale: str
+) -> None:
+    # seen: "Português (Brasil)" cut to "Portugu" beside the name cut to "Correspondan…"
+    narrow = {"width": 360, "height": 780}
+    with watched_page(chromium, live_server, narrow, locale=locale) as w:
+        open_page(w)
+        fits = w.page.evaluate(SELECT_FITS_JS)
+        assert [ok for _, ok in fits] == [True, True], fits
+        assert w.page.locator(".brand-mark").is_visible()
+        assert w.page.get_by_role("heading", name="Correspondance", level=1).count() == 1
+        assert w.page.evaluate("document.documentElement.scrollWidth") <= narrow["width"]
+        w.check(f"header-{locale}-360")
