@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import numpy as np
@@ -87,19 +87,16 @@ class CongestionService:
         edge = drive.snap(lat, lon, min(REPORT_MATCH_M * 2, max_snap_m)).edge
         return street_at(drive, edge, opposite_edges(drive, edge))
 
-    async def map_changes(
-        self, city: str, *, stop: Callable[[], bool]
-    ) -> AsyncGenerator[float, None]:
+    async def map_changes(self, city: str) -> AsyncGenerator[float, None]:
         """Yield the time each time the city's congestion map may have changed, at most once
-        every :data:`NUDGE_MIN_INTERVAL_S`, until ``stop()``; lost events only resubscribe
-        (a reader refetches the whole map at the next nudge anyway)."""
-        while not stop():
+        every :data:`NUDGE_MIN_INTERVAL_S`, until the reader closes or cancels it (a socket's
+        reader does when its client leaves); lost events only resubscribe (a reader
+        refetches the whole map at the next nudge anyway)."""
+        while True:
             try:
                 async with self.store.subscribe(after_seq=None) as events:
                     last = 0.0
                     async for event in events:
-                        if stop():
-                            return
                         if event.city != city or event.type not in MAP_EVENTS:
                             continue
                         wait = last + NUDGE_MIN_INTERVAL_S - time.monotonic()

@@ -19,7 +19,7 @@ await initLanguage(); // the catalogue first: everything below words its texts t
 languagePicker($("lang"));
 const els = {
   city: $("city"), from: $("from"), to: $("to"), depart: $("depart"), plan: $("plan"), swap: $("swap"),
-  form: $("plan-form"), error: $("error"), list: $("itineraries"), resultsStatus: $("results-status"),
+  form: $("plan-form"), error: $("error"), endpointError: $("endpoint-error"), list: $("itineraries"), resultsStatus: $("results-status"),
   mapStatus: $("map-status"),
   modes: $("modes"), modesError: $("modes-error"), modesHint: $("modes-hint"), simNote: $("sim-note"),
   feeds: $("feeds"), feedsSummary: $("feeds-summary"), feedsList: $("feeds-list"),
@@ -69,10 +69,8 @@ function endpointProblem(from, to) {
 }
 
 function showEndpointError(message) {
-  const line = document.getElementById("endpoint-error");
-  if (!line) return;
-  line.textContent = message;
-  line.hidden = !message;
+  els.endpointError.textContent = message;
+  els.endpointError.hidden = !message;
 }
 
 function setMapStatus(text) {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket
@@ -75,7 +74,7 @@ async def congestion_socket(ws: WebSocket) -> None:
     # never come: an abandoned socket then held its subscription, and a server being
     # stopped waited for it)
     receiver = asyncio.create_task(_drain(ws))
-    sender = asyncio.create_task(_nudge(ws, state.congestion(), city, receiver.done))
+    sender = asyncio.create_task(_nudge(ws, state.congestion(), city))
     try:
         await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -84,12 +83,10 @@ async def congestion_socket(ws: WebSocket) -> None:
         await asyncio.gather(sender, receiver, return_exceptions=True)
 
 
-async def _nudge(
-    ws: WebSocket, congestion: CongestionService, city: str, stop: Callable[[], bool]
-) -> None:
+async def _nudge(ws: WebSocket, congestion: CongestionService, city: str) -> None:
     """Send a ``congestion.changed`` nudge each time the city's map may have changed."""
     try:
-        changes = congestion.map_changes(city, stop=stop)
+        changes = congestion.map_changes(city)
         async with contextlib.aclosing(changes):
             async for at in changes:
                 await ws.send_json({"type": "congestion.changed", "v": 1, "city": city, "at": at})
